@@ -1,0 +1,3 @@
+//! The Timely dataflow that ties sources to window state: ingest, event-order
+//! buffering, the window operator and the sinks.
+#![warn(missing_docs)]

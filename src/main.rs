@@ -1,0 +1,5 @@
+//! The `tidemark` command-line interface.
+
+fn main() {
+    println!("tidemark");
+}
