@@ -1,0 +1,439 @@
+//! Aggregations: the [`Aggregator`] trait, the built-ins (count, sum, min,
+//! max, mean) and [`Metrics`], a run-time selection of built-ins.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+/// A user aggregation: `add` folds one input into an accumulator, `merge`
+/// combines two partial accumulators, `finish` reads the result.
+///
+/// # Contract
+///
+/// `merge` must be associative and commutative, and `Self::Acc::default()`
+/// must be its identity (a commutative monoid); and adding inputs one by one
+/// must equal merging the accumulators of any split of them. Session merging
+/// and sliding-window panes rely on these laws: an aggregator that breaks them
+/// gives results that depend on how records were split into panes or sessions.
+/// `finish` must not change the accumulator.
+///
+/// # Examples
+///
+/// A distinct count:
+///
+/// ```
+/// use std::collections::BTreeSet;
+/// use tidemark_windows::Aggregator;
+///
+/// struct DistinctCount;
+/// impl Aggregator for DistinctCount {
+///     type Input = String;
+///     type Acc = BTreeSet<String>;
+///     type Output = usize;
+///     fn add(&self, acc: &mut Self::Acc, input: &String) {
+///         acc.insert(input.clone());
+///     }
+///     fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc) {
+///         acc.extend(other.iter().cloned());
+///     }
+///     fn finish(&self, acc: &Self::Acc) -> usize {
+///         acc.len()
+///     }
+/// }
+///
+/// let agg = DistinctCount;
+/// let mut a = BTreeSet::new();
+/// agg.add(&mut a, &"x".to_string());
+/// agg.add(&mut a, &"y".to_string());
+/// let mut b = BTreeSet::new();
+/// agg.add(&mut b, &"x".to_string());
+/// agg.merge(&mut a, &b);
+/// assert_eq!(agg.finish(&a), 2);
+/// ```
+pub trait Aggregator {
+    /// What one record contributes.
+    type Input;
+    /// The partial aggregate kept per window (or pane, or session).
+    type Acc: Clone + Default;
+    /// The value reported for a window.
+    type Output: Clone + PartialEq;
+    /// Folds one input into `acc`.
+    fn add(&self, acc: &mut Self::Acc, input: &Self::Input);
+    /// Folds `other` into `acc`.
+    fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc);
+    /// The result for `acc`.
+    fn finish(&self, acc: &Self::Acc) -> Self::Output;
+}
+
+/// A numeric input or result: an exact integer or a float.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Number {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+}
+
+impl Number {
+    /// The value as a float.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Float(f) => f,
+        }
+    }
+
+    /// Numeric comparison: exact between integers, as floats otherwise
+    /// (NaN sorts last).
+    pub fn total_cmp(self, other: Number) -> Ordering {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => a.cmp(&b),
+            (a, b) => a.as_f64().total_cmp(&b.as_f64()),
+        }
+    }
+}
+
+impl Default for Number {
+    fn default() -> Self {
+        Number::Int(0)
+    }
+}
+
+/// An exact sum: integers add exactly (in 128 bits); floats add with
+/// compensated (Neumaier) summation in a separate part.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SumAcc {
+    int: i128,
+    float: f64,
+    compensation: f64,
+    has_float: bool,
+}
+
+impl SumAcc {
+    /// Adds one number.
+    #[inline]
+    pub fn add(&mut self, value: Number) {
+        match value {
+            Number::Int(i) => self.int = self.int.wrapping_add(i as i128),
+            Number::Float(f) => {
+                self.has_float = true;
+                self.add_float(f);
+            }
+        }
+    }
+
+    fn add_float(&mut self, f: f64) {
+        let t = self.float + f;
+        if self.float.abs() >= f.abs() {
+            self.compensation += (self.float - t) + f;
+        } else {
+            self.compensation += (f - t) + self.float;
+        }
+        self.float = t;
+    }
+
+    /// Adds another partial sum.
+    pub fn merge(&mut self, other: &SumAcc) {
+        self.int = self.int.wrapping_add(other.int);
+        if other.has_float {
+            self.has_float = true;
+            self.add_float(other.float);
+            self.compensation += other.compensation;
+        }
+    }
+
+    /// The sum: exact when every input was an integer.
+    pub fn value(&self) -> SumValue {
+        if self.has_float {
+            SumValue::Float(self.int as f64 + (self.float + self.compensation))
+        } else {
+            SumValue::Int(self.int)
+        }
+    }
+}
+
+/// The result of a sum: exact for integers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SumValue {
+    /// Sum of integers, exact.
+    Int(i128),
+    /// Sum involving floats.
+    Float(f64),
+}
+
+impl SumValue {
+    /// The sum as a float.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            SumValue::Int(i) => i as f64,
+            SumValue::Float(f) => f,
+        }
+    }
+}
+
+/// Counts records.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Count;
+
+impl Aggregator for Count {
+    type Input = Number;
+    type Acc = u64;
+    type Output = u64;
+    fn add(&self, acc: &mut u64, _input: &Number) {
+        *acc += 1;
+    }
+    fn merge(&self, acc: &mut u64, other: &u64) {
+        *acc += other;
+    }
+    fn finish(&self, acc: &u64) -> u64 {
+        *acc
+    }
+}
+
+/// Sums values exactly (see [`SumAcc`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sum;
+
+impl Aggregator for Sum {
+    type Input = Number;
+    type Acc = SumAcc;
+    type Output = SumValue;
+    fn add(&self, acc: &mut SumAcc, input: &Number) {
+        acc.add(*input);
+    }
+    fn merge(&self, acc: &mut SumAcc, other: &SumAcc) {
+        acc.merge(other);
+    }
+    fn finish(&self, acc: &SumAcc) -> SumValue {
+        acc.value()
+    }
+}
+
+fn keep(acc: &mut Option<Number>, value: Number, wanted: Ordering) {
+    match acc {
+        Some(current) if value.total_cmp(*current) != wanted => {}
+        _ => *acc = Some(value),
+    }
+}
+
+/// The smallest value.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Min;
+
+impl Aggregator for Min {
+    type Input = Number;
+    type Acc = Option<Number>;
+    type Output = Option<Number>;
+    fn add(&self, acc: &mut Option<Number>, input: &Number) {
+        keep(acc, *input, Ordering::Less);
+    }
+    fn merge(&self, acc: &mut Option<Number>, other: &Option<Number>) {
+        if let Some(v) = other {
+            keep(acc, *v, Ordering::Less);
+        }
+    }
+    fn finish(&self, acc: &Option<Number>) -> Option<Number> {
+        *acc
+    }
+}
+
+/// The largest value.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Max;
+
+impl Aggregator for Max {
+    type Input = Number;
+    type Acc = Option<Number>;
+    type Output = Option<Number>;
+    fn add(&self, acc: &mut Option<Number>, input: &Number) {
+        keep(acc, *input, Ordering::Greater);
+    }
+    fn merge(&self, acc: &mut Option<Number>, other: &Option<Number>) {
+        if let Some(v) = other {
+            keep(acc, *v, Ordering::Greater);
+        }
+    }
+    fn finish(&self, acc: &Option<Number>) -> Option<Number> {
+        *acc
+    }
+}
+
+/// The arithmetic mean (sum / count, as a float).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mean;
+
+impl Aggregator for Mean {
+    type Input = Number;
+    type Acc = (u64, SumAcc);
+    type Output = Option<f64>;
+    fn add(&self, acc: &mut (u64, SumAcc), input: &Number) {
+        acc.0 += 1;
+        acc.1.add(*input);
+    }
+    fn merge(&self, acc: &mut (u64, SumAcc), other: &(u64, SumAcc)) {
+        acc.0 += other.0;
+        acc.1.merge(&other.1);
+    }
+    fn finish(&self, acc: &(u64, SumAcc)) -> Option<f64> {
+        (acc.0 > 0).then(|| acc.1.value().as_f64() / acc.0 as f64)
+    }
+}
+
+/// One built-in aggregation, as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggKind {
+    /// Number of records.
+    Count,
+    /// Exact sum of values.
+    Sum,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Mean value.
+    Mean,
+}
+
+impl AggKind {
+    /// The field name in output rows.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggKind::Count => "count",
+            AggKind::Sum => "sum",
+            AggKind::Min => "min",
+            AggKind::Max => "max",
+            AggKind::Mean => "mean",
+        }
+    }
+}
+
+impl std::str::FromStr for AggKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "count" => Ok(AggKind::Count),
+            "sum" => Ok(AggKind::Sum),
+            "min" => Ok(AggKind::Min),
+            "max" => Ok(AggKind::Max),
+            "mean" | "avg" => Ok(AggKind::Mean),
+            other => Err(format!(
+                "unknown aggregation \"{other}\" (expected count, sum, min, max or mean)"
+            )),
+        }
+    }
+}
+
+/// The accumulator of [`Metrics`]: count, exact sum, min and max together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsAcc {
+    /// Number of records.
+    pub count: u64,
+    /// Exact sum.
+    pub sum: SumAcc,
+    /// Smallest value.
+    pub min: Option<Number>,
+    /// Largest value.
+    pub max: Option<Number>,
+}
+
+/// The result of [`Metrics`]: the selected aggregations are `Some`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricValues {
+    /// Number of records.
+    pub count: Option<u64>,
+    /// Exact sum.
+    pub sum: Option<SumValue>,
+    /// Smallest value.
+    pub min: Option<Number>,
+    /// Largest value.
+    pub max: Option<Number>,
+    /// Mean value.
+    pub mean: Option<f64>,
+}
+
+/// A run-time selection of the built-in aggregations over one numeric value,
+/// computed from one shared accumulator.
+///
+/// ```
+/// use tidemark_windows::{AggKind, Aggregator, Metrics, MetricsAcc, Number, SumValue};
+/// let m = Metrics::new(&[AggKind::Count, AggKind::Sum]);
+/// let mut acc = MetricsAcc::default();
+/// m.add(&mut acc, &Number::Int(3));
+/// m.add(&mut acc, &Number::Int(4));
+/// let out = m.finish(&acc);
+/// assert_eq!(out.count, Some(2));
+/// assert_eq!(out.sum, Some(SumValue::Int(7)));
+/// assert_eq!(out.min, None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    kinds: Vec<AggKind>,
+}
+
+impl Metrics {
+    /// The aggregations `kinds`, reported in that order.
+    pub fn new(kinds: &[AggKind]) -> Self {
+        Metrics {
+            kinds: kinds.to_vec(),
+        }
+    }
+
+    /// The selected aggregations in the order given.
+    pub fn kinds(&self) -> &[AggKind] {
+        &self.kinds
+    }
+
+    fn wants(&self, kind: AggKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+}
+
+impl Aggregator for Metrics {
+    type Input = Number;
+    type Acc = MetricsAcc;
+    type Output = MetricValues;
+
+    #[inline]
+    fn add(&self, acc: &mut MetricsAcc, input: &Number) {
+        acc.count += 1;
+        acc.sum.add(*input);
+        keep(&mut acc.min, *input, Ordering::Less);
+        keep(&mut acc.max, *input, Ordering::Greater);
+    }
+
+    fn merge(&self, acc: &mut MetricsAcc, other: &MetricsAcc) {
+        acc.count += other.count;
+        acc.sum.merge(&other.sum);
+        if let Some(v) = other.min {
+            keep(&mut acc.min, v, Ordering::Less);
+        }
+        if let Some(v) = other.max {
+            keep(&mut acc.max, v, Ordering::Greater);
+        }
+    }
+
+    fn finish(&self, acc: &MetricsAcc) -> MetricValues {
+        MetricValues {
+            count: self.wants(AggKind::Count).then_some(acc.count),
+            sum: self.wants(AggKind::Sum).then(|| acc.sum.value()),
+            min: if self.wants(AggKind::Min) {
+                acc.min
+            } else {
+                None
+            },
+            max: if self.wants(AggKind::Max) {
+                acc.max
+            } else {
+                None
+            },
+            mean: if self.wants(AggKind::Mean) && acc.count > 0 {
+                Some(acc.sum.value().as_f64() / acc.count as f64)
+            } else {
+                None
+            },
+        }
+    }
+}
