@@ -67,7 +67,6 @@ pub trait Aggregator {
 
 /// A numeric input or result: an exact integer or a float.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
 pub enum Number {
     /// An integer.
     Int(i64),
@@ -90,6 +89,36 @@ impl Number {
         match (self, other) {
             (Number::Int(a), Number::Int(b)) => a.cmp(&b),
             (a, b) => a.as_f64().total_cmp(&b.as_f64()),
+        }
+    }
+}
+
+/// Writes a float as a JSON number (`null` when not finite).
+fn fmt_float(f: f64, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    if f.is_finite() {
+        write!(out, "{f}")
+    } else {
+        out.write_str("null")
+    }
+}
+
+/// JSON number text: integers exactly, floats in their shortest
+/// round-trip form, non-finite floats as `null`.
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Number::Int(i) => write!(f, "{i}"),
+            Number::Float(x) => fmt_float(x, f),
+        }
+    }
+}
+
+/// JSON number text, as for [`Number`].
+impl std::fmt::Display for SumValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            SumValue::Int(i) => write!(f, "{i}"),
+            SumValue::Float(x) => fmt_float(x, f),
         }
     }
 }
@@ -155,7 +184,6 @@ impl SumAcc {
 
 /// The result of a sum: exact for integers.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
 pub enum SumValue {
     /// Sum of integers, exact.
     Int(i128),

@@ -56,8 +56,8 @@ pub trait WindowAssigner {
 /// The window kind of a job, as written in a job file.
 ///
 /// Windows are aligned to the epoch (plus `offset`), as in Flink.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WindowSpec {
     /// Back-to-back windows of `size` ms starting at `offset + n * size`.
     Tumbling {

@@ -102,7 +102,7 @@ fn row(c: &Change<String, MetricValues>) -> String {
         c.window.start,
         c.window.end,
         v.count.unwrap(),
-        serde_json::to_string(&v.sum.unwrap()).unwrap(),
+        v.sum.unwrap(),
         c.kind.name()
     )
 }
