@@ -1,5 +1,58 @@
 //! Partitioned, offset-addressed event logs: the input side of tidemark.
 //!
-//! A source is a set of partitions; each partition is an ordered log of
-//! records addressed by offset, readable from any offset.
+//! A [`Source`] is a set of partitions; each partition is an ordered log of
+//! records addressed by offset (the first record is at offset 0), readable
+//! from any offset through a [`PartitionReader`]. Every offset yields either
+//! a [`Record`] or a [`DeadLetter`] naming why the input there could not be
+//! decoded: bad input is data, never an error and never a panic, and no
+//! offset is skipped silently.
+//!
+//! Sources:
+//!
+//! - [`FileSource`]: a directory whose files are the partitions, or one file
+//!   whose records carry their partition; JSON lines or CSV; can follow
+//!   growing files.
+//! - [`GeneratorSource`]: a seeded, counter-based workload generator (the
+//!   shape of the project's `gen.py`), for benchmarks and tests.
+//! - [`MemorySource`]: records or raw lines held in memory.
+//!
+//! # Examples
+//!
+//! ```
+//! use tidemark_sources::{DecodeConfig, Format, MemorySource, ReadStatus, Source};
+//!
+//! let lines = vec![vec![
+//!     r#"{"key":"k1","ts":1000,"value":3}"#,
+//!     r#"{"key":"k2","ts":"soon","value":4}"#,
+//! ]];
+//! let source = MemorySource::from_lines(lines, DecodeConfig::new(Format::Jsonl));
+//! let mut reader = source.open(0, 0)?;
+//! let mut out = Vec::new();
+//! assert_eq!(reader.read(10, &mut out)?, ReadStatus::End);
+//! assert_eq!(out[0].as_ref().map(|r| r.event_time), Ok(1000));
+//! let dead = out[1].as_ref().unwrap_err();
+//! assert_eq!((dead.offset, dead.reason.as_str()),
+//!            (1, "invalid time \"soon\" for format epoch-ms in field \"ts\""));
+//! # Ok::<(), tidemark_sources::SourceError>(())
+//! ```
 #![warn(missing_docs)]
+
+mod dead_letter;
+pub mod decode;
+pub mod file;
+pub mod generator;
+mod memory;
+mod record;
+mod source;
+
+pub use crate::dead_letter::{DeadLetter, RAW_LIMIT};
+pub use crate::decode::{
+    DecodeConfig, Decoder, FieldMapping, Format, TimeFormat, DEFAULT_MAX_LINE_LEN,
+};
+pub use crate::file::{FileSource, FileSourceConfig};
+pub use crate::generator::{GeneratorConfig, GeneratorSource};
+pub use crate::memory::MemorySource;
+pub use crate::record::{
+    Decoded, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
+};
+pub use crate::source::{PartitionReader, Source, SourceError};

@@ -1,0 +1,2 @@
+//! Decode benches (placeholder).
+fn main() {}

@@ -1,0 +1,265 @@
+//! JSON lines: the fast byte scanner for flat objects and the general path
+//! on `serde_json` (nested paths, escapes, anything unusual).
+
+use std::borrow::Cow;
+
+use serde_json::{Number, Value as Json};
+
+use super::{FieldMapping, Fields, Scalar, Slot};
+
+/// The mapped fields of a JSON line, as paths.
+#[derive(Clone, Debug)]
+pub(super) struct JsonFields {
+    /// Every mapped field as its path segments.
+    paths: Vec<(Slot, Vec<String>)>,
+    /// Whether every path is a single top-level name (the fast path's case).
+    flat: bool,
+}
+
+impl JsonFields {
+    pub(super) fn new(mapping: &FieldMapping) -> Self {
+        let mut paths = vec![
+            (Slot::Key, split_path(&mapping.key)),
+            (Slot::Time, split_path(&mapping.time)),
+            (Slot::Value, split_path(&mapping.value)),
+        ];
+        if let Some(partition) = &mapping.partition {
+            paths.push((Slot::Partition, split_path(partition)));
+        }
+        let flat = paths.iter().all(|(_, path)| path.len() == 1);
+        JsonFields { paths, flat }
+    }
+
+    /// The fast path: a flat object whose strings hold no escapes and whose
+    /// values are not nested. `None` hands the line to the general path.
+    pub(super) fn fast<'a>(&self, text: &'a str) -> Option<Fields<'a>> {
+        if !self.flat {
+            return None;
+        }
+        let mut scan = Scanner {
+            bytes: text.as_bytes(),
+            text,
+            pos: 0,
+        };
+        let mut fields = Fields::default();
+        scan.skip_ws();
+        scan.expect(b'{')?;
+        scan.skip_ws();
+        if scan.peek() == Some(b'}') {
+            scan.pos += 1;
+        } else {
+            loop {
+                let name = scan.string()?;
+                scan.skip_ws();
+                scan.expect(b':')?;
+                scan.skip_ws();
+                let value = scan.value()?;
+                // Later duplicates win, as in `serde_json::Value`.
+                for (slot, path) in &self.paths {
+                    if path.first().map(String::as_str) == Some(name) {
+                        fields.set(*slot, value.clone());
+                    }
+                }
+                scan.skip_ws();
+                match scan.next()? {
+                    b',' => scan.skip_ws(),
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        scan.skip_ws();
+        (scan.pos == scan.bytes.len()).then_some(fields)
+    }
+
+    /// The general path: parse with `serde_json`, then follow each path.
+    pub(super) fn general<'a>(&self, text: &str) -> Result<Fields<'a>, String> {
+        let json: Json = serde_json::from_str(text).map_err(|e| format!("invalid json: {e}"))?;
+        if !json.is_object() {
+            return Err(format!(
+                "invalid json: expected an object, found {}",
+                json_kind(&json)
+            ));
+        }
+        let mut fields = Fields::default();
+        for (slot, path) in &self.paths {
+            let mut found = Some(&json);
+            for segment in path {
+                found = found
+                    .and_then(|v| v.as_object())
+                    .and_then(|o| o.get(segment));
+            }
+            if let Some(found) = found {
+                fields.set(*slot, scalar_of(found));
+            }
+        }
+        Ok(fields)
+    }
+}
+
+fn split_path(name: &str) -> Vec<String> {
+    name.split('.').map(str::to_owned).collect()
+}
+
+fn json_kind(json: &Json) -> &'static str {
+    match json {
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
+    }
+}
+
+fn scalar_of(json: &Json) -> Scalar<'static> {
+    match json {
+        Json::String(s) => Scalar::Str(Cow::Owned(s.clone())),
+        Json::Number(n) => number_scalar(n),
+        other => Scalar::Other(json_kind(other)),
+    }
+}
+
+fn number_scalar(n: &Number) -> Scalar<'static> {
+    if let Some(i) = n.as_i64() {
+        Scalar::Int(i)
+    } else if let Some(u) = n.as_u64() {
+        Scalar::UInt(u)
+    } else {
+        Scalar::Float(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+/// A cursor over a line that is already known to be UTF-8.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// A string without escapes or control characters, without its quotes.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        loop {
+            match self.next()? {
+                b'"' => return self.text.get(start..self.pos - 1),
+                b'\\' | 0..=0x1f => return None,
+                _ => {}
+            }
+        }
+    }
+
+    fn value(&mut self) -> Option<Scalar<'a>> {
+        match self.peek()? {
+            b'"' => self.string().map(|s| Scalar::Str(Cow::Borrowed(s))),
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.literal("true", "boolean"),
+            b'f' => self.literal("false", "boolean"),
+            b'n' => self.literal("null", "null"),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &str, kind: &'static str) -> Option<Scalar<'a>> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word.as_bytes()).then(|| {
+            self.pos = end;
+            Scalar::Other(kind)
+        })
+    }
+
+    fn number(&mut self) -> Option<Scalar<'a>> {
+        let start = self.pos;
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
+            self.pos += 1;
+        }
+        let digits = self.bytes.get(start..self.pos)?;
+        if let Some(i) = simple_int(digits) {
+            return Some(Scalar::Int(i));
+        }
+        // Anything but a short plain integer is left to serde_json so both
+        // paths read every number the same way.
+        let text = self.text.get(start..self.pos)?;
+        serde_json::from_str::<Number>(text)
+            .ok()
+            .map(|n| number_scalar(&n))
+    }
+}
+
+/// `-?[1-9][0-9]{0,17}` or `0`: integers that cannot overflow `i64`.
+fn simple_int(digits: &[u8]) -> Option<i64> {
+    let (negative, body) = match digits.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, digits),
+    };
+    match body {
+        [b'0'] if !negative => return Some(0),
+        [b'1'..=b'9', ..] if body.len() <= 18 => {}
+        _ => return None,
+    }
+    let mut n: i64 = 0;
+    for &b in body {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(b - b'0');
+    }
+    Some(if negative { -n } else { n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_ints() {
+        assert_eq!(simple_int(b"0"), Some(0));
+        assert_eq!(simple_int(b"-12"), Some(-12));
+        assert_eq!(simple_int(b"-0"), None);
+        assert_eq!(simple_int(b"012"), None);
+        assert_eq!(simple_int(b"1.5"), None);
+        assert_eq!(
+            simple_int(b"999999999999999999"),
+            Some(999_999_999_999_999_999)
+        );
+        assert_eq!(simple_int(b"9999999999999999999"), None);
+        assert_eq!(simple_int(b"-"), None);
+    }
+
+    #[test]
+    fn fast_reads_flat_objects() {
+        let fields = JsonFields::new(&FieldMapping::default());
+        let found = fields
+            .fast(r#" {"key":"a", "ts" : 5,"x":null,"value":-1.5e1} "#)
+            .unwrap();
+        assert_eq!(found.key, Some(Scalar::Str(Cow::Borrowed("a"))));
+        assert_eq!(found.time, Some(Scalar::Int(5)));
+        assert_eq!(found.value, Some(Scalar::Float(-15.0)));
+        assert!(fields.fast(r#"{"key":"a\"b"}"#).is_none());
+        assert!(fields.fast(r#"{"key":[1]}"#).is_none());
+        assert!(fields.fast(r#"{"key":1}x"#).is_none());
+        assert!(fields.fast(r#"{"key":1,}"#).is_none());
+    }
+}

@@ -1,0 +1,389 @@
+//! Turning one line of input into a [`Record`] or a [`DeadLetter`].
+//!
+//! A [`Decoder`] is built from a [`DecodeConfig`] (format, field names, time
+//! format, maximum line length). Each format has two paths that must agree:
+//!
+//! - a hand-written fast path for the common line (a flat JSON object
+//!   without escapes or nesting, a CSV row without quotes) that scans bytes
+//!   and allocates nothing but the key, and
+//! - a general path on `serde_json` / `csv` for everything else (nested
+//!   paths, escapes, quoting), which also produces the error messages.
+//!
+//! The fast path never rejects a line: when it is not sure, it hands the line
+//! to the general path, so both give the same answer for every input (the
+//! property tests check this on arbitrary bytes).
+//!
+//! Conversions, shared by both paths and both formats:
+//!
+//! - **key**: a string as is; a number as its decimal text (`42` → `"42"`,
+//!   `1.5` → `"1.5"`). Anything else is a dead letter.
+//! - **value**: an integer that fits `i64` is [`Value::Int`]; any other
+//!   finite number is [`Value::Float`]. Text (every CSV field, or a quoted
+//!   JSON string) is trimmed and parsed the same way, so `"42"` is `Int(42)`.
+//! - **time** ([`TimeFormat`]): `epoch-ms` and `epoch-s` take integers or
+//!   fractions (numbers or numeric text; fractions are rounded to the nearest
+//!   millisecond); `rfc3339` takes RFC 3339 / ISO 8601 text with an offset
+//!   (`2024-05-01T12:00:00.250Z`, `…+02:00`, `…+0200`). Times outside
+//!   [`MIN_EVENT_TIME`]`..=`[`MAX_EVENT_TIME`] are dead letters.
+//!
+//! Line checks, before any format: a trailing `\r` is dropped; a line longer
+//! than `max_line_len` bytes, a blank line (empty or only whitespace) and a
+//! line that is not UTF-8 are dead letters.
+
+mod convert;
+mod csv;
+mod jsonl;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dead_letter::DeadLetter;
+use crate::record::{Decoded, Offset, PartitionId, Record};
+#[cfg(doc)]
+use crate::record::{Value, MAX_EVENT_TIME, MIN_EVENT_TIME};
+
+pub(crate) use self::csv::split_header;
+
+/// The default maximum line length: 1 MiB.
+pub const DEFAULT_MAX_LINE_LEN: usize = 1 << 20;
+
+/// How lines are encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One JSON object per line.
+    #[default]
+    Jsonl,
+    /// One CSV row per line (a quoted field must not contain a line break).
+    Csv,
+}
+
+impl Format {
+    /// The name used in configuration and file extensions: `jsonl` or `csv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            other => Err(format!(
+                "unknown format \"{other}\": expected \"jsonl\" or \"csv\""
+            )),
+        }
+    }
+}
+
+/// How the time field encodes event time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeFormat {
+    /// Milliseconds since the Unix epoch.
+    #[default]
+    EpochMs,
+    /// Seconds since the Unix epoch, integer or fractional.
+    EpochS,
+    /// RFC 3339 / ISO 8601 text with a UTC offset.
+    Rfc3339,
+}
+
+impl TimeFormat {
+    /// The name used in configuration: `epoch-ms`, `epoch-s` or `rfc3339`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeFormat::EpochMs => "epoch-ms",
+            TimeFormat::EpochS => "epoch-s",
+            TimeFormat::Rfc3339 => "rfc3339",
+        }
+    }
+}
+
+impl fmt::Display for TimeFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TimeFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "epoch-ms" => Ok(TimeFormat::EpochMs),
+            "epoch-s" => Ok(TimeFormat::EpochS),
+            "rfc3339" => Ok(TimeFormat::Rfc3339),
+            other => Err(format!(
+                "unknown time format \"{other}\": expected \"epoch-ms\", \"epoch-s\" or \"rfc3339\""
+            )),
+        }
+    }
+}
+
+/// Which fields hold the key, the event time, the value and (for a single
+/// file holding several partitions) the partition.
+///
+/// In JSON a name with dots is a path into nested objects (`meta.ts`); in CSV
+/// a name is a header column, or without a header a column index (`"0"`,
+/// `"1"`, …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FieldMapping {
+    /// The key field (default `key`).
+    pub key: String,
+    /// The event-time field (default `ts`).
+    pub time: String,
+    /// The value field (default `value`).
+    pub value: String,
+    /// The partition field, used only when one file holds all partitions.
+    pub partition: Option<String>,
+}
+
+impl Default for FieldMapping {
+    fn default() -> Self {
+        FieldMapping {
+            key: "key".to_owned(),
+            time: "ts".to_owned(),
+            value: "value".to_owned(),
+            partition: None,
+        }
+    }
+}
+
+/// Everything a [`Decoder`] needs to know about the lines it reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecodeConfig {
+    /// The line format (default JSON lines).
+    pub format: Format,
+    /// CSV only: the first line of each partition is a header naming the
+    /// columns (default `false`, as `tidemark gen` without `--header`).
+    pub header: bool,
+    /// Field names.
+    pub fields: FieldMapping,
+    /// How event time is encoded (default epoch milliseconds).
+    pub time_format: TimeFormat,
+    /// Lines longer than this many bytes are dead letters (default 1 MiB).
+    pub max_line_len: usize,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig {
+            format: Format::default(),
+            header: false,
+            fields: FieldMapping::default(),
+            time_format: TimeFormat::default(),
+            max_line_len: DEFAULT_MAX_LINE_LEN,
+        }
+    }
+}
+
+impl DecodeConfig {
+    /// A configuration for `format` with every other setting at its default.
+    pub fn new(format: Format) -> Self {
+        DecodeConfig {
+            format,
+            ..DecodeConfig::default()
+        }
+    }
+}
+
+/// One field value as found in a line, before conversion.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Scalar<'a> {
+    /// A JSON string or any CSV field.
+    Str(Cow<'a, str>),
+    /// A JSON integer that fits `i64`.
+    Int(i64),
+    /// A JSON integer above `i64::MAX` that fits `u64`.
+    UInt(u64),
+    /// Any other JSON number.
+    Float(f64),
+    /// A JSON value that is not a string or a number.
+    Other(&'static str),
+}
+
+/// The fields of one line that a decoder looks at.
+#[derive(Debug, Default)]
+pub(crate) struct Fields<'a> {
+    pub(crate) key: Option<Scalar<'a>>,
+    pub(crate) time: Option<Scalar<'a>>,
+    pub(crate) value: Option<Scalar<'a>>,
+    pub(crate) partition: Option<Scalar<'a>>,
+}
+
+/// Which of the four mapped fields a name refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Key,
+    Time,
+    Value,
+    Partition,
+}
+
+impl<'a> Fields<'a> {
+    fn set(&mut self, slot: Slot, scalar: Scalar<'a>) {
+        match slot {
+            Slot::Key => self.key = Some(scalar),
+            Slot::Time => self.time = Some(scalar),
+            Slot::Value => self.value = Some(scalar),
+            Slot::Partition => self.partition = Some(scalar),
+        }
+    }
+}
+
+/// Decodes lines of one partition into records or dead letters.
+///
+/// A decoder is cheap to clone; a CSV decoder with `header` must be given
+/// the header line with [`Decoder::set_header`] before it decodes rows.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    config: DecodeConfig,
+    json: jsonl::JsonFields,
+    csv: csv::CsvColumns,
+}
+
+impl Decoder {
+    /// A decoder for `config`. Without a header, CSV field names must be
+    /// column indexes; a name that is not resolves to no column, so every
+    /// row is a dead letter naming the missing field.
+    pub fn new(config: &DecodeConfig) -> Self {
+        Decoder {
+            json: jsonl::JsonFields::new(&config.fields),
+            csv: csv::CsvColumns::by_index(&config.fields),
+            config: config.clone(),
+        }
+    }
+
+    /// The configuration this decoder was built from.
+    pub fn config(&self) -> &DecodeConfig {
+        &self.config
+    }
+
+    /// Whether this decoder expects a header line before the first record.
+    pub fn expects_header(&self) -> bool {
+        self.config.format == Format::Csv && self.config.header
+    }
+
+    /// Resolves CSV field names against a header line (a no-op for JSON).
+    pub fn set_header(&mut self, line: &[u8]) {
+        if self.config.format == Format::Csv {
+            let names = split_header(strip_cr(line));
+            self.csv = csv::CsvColumns::by_name(&self.config.fields, &names);
+        }
+    }
+
+    /// Decodes one line (without its `\n`) found at `offset` of `partition`.
+    pub fn decode(&self, partition: PartitionId, offset: Offset, line: &[u8]) -> Decoded {
+        self.decode_with(partition, offset, line, true)
+    }
+
+    /// Like [`Decoder::decode`], but always on the general (`serde_json` /
+    /// `csv`) path. It gives the same results, more slowly; it exists to
+    /// cross-check the fast path.
+    pub fn decode_general(&self, partition: PartitionId, offset: Offset, line: &[u8]) -> Decoded {
+        self.decode_with(partition, offset, line, false)
+    }
+
+    fn decode_with(
+        &self,
+        partition: PartitionId,
+        offset: Offset,
+        line: &[u8],
+        fast: bool,
+    ) -> Decoded {
+        let line = strip_cr(line);
+        let dead = |reason: String| DeadLetter::new(partition, offset, reason, line);
+        let text = self.check_line(line).map_err(dead)?;
+        let fields = self.fields(text, fast).map_err(dead)?;
+        let f = &self.config.fields;
+        let key = convert::key(fields.key, &f.key).map_err(dead)?;
+        let event_time =
+            convert::time(fields.time, &f.time, self.config.time_format).map_err(dead)?;
+        let value = convert::value(fields.value, &f.value).map_err(dead)?;
+        Ok(Record {
+            partition,
+            offset,
+            key,
+            event_time,
+            value,
+        })
+    }
+
+    /// The partition a line names in its partition field, or why it names
+    /// none. `Err` also covers lines that are not decodable at all.
+    pub(crate) fn partition_of(&self, line: &[u8]) -> Result<PartitionId, String> {
+        let line = strip_cr(line);
+        let text = self.check_line(line)?;
+        let fields = self.fields(text, true)?;
+        let name = self
+            .config
+            .fields
+            .partition
+            .as_deref()
+            .unwrap_or("partition");
+        convert::partition(fields.partition, name)
+    }
+
+    /// The line checks every format shares; returns the line as text.
+    fn check_line<'a>(&self, line: &'a [u8]) -> Result<&'a str, String> {
+        if line.len() > self.config.max_line_len {
+            return Err(too_long_reason(self.config.max_line_len));
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Err("empty line".to_owned());
+        }
+        std::str::from_utf8(line).map_err(|e| format!("invalid utf-8 at byte {}", e.valid_up_to()))
+    }
+
+    fn fields<'a>(&self, text: &'a str, fast: bool) -> Result<Fields<'a>, String> {
+        match self.config.format {
+            Format::Jsonl => {
+                if fast {
+                    if let Some(fields) = self.json.fast(text) {
+                        return Ok(fields);
+                    }
+                }
+                self.json.general(text)
+            }
+            Format::Csv => {
+                if fast {
+                    if let Some(fields) = self.csv.fast(text) {
+                        return Ok(fields);
+                    }
+                }
+                self.csv.general(text)
+            }
+        }
+    }
+}
+
+/// The dead-letter reason for a line over the length limit.
+pub(crate) fn too_long_reason(max: usize) -> String {
+    format!("line exceeds the maximum length of {max} bytes")
+}
+
+/// Drops one trailing `\r` (CRLF line endings).
+pub(crate) fn strip_cr(line: &[u8]) -> &[u8] {
+    match line.split_last() {
+        Some((b'\r', rest)) => rest,
+        _ => line,
+    }
+}

@@ -1,0 +1,349 @@
+//! [`FileSource`]: partitions stored as files of JSON lines or CSV rows.
+//!
+//! Two layouts:
+//!
+//! - **A directory**: each regular file is one partition, numbered in file
+//!   name order (`part-00000.jsonl` is partition 0, …). Hidden files (names
+//!   starting with `.`) and subdirectories are skipped.
+//! - **One file**: without a partition field it is partition 0. With one
+//!   ([`FieldMapping::partition`](crate::FieldMapping::partition)), each line
+//!   names its partition; the partitions are `0..n`, with `n` from
+//!   [`FileSourceConfig::partition_count`] or else one more than the largest
+//!   partition in the file when the source first looks. A line naming no
+//!   valid partition belongs to partition 0, as a dead letter.
+//!
+//! In both layouts **a record's offset is its line's index among its
+//! partition's lines**, not counting a CSV header (each file starts with
+//! one when [`DecodeConfig::header`] is set). Every line takes an offset,
+//! including a blank one, which becomes a dead letter `empty line`: the
+//! offsets stay the line numbers of the file, and nothing is dropped
+//! unseen. A line must not contain a line break, so a CSV field must not
+//! hold one even when quoted. A file that ends with `\n` has no empty last
+//! line; a UTF-8 byte-order mark at the very start is ignored.
+//!
+//! **Seeking.** Opening at offset N counts the N lines before it with
+//! `memchr`, without decoding them. In the one-file layout the source scans
+//! the file once (reading each line's partition field) and keeps every
+//! 4096th line position of each partition, so opens start near their offset.
+//!
+//! **Following** (`follow = true`): the files are treated as append-only
+//! logs. A reader returns what is there and then [`ReadStatus::CaughtUp`];
+//! lines appended later are read by later calls. A last line without its
+//! `\n` is not read until the `\n` arrives. Without follow, the end of a file
+//! is [`ReadStatus::End`] and a last line without `\n` is a record. Files
+//! that appear in the directory after the source listed it are not picked
+//! up, and truncating or rewriting a followed file is not supported.
+
+mod lines;
+mod reader;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use self::lines::{Line, LineReader};
+use self::reader::{FileReader, Ownership};
+use crate::decode::{DecodeConfig, Decoder, Format};
+#[cfg(doc)]
+use crate::record::ReadStatus;
+use crate::record::{Offset, PartitionId};
+use crate::source::{PartitionReader, Source, SourceError};
+
+/// Every this many records of a partition, the one-file layout's index
+/// keeps the line's byte position.
+const INDEX_STRIDE: u64 = 4096;
+
+/// The most partitions one file may hold; a line naming a larger partition
+/// is a dead letter of partition 0.
+pub const MAX_SHARED_PARTITIONS: u32 = 1 << 16;
+
+/// Where and how a [`FileSource`] reads.
+///
+/// In a TOML job file the decode settings sit beside the path:
+///
+/// ```toml
+/// path = "input/"
+/// format = "csv"
+/// header = true
+/// time_format = "rfc3339"
+/// follow = false
+/// [fields]
+/// key = "user"
+/// time = "meta.ts"
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSourceConfig {
+    /// A directory of partition files, or one file.
+    pub path: PathBuf,
+    /// Format, field names, time format, maximum line length.
+    #[serde(flatten)]
+    pub decode: DecodeConfig,
+    /// Follow the files as they grow (tail mode) instead of ending at their end.
+    #[serde(default)]
+    pub follow: bool,
+    /// One-file layout with a partition field: how many partitions there
+    /// are. Set it when following, so that partitions that have no lines yet
+    /// exist.
+    #[serde(default)]
+    pub partition_count: Option<u32>,
+}
+
+impl FileSourceConfig {
+    /// A bounded source over `path` in `format`, with default fields
+    /// (`key`, `ts`, `value`) and epoch-millisecond times.
+    pub fn new(path: impl Into<PathBuf>, format: Format) -> Self {
+        FileSourceConfig {
+            path: path.into(),
+            decode: DecodeConfig::new(format),
+            follow: false,
+            partition_count: None,
+        }
+    }
+}
+
+/// What the source found at its path, fixed the first time it looks.
+#[derive(Debug)]
+enum Layout {
+    /// One file per partition.
+    Directory(Vec<PathBuf>),
+    /// One file, one partition.
+    File(PathBuf),
+    /// One file holding every partition.
+    Shared {
+        path: PathBuf,
+        count: u32,
+        /// Per partition: (offset, byte position) of every
+        /// `INDEX_STRIDE`th record, ascending.
+        marks: Vec<Vec<(Offset, u64)>>,
+    },
+}
+
+/// Partitions read from files; see the [module docs](self) for the layouts
+/// and the offset rules.
+#[derive(Debug)]
+pub struct FileSource {
+    config: FileSourceConfig,
+    decoder: Decoder,
+    layout: Mutex<Option<Arc<Layout>>>,
+}
+
+impl FileSource {
+    /// A source for `config`. Checks the configuration but does no I/O: the
+    /// path is first looked at by [`Source::partitions`] or [`Source::open`].
+    pub fn new(config: FileSourceConfig) -> Result<Self, SourceError> {
+        if config.decode.max_line_len == 0 {
+            return Err(SourceError::InvalidConfig(
+                "max_line_len must be greater than 0".to_owned(),
+            ));
+        }
+        let fields = &config.decode.fields;
+        if [&fields.key, &fields.time, &fields.value]
+            .iter()
+            .any(|f| f.is_empty())
+        {
+            return Err(SourceError::InvalidConfig(
+                "field names must not be empty".to_owned(),
+            ));
+        }
+        if let Some(count) = config.partition_count {
+            if count == 0 || count > MAX_SHARED_PARTITIONS {
+                return Err(SourceError::InvalidConfig(format!(
+                    "partition_count must be between 1 and {MAX_SHARED_PARTITIONS}"
+                )));
+            }
+        }
+        Ok(FileSource {
+            decoder: Decoder::new(&config.decode),
+            config,
+            layout: Mutex::new(None),
+        })
+    }
+
+    /// The configuration this source was built from.
+    pub fn config(&self) -> &FileSourceConfig {
+        &self.config
+    }
+
+    fn layout(&self) -> Result<Arc<Layout>, SourceError> {
+        let mut cached = self.layout.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(layout) = cached.as_ref() {
+            return Ok(Arc::clone(layout));
+        }
+        let layout = Arc::new(self.discover()?);
+        *cached = Some(Arc::clone(&layout));
+        Ok(layout)
+    }
+
+    fn discover(&self) -> Result<Layout, SourceError> {
+        let path = &self.config.path;
+        let meta = std::fs::metadata(path).map_err(|source| SourceError::OpenInput {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            return list_directory(path).map(Layout::Directory);
+        }
+        if self.config.decode.fields.partition.is_none() {
+            return Ok(Layout::File(path.clone()));
+        }
+        self.index_shared(path)
+    }
+
+    /// Scans a one-file layout: finds the partitions and indexes their lines.
+    fn index_shared(&self, path: &Path) -> Result<Layout, SourceError> {
+        let mut lines =
+            LineReader::open(path, self.config.follow, self.config.decode.max_line_len)?;
+        let mut decoder = self.decoder.clone();
+        let mut header_pending = decoder.expects_header();
+        let configured = self.config.partition_count;
+        let ownership = Ownership::Shared {
+            count: configured.unwrap_or(MAX_SHARED_PARTITIONS),
+        };
+        let mut counts: Vec<Offset> = Vec::new();
+        let mut marks: Vec<Vec<(Offset, u64)>> = Vec::new();
+        loop {
+            let (owner, start) = match lines.next_line()? {
+                Line::Pending | Line::End => break,
+                Line::TooLong(_) if header_pending => {
+                    header_pending = false;
+                    decoder.set_header(b"");
+                    continue;
+                }
+                Line::Complete(line) if header_pending => {
+                    header_pending = false;
+                    decoder.set_header(line);
+                    continue;
+                }
+                Line::TooLong(_) => (0, lines.line_start()),
+                Line::Complete(line) => {
+                    let (owner, _) = ownership.owner(&decoder, line);
+                    (owner, lines.line_start())
+                }
+            };
+            let slot = owner as usize;
+            if counts.len() <= slot {
+                counts.resize(slot + 1, 0);
+                marks.resize(slot + 1, Vec::new());
+            }
+            if let (Some(count), Some(marks)) = (counts.get_mut(slot), marks.get_mut(slot)) {
+                if *count > 0 && *count % INDEX_STRIDE == 0 {
+                    marks.push((*count, start));
+                }
+                *count += 1;
+            }
+        }
+        let count =
+            configured.unwrap_or_else(|| u32::try_from(counts.len()).unwrap_or(u32::MAX).max(1));
+        marks.resize(count as usize, Vec::new());
+        Ok(Layout::Shared {
+            path: path.to_owned(),
+            count,
+            marks,
+        })
+    }
+
+    fn reader(
+        &self,
+        path: &Path,
+        partition: PartitionId,
+        from: Offset,
+        ownership: Ownership,
+    ) -> Result<FileReader, SourceError> {
+        let decoder = self.decoder.clone();
+        Ok(FileReader {
+            lines: LineReader::open(path, self.config.follow, self.config.decode.max_line_len)?,
+            header_pending: decoder.expects_header(),
+            decoder,
+            partition,
+            ownership,
+            next: 0,
+            from,
+            pending_seek: None,
+        })
+    }
+}
+
+/// The partition files of a directory, sorted by name.
+fn list_directory(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let list_error = |source| SourceError::ListDirectory {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(list_error)? {
+        let entry = entry.map_err(list_error)?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        // `metadata` follows symlinks, so a link to a file is a partition.
+        let is_file = std::fs::metadata(entry.path())
+            .map(|m| m.is_file())
+            .unwrap_or(false);
+        if is_file {
+            files.push(entry.path());
+        }
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+impl Source for FileSource {
+    fn partitions(&self) -> Result<Vec<PartitionId>, SourceError> {
+        let count = match &*self.layout()? {
+            Layout::Directory(files) => u32::try_from(files.len()).unwrap_or(u32::MAX),
+            Layout::File(_) => 1,
+            Layout::Shared { count, .. } => *count,
+        };
+        Ok((0..count).collect())
+    }
+
+    fn open(
+        &self,
+        partition: PartitionId,
+        from: Offset,
+    ) -> Result<Box<dyn PartitionReader>, SourceError> {
+        let layout = self.layout()?;
+        let unknown = |count: usize| SourceError::UnknownPartition {
+            partition,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        };
+        let mut reader = match &*layout {
+            Layout::Directory(files) => {
+                let path = files
+                    .get(partition as usize)
+                    .ok_or_else(|| unknown(files.len()))?;
+                self.reader(path, partition, from, Ownership::Whole)?
+            }
+            Layout::File(path) if partition == 0 => {
+                self.reader(path, partition, from, Ownership::Whole)?
+            }
+            Layout::File(_) => return Err(unknown(1)),
+            Layout::Shared { path, count, marks } => {
+                let marks = marks
+                    .get(partition as usize)
+                    .ok_or_else(|| unknown(*count as usize))?;
+                let mut reader =
+                    self.reader(path, partition, from, Ownership::Shared { count: *count })?;
+                let below = marks.partition_point(|(offset, _)| *offset <= from);
+                if let Some(mark) = below.checked_sub(1).and_then(|i| marks.get(i)) {
+                    reader.pending_seek = Some((mark.1, mark.0));
+                    reader.apply_seek()?;
+                }
+                reader
+            }
+        };
+        if !self.config.follow && from > 0 {
+            // Count the lines before `from` now, so a bounded partition that
+            // is too short is reported at open.
+            if reader.pump(0, None)? == crate::record::ReadStatus::End && reader.next < from {
+                return Err(SourceError::OffsetOutOfRange {
+                    partition,
+                    offset: from,
+                    end: reader.next,
+                });
+            }
+        }
+        Ok(Box::new(reader))
+    }
+}

@@ -1,0 +1,141 @@
+//! [`FileReader`]: one partition of a [`FileSource`](super::FileSource),
+//! read line by line; lines before the start offset are counted, not decoded.
+
+use super::lines::{Line, LineReader};
+use crate::dead_letter::DeadLetter;
+use crate::decode::{too_long_reason, Decoder};
+use crate::record::{Decoded, Offset, PartitionId, ReadStatus};
+use crate::source::{PartitionReader, SourceError};
+
+/// Which lines of the file belong to the partition.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ownership {
+    /// Every line: the file is the partition.
+    Whole,
+    /// Lines whose partition field names this partition; lines naming no
+    /// valid partition belong to partition 0 (as dead letters).
+    Shared {
+        /// How many partitions the file holds.
+        count: u32,
+    },
+}
+
+impl Ownership {
+    /// The partition owning `line`, and the dead-letter reason if it cannot
+    /// be a record whatever it holds.
+    pub(crate) fn owner(self, decoder: &Decoder, line: &[u8]) -> (PartitionId, Option<String>) {
+        match self {
+            Ownership::Whole => (0, None),
+            Ownership::Shared { count } => match decoder.partition_of(line) {
+                Ok(p) if p < count => (p, None),
+                Ok(p) => (
+                    0,
+                    Some(format!(
+                        "partition {p} out of range: the source has {count} partitions"
+                    )),
+                ),
+                Err(reason) => (0, Some(reason)),
+            },
+        }
+    }
+}
+
+/// Reads one partition of a file source.
+pub(crate) struct FileReader {
+    pub(crate) lines: LineReader,
+    pub(crate) decoder: Decoder,
+    pub(crate) partition: PartitionId,
+    pub(crate) ownership: Ownership,
+    /// The offset of the next line this partition owns.
+    pub(crate) next: Offset,
+    /// Lines below this offset are skipped without being decoded.
+    pub(crate) from: Offset,
+    /// The next line is the CSV header.
+    pub(crate) header_pending: bool,
+    /// A position (byte, offset) to jump to once the header is read.
+    pub(crate) pending_seek: Option<(u64, Offset)>,
+}
+
+impl FileReader {
+    /// Jumps to a known line start (from an offset index), if one is pending
+    /// and the header has been read.
+    pub(crate) fn apply_seek(&mut self) -> Result<(), SourceError> {
+        if !self.header_pending {
+            if let Some((pos, offset)) = self.pending_seek.take() {
+                self.lines.seek(pos)?;
+                self.next = offset;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads lines: with `out`, until `max` items were appended; without,
+    /// only until the start offset is reached (nothing is decoded).
+    pub(crate) fn pump(
+        &mut self,
+        max: usize,
+        mut out: Option<&mut Vec<Decoded>>,
+    ) -> Result<ReadStatus, SourceError> {
+        let mut produced = 0;
+        loop {
+            let done = match &out {
+                Some(_) => produced == max,
+                None => self.next >= self.from && !self.header_pending,
+            };
+            if done {
+                return Ok(ReadStatus::More);
+            }
+            let (line, too_long) = match self.lines.next_line()? {
+                Line::Pending => return Ok(ReadStatus::CaughtUp),
+                Line::End => return Ok(ReadStatus::End),
+                Line::TooLong(prefix) => (prefix, true),
+                Line::Complete(line) => (line, false),
+            };
+            if self.header_pending {
+                self.header_pending = false;
+                self.decoder.set_header(if too_long { b"" } else { line });
+                self.apply_seek()?;
+                continue;
+            }
+            let (owner, reason) = if too_long {
+                let reason = too_long_reason(self.decoder.config().max_line_len);
+                match self.ownership {
+                    Ownership::Whole => (self.partition, Some(reason)),
+                    Ownership::Shared { .. } => (0, Some(reason)),
+                }
+            } else {
+                match self.ownership.owner(&self.decoder, line) {
+                    (_, reason) if matches!(self.ownership, Ownership::Whole) => {
+                        (self.partition, reason)
+                    }
+                    owned => owned,
+                }
+            };
+            if owner != self.partition {
+                continue;
+            }
+            let offset = self.next;
+            self.next += 1;
+            if offset < self.from {
+                continue;
+            }
+            if let Some(out) = out.as_deref_mut() {
+                out.push(match reason {
+                    Some(reason) => Err(DeadLetter::new(self.partition, offset, reason, line)),
+                    None => self.decoder.decode(self.partition, offset, line),
+                });
+                produced += 1;
+            }
+        }
+    }
+}
+
+impl PartitionReader for FileReader {
+    fn read(&mut self, max: usize, out: &mut Vec<Decoded>) -> Result<ReadStatus, SourceError> {
+        self.pump(max, Some(out))
+    }
+
+    fn position(&self) -> Offset {
+        self.next.max(self.from)
+    }
+}

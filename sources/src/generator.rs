@@ -1,0 +1,486 @@
+//! [`GeneratorSource`]: a seeded, deterministic workload generator with the
+//! shape of the project's `gen.py`, and [`write_partition_files`] to store
+//! its output as partition files (what `tidemark gen` writes).
+//!
+//! # What it produces
+//!
+//! Keys are `k0..k{keys-1}`. Key `kK` lives in partition
+//! `crc32("kK") % partitions` (zlib's CRC-32, as `gen.py`), so one key is in
+//! one partition and each partition generates only its own keys.
+//!
+//! The `events` are split between partitions in proportion to the weight of
+//! their keys (1 per key, or `1 / (K + 1)^skew` with `skew > 0`), rounding
+//! by largest remainder; partition `p` gets `n_p` events, at offsets
+//! `0..n_p`. Event `j` of partition `p` is computed on its own, from the
+//! hash `h = splitmix64(splitmix64(splitmix64(seed) ^ p) ^ j)` and four
+//! draws `d1..d4 = splitmix64(h + 1..4)`:
+//!
+//! - its arrival index in the whole stream is `i = ⌊j · events / n_p⌋`
+//!   (the partitions' events are spread evenly over the same span), and its
+//!   arrival time `base = start + shift + ⌊i / rate⌋`, where `shift =
+//!   gap_ms · ⌊i / gap_every⌋` (no gaps when `gap_every` is 0): every
+//!   `gap_every` arrivals the whole stream goes idle for `gap_ms`;
+//! - its delay is, with probability `late_frac` (`d1`), `disorder + 1 +
+//!   uniform[0, max(1, late_extra))`, else `uniform[0, disorder]` (`d2`);
+//!   its event time is `base − delay`;
+//! - its key is drawn (`d3`) among the partition's keys, uniformly or by
+//!   their zipf weight;
+//! - its value is `Value::Int(uniform[1, 100])` (`d4`).
+//!
+//! So any offset of any partition is computed in O(1) (plus a binary search
+//! for skewed keys), partitions are independent of each other, and the same
+//! configuration always yields the same records. With one partition the
+//! stream has exactly `gen.py`'s shape (its numbers differ: another RNG).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::Format;
+use crate::record::{
+    Decoded, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
+};
+use crate::source::{PartitionReader, Source, SourceError};
+
+/// The most partitions a generator may have.
+pub const MAX_PARTITIONS: u32 = 1 << 16;
+
+/// The knobs of the generator, with `gen.py`'s names and defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// How many events in all partitions together (default 1000).
+    pub events: u64,
+    /// How many distinct keys, `k0..k{keys-1}` (default 10).
+    pub keys: u32,
+    /// How many partitions (default 1).
+    pub partitions: u32,
+    /// Arrivals per millisecond, over the whole stream (default 1.0).
+    pub rate: f64,
+    /// The first arrival time, epoch ms (default 1 700 000 000 000).
+    pub start: i64,
+    /// The largest delay of an in-order event, ms (default 0).
+    pub disorder: i64,
+    /// The fraction of events that are late stragglers (default 0).
+    pub late_frac: f64,
+    /// How far beyond `disorder` a straggler may be, ms (default 0).
+    pub late_extra: i64,
+    /// 0: keys are uniform; above 0: zipf exponent (default 0).
+    pub skew: f64,
+    /// Insert an idle gap every this many arrivals; 0: never (default 0).
+    pub gap_every: u64,
+    /// The length of each idle gap, ms (default 0).
+    pub gap_ms: i64,
+    /// The seed (default 1).
+    pub seed: u64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            events: 1000,
+            keys: 10,
+            partitions: 1,
+            rate: 1.0,
+            start: 1_700_000_000_000,
+            disorder: 0,
+            late_frac: 0.0,
+            late_extra: 0,
+            skew: 0.0,
+            gap_every: 0,
+            gap_ms: 0,
+            seed: 1,
+        }
+    }
+}
+
+impl GeneratorConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.partitions == 0 || self.partitions > MAX_PARTITIONS {
+            return Err(format!("partitions must be between 1 and {MAX_PARTITIONS}"));
+        }
+        if self.events > 0 && self.keys == 0 {
+            return Err("keys must be greater than 0".to_owned());
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            return Err("rate must be a positive number".to_owned());
+        }
+        if !(0.0..=1.0).contains(&self.late_frac) {
+            return Err("late_frac must be between 0 and 1".to_owned());
+        }
+        if !(self.skew.is_finite() && self.skew >= 0.0) {
+            return Err("skew must be 0 or a positive number".to_owned());
+        }
+        if self.disorder < 0 || self.late_extra < 0 || self.gap_ms < 0 {
+            return Err("disorder, late_extra and gap_ms must not be negative".to_owned());
+        }
+        // The event times must stay in the accepted range.
+        let last = self.events.saturating_sub(1);
+        let gaps = last.checked_div(self.gap_every).unwrap_or(0);
+        let latest = self.start as f64
+            + gaps as f64 * self.gap_ms as f64
+            + (last as f64 / self.rate).floor();
+        let earliest =
+            self.start as i128 - self.disorder as i128 - self.late_extra.max(1) as i128 - 1;
+        if latest > MAX_EVENT_TIME as f64 || earliest < MIN_EVENT_TIME as i128 {
+            return Err("the configuration yields event times outside ±2^53 ms".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// zlib's CRC-32 (as Python's `zlib.crc32`).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A uniform integer in `0..n` from 64 random bits.
+fn below(bits: u64, n: u64) -> u64 {
+    ((u128::from(bits) * u128::from(n)) >> 64) as u64
+}
+
+/// A uniform float in `[0, 1)` from 64 random bits.
+fn unit(bits: u64) -> f64 {
+    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// One partition's keys and how its events are drawn.
+#[derive(Debug)]
+struct PartitionPlan {
+    /// Key names, e.g. `k7`.
+    keys: Vec<String>,
+    /// Cumulative zipf weights of `keys` (empty when keys are uniform).
+    cumulative: Vec<f64>,
+    /// How many events the partition holds.
+    events: u64,
+}
+
+#[derive(Debug)]
+struct Plan {
+    config: GeneratorConfig,
+    partitions: Vec<PartitionPlan>,
+    seed_hash: u64,
+}
+
+impl Plan {
+    fn new(config: GeneratorConfig) -> Self {
+        let count = config.partitions as usize;
+        let mut partitions: Vec<PartitionPlan> = (0..count)
+            .map(|_| PartitionPlan {
+                keys: Vec::new(),
+                cumulative: Vec::new(),
+                events: 0,
+            })
+            .collect();
+        let mut weights = vec![0.0f64; count];
+        for k in 0..config.keys {
+            let key = format!("k{k}");
+            let p = (crc32(key.as_bytes()) % config.partitions) as usize;
+            let weight = if config.skew > 0.0 {
+                1.0 / f64::from(k + 1).powf(config.skew)
+            } else {
+                1.0
+            };
+            if let (Some(plan), Some(total)) = (partitions.get_mut(p), weights.get_mut(p)) {
+                plan.keys.push(key);
+                *total += weight;
+                if config.skew > 0.0 {
+                    plan.cumulative.push(*total);
+                }
+            }
+        }
+        // Split the events by weight, largest remainder first.
+        let all: f64 = weights.iter().sum();
+        if all > 0.0 {
+            let quotas: Vec<f64> = weights
+                .iter()
+                .map(|w| config.events as f64 * w / all)
+                .collect();
+            let mut given = 0;
+            for (plan, quota) in partitions.iter_mut().zip(&quotas) {
+                plan.events = quota.floor() as u64;
+                given += plan.events;
+            }
+            let mut order: Vec<usize> = (0..count)
+                .filter(|&p| weights.get(p).is_some_and(|w| *w > 0.0))
+                .collect();
+            let fraction = |p: usize| quotas.get(p).map_or(0.0, |q| q - q.floor());
+            order.sort_by(|&a, &b| fraction(b).total_cmp(&fraction(a)).then(a.cmp(&b)));
+            for p in order
+                .into_iter()
+                .cycle()
+                .take(config.events.saturating_sub(given) as usize)
+            {
+                if let Some(plan) = partitions.get_mut(p) {
+                    plan.events += 1;
+                }
+            }
+        }
+        Plan {
+            seed_hash: splitmix64(config.seed),
+            config,
+            partitions,
+        }
+    }
+
+    /// Event `offset` of `partition`, which must exist.
+    fn event(&self, partition: PartitionId, plan: &PartitionPlan, offset: Offset) -> Record {
+        let c = &self.config;
+        let h = splitmix64(splitmix64(self.seed_hash ^ u64::from(partition)) ^ offset);
+        let draw = |n: u64| splitmix64(h.wrapping_add(n));
+        let arrival =
+            (u128::from(offset) * u128::from(c.events) / u128::from(plan.events.max(1))) as u64;
+        let shift = arrival
+            .checked_div(c.gap_every)
+            .map_or(0, |gaps| (gaps as i64).saturating_mul(c.gap_ms));
+        let base = c.start + shift + (arrival as f64 / c.rate) as i64;
+        let delay = if c.late_frac > 0.0 && unit(draw(1)) < c.late_frac {
+            c.disorder + 1 + below(draw(2), c.late_extra.max(1) as u64) as i64
+        } else if c.disorder > 0 {
+            below(draw(2), c.disorder as u64 + 1) as i64
+        } else {
+            0
+        };
+        let index = if plan.cumulative.is_empty() {
+            below(draw(3), plan.keys.len() as u64) as usize
+        } else {
+            let total = plan.cumulative.last().copied().unwrap_or(0.0);
+            let r = unit(draw(3)) * total;
+            plan.cumulative.partition_point(|&w| w < r)
+        };
+        let key = plan
+            .keys
+            .get(index.min(plan.keys.len().saturating_sub(1)))
+            .cloned()
+            .unwrap_or_default();
+        Record {
+            partition,
+            offset,
+            key,
+            event_time: base - delay,
+            value: Value::Int(1 + below(draw(4), 100) as i64),
+        }
+    }
+}
+
+/// A deterministic workload; see the [module docs](self) for exactly what
+/// it yields. Bounded: each partition ends with [`ReadStatus::End`].
+#[derive(Clone, Debug)]
+pub struct GeneratorSource {
+    plan: Arc<Plan>,
+}
+
+impl GeneratorSource {
+    /// A generator for `config`, or [`SourceError::InvalidConfig`] when a
+    /// knob is out of range (no partitions, a non-positive rate, …).
+    pub fn new(config: GeneratorConfig) -> Result<Self, SourceError> {
+        config.validate().map_err(SourceError::InvalidConfig)?;
+        Ok(GeneratorSource {
+            plan: Arc::new(Plan::new(config)),
+        })
+    }
+
+    /// The configuration this generator was built from.
+    pub fn config(&self) -> &GeneratorConfig {
+        &self.plan.config
+    }
+
+    /// How many events partition `partition` holds.
+    pub fn len(&self, partition: PartitionId) -> Option<u64> {
+        self.plan
+            .partitions
+            .get(partition as usize)
+            .map(|p| p.events)
+    }
+
+    /// Event `offset` of `partition`, if it exists.
+    pub fn event(&self, partition: PartitionId, offset: Offset) -> Option<Record> {
+        let plan = self.plan.partitions.get(partition as usize)?;
+        (offset < plan.events).then(|| self.plan.event(partition, plan, offset))
+    }
+}
+
+impl Source for GeneratorSource {
+    fn partitions(&self) -> Result<Vec<PartitionId>, SourceError> {
+        Ok((0..self.plan.config.partitions).collect())
+    }
+
+    fn open(
+        &self,
+        partition: PartitionId,
+        from: Offset,
+    ) -> Result<Box<dyn PartitionReader>, SourceError> {
+        let end = self.len(partition).ok_or(SourceError::UnknownPartition {
+            partition,
+            count: self.plan.config.partitions,
+        })?;
+        if from > end {
+            return Err(SourceError::OffsetOutOfRange {
+                partition,
+                offset: from,
+                end,
+            });
+        }
+        Ok(Box::new(GeneratorReader {
+            plan: Arc::clone(&self.plan),
+            partition,
+            next: from,
+            end,
+        }))
+    }
+}
+
+struct GeneratorReader {
+    plan: Arc<Plan>,
+    partition: PartitionId,
+    next: Offset,
+    end: Offset,
+}
+
+impl PartitionReader for GeneratorReader {
+    fn read(&mut self, max: usize, out: &mut Vec<Decoded>) -> Result<ReadStatus, SourceError> {
+        if max == 0 {
+            return Ok(ReadStatus::More);
+        }
+        if let Some(plan) = self.plan.partitions.get(self.partition as usize) {
+            let stop = self.end.min(self.next.saturating_add(max as u64));
+            out.extend(
+                (self.next..stop).map(|offset| Ok(self.plan.event(self.partition, plan, offset))),
+            );
+            self.next = stop;
+        }
+        Ok(if self.next >= self.end {
+            ReadStatus::End
+        } else {
+            ReadStatus::More
+        })
+    }
+
+    fn position(&self) -> Offset {
+        self.next
+    }
+}
+
+/// What [`write_partition_files`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenFiles {
+    /// The partition files, in partition order.
+    pub files: Vec<PathBuf>,
+    /// How many events each file holds.
+    pub events: Vec<u64>,
+}
+
+/// The file name of partition `partition`: `part-00000.jsonl`, ….
+pub fn partition_file_name(partition: PartitionId, format: Format) -> String {
+    format!("part-{partition:05}.{format}")
+}
+
+/// Writes every partition of `source` into `dir` (created if needed), one
+/// file per partition named by [`partition_file_name`], with the fields
+/// `partition, offset, key, ts, value` — as JSON objects, or as CSV rows
+/// (with a header line when `header`). A directory written this way reads
+/// back through a [`FileSource`](crate::FileSource) as the same records
+/// (with CSV, map the fields by name with a header, or as columns 2, 3, 4).
+pub fn write_partition_files(
+    source: &GeneratorSource,
+    dir: &Path,
+    format: Format,
+    header: bool,
+) -> Result<WrittenFiles, SourceError> {
+    std::fs::create_dir_all(dir).map_err(|e| SourceError::WritePartition {
+        path: dir.to_owned(),
+        source: e,
+    })?;
+    let mut written = WrittenFiles {
+        files: Vec::new(),
+        events: Vec::new(),
+    };
+    for (index, plan) in source.plan.partitions.iter().enumerate() {
+        let partition = PartitionId::try_from(index).unwrap_or(PartitionId::MAX);
+        let path = dir.join(partition_file_name(partition, format));
+        let write_error = |e| SourceError::WritePartition {
+            path: path.clone(),
+            source: e,
+        };
+        let mut out = BufWriter::with_capacity(1 << 16, File::create(&path).map_err(write_error)?);
+        if format == Format::Csv && header {
+            out.write_all(b"partition,offset,key,ts,value\n")
+                .map_err(write_error)?;
+        }
+        for offset in 0..plan.events {
+            let r = source.plan.event(partition, plan, offset);
+            let value = match r.value {
+                Value::Int(v) => v,
+                Value::Float(f) => f as i64,
+            };
+            match format {
+                Format::Jsonl => writeln!(
+                    out,
+                    r#"{{"partition":{},"offset":{},"key":"{}","ts":{},"value":{}}}"#,
+                    r.partition, r.offset, r.key, r.event_time, value
+                ),
+                Format::Csv => writeln!(
+                    out,
+                    "{},{},{},{},{}",
+                    r.partition, r.offset, r.key, r.event_time, value
+                ),
+            }
+            .map_err(write_error)?;
+        }
+        out.flush().map_err(write_error)?;
+        written.files.push(path);
+        written.events.push(plan.events);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_zlib() {
+        // zlib.crc32(b"k0"), zlib.crc32(b"123456789")
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn events_are_split_exactly() {
+        for (events, keys, partitions, skew) in
+            [(1000, 10, 3, 0.0), (999, 7, 4, 1.2), (5, 100, 8, 0.0)]
+        {
+            let config = GeneratorConfig {
+                events,
+                keys,
+                partitions,
+                skew,
+                ..GeneratorConfig::default()
+            };
+            let source = GeneratorSource::new(config).unwrap();
+            let total: u64 = (0..partitions).map(|p| source.len(p).unwrap()).sum();
+            assert_eq!(total, events);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The unit of data a source yields: [`Record`], its [`Value`], and the
+//! vocabulary shared by every source (partition ids, offsets, read status).
+
+use serde::{Deserialize, Serialize};
+
+use crate::dead_letter::DeadLetter;
+
+/// Identifies one partition of a source. Partitions are numbered `0..n`.
+pub type PartitionId = u32;
+
+/// The position of a record in its partition: the first record is at offset 0.
+pub type Offset = u64;
+
+/// The smallest event time a source accepts, in epoch milliseconds (−2^53).
+///
+/// Times outside `MIN_EVENT_TIME..=MAX_EVENT_TIME` become dead letters: the
+/// bound keeps every accepted time exactly representable as an `f64` and
+/// leaves room for window arithmetic (`end + lateness`) without overflow.
+pub const MIN_EVENT_TIME: i64 = -(1 << 53);
+
+/// The largest event time a source accepts, in epoch milliseconds (2^53).
+pub const MAX_EVENT_TIME: i64 = 1 << 53;
+
+/// A numeric payload.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// An integer; sums of integers are exact.
+    Int(i64),
+    /// A finite floating-point number.
+    Float(f64),
+}
+
+impl Value {
+    /// The value as an `f64` (integers beyond 2^53 lose precision).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Value::Int(i) => i as f64,
+            Value::Float(f) => f,
+        }
+    }
+}
+
+/// One decoded event: where it sits in the log and what it says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The partition the record was read from.
+    pub partition: PartitionId,
+    /// The record's position in its partition.
+    pub offset: Offset,
+    /// The grouping key (numeric keys are carried as their decimal text).
+    pub key: String,
+    /// Event time in epoch milliseconds, within
+    /// [`MIN_EVENT_TIME`]`..=`[`MAX_EVENT_TIME`].
+    pub event_time: i64,
+    /// The payload that aggregations fold.
+    pub value: Value,
+}
+
+/// What a reader yields for one offset: a record, or a dead letter when the
+/// input at that offset could not be decoded.
+pub type Decoded = Result<Record, DeadLetter>;
+
+/// What a [`PartitionReader::read`](crate::PartitionReader::read) call found
+/// after appending its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// `max` items were appended and more may follow: call again.
+    More,
+    /// A followed input has nothing more right now; call again later.
+    CaughtUp,
+    /// A bounded input is finished: no later call will yield anything.
+    End,
+}
