@@ -1,0 +1,624 @@
+//! The Timely dataflow of a job: ingest → window operator → sink.
+//!
+//! ```text
+//!  worker i: ingest(partitions p ≡ i mod workers) ──exchange by key──▶ window ──exchange to 0──▶ sink
+//! ```
+//!
+//! **Time.** The Timely timestamp is stream time (`i64`, epoch ms). The
+//! ingest operator of each worker reads its partitions in batches; every
+//! record carries its partition's stream time in the data, and a batch is
+//! sent at the ingest operator's capability, which it holds at the lowest
+//! stream time any of its partitions may still produce. So the frontier seen
+//! downstream is the smallest stream time still to come over all partitions,
+//! and the global watermark is that frontier minus the delay. Timely
+//! timestamps are created per batch round, not per millisecond.
+//!
+//! **Order.** The window operator buffers records by stream time and applies
+//! those the frontier has passed in (stream time, partition, offset) order,
+//! driving a [`WindowState`] step by step (see `tidemark_windows::state`).
+//! Rows carry a logical time; the sink, on worker 0, writes them once the
+//! frontier passes that time, in the canonical order. Output is therefore
+//! byte-identical whatever the number of workers or processes, the batch
+//! sizes or the timing.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHasher;
+use serde::{Deserialize, Serialize};
+use tidemark_sources::{
+    DeadLetter, Decoded, PartitionId, PartitionReader, ReadStatus, Source, Value,
+};
+use tidemark_windows::watermark::StreamTime;
+use tidemark_windows::{
+    AggKind, Change, ChangeKind, EventTime, MetricValues, Metrics, Number, Policy, Window,
+    WindowSpec, WindowState,
+};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::{source, Operator};
+use timely::dataflow::operators::Capability;
+use timely::dataflow::{Scope, Stream};
+
+use crate::error::{EngineError, Result};
+use crate::output::{BadRecords, Outputs, Writer};
+use crate::stats::{Stats, Summary};
+
+/// A decoded record on its way to the window operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its partition's stream time at this record.
+    pub stream_time: EventTime,
+    /// Partition.
+    pub partition: PartitionId,
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Grouping key.
+    pub key: String,
+    /// Event time.
+    pub time: EventTime,
+    /// Value.
+    pub value: Number,
+}
+
+/// Where a partition starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The next offset to read.
+    pub offset: u64,
+    /// The partition's stream time before that offset (`None` if no record
+    /// was read yet).
+    pub stream_time: Option<EventTime>,
+}
+
+/// How many Timely workers, in how many processes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parallelism {
+    /// `n` worker threads in this process.
+    Workers(usize),
+    /// Timely's own multi-process mode: `workers` threads in each process,
+    /// this one being `process` of the `hosts` (one `host:port` each).
+    Cluster {
+        /// Worker threads per process.
+        workers: usize,
+        /// This process's index in `hosts`.
+        process: usize,
+        /// Every process's address.
+        hosts: Vec<String>,
+    },
+}
+
+/// What a job computes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The windows.
+    pub window: WindowSpec,
+    /// Delay, allowed lateness and emit mode.
+    pub policy: Policy,
+    /// The aggregations, in output order.
+    pub aggs: Vec<AggKind>,
+    /// Records read from a partition per batch.
+    pub batch_size: usize,
+    /// What to do with records that cannot be decoded.
+    pub bad_records: BadRecords,
+    /// Where partitions start (partitions not listed start at offset 0).
+    pub start: BTreeMap<PartitionId, Position>,
+}
+
+impl EngineConfig {
+    /// A job with `window`, `policy` and `aggs`, default batch size (1024),
+    /// skipping bad records, reading every partition from offset 0.
+    pub fn new(window: WindowSpec, policy: Policy, aggs: Vec<AggKind>) -> Self {
+        EngineConfig {
+            window,
+            policy,
+            aggs,
+            batch_size: 1024,
+            bad_records: BadRecords::Skip,
+            start: BTreeMap::new(),
+        }
+    }
+
+    /// Checks the window, policy and options.
+    pub fn validate(&self) -> Result<()> {
+        self.window.validate()?;
+        self.policy.validate()?;
+        if self.aggs.is_empty() {
+            return Err(EngineError::Config(
+                "at least one aggregation is needed".into(),
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(EngineError::Config(
+                "batch size must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Ingest {
+    Record(Event),
+    Dead { at: EventTime, letter: DeadLetter },
+}
+
+impl Ingest {
+    fn order(&self) -> (PartitionId, u64) {
+        match self {
+            Ingest::Record(e) => (e.partition, e.offset),
+            Ingest::Dead { letter, .. } => (letter.partition, letter.offset),
+        }
+    }
+    fn at(&self) -> EventTime {
+        match self {
+            Ingest::Record(e) => e.stream_time,
+            Ingest::Dead { at, .. } => *at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Emit {
+    Row(Change<String, MetricValues>),
+    Late { event: Event, missed: Vec<Window> },
+    Dead { at: EventTime, letter: DeadLetter },
+}
+
+impl Emit {
+    /// The logical time that orders this item in its output.
+    fn time(&self) -> EventTime {
+        match self {
+            Emit::Row(c) => c.time,
+            Emit::Late { event, .. } => event.stream_time,
+            Emit::Dead { at, .. } => *at,
+        }
+    }
+}
+
+/// State shared by the workers of one process.
+struct Shared {
+    config: EngineConfig,
+    source: Arc<dyn Source>,
+    partitions: Vec<PartitionId>,
+    outputs: Outputs,
+    stats: Arc<Stats>,
+    error: Mutex<Option<EngineError>>,
+    abort: AtomicBool,
+}
+
+impl Shared {
+    fn fail(&self, error: EngineError) {
+        if let Ok(mut slot) = self.error.lock() {
+            slot.get_or_insert(error);
+        }
+        self.abort.store(true, Ordering::SeqCst);
+    }
+}
+
+fn key_hash(key: &str) -> u64 {
+    let mut h = FxHasher::default();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Runs a job to completion and returns its summary.
+///
+/// `stats` may be read while the job runs (progress bars).
+pub fn run(
+    source: Arc<dyn Source>,
+    config: EngineConfig,
+    parallelism: Parallelism,
+    outputs: Outputs,
+    stats: Arc<Stats>,
+) -> Result<Summary> {
+    config.validate()?;
+    let partitions = source.partitions()?;
+    let delay = config.policy.delay;
+    let timely_config = match &parallelism {
+        Parallelism::Workers(n) if *n <= 1 => timely::Config::thread(),
+        Parallelism::Workers(n) => timely::Config::process(*n),
+        Parallelism::Cluster {
+            workers,
+            process,
+            hosts,
+        } => {
+            if *process >= hosts.len() {
+                return Err(EngineError::Config(format!(
+                    "process {process} is not in the host list of {} processes",
+                    hosts.len()
+                )));
+            }
+            timely::Config {
+                communication: timely::CommunicationConfig::Cluster {
+                    threads: (*workers).max(1),
+                    process: *process,
+                    addresses: hosts.clone(),
+                    report: false,
+                    zerocopy: false,
+                },
+                worker: timely::WorkerConfig::default(),
+            }
+        }
+    };
+    let shared = Arc::new(Shared {
+        config,
+        source,
+        partitions,
+        outputs,
+        stats: Arc::clone(&stats),
+        error: Mutex::new(None),
+        abort: AtomicBool::new(false),
+    });
+    let worker_shared = Arc::clone(&shared);
+    let guards = timely::execute(timely_config, move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let shared = Arc::clone(&worker_shared);
+        worker.dataflow::<EventTime, _, _>(move |scope| {
+            let ingested = ingest(scope, &shared, index, peers);
+            let emitted = window(ingested, &shared);
+            sink(emitted, &shared, index);
+        });
+    })
+    .map_err(EngineError::Runtime)?;
+    for result in guards.join() {
+        result.map_err(EngineError::Worker)?;
+    }
+    if let Some(error) = shared.error.lock().ok().and_then(|mut e| e.take()) {
+        return Err(error);
+    }
+    Ok(stats.summary(delay))
+}
+
+struct Partition {
+    reader: Box<dyn PartitionReader>,
+    stream_time: StreamTime,
+    ended: bool,
+}
+
+/// The ingest operator: reads this worker's partitions in batches.
+fn ingest<'scope>(
+    scope: Scope<'scope, EventTime>,
+    shared: &Arc<Shared>,
+    index: usize,
+    peers: usize,
+) -> Stream<'scope, EventTime, Vec<Ingest>> {
+    let shared = Arc::clone(shared);
+    source::<_, CapacityContainerBuilder<Vec<Ingest>>, _, _>(scope, "Ingest", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut parts: Vec<Partition> = Vec::new();
+        for &id in shared
+            .partitions
+            .iter()
+            .filter(|&&p| p as usize % peers == index)
+        {
+            let start = shared.config.start.get(&id).copied().unwrap_or_default();
+            match shared.source.open(id, start.offset) {
+                Ok(reader) => parts.push(Partition {
+                    reader,
+                    stream_time: start
+                        .stream_time
+                        .map_or_else(StreamTime::new, StreamTime::at),
+                    ended: false,
+                }),
+                Err(e) => shared.fail(e.into()),
+            }
+        }
+        Stats::add(&shared.stats.partitions, parts.len() as u64);
+        let mut cap: Option<Capability<EventTime>> = Some(cap);
+        let mut decoded: Vec<Decoded> = Vec::new();
+        let mut batch: Vec<Ingest> = Vec::new();
+        let batch_size = shared.config.batch_size;
+        let fail_on_bad = shared.config.bad_records == BadRecords::Fail;
+        move |output| {
+            let Some(c) = cap.as_mut() else { return };
+            if shared.abort.load(Ordering::Relaxed) {
+                cap = None;
+                return;
+            }
+            let (mut records, mut dead) = (0u64, 0u64);
+            for part in parts.iter_mut().filter(|p| !p.ended) {
+                decoded.clear();
+                match part.reader.read(batch_size, &mut decoded) {
+                    Ok(ReadStatus::End) => part.ended = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        shared.fail(e.into());
+                        part.ended = true;
+                    }
+                }
+                for d in decoded.drain(..) {
+                    match d {
+                        Ok(r) => {
+                            let stream_time = part.stream_time.observe(r.event_time);
+                            records += 1;
+                            batch.push(Ingest::Record(Event {
+                                stream_time,
+                                partition: r.partition,
+                                offset: r.offset,
+                                key: r.key,
+                                time: r.event_time,
+                                value: match r.value {
+                                    Value::Int(i) => Number::Int(i),
+                                    Value::Float(f) => Number::Float(f),
+                                },
+                            }));
+                        }
+                        Err(letter) => {
+                            dead += 1;
+                            if fail_on_bad {
+                                shared.fail(EngineError::BadRecord {
+                                    partition: letter.partition,
+                                    offset: letter.offset,
+                                    reason: letter.reason.clone(),
+                                });
+                                part.ended = true;
+                                break;
+                            }
+                            let at = part.stream_time.get().unwrap_or(EventTime::MIN);
+                            batch.push(Ingest::Dead { at, letter });
+                        }
+                    }
+                }
+            }
+            Stats::add(&shared.stats.records, records);
+            Stats::add(&shared.stats.dead_letters, dead);
+            if !batch.is_empty() {
+                output.session(&*c).give_iterator(batch.drain(..));
+            }
+            let hold = parts
+                .iter()
+                .filter(|p| !p.ended)
+                .map(|p| p.stream_time.get().unwrap_or(EventTime::MIN))
+                .min();
+            match hold {
+                Some(t) => {
+                    if t > *c.time() {
+                        c.downgrade(&t);
+                    }
+                    activator.activate();
+                }
+                None => {
+                    Stats::add(&shared.stats.partitions_done, parts.len() as u64);
+                    cap = None;
+                }
+            }
+        }
+    })
+}
+
+/// The window operator: applies records in event order to the window state.
+fn window<'scope>(
+    input: Stream<'scope, EventTime, Vec<Ingest>>,
+    shared: &Arc<Shared>,
+) -> Stream<'scope, EventTime, Vec<Emit>> {
+    let shared = Arc::clone(shared);
+    let pact = Exchange::new(|item: &Ingest| match item {
+        Ingest::Record(e) => key_hash(&e.key),
+        Ingest::Dead { letter, .. } => letter.partition as u64,
+    });
+    input.unary_frontier::<CapacityContainerBuilder<Vec<Emit>>, _, _, _>(
+        pact,
+        "Window",
+        move |cap, _info| {
+            let config = &shared.config;
+            let metrics = Metrics::new(&config.aggs);
+            let mut state: Option<WindowState<String, Metrics>> =
+                match WindowState::try_new(config.window, config.policy, metrics) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        shared.fail(e.into());
+                        None
+                    }
+                };
+            let mut cap = Some(cap);
+            let mut pending: BTreeMap<EventTime, Vec<Ingest>> = BTreeMap::new();
+            let mut changes: Vec<Change<String, MetricValues>> = Vec::new();
+            let mut emitted: Vec<Emit> = Vec::new();
+            let mut missed: Vec<Window> = Vec::new();
+            let shared = Arc::clone(&shared);
+            move |(input, frontier), output| {
+                input.for_each(|_time, data| {
+                    for item in data.drain(..) {
+                        pending.entry(item.at()).or_default().push(item);
+                    }
+                });
+                let Some(c) = cap.as_mut() else { return };
+                let Some(state) = state.as_mut() else { return };
+                let upto = frontier.frontier().first().copied();
+                let ready = match upto {
+                    Some(f) => {
+                        let rest = pending.split_off(&f);
+                        std::mem::replace(&mut pending, rest)
+                    }
+                    None => std::mem::take(&mut pending),
+                };
+                let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
+                for (s, mut items) in ready {
+                    state.advance(s, &mut changes);
+                    items.sort_by_key(Ingest::order);
+                    for item in items {
+                        match item {
+                            Ingest::Record(event) => {
+                                missed.clear();
+                                match state.apply(
+                                    event.key.clone(),
+                                    event.time,
+                                    &event.value,
+                                    &mut missed,
+                                ) {
+                                    Ok(applied) => {
+                                        if applied.late > 0 {
+                                            late_applied += 1;
+                                        }
+                                        if applied.windows == 0 && applied.missed == 0 {
+                                            unassigned += 1;
+                                        }
+                                        if applied.is_dropped() {
+                                            late_dropped += 1;
+                                            emitted.push(Emit::Late {
+                                                event,
+                                                missed: missed.clone(),
+                                            });
+                                        }
+                                    }
+                                    Err(e) => {
+                                        unassigned += 1;
+                                        emitted.push(Emit::Dead {
+                                            at: event.stream_time,
+                                            letter: DeadLetter {
+                                                partition: event.partition,
+                                                offset: event.offset,
+                                                reason: e.to_string(),
+                                                raw: String::new(),
+                                            },
+                                        });
+                                    }
+                                }
+                            }
+                            Ingest::Dead { at, letter } => emitted.push(Emit::Dead { at, letter }),
+                        }
+                    }
+                    state.end_step(&mut changes);
+                }
+                match upto {
+                    Some(f) => state.advance(f, &mut changes),
+                    None => state.finish(&mut changes),
+                }
+                Stats::add(&shared.stats.late_dropped, late_dropped);
+                Stats::add(&shared.stats.late_applied, late_applied);
+                Stats::add(&shared.stats.unassigned, unassigned);
+                emitted.extend(changes.drain(..).map(Emit::Row));
+                if !emitted.is_empty() {
+                    output.session(&*c).give_iterator(emitted.drain(..));
+                }
+                match upto {
+                    Some(f) => {
+                        if f > *c.time() {
+                            c.downgrade(&f);
+                        }
+                    }
+                    None => cap = None,
+                }
+            }
+        },
+    )
+}
+
+struct Writers {
+    results: Writer,
+    late: Writer,
+    dead: Writer,
+}
+
+/// The sink, on worker 0: writes what the frontier has completed, in the
+/// canonical order.
+fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: usize) {
+    let shared = Arc::clone(shared);
+    let mut writers = None;
+    if index == 0 {
+        let open = || -> Result<Writers> {
+            Ok(Writers {
+                results: shared.outputs.results.open("results")?,
+                late: shared.outputs.late.open("late records")?,
+                dead: shared.outputs.dead_letters.open("dead letters")?,
+            })
+        };
+        match open() {
+            Ok(w) => writers = Some(w),
+            Err(e) => shared.fail(e),
+        }
+    }
+    let kinds = shared.config.aggs.clone();
+    let mut pending: BTreeMap<EventTime, Vec<Emit>> = BTreeMap::new();
+    let mut done = false;
+    emitted.sink(
+        Exchange::new(|_: &Emit| 0u64),
+        "Sink",
+        move |(input, frontier)| {
+            input.for_each(|_time, data| {
+                for item in data.drain(..) {
+                    pending.entry(item.time()).or_default().push(item);
+                }
+            });
+            if done {
+                return;
+            }
+            let upto = frontier.frontier().first().copied();
+            let ready = match upto {
+                Some(f) => {
+                    let rest = pending.split_off(&f);
+                    std::mem::replace(&mut pending, rest)
+                }
+                None => std::mem::take(&mut pending),
+            };
+            if let Some(w) = writers.as_mut() {
+                let result = write_ready(w, ready, &kinds, &shared.stats);
+                if let Err(e) = result {
+                    shared.fail(e);
+                    writers = None;
+                }
+            }
+            match upto {
+                Some(f) => shared.stats.frontier.store(f, Ordering::Relaxed),
+                None => {
+                    shared
+                        .stats
+                        .frontier
+                        .store(EventTime::MAX, Ordering::Relaxed);
+                    if let Some(w) = writers.as_mut() {
+                        for r in [w.results.flush(), w.late.flush(), w.dead.flush()] {
+                            if let Err(e) = r {
+                                shared.fail(e);
+                            }
+                        }
+                    }
+                    done = true;
+                }
+            }
+        },
+    );
+}
+
+fn write_ready(
+    w: &mut Writers,
+    ready: BTreeMap<EventTime, Vec<Emit>>,
+    kinds: &[AggKind],
+    stats: &Stats,
+) -> Result<()> {
+    let (mut finals, mut corrections) = (0u64, 0u64);
+    for (_, mut items) in ready {
+        let mut rows = Vec::new();
+        let mut late = Vec::new();
+        let mut dead = Vec::new();
+        for item in items.drain(..) {
+            match item {
+                Emit::Row(c) => rows.push(c),
+                Emit::Late { event, missed } => late.push((event, missed)),
+                Emit::Dead { letter, .. } => dead.push(letter),
+            }
+        }
+        rows.sort_by(|a, b| a.canonical_cmp(b));
+        late.sort_by_key(|(e, _)| (e.partition, e.offset));
+        dead.sort_by_key(|d| (d.partition, d.offset));
+        for row in &rows {
+            match row.kind {
+                ChangeKind::Final => finals += 1,
+                _ => corrections += 1,
+            }
+            w.results.row(row, kinds)?;
+        }
+        for (event, missed) in &late {
+            w.late.late(event, missed)?;
+        }
+        for letter in &dead {
+            w.dead.dead(letter)?;
+        }
+    }
+    Stats::add(&stats.windows_emitted, finals);
+    Stats::add(&stats.corrections, corrections);
+    Ok(())
+}
