@@ -49,11 +49,13 @@ impl CsvColumns {
         CsvColumns::new(columns)
     }
 
-    /// The fast path: a row without quotes or carriage returns, split on
+    /// The fast path: a row without quotes or line breaks, split on
     /// commas. `None` hands the line to the general path.
     pub(super) fn fast<'a>(&self, text: &'a str) -> Option<Fields<'a>> {
         let bytes = text.as_bytes();
-        if memchr::memchr2(b'"', b'\r', bytes).is_some() || bytes.starts_with(b"\xEF\xBB\xBF") {
+        if memchr::memchr3(b'"', b'\r', b'\n', bytes).is_some()
+            || bytes.starts_with(b"\xEF\xBB\xBF")
+        {
             return None;
         }
         let mut fields = Fields::default();
@@ -107,7 +109,7 @@ fn parse_row(text: &str) -> Result<::csv::StringRecord, String> {
     match reader.read_record(&mut extra) {
         Ok(false) => Ok(record),
         Ok(true) => {
-            Err("invalid csv: a carriage return splits the line into several records".to_owned())
+            Err("invalid csv: a line break splits the line into several records".to_owned())
         }
         Err(e) => Err(format!("invalid csv: {e}")),
     }

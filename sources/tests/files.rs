@@ -1,0 +1,343 @@
+//! File sources end to end: each format and time format, CSV with and
+//! without a header, nested JSON paths, directory and one-file layouts,
+//! line-ending details and I/O errors.
+//!
+//! Run: `cargo test -p tidemark-sources --test files`
+
+mod common;
+
+use common::{read_all, records, write};
+use tidemark_sources::{
+    FieldMapping, FileSource, FileSourceConfig, Format, Record, Source, SourceError, TimeFormat,
+    Value,
+};
+
+fn rec(partition: u32, offset: u64, key: &str, event_time: i64, value: Value) -> Record {
+    Record {
+        partition,
+        offset,
+        key: key.to_owned(),
+        event_time,
+        value,
+    }
+}
+
+fn source(config: FileSourceConfig) -> FileSource {
+    FileSource::new(config).unwrap()
+}
+
+#[test]
+fn jsonl_directory_partitions_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "b.jsonl",
+        b"{\"key\":\"k2\",\"ts\":20,\"value\":2}\n",
+    );
+    write(
+        dir.path(),
+        "a.jsonl",
+        b"{\"key\":\"k1\",\"ts\":10,\"value\":1.5}\n{\"key\":7,\"ts\":11,\"value\":-3}\n",
+    );
+    write(dir.path(), ".hidden", b"garbage\n");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let source = source(FileSourceConfig::new(dir.path(), Format::Jsonl));
+    assert_eq!(source.partitions().unwrap(), vec![0, 1]);
+    assert_eq!(
+        records(read_all(&source, 0, 0)),
+        vec![
+            rec(0, 0, "k1", 10, Value::Float(1.5)),
+            rec(0, 1, "7", 11, Value::Int(-3))
+        ]
+    );
+    assert_eq!(
+        records(read_all(&source, 1, 0)),
+        vec![rec(1, 0, "k2", 20, Value::Int(2))]
+    );
+    assert!(matches!(
+        source.open(2, 0),
+        Err(SourceError::UnknownPartition {
+            partition: 2,
+            count: 2
+        })
+    ));
+}
+
+#[test]
+fn csv_with_header() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.csv",
+        b"ts,user,amount\n1000,alice,3\n2000,\"bob, jr\",4.25\r\n",
+    );
+    let mut config = FileSourceConfig::new(dir.path(), Format::Csv);
+    config.decode.header = true;
+    config.decode.fields = FieldMapping {
+        key: "user".into(),
+        time: "ts".into(),
+        value: "amount".into(),
+        partition: None,
+    };
+    let got = records(read_all(&source(config), 0, 0));
+    assert_eq!(
+        got,
+        vec![
+            rec(0, 0, "alice", 1000, Value::Int(3)),
+            rec(0, 1, "bob, jr", 2000, Value::Float(4.25))
+        ]
+    );
+}
+
+#[test]
+fn csv_without_header_uses_column_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.csv");
+    write(
+        dir.path(),
+        "one.csv",
+        b"0,0,k1,1700000000000,5\n0,1,k2,1700000000001,6",
+    );
+    let mut config = FileSourceConfig::new(&file, Format::Csv);
+    config.decode.fields = FieldMapping {
+        key: "2".into(),
+        time: "3".into(),
+        value: "4".into(),
+        partition: None,
+    };
+    let source = source(config);
+    assert_eq!(source.partitions().unwrap(), vec![0]);
+    assert_eq!(
+        records(read_all(&source, 0, 0)),
+        vec![
+            rec(0, 0, "k1", 1_700_000_000_000, Value::Int(5)),
+            rec(0, 1, "k2", 1_700_000_000_001, Value::Int(6))
+        ]
+    );
+}
+
+#[test]
+fn time_formats() {
+    let cases: [(TimeFormat, &str, i64); 7] = [
+        (TimeFormat::EpochMs, "1700000000123", 1_700_000_000_123),
+        (TimeFormat::EpochMs, "\"1700000000123\"", 1_700_000_000_123),
+        (TimeFormat::EpochS, "1700000000", 1_700_000_000_000),
+        (TimeFormat::EpochS, "1700000000.123", 1_700_000_000_123),
+        (
+            TimeFormat::Rfc3339,
+            "\"2023-11-14T22:13:20.123Z\"",
+            1_700_000_000_123,
+        ),
+        (
+            TimeFormat::Rfc3339,
+            "\"2023-11-15T00:13:20.123+02:00\"",
+            1_700_000_000_123,
+        ),
+        (
+            TimeFormat::Rfc3339,
+            "\"2023-11-14T21:13:20.123-0100\"",
+            1_700_000_000_123,
+        ),
+    ];
+    for (format, ts, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let line = format!("{{\"key\":\"k\",\"ts\":{ts},\"value\":1}}\n");
+        write(dir.path(), "p.jsonl", line.as_bytes());
+        let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+        config.decode.time_format = format;
+        let got = records(read_all(&source(config), 0, 0));
+        assert_eq!(got[0].event_time, want, "{format} {ts}");
+    }
+    // The same in CSV, where every field is text.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "p.csv", b"k,2023-11-14T22:13:20.123Z,1\n");
+    let mut config = FileSourceConfig::new(dir.path(), Format::Csv);
+    config.decode.time_format = TimeFormat::Rfc3339;
+    config.decode.fields = FieldMapping {
+        key: "0".into(),
+        time: "1".into(),
+        value: "2".into(),
+        partition: None,
+    };
+    assert_eq!(
+        records(read_all(&source(config), 0, 0))[0].event_time,
+        1_700_000_000_123
+    );
+}
+
+#[test]
+fn nested_json_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.jsonl",
+        br#"{"user":{"id":"u1"},"meta":{"event":{"ts":5}},"m":{"v":2}}
+{"user":{"id":"u2"},"meta":{"event":{}},"m":{"v":2}}
+"#,
+    );
+    let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+    config.decode.fields = FieldMapping {
+        key: "user.id".into(),
+        time: "meta.event.ts".into(),
+        value: "m.v".into(),
+        partition: None,
+    };
+    let got = read_all(&source(config), 0, 0);
+    assert_eq!(got[0], Ok(rec(0, 0, "u1", 5, Value::Int(2))));
+    assert_eq!(
+        got[1].as_ref().unwrap_err().reason,
+        "missing field \"meta.event.ts\""
+    );
+}
+
+#[test]
+fn one_file_with_a_partition_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.jsonl");
+    write(
+        dir.path(),
+        "all.jsonl",
+        br#"{"partition":1,"key":"a","ts":1,"value":1}
+{"partition":0,"key":"b","ts":2,"value":2}
+{"partition":1,"key":"c","ts":3,"value":3}
+{"partition":"2","key":"d","ts":4,"value":4}
+{"key":"e","ts":5,"value":5}
+"#,
+    );
+    let mut config = FileSourceConfig::new(&file, Format::Jsonl);
+    config.decode.fields.partition = Some("partition".into());
+    let source = source(config);
+    assert_eq!(source.partitions().unwrap(), vec![0, 1, 2]);
+    let p0 = read_all(&source, 0, 0);
+    assert_eq!(p0[0], Ok(rec(0, 0, "b", 2, Value::Int(2))));
+    let dead = p0[1].as_ref().unwrap_err();
+    assert_eq!(
+        (dead.partition, dead.offset, dead.reason.as_str()),
+        (0, 1, "missing field \"partition\"")
+    );
+    assert_eq!(
+        records(read_all(&source, 1, 0)),
+        vec![
+            rec(1, 0, "a", 1, Value::Int(1)),
+            rec(1, 1, "c", 3, Value::Int(3))
+        ]
+    );
+    assert_eq!(
+        records(read_all(&source, 1, 1)),
+        vec![rec(1, 1, "c", 3, Value::Int(3))]
+    );
+    assert_eq!(
+        records(read_all(&source, 2, 0)),
+        vec![rec(2, 0, "d", 4, Value::Int(4))]
+    );
+}
+
+#[test]
+fn one_file_with_a_configured_partition_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.csv");
+    write(
+        dir.path(),
+        "all.csv",
+        b"partition,key,ts,value\n3,a,1,1\n1,b,2,2\n",
+    );
+    let mut config = FileSourceConfig::new(&file, Format::Csv);
+    config.decode.header = true;
+    config.decode.fields.partition = Some("partition".into());
+    config.partition_count = Some(2);
+    let source = source(config);
+    assert_eq!(source.partitions().unwrap(), vec![0, 1]);
+    let p0 = read_all(&source, 0, 0);
+    assert_eq!(
+        p0[0].as_ref().unwrap_err().reason,
+        "partition 3 out of range: the source has 2 partitions"
+    );
+    assert_eq!(
+        records(read_all(&source, 1, 0)),
+        vec![rec(1, 0, "b", 2, Value::Int(2))]
+    );
+}
+
+#[test]
+fn blank_lines_take_an_offset_and_crlf_and_bom_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.jsonl",
+        b"\xEF\xBB\xBF{\"key\":\"a\",\"ts\":1,\"value\":1}\r\n\n  \r\n{\"key\":\"b\",\"ts\":2,\"value\":2}\n",
+    );
+    let got = read_all(
+        &source(FileSourceConfig::new(dir.path(), Format::Jsonl)),
+        0,
+        0,
+    );
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0], Ok(rec(0, 0, "a", 1, Value::Int(1))));
+    for (i, item) in got[1..3].iter().enumerate() {
+        let dead = item.as_ref().unwrap_err();
+        assert_eq!(
+            (dead.offset, dead.reason.as_str()),
+            (i as u64 + 1, "empty line")
+        );
+    }
+    assert_eq!(got[3], Ok(rec(0, 3, "b", 2, Value::Int(2))));
+}
+
+#[test]
+fn io_errors_name_the_path() {
+    let missing = FileSource::new(FileSourceConfig::new(
+        "/nonexistent/tidemark-in",
+        Format::Jsonl,
+    ))
+    .unwrap();
+    let err = missing.partitions().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "could not open input \"/nonexistent/tidemark-in\""
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "p-0003.jsonl", b"");
+    let source = FileSource::new(FileSourceConfig::new(dir.path(), Format::Jsonl)).unwrap();
+    assert_eq!(source.partitions().unwrap(), vec![0]);
+    let path = dir.path().join("p-0003.jsonl");
+    std::fs::remove_file(&path).unwrap();
+    let err = source.open(0, 0).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!("could not open partition file \"{}\"", path.display())
+    );
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+    let mut config = FileSourceConfig::new("x", Format::Jsonl);
+    config.decode.max_line_len = 0;
+    assert!(matches!(
+        FileSource::new(config),
+        Err(SourceError::InvalidConfig(_))
+    ));
+    let mut config = FileSourceConfig::new("x", Format::Jsonl);
+    config.partition_count = Some(0);
+    assert!(FileSource::new(config).is_err());
+}
+
+#[test]
+fn config_reads_from_json_and_formats_parse() {
+    let config: FileSourceConfig = serde_json::from_str(
+        r#"{"path":"in/","format":"csv","header":true,"time_format":"epoch-s","follow":true,
+            "fields":{"key":"user","partition":"p"}}"#,
+    )
+    .unwrap();
+    assert_eq!(config.decode.format, Format::Csv);
+    assert!(config.decode.header && config.follow);
+    assert_eq!(config.decode.time_format, TimeFormat::EpochS);
+    assert_eq!(config.decode.fields.key, "user");
+    assert_eq!(config.decode.fields.time, "ts");
+    assert_eq!(config.decode.fields.partition.as_deref(), Some("p"));
+    assert_eq!("csv".parse::<Format>(), Ok(Format::Csv));
+    assert_eq!("jsonl".parse::<Format>(), Ok(Format::Jsonl));
+    assert_eq!("rfc3339".parse::<TimeFormat>(), Ok(TimeFormat::Rfc3339));
+    assert_eq!("epoch-ms".parse::<TimeFormat>(), Ok(TimeFormat::EpochMs));
+    assert!("xml".parse::<Format>().is_err());
+}

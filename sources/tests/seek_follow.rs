@@ -1,0 +1,188 @@
+//! Opening at an offset (directory and one-file layouts, across the
+//! one-file index's strides, past the end) and following files that grow
+//! while they are read.
+//!
+//! Run: `cargo test -p tidemark-sources --test seek_follow`
+
+mod common;
+
+use common::{append, drain, read_all, records, write};
+use tidemark_sources::{FileSource, FileSourceConfig, Format, ReadStatus, Source, SourceError};
+
+fn line(partition: u32, i: u64) -> String {
+    format!("{{\"partition\":{partition},\"key\":\"k{i}\",\"ts\":{i},\"value\":{i}}}\n")
+}
+
+#[test]
+fn seeking_in_a_directory_matches_a_full_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..10_000).map(|i| line(0, i)).collect();
+    write(dir.path(), "p", text.as_bytes());
+    let source = FileSource::new(FileSourceConfig::new(dir.path(), Format::Jsonl)).unwrap();
+    let all = read_all(&source, 0, 0);
+    assert_eq!(all.len(), 10_000);
+    for from in [0, 1, 4095, 4096, 9_999, 10_000] {
+        let mut reader = source.open(0, from).unwrap();
+        assert_eq!(reader.position(), from);
+        let (got, status) = drain(reader.as_mut(), 1000);
+        assert_eq!(status, ReadStatus::End);
+        assert_eq!(got, all[from as usize..]);
+        assert_eq!(reader.position(), 10_000);
+    }
+    assert!(matches!(
+        source.open(0, 10_001),
+        Err(SourceError::OffsetOutOfRange {
+            partition: 0,
+            offset: 10_001,
+            end: 10_000
+        })
+    ));
+}
+
+#[test]
+fn seeking_in_one_file_uses_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.csv");
+    let mut text = String::from("partition,key,ts,value\n");
+    for i in 0..20_000u64 {
+        let p = (i % 3).min(1) as u32; // partition 1 gets two thirds
+        text.push_str(&format!("{p},k{i},{i},{i}\n"));
+    }
+    write(dir.path(), "all.csv", text.as_bytes());
+    let mut config = FileSourceConfig::new(&file, Format::Csv);
+    config.decode.header = true;
+    config.decode.fields.partition = Some("partition".into());
+    let source = FileSource::new(config).unwrap();
+    assert_eq!(source.partitions().unwrap(), vec![0, 1]);
+    for partition in [0, 1] {
+        let all = records(read_all(&source, partition, 0));
+        assert!(all
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.offset == i as u64 && r.partition == partition));
+        for from in [1, 4095, 4096, 4097, 6000, 8192, 9000, all.len() as u64] {
+            if from > all.len() as u64 {
+                continue;
+            }
+            let got = records(read_all(&source, partition, from));
+            assert_eq!(
+                got,
+                all[from as usize..],
+                "partition {partition} from {from}"
+            );
+        }
+    }
+}
+
+#[test]
+fn following_a_growing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.jsonl");
+    write(dir.path(), "p.jsonl", line(0, 0).as_bytes());
+    let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+    config.follow = true;
+    let source = FileSource::new(config).unwrap();
+    let mut reader = source.open(0, 0).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    assert_eq!(out.len(), 1);
+    // Nothing new: caught up again, nothing appended.
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    assert_eq!(out.len(), 1);
+    // A partial line is not consumed until its newline arrives.
+    let second = line(0, 1);
+    let (head, tail) = second.split_at(10);
+    append(&path, head.as_bytes());
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    assert_eq!((out.len(), reader.position()), (1, 1));
+    append(&path, tail.as_bytes());
+    append(&path, line(0, 2).as_bytes());
+    append(&path, b"\n");
+    assert_eq!(reader.read(1, &mut out).unwrap(), ReadStatus::More);
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    let got: Vec<_> = out
+        .iter()
+        .map(|d| {
+            d.as_ref()
+                .map(|r| r.key.clone())
+                .map_err(|e| e.reason.clone())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            Ok("k0".into()),
+            Ok("k1".into()),
+            Ok("k2".into()),
+            Err("empty line".into())
+        ]
+    );
+    assert_eq!(reader.position(), 4);
+}
+
+#[test]
+fn following_from_an_offset_not_yet_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.jsonl");
+    write(dir.path(), "p.jsonl", line(0, 0).as_bytes());
+    let mut config = FileSourceConfig::new(&path, Format::Jsonl);
+    config.follow = true;
+    let source = FileSource::new(config).unwrap();
+    let mut reader = source.open(0, 3).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    assert_eq!((out.len(), reader.position()), (0, 3));
+    for i in 1..5 {
+        append(&path, line(0, i).as_bytes());
+    }
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    let keys: Vec<_> = records(out)
+        .into_iter()
+        .map(|r| (r.offset, r.key))
+        .collect();
+    assert_eq!(keys, vec![(3, "k3".to_owned()), (4, "k4".to_owned())]);
+}
+
+#[test]
+fn following_one_file_with_partitions_and_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.csv");
+    write(dir.path(), "all.csv", b"partition,key,ts,val");
+    let mut config = FileSourceConfig::new(&path, Format::Csv);
+    config.decode.header = true;
+    config.decode.fields.partition = Some("partition".into());
+    config.decode.fields.value = "value".into();
+    config.partition_count = Some(2);
+    config.follow = true;
+    let source = FileSource::new(config).unwrap();
+    let mut p1 = source.open(1, 0).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(p1.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    append(&path, b"ue\n0,a,1,1\n1,b,2,2\n");
+    assert_eq!(p1.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    append(&path, b"1,c,3,3\n");
+    assert_eq!(p1.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    let keys: Vec<_> = records(out)
+        .into_iter()
+        .map(|r| (r.offset, r.key))
+        .collect();
+    assert_eq!(keys, vec![(0, "b".to_owned()), (1, "c".to_owned())]);
+}
+
+#[test]
+fn bounded_file_without_a_final_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p",
+        format!("{}{}", line(0, 0), line(0, 1).trim_end()).as_bytes(),
+    );
+    let source = FileSource::new(FileSourceConfig::new(dir.path(), Format::Jsonl)).unwrap();
+    let got = records(read_all(&source, 0, 0));
+    assert_eq!(got.len(), 2);
+    let mut reader = source.open(0, 2).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(reader.read(5, &mut out).unwrap(), ReadStatus::End);
+    assert_eq!(reader.read(5, &mut out).unwrap(), ReadStatus::End);
+    assert!(out.is_empty());
+}
