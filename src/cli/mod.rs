@@ -1,0 +1,26 @@
+//! Subcommands of the `tidemark` binary; each builds a job through the
+//! library facade.
+
+pub mod gen;
+pub mod run;
+
+use tidemark::JobError;
+
+/// Exit code: 2 for a job that is wrong as given, 1 for a failure while
+/// running it.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<JobError>() {
+        Some(JobError::Spec(_)) | Some(JobError::JobFile { .. }) => 2,
+        _ => 1,
+    }
+}
+
+/// A hint for errors with a known remedy.
+pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    match e.downcast_ref::<JobError>() {
+        Some(JobError::Engine(tidemark::engine::EngineError::BadRecord { .. })) => {
+            Some("rerun with --on-bad-record skip to send bad records to --dead-letter and go on")
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,246 @@
+//! `tidemark run`: a windowed job from flags or a TOML job file, with a
+//! progress bar on a terminal and a summary on standard error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tidemark::engine::{Parallelism, Stats, Summary};
+use tidemark::{JobError, JobSpec};
+
+/// Flags of `tidemark run`; each may also be a key of the job file.
+#[derive(Args, Debug, Default)]
+pub struct RunArgs {
+    /// A TOML job file whose keys are these flags' names; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<PathBuf>,
+    /// A partition directory, one file, or `gen:events=N,keys=N,...`.
+    #[arg(long, value_name = "PATH")]
+    pub input: Option<String>,
+    /// Input format: jsonl or csv.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// CSV files start with a header line.
+    #[arg(long)]
+    pub header: bool,
+    /// Key field name.
+    #[arg(long, value_name = "FIELD")]
+    pub key: Option<String>,
+    /// Event-time field name.
+    #[arg(long, value_name = "FIELD")]
+    pub time: Option<String>,
+    /// Value field name.
+    #[arg(long, value_name = "FIELD")]
+    pub value: Option<String>,
+    /// Partition field name (one file holding all partitions).
+    #[arg(long, value_name = "FIELD")]
+    pub partition_field: Option<String>,
+    /// Event-time format: epoch-ms, epoch-s or rfc3339.
+    #[arg(long)]
+    pub time_format: Option<String>,
+    /// tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP (e.g. tumbling:1m).
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Watermark delay (bounded out-of-orderness), e.g. 5s.
+    #[arg(long, value_name = "DUR")]
+    pub delay: Option<String>,
+    /// Allowed lateness after a window fired, e.g. 1m.
+    #[arg(long, value_name = "DUR")]
+    pub lateness: Option<String>,
+    /// final or updates.
+    #[arg(long)]
+    pub emit: Option<String>,
+    /// Aggregations: any of count,sum,min,max,mean.
+    #[arg(long, value_name = "LIST")]
+    pub agg: Option<String>,
+    /// Worker threads (per process).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Records read from a partition per batch.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Results file, `-` for standard output (default `-`).
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<String>,
+    /// File for records dropped as too late.
+    #[arg(long, value_name = "PATH")]
+    pub late: Option<String>,
+    /// File for records that could not be decoded.
+    #[arg(long, value_name = "PATH")]
+    pub dead_letter: Option<String>,
+    /// skip (to the dead-letter file) or fail.
+    #[arg(long, value_name = "POLICY")]
+    pub on_bad_record: Option<String>,
+    /// Cluster mode: number of processes (with --process and --hostfile).
+    #[arg(long, value_name = "N")]
+    pub processes: Option<usize>,
+    /// Cluster mode: this process's index.
+    #[arg(long, value_name = "I")]
+    pub process: Option<usize>,
+    /// Cluster mode: one host:port per line, one line per process.
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    fn spec(&self) -> JobSpec {
+        JobSpec {
+            input: self.input.clone(),
+            format: self.format.clone(),
+            header: self.header.then_some(true),
+            key: self.key.clone(),
+            time: self.time.clone(),
+            value: self.value.clone(),
+            partition_field: self.partition_field.clone(),
+            time_format: self.time_format.clone(),
+            window: self.window.clone(),
+            delay: self.delay.clone(),
+            lateness: self.lateness.clone(),
+            emit: self.emit.clone(),
+            agg: self.agg.clone(),
+            workers: self.workers,
+            batch_size: self.batch_size,
+            output: self.output.clone(),
+            late: self.late.clone(),
+            dead_letter: self.dead_letter.clone(),
+            on_bad_record: self.on_bad_record.clone(),
+        }
+    }
+
+    fn cluster(&self, workers: usize) -> anyhow::Result<Option<Parallelism>> {
+        let (Some(n), Some(process), Some(hostfile)) =
+            (self.processes, self.process, &self.hostfile)
+        else {
+            if self.processes.is_some() || self.process.is_some() || self.hostfile.is_some() {
+                return Err(JobError::Spec(tidemark::spec::SpecError(
+                    "cluster mode needs all of --processes, --process and --hostfile".into(),
+                ))
+                .into());
+            }
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(hostfile)
+            .with_context(|| format!("reading hostfile \"{}\"", hostfile.display()))?;
+        let hosts: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        if hosts.len() != n {
+            return Err(JobError::Spec(tidemark::spec::SpecError(format!(
+                "--processes {n} but hostfile \"{}\" lists {} hosts",
+                hostfile.display(),
+                hosts.len()
+            )))
+            .into());
+        }
+        Ok(Some(Parallelism::Cluster {
+            workers,
+            process,
+            hosts,
+        }))
+    }
+}
+
+/// Runs `tidemark run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let mut spec = match &args.job {
+        Some(path) => JobSpec::from_file(path)?,
+        None => JobSpec::default(),
+    }
+    .overlay(args.spec());
+    if spec.output.is_none() {
+        spec.output = Some("-".into());
+    }
+    let mut builder = spec.to_builder()?;
+    if let Some(cluster) = args.cluster(spec.workers.unwrap_or(1))? {
+        builder = builder.parallelism(cluster);
+    }
+    let job = builder.build()?;
+    let delay = job.config().policy.delay;
+    let stats = Arc::new(Stats::default());
+    let started = Instant::now();
+    let progress = (!args.quiet && std::io::stderr().is_terminal())
+        .then(|| Progress::start(Arc::clone(&stats), delay));
+    let result = job.run_with(Arc::clone(&stats));
+    if let Some(p) = progress {
+        p.stop();
+    }
+    let summary = result?;
+    if !args.quiet {
+        print_summary(&summary, started.elapsed(), delay);
+    }
+    Ok(())
+}
+
+fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "tidemark: {} records from {} partition(s) in {:.2} s ({:.0} records/s)",
+        s.records,
+        s.partitions,
+        secs,
+        s.records as f64 / secs
+    );
+    eprintln!(
+        "  windows emitted {}, corrections {}, late dropped {}, late applied {}, dead letters {}",
+        s.windows_emitted, s.corrections, s.late_dropped, s.late_applied, s.dead_letters
+    );
+    match s.final_watermark {
+        None => eprintln!("  final watermark: +inf (every partition ended)"),
+        Some(w) => eprintln!("  final watermark: {w}"),
+    }
+}
+
+/// A progress bar fed from the job's counters by a polling thread.
+struct Progress {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(stats: Arc<Stats>, delay: i64) -> Progress {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            while !flag.load(Ordering::Relaxed) {
+                let s = stats.summary(delay);
+                let wm = match s.final_watermark {
+                    Some(w) if w > i64::MIN / 2 => w.to_string(),
+                    Some(_) => "-".into(),
+                    None => "+inf".into(),
+                };
+                bar.set_message(format!(
+                    "{} records, {}/{} partitions done, watermark {}",
+                    s.records,
+                    stats.partitions_done.load(Ordering::Relaxed),
+                    s.partitions,
+                    wm
+                ));
+                bar.tick();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        Progress { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}

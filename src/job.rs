@@ -1,0 +1,405 @@
+//! The job: what to read, how to window and aggregate it, where to write —
+//! as a builder for Rust programs and as a [`JobSpec`] for job files and
+//! the command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tidemark_engine::{
+    BadRecords, EngineConfig, EngineError, Outputs, Parallelism, Stats, Summary, Target,
+};
+use tidemark_sources::{
+    DecodeConfig, FieldMapping, FileSource, FileSourceConfig, Format, GeneratorSource, Source,
+    TimeFormat,
+};
+use tidemark_windows::{AggKind, EmitMode, Millis, Policy, WindowSpec};
+
+use crate::spec::{parse_aggs, parse_generator, parse_millis, parse_window, SpecError};
+
+/// Why a job could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A job option is invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The engine stopped with an error.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The job file could not be read or parsed.
+    #[error("could not read job file \"{path}\": {reason}")]
+    JobFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A windowed job, ready to run.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidemark::{Job, sources::{MemorySource, Record, Value}, windows::WindowSpec, engine::Target};
+///
+/// let rec = |key: &str, event_time, v| Record {
+///     partition: 0, offset: 0, key: key.into(), event_time, value: Value::Int(v),
+/// };
+/// let source = MemorySource::new(vec![vec![rec("a", 100, 1), rec("a", 700, 2), rec("b", 1_200, 5)]]);
+/// let (results, buffer) = Target::buffer();
+/// let summary = Job::builder()
+///     .source(Arc::new(source))
+///     .window(WindowSpec::tumbling(1_000))
+///     .results(results)
+///     .build()
+///     .unwrap()
+///     .run()
+///     .unwrap();
+/// assert_eq!(summary.records, 3);
+/// let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+/// assert_eq!(text, "\
+/// {\"key\":\"a\",\"start\":0,\"end\":1000,\"count\":2,\"sum\":3,\"kind\":\"final\"}
+/// {\"key\":\"b\",\"start\":1000,\"end\":2000,\"count\":1,\"sum\":5,\"kind\":\"final\"}
+/// ");
+/// ```
+pub struct Job {
+    source: Arc<dyn Source>,
+    config: EngineConfig,
+    parallelism: Parallelism,
+    outputs: Outputs,
+}
+
+impl Job {
+    /// A builder with defaults: count and sum, delay 0, no allowed
+    /// lateness, emit mode `final`, one worker, outputs discarded.
+    pub fn builder() -> JobBuilder {
+        JobBuilder::default()
+    }
+
+    /// The engine configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The parallelism.
+    pub fn parallelism(&self) -> &Parallelism {
+        &self.parallelism
+    }
+
+    /// Runs the job to completion.
+    pub fn run(self) -> Result<Summary, JobError> {
+        self.run_with(Arc::new(Stats::default()))
+    }
+
+    /// Runs the job, updating `stats` as it goes (for progress reports).
+    pub fn run_with(self, stats: Arc<Stats>) -> Result<Summary, JobError> {
+        Ok(tidemark_engine::run(
+            self.source,
+            self.config,
+            self.parallelism,
+            self.outputs,
+            stats,
+        )?)
+    }
+}
+
+/// Builds a [`Job`].
+pub struct JobBuilder {
+    source: Option<Arc<dyn Source>>,
+    window: Option<WindowSpec>,
+    policy: Policy,
+    aggs: Vec<AggKind>,
+    batch_size: usize,
+    bad_records: BadRecords,
+    parallelism: Parallelism,
+    outputs: Outputs,
+}
+
+impl Default for JobBuilder {
+    fn default() -> Self {
+        JobBuilder {
+            source: None,
+            window: None,
+            policy: Policy::default(),
+            aggs: vec![AggKind::Count, AggKind::Sum],
+            batch_size: 1024,
+            bad_records: BadRecords::Skip,
+            parallelism: Parallelism::Workers(1),
+            outputs: Outputs::default(),
+        }
+    }
+}
+
+impl JobBuilder {
+    /// Reads from `source`.
+    pub fn source(mut self, source: Arc<dyn Source>) -> Self {
+        self.source = Some(source);
+        self
+    }
+    /// Windows records with `window`.
+    pub fn window(mut self, window: WindowSpec) -> Self {
+        self.window = Some(window);
+        self
+    }
+    /// Watermark delay `D` in milliseconds.
+    pub fn delay(mut self, delay: Millis) -> Self {
+        self.policy.delay = delay;
+        self
+    }
+    /// Allowed lateness `L` in milliseconds.
+    pub fn lateness(mut self, lateness: Millis) -> Self {
+        self.policy.lateness = lateness;
+        self
+    }
+    /// Emit mode.
+    pub fn emit(mut self, emit: EmitMode) -> Self {
+        self.policy.emit = emit;
+        self
+    }
+    /// Aggregations, in output order.
+    pub fn aggs(mut self, aggs: &[AggKind]) -> Self {
+        self.aggs = aggs.to_vec();
+        self
+    }
+    /// Records read from a partition per batch.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+    /// What to do with records that cannot be decoded.
+    pub fn bad_records(mut self, policy: BadRecords) -> Self {
+        self.bad_records = policy;
+        self
+    }
+    /// Worker threads or cluster layout.
+    pub fn parallelism(mut self, parallelism: Parallelism) -> Self {
+        self.parallelism = parallelism;
+        self
+    }
+    /// `n` worker threads in this process.
+    pub fn workers(self, n: usize) -> Self {
+        self.parallelism(Parallelism::Workers(n))
+    }
+    /// Where result rows go.
+    pub fn results(mut self, target: Target) -> Self {
+        self.outputs.results = target;
+        self
+    }
+    /// Where late records go.
+    pub fn late(mut self, target: Target) -> Self {
+        self.outputs.late = target;
+        self
+    }
+    /// Where dead letters go.
+    pub fn dead_letters(mut self, target: Target) -> Self {
+        self.outputs.dead_letters = target;
+        self
+    }
+
+    /// Validates and builds the job.
+    pub fn build(self) -> Result<Job, JobError> {
+        let source = self
+            .source
+            .ok_or_else(|| SpecError("a job needs an input".into()))?;
+        let window = self
+            .window
+            .ok_or_else(|| SpecError("a job needs a window".into()))?;
+        let mut config = EngineConfig::new(window, self.policy, self.aggs);
+        config.batch_size = self.batch_size;
+        config.bad_records = self.bad_records;
+        config.validate()?;
+        Ok(Job {
+            source,
+            config,
+            parallelism: self.parallelism,
+            outputs: self.outputs,
+        })
+    }
+}
+
+/// A job as written in a TOML job file or given as command-line flags:
+/// every field is text, named as the flag.
+///
+/// ```
+/// use tidemark::JobSpec;
+/// let spec: JobSpec = toml::from_str(r#"
+///     input = "gen:events=100,keys=3"
+///     window = "tumbling:1s"
+///     agg = "count,max"
+/// "#).unwrap();
+/// let job = spec.to_builder().unwrap().build().unwrap();
+/// assert_eq!(job.config().aggs.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JobSpec {
+    /// A partition directory, one file, or `gen:KNOBS`.
+    pub input: Option<String>,
+    /// `jsonl` or `csv`.
+    pub format: Option<String>,
+    /// CSV has a header line.
+    pub header: Option<bool>,
+    /// Key field.
+    pub key: Option<String>,
+    /// Event-time field.
+    pub time: Option<String>,
+    /// Value field.
+    pub value: Option<String>,
+    /// Partition field (one file holding all partitions).
+    pub partition_field: Option<String>,
+    /// `epoch-ms`, `epoch-s` or `rfc3339`.
+    pub time_format: Option<String>,
+    /// `tumbling:SIZE`, `sliding:SIZE/SLIDE` or `session:GAP`.
+    pub window: Option<String>,
+    /// Watermark delay.
+    pub delay: Option<String>,
+    /// Allowed lateness.
+    pub lateness: Option<String>,
+    /// `final` or `updates`.
+    pub emit: Option<String>,
+    /// Aggregations, e.g. `count,sum`.
+    pub agg: Option<String>,
+    /// Worker threads.
+    pub workers: Option<usize>,
+    /// Records per batch.
+    pub batch_size: Option<usize>,
+    /// Results path, `-` for standard output.
+    pub output: Option<String>,
+    /// Late records path.
+    pub late: Option<String>,
+    /// Dead letters path.
+    pub dead_letter: Option<String>,
+    /// `skip` or `fail`.
+    pub on_bad_record: Option<String>,
+}
+
+impl JobSpec {
+    /// Reads a TOML job file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, JobError> {
+        let text = std::fs::read_to_string(path).map_err(|e| JobError::JobFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| JobError::JobFile {
+            path: path.to_owned(),
+            reason: e.message().to_owned(),
+        })
+    }
+
+    /// Fields set in `other` replace those of `self`.
+    pub fn overlay(mut self, other: JobSpec) -> JobSpec {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+        }
+        take!(
+            input,
+            format,
+            header,
+            key,
+            time,
+            value,
+            partition_field,
+            time_format,
+            window,
+            delay,
+            lateness,
+            emit,
+            agg,
+            workers,
+            batch_size,
+            output,
+            late,
+            dead_letter,
+            on_bad_record
+        );
+        self
+    }
+
+    fn target(path: &Option<String>) -> Target {
+        match path.as_deref() {
+            None => Target::Discard,
+            Some("-") => Target::Stdout,
+            Some(p) => Target::File(PathBuf::from(p)),
+        }
+    }
+
+    /// The input source this spec names.
+    pub fn source(&self) -> Result<Arc<dyn Source>, JobError> {
+        let input = self.input.as_deref().ok_or_else(|| {
+            SpecError("missing --input (a partition directory, a file, or gen:KNOBS)".into())
+        })?;
+        if let Some(knobs) = input.strip_prefix("gen:") {
+            let config = parse_generator(knobs)?;
+            let source = GeneratorSource::new(config).map_err(EngineError::from)?;
+            return Ok(Arc::new(source));
+        }
+        let format = match self.format.as_deref() {
+            Some(f) => f
+                .parse::<Format>()
+                .map_err(|e| SpecError(format!("invalid --format: {e}")))?,
+            None if input.ends_with(".csv") => Format::Csv,
+            None => Format::Jsonl,
+        };
+        let mut decode = DecodeConfig::new(format);
+        decode.header = self.header.unwrap_or(false);
+        let defaults = FieldMapping::default();
+        decode.fields = FieldMapping {
+            key: self.key.clone().unwrap_or(defaults.key),
+            time: self.time.clone().unwrap_or(defaults.time),
+            value: self.value.clone().unwrap_or(defaults.value),
+            partition: self.partition_field.clone(),
+        };
+        if let Some(tf) = &self.time_format {
+            decode.time_format = tf
+                .parse::<TimeFormat>()
+                .map_err(|e| SpecError(format!("invalid --time-format: {e}")))?;
+        }
+        let mut config = FileSourceConfig::new(input, format);
+        config.decode = decode;
+        let source = FileSource::new(config).map_err(EngineError::from)?;
+        Ok(Arc::new(source))
+    }
+
+    /// A job builder for this spec (its source opened).
+    pub fn to_builder(&self) -> Result<JobBuilder, JobError> {
+        let window = parse_window(self.window.as_deref().ok_or_else(|| {
+            SpecError("missing --window (tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP)".into())
+        })?)?;
+        let mut b = Job::builder().source(self.source()?).window(window);
+        if let Some(d) = &self.delay {
+            b = b.delay(parse_millis(d).map_err(|e| SpecError(format!("invalid --delay: {e}")))?);
+        }
+        if let Some(l) = &self.lateness {
+            b = b.lateness(
+                parse_millis(l).map_err(|e| SpecError(format!("invalid --lateness: {e}")))?,
+            );
+        }
+        if let Some(e) = &self.emit {
+            b = b.emit(
+                e.parse()
+                    .map_err(|e| SpecError(format!("invalid --emit: {e}")))?,
+            );
+        }
+        if let Some(a) = &self.agg {
+            b = b.aggs(&parse_aggs(a).map_err(|e| SpecError(format!("invalid --agg: {e}")))?);
+        }
+        if let Some(w) = self.workers {
+            if w == 0 {
+                return Err(SpecError("invalid --workers: must be at least 1".into()).into());
+            }
+            b = b.workers(w);
+        }
+        if let Some(n) = self.batch_size {
+            b = b.batch_size(n);
+        }
+        if let Some(p) = &self.on_bad_record {
+            b = b.bad_records(
+                p.parse()
+                    .map_err(|e| SpecError(format!("invalid --on-bad-record: {e}")))?,
+            );
+        }
+        Ok(b.results(Self::target(&self.output))
+            .late(Self::target(&self.late))
+            .dead_letters(Self::target(&self.dead_letter)))
+    }
+}
