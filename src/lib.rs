@@ -20,6 +20,10 @@ pub use tidemark_windows as windows;
 
 pub use job::{Job, JobBuilder, JobError, JobSpec};
 
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The names most programs need.
 pub mod prelude {
     pub use crate::engine::{BadRecords, Parallelism, Summary, Target};

@@ -1,0 +1,349 @@
+//! The `tidemark` binary end to end.
+//!
+//! Families:
+//! - conformance: every case of `tests/conformance/` through `tidemark run`
+//!   (one input file with a partition field), workers ∈ {1, 2, 4}, batch
+//!   sizes ∈ {1, 7, 1024}: byte-identical to `expected.jsonl`, late records
+//!   as in `expected-late.jsonl`;
+//! - generated multi-partition logs (`tidemark gen`): identical results, late
+//!   and dead-letter files for 1, 2 and 4 workers, equal to the reference
+//!   model; two processes on loopback equal one;
+//! - bad flags, missing inputs and malformed records: clear messages, the
+//!   right exit codes, dead letters;
+//! - the README's example job.
+//!
+//! Run with `cargo test --test cli`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+use tidemark::windows::{reference, AggKind, LogRecord, Metrics, Number, Policy};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tidemark"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("tidemark starts");
+    assert!(
+        out.status.success(),
+        "tidemark failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn case_flags(dir: &Path) -> Vec<String> {
+    let case: Json = serde_json::from_str(&fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
+    let job = &case["job"];
+    let get = |k: &str| job[k].as_str().unwrap_or("0").to_owned();
+    let window = match get("--window").as_str() {
+        "tumbling" => format!("tumbling:{}", get("--size")),
+        "sliding" => format!("sliding:{}/{}", get("--size"), get("--slide")),
+        _ => format!("session:{}", get("--gap")),
+    };
+    let mut flags = vec![
+        "--window".into(),
+        window,
+        "--delay".into(),
+        get("--delay"),
+        "--lateness".into(),
+        get("--lateness"),
+    ];
+    if let Some(emit) = job["--emit"].as_str() {
+        flags.extend(["--emit".into(), emit.into()]);
+    }
+    flags
+}
+
+fn late_ids(lines: &[String]) -> Vec<(u64, u64)> {
+    let mut ids: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|l| {
+            let v: Json = serde_json::from_str(l).unwrap();
+            (v["partition"].as_u64().unwrap(), v["offset"].as_u64().unwrap())
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn conformance_cases_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs: Vec<PathBuf> = fs::read_dir(root().join("tests/conformance"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("case.json").exists())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 12);
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let expected = fs::read_to_string(dir.join("expected.jsonl")).unwrap();
+        let expected_late = late_ids(&lines(&dir.join("expected-late.jsonl")));
+        for workers in ["1", "2", "4"] {
+            for batch in ["1", "7", "1024"] {
+                let late = tmp.path().join(format!("{name}-{workers}-{batch}-late.jsonl"));
+                let out = run_ok(
+                    bin()
+                        .args(["run", "--quiet", "--format", "jsonl", "--partition-field", "partition"])
+                        .arg("--input")
+                        .arg(dir.join("input.jsonl"))
+                        .args(case_flags(&dir))
+                        .args(["--workers", workers, "--batch-size", batch, "--output", "-"])
+                        .arg("--late")
+                        .arg(&late),
+                );
+                let got = String::from_utf8(out.stdout).unwrap();
+                assert!(got == expected, "{name}: workers {workers}, batch {batch}: output differs from expected.jsonl");
+                assert_eq!(late_ids(&lines(&late)), expected_late, "{name}: late records");
+            }
+        }
+    }
+}
+
+/// Writes a generated multi-partition log with stragglers, plus a broken
+/// line in partition 1.
+fn generated_log(dir: &Path) -> PathBuf {
+    let data = dir.join("log");
+    run_ok(bin().args([
+        "gen", "--events", "5000", "--keys", "40", "--partitions", "4", "--rate", "0.5",
+        "--disorder", "80", "--late-frac", "0.05", "--late-extra", "2000", "--seed", "9",
+    ]).arg("--out").arg(&data));
+    let p1 = data.join("part-00001.jsonl");
+    let mut text = fs::read_to_string(&p1).unwrap();
+    let cut = text.match_indices('\n').nth(9).unwrap().0 + 1;
+    text.insert_str(cut, "{\"partition\":1,\"offset\":10,\"key\":\"k1\",\"ts\":\"yesterday\",\"value\":1}\n");
+    fs::write(&p1, text).unwrap();
+    data
+}
+
+fn run_generated(data: &Path, out: &Path, extra: &[&str]) -> (String, String, String) {
+    let results = out.join("results.jsonl");
+    let late = out.join("late.jsonl");
+    let dead = out.join("dead.jsonl");
+    run_ok(
+        bin()
+            .args(["run", "--quiet", "--window", "sliding:2s/500ms", "--delay", "100ms", "--lateness", "1s"])
+            .args(["--agg", "count,sum,min,max,mean"])
+            .arg("--input")
+            .arg(data)
+            .arg("--output")
+            .arg(&results)
+            .arg("--late")
+            .arg(&late)
+            .arg("--dead-letter")
+            .arg(&dead)
+            .args(extra),
+    );
+    let read = |p: &Path| fs::read_to_string(p).unwrap();
+    (read(&results), read(&late), read(&dead))
+}
+
+#[test]
+fn generated_logs_identical_for_any_worker_count_and_equal_to_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generated_log(tmp.path());
+    let mut outputs = Vec::new();
+    for (workers, batch) in [("1", "1024"), ("2", "7"), ("4", "1")] {
+        let out = tmp.path().join(format!("out-{workers}"));
+        fs::create_dir_all(&out).unwrap();
+        outputs.push(run_generated(&data, &out, &["--workers", workers, "--batch-size", batch]));
+    }
+    assert!(!outputs[0].0.is_empty() && !outputs[0].1.is_empty());
+    assert_eq!(outputs[0].2.lines().count(), 1, "one dead letter");
+    assert!(outputs[0].2.contains("\"partition\":1,\"offset\":10,"), "{}", outputs[0].2);
+    for o in &outputs[1..] {
+        assert!(o == &outputs[0], "outputs differ between worker counts");
+    }
+
+    // The reference model over the same log (skipping the broken line).
+    let mut log = Vec::new();
+    for p in 0..4u32 {
+        for (offset, line) in lines(&data.join(format!("part-{p:05}.jsonl"))).iter().enumerate() {
+            let v: Json = serde_json::from_str(line).unwrap();
+            let Some(ts) = v["ts"].as_i64() else { continue };
+            log.push(LogRecord {
+                partition: p,
+                offset: offset as u64,
+                key: v["key"].as_str().unwrap().to_owned(),
+                time: ts,
+                input: Number::Int(v["value"].as_i64().unwrap()),
+            });
+        }
+    }
+    let aggs = [AggKind::Count, AggKind::Sum, AggKind::Min, AggKind::Max, AggKind::Mean];
+    let eval = reference::evaluate(
+        tidemark::windows::WindowSpec::sliding(2000, 500),
+        Policy::new(100, 1000, Default::default()),
+        &Metrics::new(&aggs),
+        &log,
+    );
+    let mut expected = String::new();
+    for c in &eval.changes {
+        tidemark::engine::format_row(c, &aggs, &mut expected);
+        expected.push('\n');
+    }
+    assert!(outputs[0].0 == expected, "results differ from the reference model");
+    assert_eq!(outputs[0].1.lines().count(), eval.late.len());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn two_processes_on_loopback_equal_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generated_log(tmp.path());
+    let single = tmp.path().join("single");
+    fs::create_dir_all(&single).unwrap();
+    let one = run_generated(&data, &single, &["--workers", "2"]);
+
+    let hostfile = tmp.path().join("hosts");
+    fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    let cluster = tmp.path().join("cluster");
+    fs::create_dir_all(&cluster).unwrap();
+    let spawn = |process: &str, out: &Path| {
+        bin()
+            .args(["run", "--quiet", "--window", "sliding:2s/500ms", "--delay", "100ms", "--lateness", "1s"])
+            .args(["--agg", "count,sum,min,max,mean", "--workers", "1", "--processes", "2", "--process", process])
+            .arg("--hostfile")
+            .arg(&hostfile)
+            .arg("--input")
+            .arg(&data)
+            .arg("--output")
+            .arg(out.join("results.jsonl"))
+            .arg("--late")
+            .arg(out.join("late.jsonl"))
+            .arg("--dead-letter")
+            .arg(out.join("dead.jsonl"))
+            .spawn()
+            .unwrap()
+    };
+    let other = tmp.path().join("other");
+    fs::create_dir_all(&other).unwrap();
+    let mut p1 = spawn("1", &other);
+    let mut p0 = spawn("0", &cluster);
+    assert!(p0.wait().unwrap().success());
+    assert!(p1.wait().unwrap().success());
+    let read = |p: PathBuf| fs::read_to_string(p).unwrap();
+    assert!(read(cluster.join("results.jsonl")) == one.0, "cluster results differ from one process");
+    assert_eq!(read(cluster.join("late.jsonl")), one.1);
+    assert_eq!(read(cluster.join("dead.jsonl")), one.2);
+    // Only process 0 writes the outputs.
+    assert!(!other.join("results.jsonl").exists());
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    let out = bin().args(["run", "--input", "gen:events=10", "--window", "tumbling:soon"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(err.contains("invalid duration \"soon\""), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = bin().args(["run", "--input", "gen:events=10", "--window", "hopping:1s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("unknown window kind \"hopping\""));
+
+    let out = bin().args(["run", "--input", "gen:events=10", "--window", "tumbling:1s", "--agg", "median"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("unknown aggregation \"median\""));
+
+    let out = bin().args(["run", "--input", "gen:events=10"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("missing --window"));
+
+    let out = bin().args(["run", "--wat"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn missing_input_names_the_path() {
+    let out = bin()
+        .args(["run", "--input", "/no/such/dir", "--window", "tumbling:1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("/no/such/dir"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn malformed_records_go_to_dead_letters_or_stop_the_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("a.jsonl"),
+        "{\"key\":\"x\",\"ts\":1000,\"value\":1}\nnot json\n{\"key\":\"x\",\"ts\":1500,\"value\":2}\n",
+    )
+    .unwrap();
+    let dead = tmp.path().join("dead.jsonl");
+    let out = run_ok(
+        bin()
+            .args(["run", "--quiet", "--window", "tumbling:1s", "--input"])
+            .arg(&dir)
+            .arg("--dead-letter")
+            .arg(&dead),
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"key\":\"x\",\"start\":1000,\"end\":2000,\"count\":2,\"sum\":3,\"kind\":\"final\"}\n"
+    );
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 1);
+    let v: Json = serde_json::from_str(&dead[0]).unwrap();
+    assert_eq!((v["partition"].as_u64(), v["offset"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(v["raw"], "not json");
+    assert!(!v["reason"].as_str().unwrap().is_empty());
+
+    let out = bin()
+        .args(["run", "--window", "tumbling:1s", "--on-bad-record", "fail", "--input"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("partition 0 at offset 1"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn readme_example_job_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        bin()
+            .current_dir(root())
+            .args(["run", "--job", "examples/clicks.toml", "--quiet"])
+            .arg("--late")
+            .arg(tmp.path().join("late.jsonl"))
+            .arg("--dead-letter")
+            .arg(tmp.path().join("dead.jsonl")),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().count() > 40, "{text}");
+    assert!(text.contains("\"kind\":\"retract\""));
+    assert_eq!(lines(&tmp.path().join("dead.jsonl")).len(), 1);
+    assert!(!lines(&tmp.path().join("late.jsonl")).is_empty());
+}
