@@ -42,12 +42,18 @@ fn run_ok(cmd: &mut Command) -> Output {
 
 fn lines(path: &Path) -> Vec<String> {
     fs::read_to_string(path)
-        .map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn case_flags(dir: &Path) -> Vec<String> {
-    let case: Json = serde_json::from_str(&fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
+    let case: Json =
+        serde_json::from_str(&fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
     let job = &case["job"];
     let get = |k: &str| job[k].as_str().unwrap_or("0").to_owned();
     let window = match get("--window").as_str() {
@@ -74,7 +80,10 @@ fn late_ids(lines: &[String]) -> Vec<(u64, u64)> {
         .iter()
         .map(|l| {
             let v: Json = serde_json::from_str(l).unwrap();
-            (v["partition"].as_u64().unwrap(), v["offset"].as_u64().unwrap())
+            (
+                v["partition"].as_u64().unwrap(),
+                v["offset"].as_u64().unwrap(),
+            )
         })
         .collect();
     ids.sort();
@@ -97,10 +106,19 @@ fn conformance_cases_through_the_cli() {
         let expected_late = late_ids(&lines(&dir.join("expected-late.jsonl")));
         for workers in ["1", "2", "4"] {
             for batch in ["1", "7", "1024"] {
-                let late = tmp.path().join(format!("{name}-{workers}-{batch}-late.jsonl"));
+                let late = tmp
+                    .path()
+                    .join(format!("{name}-{workers}-{batch}-late.jsonl"));
                 let out = run_ok(
                     bin()
-                        .args(["run", "--quiet", "--format", "jsonl", "--partition-field", "partition"])
+                        .args([
+                            "run",
+                            "--quiet",
+                            "--format",
+                            "jsonl",
+                            "--partition-field",
+                            "partition",
+                        ])
                         .arg("--input")
                         .arg(dir.join("input.jsonl"))
                         .args(case_flags(&dir))
@@ -109,8 +127,15 @@ fn conformance_cases_through_the_cli() {
                         .arg(&late),
                 );
                 let got = String::from_utf8(out.stdout).unwrap();
-                assert!(got == expected, "{name}: workers {workers}, batch {batch}: output differs from expected.jsonl");
-                assert_eq!(late_ids(&lines(&late)), expected_late, "{name}: late records");
+                assert!(
+                    got == expected,
+                    "{name}: workers {workers}, batch {batch}: output differs from expected.jsonl"
+                );
+                assert_eq!(
+                    late_ids(&lines(&late)),
+                    expected_late,
+                    "{name}: late records"
+                );
             }
         }
     }
@@ -120,14 +145,37 @@ fn conformance_cases_through_the_cli() {
 /// line in partition 1.
 fn generated_log(dir: &Path) -> PathBuf {
     let data = dir.join("log");
-    run_ok(bin().args([
-        "gen", "--events", "5000", "--keys", "40", "--partitions", "4", "--rate", "0.5",
-        "--disorder", "80", "--late-frac", "0.05", "--late-extra", "2000", "--seed", "9",
-    ]).arg("--out").arg(&data));
+    run_ok(
+        bin()
+            .args([
+                "gen",
+                "--events",
+                "5000",
+                "--keys",
+                "40",
+                "--partitions",
+                "4",
+                "--rate",
+                "0.5",
+                "--disorder",
+                "80",
+                "--late-frac",
+                "0.05",
+                "--late-extra",
+                "2000",
+                "--seed",
+                "9",
+            ])
+            .arg("--out")
+            .arg(&data),
+    );
     let p1 = data.join("part-00001.jsonl");
     let mut text = fs::read_to_string(&p1).unwrap();
     let cut = text.match_indices('\n').nth(9).unwrap().0 + 1;
-    text.insert_str(cut, "{\"partition\":1,\"offset\":10,\"key\":\"k1\",\"ts\":\"yesterday\",\"value\":1}\n");
+    text.insert_str(
+        cut,
+        "{\"partition\":1,\"offset\":10,\"key\":\"k1\",\"ts\":\"yesterday\",\"value\":1}\n",
+    );
     fs::write(&p1, text).unwrap();
     data
 }
@@ -138,7 +186,16 @@ fn run_generated(data: &Path, out: &Path, extra: &[&str]) -> (String, String, St
     let dead = out.join("dead.jsonl");
     run_ok(
         bin()
-            .args(["run", "--quiet", "--window", "sliding:2s/500ms", "--delay", "100ms", "--lateness", "1s"])
+            .args([
+                "run",
+                "--quiet",
+                "--window",
+                "sliding:2s/500ms",
+                "--delay",
+                "100ms",
+                "--lateness",
+                "1s",
+            ])
             .args(["--agg", "count,sum,min,max,mean"])
             .arg("--input")
             .arg(data)
@@ -162,11 +219,19 @@ fn generated_logs_identical_for_any_worker_count_and_equal_to_reference() {
     for (workers, batch) in [("1", "1024"), ("2", "7"), ("4", "1")] {
         let out = tmp.path().join(format!("out-{workers}"));
         fs::create_dir_all(&out).unwrap();
-        outputs.push(run_generated(&data, &out, &["--workers", workers, "--batch-size", batch]));
+        outputs.push(run_generated(
+            &data,
+            &out,
+            &["--workers", workers, "--batch-size", batch],
+        ));
     }
     assert!(!outputs[0].0.is_empty() && !outputs[0].1.is_empty());
     assert_eq!(outputs[0].2.lines().count(), 1, "one dead letter");
-    assert!(outputs[0].2.contains("\"partition\":1,\"offset\":10,"), "{}", outputs[0].2);
+    assert!(
+        outputs[0].2.contains("\"partition\":1,\"offset\":10,"),
+        "{}",
+        outputs[0].2
+    );
     for o in &outputs[1..] {
         assert!(o == &outputs[0], "outputs differ between worker counts");
     }
@@ -174,7 +239,10 @@ fn generated_logs_identical_for_any_worker_count_and_equal_to_reference() {
     // The reference model over the same log (skipping the broken line).
     let mut log = Vec::new();
     for p in 0..4u32 {
-        for (offset, line) in lines(&data.join(format!("part-{p:05}.jsonl"))).iter().enumerate() {
+        for (offset, line) in lines(&data.join(format!("part-{p:05}.jsonl")))
+            .iter()
+            .enumerate()
+        {
             let v: Json = serde_json::from_str(line).unwrap();
             let Some(ts) = v["ts"].as_i64() else { continue };
             log.push(LogRecord {
@@ -186,7 +254,13 @@ fn generated_logs_identical_for_any_worker_count_and_equal_to_reference() {
             });
         }
     }
-    let aggs = [AggKind::Count, AggKind::Sum, AggKind::Min, AggKind::Max, AggKind::Mean];
+    let aggs = [
+        AggKind::Count,
+        AggKind::Sum,
+        AggKind::Min,
+        AggKind::Max,
+        AggKind::Mean,
+    ];
     let eval = reference::evaluate(
         tidemark::windows::WindowSpec::sliding(2000, 500),
         Policy::new(100, 1000, Default::default()),
@@ -198,12 +272,19 @@ fn generated_logs_identical_for_any_worker_count_and_equal_to_reference() {
         tidemark::engine::format_row(c, &aggs, &mut expected);
         expected.push('\n');
     }
-    assert!(outputs[0].0 == expected, "results differ from the reference model");
+    assert!(
+        outputs[0].0 == expected,
+        "results differ from the reference model"
+    );
     assert_eq!(outputs[0].1.lines().count(), eval.late.len());
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -215,13 +296,35 @@ fn two_processes_on_loopback_equal_one() {
     let one = run_generated(&data, &single, &["--workers", "2"]);
 
     let hostfile = tmp.path().join("hosts");
-    fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
     let cluster = tmp.path().join("cluster");
     fs::create_dir_all(&cluster).unwrap();
     let spawn = |process: &str, out: &Path| {
         bin()
-            .args(["run", "--quiet", "--window", "sliding:2s/500ms", "--delay", "100ms", "--lateness", "1s"])
-            .args(["--agg", "count,sum,min,max,mean", "--workers", "1", "--processes", "2", "--process", process])
+            .args([
+                "run",
+                "--quiet",
+                "--window",
+                "sliding:2s/500ms",
+                "--delay",
+                "100ms",
+                "--lateness",
+                "1s",
+            ])
+            .args([
+                "--agg",
+                "count,sum,min,max,mean",
+                "--workers",
+                "1",
+                "--processes",
+                "2",
+                "--process",
+                process,
+            ])
             .arg("--hostfile")
             .arg(&hostfile)
             .arg("--input")
@@ -242,7 +345,10 @@ fn two_processes_on_loopback_equal_one() {
     assert!(p0.wait().unwrap().success());
     assert!(p1.wait().unwrap().success());
     let read = |p: PathBuf| fs::read_to_string(p).unwrap();
-    assert!(read(cluster.join("results.jsonl")) == one.0, "cluster results differ from one process");
+    assert!(
+        read(cluster.join("results.jsonl")) == one.0,
+        "cluster results differ from one process"
+    );
     assert_eq!(read(cluster.join("late.jsonl")), one.1);
     assert_eq!(read(cluster.join("dead.jsonl")), one.2);
     // Only process 0 writes the outputs.
@@ -255,21 +361,47 @@ fn stderr_of(out: &Output) -> String {
 
 #[test]
 fn bad_flags_are_clear_errors() {
-    let out = bin().args(["run", "--input", "gen:events=10", "--window", "tumbling:soon"]).output().unwrap();
+    let out = bin()
+        .args([
+            "run",
+            "--input",
+            "gen:events=10",
+            "--window",
+            "tumbling:soon",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr_of(&out);
     assert!(err.contains("invalid duration \"soon\""), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    let out = bin().args(["run", "--input", "gen:events=10", "--window", "hopping:1s"]).output().unwrap();
+    let out = bin()
+        .args(["run", "--input", "gen:events=10", "--window", "hopping:1s"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("unknown window kind \"hopping\""));
 
-    let out = bin().args(["run", "--input", "gen:events=10", "--window", "tumbling:1s", "--agg", "median"]).output().unwrap();
+    let out = bin()
+        .args([
+            "run",
+            "--input",
+            "gen:events=10",
+            "--window",
+            "tumbling:1s",
+            "--agg",
+            "median",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("unknown aggregation \"median\""));
 
-    let out = bin().args(["run", "--input", "gen:events=10"]).output().unwrap();
+    let out = bin()
+        .args(["run", "--input", "gen:events=10"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_of(&out).contains("missing --window"));
 
@@ -314,12 +446,22 @@ fn malformed_records_go_to_dead_letters_or_stop_the_job() {
     let dead = lines(&dead);
     assert_eq!(dead.len(), 1);
     let v: Json = serde_json::from_str(&dead[0]).unwrap();
-    assert_eq!((v["partition"].as_u64(), v["offset"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (v["partition"].as_u64(), v["offset"].as_u64()),
+        (Some(0), Some(1))
+    );
     assert_eq!(v["raw"], "not json");
     assert!(!v["reason"].as_str().unwrap().is_empty());
 
     let out = bin()
-        .args(["run", "--window", "tumbling:1s", "--on-bad-record", "fail", "--input"])
+        .args([
+            "run",
+            "--window",
+            "tumbling:1s",
+            "--on-bad-record",
+            "fail",
+            "--input",
+        ])
         .arg(&dir)
         .output()
         .unwrap();

@@ -133,18 +133,32 @@ impl Default for Number {
 /// compensated (Neumaier) summation in a separate part.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SumAcc {
-    int: i128,
+    /// The exact integer part, an i128 kept as two 64-bit halves so the
+    /// accumulator needs only 8-byte alignment (smaller window state).
+    int_lo: u64,
+    int_hi: i64,
     float: f64,
     compensation: f64,
     has_float: bool,
 }
 
 impl SumAcc {
+    #[inline]
+    fn int(&self) -> i128 {
+        ((self.int_hi as i128) << 64) | self.int_lo as i128
+    }
+
+    #[inline]
+    fn set_int(&mut self, value: i128) {
+        self.int_lo = value as u64;
+        self.int_hi = (value >> 64) as i64;
+    }
+
     /// Adds one number.
     #[inline]
     pub fn add(&mut self, value: Number) {
         match value {
-            Number::Int(i) => self.int = self.int.wrapping_add(i as i128),
+            Number::Int(i) => self.set_int(self.int().wrapping_add(i as i128)),
             Number::Float(f) => {
                 self.has_float = true;
                 self.add_float(f);
@@ -164,7 +178,7 @@ impl SumAcc {
 
     /// Adds another partial sum.
     pub fn merge(&mut self, other: &SumAcc) {
-        self.int = self.int.wrapping_add(other.int);
+        self.set_int(self.int().wrapping_add(other.int()));
         if other.has_float {
             self.has_float = true;
             self.add_float(other.float);
@@ -175,9 +189,9 @@ impl SumAcc {
     /// The sum: exact when every input was an integer.
     pub fn value(&self) -> SumValue {
         if self.has_float {
-            SumValue::Float(self.int as f64 + (self.float + self.compensation))
+            SumValue::Float(self.int() as f64 + (self.float + self.compensation))
         } else {
-            SumValue::Int(self.int)
+            SumValue::Int(self.int())
         }
     }
 }
@@ -463,5 +477,32 @@ impl Aggregator for Metrics {
                 None
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accumulators_are_compact() {
+        // One count+sum window: tens of bytes in memory, a few in snapshots.
+        assert!(
+            std::mem::size_of::<MetricsAcc>() <= 80,
+            "{}",
+            std::mem::size_of::<MetricsAcc>()
+        );
+        let m = Metrics::new(&[AggKind::Count, AggKind::Sum]);
+        let mut acc = MetricsAcc::default();
+        for v in [17, 4, 99] {
+            m.add(&mut acc, &Number::Int(v));
+        }
+        let bytes = postcard::to_allocvec(&acc).unwrap();
+        eprintln!(
+            "MetricsAcc: {} bytes in memory, {} in a snapshot",
+            std::mem::size_of::<MetricsAcc>(),
+            bytes.len()
+        );
+        assert!(bytes.len() <= 32, "{}", bytes.len());
     }
 }
