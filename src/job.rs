@@ -113,6 +113,7 @@ pub struct JobBuilder {
     bad_records: BadRecords,
     parallelism: Parallelism,
     outputs: Outputs,
+    idle_after: Option<std::time::Duration>,
 }
 
 impl Default for JobBuilder {
@@ -126,6 +127,7 @@ impl Default for JobBuilder {
             bad_records: BadRecords::Skip,
             parallelism: Parallelism::Workers(1),
             outputs: Outputs::default(),
+            idle_after: None,
         }
     }
 }
@@ -190,6 +192,12 @@ impl JobBuilder {
         self.outputs.late = target;
         self
     }
+    /// For followed inputs: release a partition that has been caught up
+    /// this long from holding the watermark (results then depend on timing).
+    pub fn idle_after(mut self, after: std::time::Duration) -> Self {
+        self.idle_after = Some(after);
+        self
+    }
     /// Where dead letters go.
     pub fn dead_letters(mut self, target: Target) -> Self {
         self.outputs.dead_letters = target;
@@ -207,6 +215,7 @@ impl JobBuilder {
         let mut config = EngineConfig::new(window, self.policy, self.aggs);
         config.batch_size = self.batch_size;
         config.bad_records = self.bad_records;
+        config.idle_after = self.idle_after;
         config.validate()?;
         Ok(Job {
             source,
@@ -271,6 +280,11 @@ pub struct JobSpec {
     pub dead_letter: Option<String>,
     /// `skip` or `fail`.
     pub on_bad_record: Option<String>,
+    /// Follow the input files as they grow (tail mode).
+    pub follow: Option<bool>,
+    /// With `follow`: a partition caught up this long stops holding the
+    /// watermark back.
+    pub idle_after: Option<String>,
 }
 
 impl JobSpec {
@@ -356,6 +370,7 @@ impl JobSpec {
         }
         let mut config = FileSourceConfig::new(input, format);
         config.decode = decode;
+        config.follow = self.follow.unwrap_or(false);
         let source = FileSource::new(config).map_err(EngineError::from)?;
         Ok(Arc::new(source))
     }
@@ -391,6 +406,11 @@ impl JobSpec {
         }
         if let Some(n) = self.batch_size {
             b = b.batch_size(n);
+        }
+        if let Some(d) = &self.idle_after {
+            let ms =
+                parse_millis(d).map_err(|e| SpecError(format!("invalid --idle-after: {e}")))?;
+            b = b.idle_after(std::time::Duration::from_millis(ms as u64));
         }
         if let Some(p) = &self.on_bad_record {
             b = b.bad_records(

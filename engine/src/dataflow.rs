@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,12 @@ pub struct EngineConfig {
     pub bad_records: BadRecords,
     /// Where partitions start (partitions not listed start at offset 0).
     pub start: BTreeMap<PartitionId, Position>,
+    /// For followed inputs: a partition that has been caught up this long
+    /// stops holding the watermark back until it produces records again.
+    /// Off by default, since it makes results depend on timing: a record of
+    /// a partition that was idle is judged against the watermark the others
+    /// advanced meanwhile.
+    pub idle_after: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -118,6 +125,7 @@ impl EngineConfig {
             batch_size: 1024,
             bad_records: BadRecords::Skip,
             start: BTreeMap::new(),
+            idle_after: None,
         }
     }
 
@@ -277,6 +285,16 @@ struct Partition {
     reader: Box<dyn PartitionReader>,
     stream_time: StreamTime,
     ended: bool,
+    /// Since when a followed partition has had nothing new.
+    caught_up_since: Option<Instant>,
+    /// Released from holding the watermark (see `EngineConfig::idle_after`).
+    idle: bool,
+}
+
+impl Partition {
+    fn hold(&self) -> EventTime {
+        self.stream_time.get().unwrap_or(EventTime::MIN)
+    }
 }
 
 /// The ingest operator: reads this worker's partitions in batches.
@@ -303,6 +321,8 @@ fn ingest<'scope>(
                         .stream_time
                         .map_or_else(StreamTime::new, StreamTime::at),
                     ended: false,
+                    caught_up_since: None,
+                    idle: false,
                 }),
                 Err(e) => shared.fail(e.into()),
             }
@@ -313,6 +333,7 @@ fn ingest<'scope>(
         let mut batch: Vec<Ingest> = Vec::new();
         let batch_size = shared.config.batch_size;
         let fail_on_bad = shared.config.bad_records == BadRecords::Fail;
+        let idle_after = shared.config.idle_after;
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             if shared.abort.load(Ordering::Relaxed) {
@@ -320,11 +341,25 @@ fn ingest<'scope>(
                 return;
             }
             let (mut records, mut dead) = (0u64, 0u64);
+            let mut caught_up = false;
             for part in parts.iter_mut().filter(|p| !p.ended) {
                 decoded.clear();
                 match part.reader.read(batch_size, &mut decoded) {
                     Ok(ReadStatus::End) => part.ended = true,
-                    Ok(_) => {}
+                    Ok(ReadStatus::CaughtUp) if decoded.is_empty() => {
+                        caught_up = true;
+                        let since = *part.caught_up_since.get_or_insert_with(Instant::now);
+                        if let Some(after) = idle_after {
+                            if !part.idle && since.elapsed() >= after {
+                                part.idle = true;
+                                Stats::add(&shared.stats.idle_releases, 1);
+                            }
+                        }
+                    }
+                    Ok(_) => {
+                        part.caught_up_since = None;
+                        part.idle = false;
+                    }
                     Err(e) => {
                         shared.fail(e.into());
                         part.ended = true;
@@ -369,17 +404,26 @@ fn ingest<'scope>(
             if !batch.is_empty() {
                 output.session(&*c).give_iterator(batch.drain(..));
             }
-            let hold = parts
-                .iter()
-                .filter(|p| !p.ended)
-                .map(|p| p.stream_time.get().unwrap_or(EventTime::MIN))
-                .min();
+            // Hold the capability at the lowest stream time a partition may
+            // still send. Idle partitions do not hold it back; when every
+            // open partition is idle it stays at the highest stream time seen.
+            let open = || parts.iter().filter(|p| !p.ended);
+            let hold = open()
+                .filter(|p| !p.idle)
+                .map(Partition::hold)
+                .min()
+                .or_else(|| open().map(Partition::hold).max());
             match hold {
                 Some(t) => {
                     if t > *c.time() {
                         c.downgrade(&t);
                     }
-                    activator.activate();
+                    if caught_up {
+                        // Followed input with nothing new: look again shortly.
+                        activator.activate_after(Duration::from_millis(10));
+                    } else {
+                        activator.activate();
+                    }
                 }
                 None => {
                     Stats::add(&shared.stats.partitions_done, parts.len() as u64);

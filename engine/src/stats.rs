@@ -29,6 +29,8 @@ pub struct Stats {
     pub partitions: AtomicU64,
     /// The frontier (global stream time) reached by the output.
     pub frontier: AtomicI64,
+    /// Times a followed partition was released as idle.
+    pub idle_releases: AtomicU64,
 }
 
 impl Default for Stats {
@@ -44,6 +46,7 @@ impl Default for Stats {
             partitions_done: AtomicU64::new(0),
             partitions: AtomicU64::new(0),
             frontier: AtomicI64::new(i64::MIN),
+            idle_releases: AtomicU64::new(0),
         }
     }
 }
@@ -67,6 +70,7 @@ impl Stats {
             windows_emitted: self.windows_emitted.load(Relaxed),
             corrections: self.corrections.load(Relaxed),
             partitions: self.partitions.load(Relaxed),
+            idle_releases: self.idle_releases.load(Relaxed),
             final_watermark: if frontier == i64::MAX {
                 None
             } else {
@@ -95,6 +99,9 @@ pub struct Summary {
     pub corrections: u64,
     /// Partitions read by this process.
     pub partitions: u64,
+    /// Times a followed partition was released as idle (`idle_after`); when
+    /// non-zero the results may depend on timing.
+    pub idle_releases: u64,
     /// The global watermark at the end: `None` when every partition ended
     /// (the watermark reached +∞).
     pub final_watermark: Option<i64>,

@@ -76,6 +76,13 @@ pub struct RunArgs {
     /// skip (to the dead-letter file) or fail.
     #[arg(long, value_name = "POLICY")]
     pub on_bad_record: Option<String>,
+    /// Follow the input files as they grow (tail mode); stop with Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: a partition caught up this long stops holding the
+    /// watermark back (results then depend on timing), e.g. 10s.
+    #[arg(long, value_name = "DUR")]
+    pub idle_after: Option<String>,
     /// Cluster mode: number of processes (with --process and --hostfile).
     #[arg(long, value_name = "N")]
     pub processes: Option<usize>,
@@ -112,6 +119,8 @@ impl RunArgs {
             late: self.late.clone(),
             dead_letter: self.dead_letter.clone(),
             on_bad_record: self.on_bad_record.clone(),
+            follow: self.follow.then_some(true),
+            idle_after: self.idle_after.clone(),
         }
     }
 
@@ -195,6 +204,12 @@ fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
         "  windows emitted {}, corrections {}, late dropped {}, late applied {}, dead letters {}",
         s.windows_emitted, s.corrections, s.late_dropped, s.late_applied, s.dead_letters
     );
+    if s.idle_releases > 0 {
+        eprintln!(
+            "  idle partitions released {} time(s) (--idle-after): results may depend on timing",
+            s.idle_releases
+        );
+    }
     match s.final_watermark {
         None => eprintln!("  final watermark: +inf (every partition ended)"),
         Some(w) => eprintln!("  final watermark: {w}"),
