@@ -397,11 +397,11 @@ pub fn partition_file_name(partition: PartitionId, format: Format) -> String {
 }
 
 /// Writes every partition of `source` into `dir` (created if needed), one
-/// file per partition named by [`partition_file_name`], with the fields
-/// `partition, offset, key, ts, value` — as JSON objects, or as CSV rows
-/// (with a header line when `header`). A directory written this way reads
-/// back through a [`FileSource`](crate::FileSource) as the same records
-/// (with CSV, map the fields by name with a header, or as columns 2, 3, 4).
+/// file per partition named by [`partition_file_name`], each as
+/// [`GeneratorSource::write_partition`] renders it. A directory written
+/// this way reads back through a [`FileSource`](crate::FileSource) as the
+/// same records (for CSV, map the fields by name with a header, or as
+/// columns `2`, `3`, `4` without one).
 pub fn write_partition_files(
     source: &GeneratorSource,
     dir: &Path,
@@ -416,20 +416,43 @@ pub fn write_partition_files(
         files: Vec::new(),
         events: Vec::new(),
     };
-    for (index, plan) in source.plan.partitions.iter().enumerate() {
-        let partition = PartitionId::try_from(index).unwrap_or(PartitionId::MAX);
+    for partition in 0..source.plan.config.partitions {
         let path = dir.join(partition_file_name(partition, format));
         let write_error = |e| SourceError::WritePartition {
             path: path.clone(),
             source: e,
         };
         let mut out = BufWriter::with_capacity(1 << 16, File::create(&path).map_err(write_error)?);
+        let events = source
+            .write_partition(partition, format, header, &mut out)
+            .map_err(write_error)?;
+        out.flush().map_err(write_error)?;
+        written.files.push(path);
+        written.events.push(events);
+    }
+    Ok(written)
+}
+
+impl GeneratorSource {
+    /// Writes partition `partition` to `out` with the fields `partition,
+    /// offset, key, ts, value` — one JSON object per line, or one CSV row per
+    /// line (after a header line when `header`) — and returns how many
+    /// events it wrote (0 for a partition that does not exist).
+    pub fn write_partition(
+        &self,
+        partition: PartitionId,
+        format: Format,
+        header: bool,
+        out: &mut impl Write,
+    ) -> std::io::Result<u64> {
+        let Some(plan) = self.plan.partitions.get(partition as usize) else {
+            return Ok(0);
+        };
         if format == Format::Csv && header {
-            out.write_all(b"partition,offset,key,ts,value\n")
-                .map_err(write_error)?;
+            out.write_all(b"partition,offset,key,ts,value\n")?;
         }
         for offset in 0..plan.events {
-            let r = source.plan.event(partition, plan, offset);
+            let r = self.plan.event(partition, plan, offset);
             let value = match r.value {
                 Value::Int(v) => v,
                 Value::Float(f) => f as i64,
@@ -439,20 +462,16 @@ pub fn write_partition_files(
                     out,
                     r#"{{"partition":{},"offset":{},"key":"{}","ts":{},"value":{}}}"#,
                     r.partition, r.offset, r.key, r.event_time, value
-                ),
+                )?,
                 Format::Csv => writeln!(
                     out,
                     "{},{},{},{},{}",
                     r.partition, r.offset, r.key, r.event_time, value
-                ),
+                )?,
             }
-            .map_err(write_error)?;
         }
-        out.flush().map_err(write_error)?;
-        written.files.push(path);
-        written.events.push(plan.events);
+        Ok(plan.events)
     }
-    Ok(written)
 }
 
 #[cfg(test)]

@@ -1,35 +1,36 @@
-//! `tidemark gen`: writes a generated workload as partition files
-//! (`part-00000.jsonl`, …), with the knobs of the reference generator.
+//! `tidemark gen`: writes a generated workload as partition files, one per
+//! partition (`part-00000.jsonl`, …), with the knobs and defaults of the
+//! project's `gen.py`. See `tidemark_sources::generator` for exactly what
+//! the generator produces.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Args;
-use tidemark::sources::generator::write_partition_files;
-use tidemark::sources::{Format, GeneratorConfig, GeneratorSource};
+use tidemark_sources::generator::write_partition_files;
+use tidemark_sources::{Format, GeneratorConfig, GeneratorSource};
 
-/// Flags of `tidemark gen`.
-#[derive(Args, Debug)]
+/// Arguments of `tidemark gen`.
+#[derive(clap::Args, Debug)]
 pub struct GenArgs {
-    /// Directory to write the partition files into.
-    #[arg(long, value_name = "DIR")]
+    /// Directory to write the partition files into (created if needed).
+    #[arg(long)]
     pub out: PathBuf,
-    /// jsonl or csv.
+    /// File format: jsonl or csv.
     #[arg(long, default_value = "jsonl")]
-    pub format: String,
-    /// CSV: write a header line.
+    pub format: Format,
+    /// Start each CSV file with a header row.
     #[arg(long)]
     pub header: bool,
-    /// Events in all partitions together.
+    /// Number of events, over all partitions.
     #[arg(long, default_value_t = 1000)]
     pub events: u64,
-    /// Distinct keys k0..k{keys-1}.
+    /// Number of distinct keys, k0..k{keys-1}.
     #[arg(long, default_value_t = 10)]
     pub keys: u32,
-    /// Partitions (a key lives in one partition).
+    /// Number of partitions; a key lives in partition crc32(key) % partitions.
     #[arg(long, default_value_t = 1)]
     pub partitions: u32,
-    /// Arrivals per millisecond.
+    /// Events per millisecond.
     #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
     /// First arrival time, epoch ms.
@@ -42,10 +43,10 @@ pub struct GenArgs {
     /// Largest delay of an in-order event, ms.
     #[arg(long, default_value_t = 0)]
     pub disorder: i64,
-    /// Fraction of late stragglers.
+    /// Fraction of events that are late stragglers.
     #[arg(long, default_value_t = 0.0)]
     pub late_frac: f64,
-    /// How far beyond the disorder a straggler may be, ms.
+    /// How far beyond --disorder a straggler may be, ms.
     #[arg(long, default_value_t = 0)]
     pub late_extra: i64,
     /// 0: uniform keys; above 0: zipf exponent.
@@ -57,37 +58,41 @@ pub struct GenArgs {
     /// Length of each idle gap, ms.
     #[arg(long, default_value_t = 0)]
     pub gap_ms: i64,
-    /// Seed.
+    /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
-/// Runs `tidemark gen`.
+impl GenArgs {
+    /// The generator configuration these arguments describe.
+    pub fn config(&self) -> GeneratorConfig {
+        GeneratorConfig {
+            events: self.events,
+            keys: self.keys,
+            partitions: self.partitions,
+            rate: self.rate,
+            start: self.start,
+            disorder: self.disorder,
+            late_frac: self.late_frac,
+            late_extra: self.late_extra,
+            skew: self.skew,
+            gap_every: self.gap_every,
+            gap_ms: self.gap_ms,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Writes the partition files and prints a one-line summary to stderr.
 pub fn run(args: &GenArgs) -> anyhow::Result<()> {
-    let format: Format = args
-        .format
-        .parse()
-        .map_err(|e| anyhow::anyhow!("invalid --format: {e}"))?;
-    let config = GeneratorConfig {
-        events: args.events,
-        keys: args.keys,
-        partitions: args.partitions,
-        rate: args.rate,
-        start: args.start,
-        disorder: args.disorder,
-        late_frac: args.late_frac,
-        late_extra: args.late_extra,
-        skew: args.skew,
-        gap_every: args.gap_every,
-        gap_ms: args.gap_ms,
-        seed: args.seed,
-    };
-    let source = GeneratorSource::new(config).context("invalid generator options")?;
-    let written = write_partition_files(&source, &args.out, format, args.header)?;
+    let source = GeneratorSource::new(args.config()).context("invalid generator settings")?;
+    let written = write_partition_files(&source, &args.out, args.format, args.header)
+        .with_context(|| format!("generating into \"{}\"", args.out.display()))?;
+    let events: u64 = written.events.iter().sum();
     eprintln!(
-        "tidemark: wrote {} events in {} partition files to \"{}\"",
-        written.events.iter().sum::<u64>(),
+        "wrote {events} events to {} {} partition file(s) in \"{}\"",
         written.files.len(),
+        args.format,
         args.out.display()
     );
     Ok(())

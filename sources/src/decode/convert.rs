@@ -27,6 +27,7 @@ fn wrong_type(name: &str, expected: &str, found: &Scalar<'_>) -> String {
 }
 
 /// The key: strings as is, numbers as their decimal text.
+#[inline]
 pub(super) fn key(found: Option<Scalar<'_>>, name: &str) -> Result<String, String> {
     match found {
         None => Err(missing(name)),
@@ -44,7 +45,11 @@ enum Number {
     Float(f64),
 }
 
+#[inline]
 fn parse_number(text: &str) -> Option<Number> {
+    if let Some(i) = plain_int(text.as_bytes()) {
+        return Some(Number::Int(i));
+    }
     let text = text.trim();
     if let Ok(i) = text.parse::<i64>() {
         return Some(Number::Int(i));
@@ -55,7 +60,29 @@ fn parse_number(text: &str) -> Option<Number> {
     }
 }
 
+/// `-?[0-9]{1,18}`, the common case, without the general parser.
+#[inline]
+fn plain_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + i64::from(d);
+    }
+    Some(if negative { -n } else { n })
+}
+
 /// The value: integers that fit `i64` stay integers, other numbers are floats.
+#[inline]
 pub(super) fn value(found: Option<Scalar<'_>>, name: &str) -> Result<Value, String> {
     match found {
         None => Err(missing(name)),
@@ -88,6 +115,7 @@ fn float_ms(f: f64, unit_ms: f64) -> Option<i64> {
     }
 }
 
+#[inline]
 fn int_ms(i: i64, unit_ms: i64) -> Option<i64> {
     i.checked_mul(unit_ms).filter(|ms| in_range(*ms))
 }
@@ -102,6 +130,7 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
 }
 
 /// The event time in epoch milliseconds.
+#[inline]
 pub(super) fn time(
     found: Option<Scalar<'_>>,
     name: &str,

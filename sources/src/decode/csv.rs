@@ -9,8 +9,9 @@ use super::{FieldMapping, Fields, Scalar, Slot};
 #[derive(Clone, Debug)]
 pub(super) struct CsvColumns {
     columns: Vec<(Slot, Option<usize>)>,
-    /// The highest column any field needs; the fast path stops there.
-    last: Option<usize>,
+    /// For each column up to the last one needed, a bit per [`Slot`] read
+    /// from it; the fast path stops after the last.
+    by_column: Vec<u8>,
 }
 
 fn slots(mapping: &FieldMapping) -> Vec<(Slot, &str)> {
@@ -25,10 +26,22 @@ fn slots(mapping: &FieldMapping) -> Vec<(Slot, &str)> {
     slots
 }
 
+const SLOTS: [Slot; 4] = [Slot::Key, Slot::Time, Slot::Value, Slot::Partition];
+
 impl CsvColumns {
     fn new(columns: Vec<(Slot, Option<usize>)>) -> Self {
-        let last = columns.iter().filter_map(|(_, c)| *c).max();
-        CsvColumns { columns, last }
+        let width = columns
+            .iter()
+            .filter_map(|(_, c)| *c)
+            .max()
+            .map_or(0, |c| c + 1);
+        let mut by_column = vec![0u8; width];
+        for (slot, column) in &columns {
+            if let Some(mask) = column.and_then(|c| by_column.get_mut(c)) {
+                *mask |= 1 << (*slot as u8);
+            }
+        }
+        CsvColumns { columns, by_column }
     }
 
     /// Without a header: field names are column indexes.
@@ -49,33 +62,54 @@ impl CsvColumns {
         CsvColumns::new(columns)
     }
 
-    /// The fast path: a row without quotes or line breaks, split on
-    /// commas. `None` hands the line to the general path.
+    /// The fast path: a row without line breaks whose fields are plain or
+    /// wholly quoted (`"a,b"`, `"say ""hi"""`). `None` hands the line to the
+    /// general path, which also settles every irregular quote.
     pub(super) fn fast<'a>(&self, text: &'a str) -> Option<Fields<'a>> {
         let bytes = text.as_bytes();
-        if memchr::memchr3(b'"', b'\r', b'\n', bytes).is_some()
-            || bytes.starts_with(b"\xEF\xBB\xBF")
-        {
+        if bytes.starts_with(b"\xEF\xBB\xBF") {
             return None;
         }
         let mut fields = Fields::default();
-        let Some(last) = self.last else {
-            return Some(fields);
-        };
-        let mut start = 0;
-        for index in 0..=last {
-            let rest = bytes.get(start..)?;
-            let end = memchr::memchr(b',', rest).map_or(bytes.len(), |i| start + i);
-            let field = text.get(start..end)?;
-            for (slot, column) in &self.columns {
-                if *column == Some(index) {
-                    fields.set(*slot, Scalar::Str(Cow::Borrowed(field)));
+        let mut pos = 0;
+        let mut column = 0;
+        // Rows are short: a plain byte loop beats a `memchr` call per field.
+        while pos <= bytes.len() {
+            let (field, next) = if bytes.get(pos) == Some(&b'"') {
+                let (field, len) = quoted(text.get(pos + 1..)?)?;
+                let after = pos + 1 + len;
+                match bytes.get(after) {
+                    None => (field, bytes.len() + 1),
+                    Some(b',') => (field, after + 1),
+                    Some(_) => return None,
                 }
-            }
-            if end == bytes.len() {
+            } else {
+                let mut end = pos;
+                while let Some(&b) = bytes.get(end) {
+                    match b {
+                        b',' => break,
+                        b'"' | b'\r' | b'\n' => return None,
+                        _ => end += 1,
+                    }
+                }
+                (Cow::Borrowed(text.get(pos..end)?), end + 1)
+            };
+            if let Some(&mask) = self.by_column.get(column) {
+                if mask != 0 {
+                    for slot in SLOTS {
+                        if mask & (1 << (slot as u8)) != 0 {
+                            fields.set(slot, Scalar::Str(field.clone()));
+                        }
+                    }
+                }
+            } else if memchr::memchr2(b'\r', b'\n', bytes.get(pos..)?).is_some() {
+                // Past the last needed column: only a line break matters.
+                return None;
+            } else {
                 break;
             }
-            start = end + 1;
+            pos = next;
+            column += 1;
         }
         Some(fields)
     }
@@ -90,6 +124,35 @@ impl CsvColumns {
             }
         }
         Ok(fields)
+    }
+}
+
+/// A quoted field's content, `s` starting after the opening quote, and how
+/// many bytes it spans including the closing quote. `""` is a quote.
+fn quoted(s: &str) -> Option<(Cow<'_, str>, usize)> {
+    let bytes = s.as_bytes();
+    let close = memchr::memchr(b'"', bytes)?;
+    if memchr::memchr2(b'\r', b'\n', bytes.get(..close)?).is_some() {
+        return None;
+    }
+    if bytes.get(close + 1) != Some(&b'"') {
+        return Some((Cow::Borrowed(s.get(..close)?), close + 1));
+    }
+    let mut out = String::new();
+    let mut pos = 0;
+    loop {
+        let close = pos + memchr::memchr(b'"', bytes.get(pos..)?)?;
+        let part = s.get(pos..close)?;
+        if part.contains(['\r', '\n']) {
+            return None;
+        }
+        out.push_str(part);
+        if bytes.get(close + 1) == Some(&b'"') {
+            out.push('"');
+            pos = close + 2;
+        } else {
+            return Some((Cow::Owned(out), close + 1));
+        }
     }
 }
 
@@ -137,11 +200,27 @@ mod tests {
             value: "4".into(),
             partition: None,
         });
-        let fields = columns.fast("0,1,k1,100,").unwrap();
-        assert_eq!(fields.key, Some(Scalar::Str(Cow::Borrowed("k1"))));
-        assert_eq!(fields.value, Some(Scalar::Str(Cow::Borrowed(""))));
-        let fields = columns.fast("0,1,k1").unwrap();
-        assert_eq!(fields.time, None);
-        assert!(columns.fast("0,1,\"k1\",100,5").is_none());
+        let mut fields = columns.fast("0,1,k1,100,").unwrap();
+        assert_eq!(
+            fields.take(Slot::Key),
+            Some(Scalar::Str(Cow::Borrowed("k1")))
+        );
+        assert_eq!(
+            fields.take(Slot::Value),
+            Some(Scalar::Str(Cow::Borrowed("")))
+        );
+        let mut fields = columns.fast("0,1,k1").unwrap();
+        assert_eq!(fields.take(Slot::Time), None);
+        let mut fields = columns.fast("0,1,\"k,1\",\"a\"\"b\",5").unwrap();
+        assert_eq!(
+            fields.take(Slot::Key),
+            Some(Scalar::Str(Cow::Borrowed("k,1")))
+        );
+        assert_eq!(
+            fields.take(Slot::Time),
+            Some(Scalar::Str(Cow::Owned("a\"b".into())))
+        );
+        assert!(columns.fast("0,1,k\"1,100,5").is_none());
+        assert!(columns.fast("0,1,\"k\"1,100,5").is_none());
     }
 }

@@ -254,9 +254,10 @@ mod tests {
         let found = fields
             .fast(r#" {"key":"a", "ts" : 5,"x":null,"value":-1.5e1} "#)
             .unwrap();
-        assert_eq!(found.key, Some(Scalar::Str(Cow::Borrowed("a"))));
-        assert_eq!(found.time, Some(Scalar::Int(5)));
-        assert_eq!(found.value, Some(Scalar::Float(-15.0)));
+        let mut found = found;
+        assert_eq!(found.take(Slot::Key), Some(Scalar::Str(Cow::Borrowed("a"))));
+        assert_eq!(found.take(Slot::Time), Some(Scalar::Int(5)));
+        assert_eq!(found.take(Slot::Value), Some(Scalar::Float(-15.0)));
         assert!(fields.fast(r#"{"key":"a\"b"}"#).is_none());
         assert!(fields.fast(r#"{"key":[1]}"#).is_none());
         assert!(fields.fast(r#"{"key":1}x"#).is_none());

@@ -220,32 +220,32 @@ pub(crate) enum Scalar<'a> {
     Other(&'static str),
 }
 
-/// The fields of one line that a decoder looks at.
+/// The fields of one line that a decoder looks at, by [`Slot`].
 #[derive(Debug, Default)]
 pub(crate) struct Fields<'a> {
-    pub(crate) key: Option<Scalar<'a>>,
-    pub(crate) time: Option<Scalar<'a>>,
-    pub(crate) value: Option<Scalar<'a>>,
-    pub(crate) partition: Option<Scalar<'a>>,
+    slots: [Option<Scalar<'a>>; 4],
 }
 
 /// Which of the four mapped fields a name refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Slot {
-    Key,
-    Time,
-    Value,
-    Partition,
+    Key = 0,
+    Time = 1,
+    Value = 2,
+    Partition = 3,
 }
 
 impl<'a> Fields<'a> {
-    fn set(&mut self, slot: Slot, scalar: Scalar<'a>) {
-        match slot {
-            Slot::Key => self.key = Some(scalar),
-            Slot::Time => self.time = Some(scalar),
-            Slot::Value => self.value = Some(scalar),
-            Slot::Partition => self.partition = Some(scalar),
+    #[inline]
+    pub(crate) fn set(&mut self, slot: Slot, scalar: Scalar<'a>) {
+        if let Some(place) = self.slots.get_mut(slot as usize) {
+            *place = Some(scalar);
         }
+    }
+
+    #[inline]
+    pub(crate) fn take(&mut self, slot: Slot) -> Option<Scalar<'a>> {
+        self.slots.get_mut(slot as usize).and_then(Option::take)
     }
 }
 
@@ -312,12 +312,12 @@ impl Decoder {
         let line = strip_cr(line);
         let dead = |reason: String| DeadLetter::new(partition, offset, reason, line);
         let text = self.check_line(line).map_err(dead)?;
-        let fields = self.fields(text, fast).map_err(dead)?;
+        let mut fields = self.fields(text, fast).map_err(dead)?;
         let f = &self.config.fields;
-        let key = convert::key(fields.key, &f.key).map_err(dead)?;
-        let event_time =
-            convert::time(fields.time, &f.time, self.config.time_format).map_err(dead)?;
-        let value = convert::value(fields.value, &f.value).map_err(dead)?;
+        let key = convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?;
+        let event_time = convert::time(fields.take(Slot::Time), &f.time, self.config.time_format)
+            .map_err(dead)?;
+        let value = convert::value(fields.take(Slot::Value), &f.value).map_err(dead)?;
         Ok(Record {
             partition,
             offset,
@@ -332,22 +332,26 @@ impl Decoder {
     pub(crate) fn partition_of(&self, line: &[u8]) -> Result<PartitionId, String> {
         let line = strip_cr(line);
         let text = self.check_line(line)?;
-        let fields = self.fields(text, true)?;
+        let mut fields = self.fields(text, true)?;
         let name = self
             .config
             .fields
             .partition
             .as_deref()
             .unwrap_or("partition");
-        convert::partition(fields.partition, name)
+        convert::partition(fields.take(Slot::Partition), name)
     }
 
     /// The line checks every format shares; returns the line as text.
+    #[inline]
     fn check_line<'a>(&self, line: &'a [u8]) -> Result<&'a str, String> {
         if line.len() > self.config.max_line_len {
             return Err(too_long_reason(self.config.max_line_len));
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
+        // Only a line that starts with whitespace can be blank.
+        if line.first().is_none_or(u8::is_ascii_whitespace)
+            && line.iter().all(u8::is_ascii_whitespace)
+        {
             return Err("empty line".to_owned());
         }
         std::str::from_utf8(line).map_err(|e| format!("invalid utf-8 at byte {}", e.valid_up_to()))
