@@ -186,3 +186,37 @@ fn bounded_file_without_a_final_newline() {
     assert_eq!(reader.read(5, &mut out).unwrap(), ReadStatus::End);
     assert!(out.is_empty());
 }
+
+#[test]
+fn seeking_counts_over_long_blank_and_final_lines_like_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..40u64 {
+        match i % 5 {
+            0 => text.push_str(&"z".repeat(if i % 2 == 0 { 100 } else { 200_000 })),
+            1 => {}
+            2 => text.push_str("\r"),
+            _ => text.push_str(&format!("{{\"key\":\"k\",\"ts\":{i},\"value\":1}}")),
+        }
+        text.push('\n');
+    }
+    text.push_str(&"q".repeat(90)); // a final line without `\n`, over the limit
+    write(dir.path(), "p", text.as_bytes());
+    for follow in [false, true] {
+        let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+        config.decode.max_line_len = 64;
+        config.follow = follow;
+        let source = FileSource::new(config).unwrap();
+        let full = {
+            let mut reader = source.open(0, 0).unwrap();
+            drain(reader.as_mut(), 3).0
+        };
+        // Followed, the unterminated last line counts too: it is already too long.
+        assert_eq!(full.len(), 41);
+        for from in 0..=full.len() as u64 {
+            let mut reader = source.open(0, from).unwrap();
+            let (got, _) = drain(reader.as_mut(), 4);
+            assert_eq!(got, full[from as usize..], "follow {follow} from {from}");
+        }
+    }
+}

@@ -25,6 +25,16 @@ pub(crate) enum Line<'a> {
     End,
 }
 
+/// How [`LineReader::skip`] stopped.
+pub(crate) enum Skipped {
+    /// All the lines asked for were skipped.
+    Done,
+    /// Followed file: fewer lines are complete so far.
+    Pending(u64),
+    /// Bounded file: it ended after this many lines.
+    End(u64),
+}
+
 /// Reads a file line by line through one reusable buffer.
 pub(crate) struct LineReader {
     file: File,
@@ -130,6 +140,58 @@ impl LineReader {
                 return Ok(Line::End);
             }
         }
+    }
+
+    /// Skips `n` lines, counting them exactly as [`LineReader::next_line`]
+    /// would return them (an over-long line is one line) but with one
+    /// `memchr` pass over the buffer: this is what makes seeking cheap.
+    pub(crate) fn skip(&mut self, n: u64) -> Result<Skipped, SourceError> {
+        let mut skipped = 0;
+        while skipped < n {
+            let avail = self.buf.get(self.start..self.end).unwrap_or_default();
+            if self.discarding {
+                match memchr::memchr(b'\n', avail) {
+                    Some(i) => {
+                        self.start += i + 1;
+                        self.discarding = false;
+                        continue;
+                    }
+                    None => self.start = self.end,
+                }
+            } else {
+                let mut consumed = 0;
+                for i in memchr::memchr_iter(b'\n', avail) {
+                    skipped += 1;
+                    consumed = i + 1;
+                    if skipped == n {
+                        break;
+                    }
+                }
+                self.start += consumed;
+                if skipped == n {
+                    break;
+                }
+                if self.end - self.start > self.max_line_len.saturating_add(1) {
+                    // The partial line is over-long: one line, skipped to its end.
+                    skipped += 1;
+                    self.start = self.end;
+                    self.discarding = true;
+                    continue;
+                }
+            }
+            if self.fill()? == 0 {
+                if self.follow {
+                    return Ok(Skipped::Pending(skipped));
+                }
+                self.discarding = false;
+                if self.start < self.end {
+                    skipped += 1;
+                    self.start = self.end;
+                }
+                return Ok(Skipped::End(skipped));
+            }
+        }
+        Ok(Skipped::Done)
     }
 
     /// Records where the line `buf[from..to]` starts and returns it, without
