@@ -195,7 +195,7 @@ fn seeking_counts_over_long_blank_and_final_lines_like_reading() {
         match i % 5 {
             0 => text.push_str(&"z".repeat(if i % 2 == 0 { 100 } else { 200_000 })),
             1 => {}
-            2 => text.push_str("\r"),
+            2 => text.push('\r'),
             _ => text.push_str(&format!("{{\"key\":\"k\",\"ts\":{i},\"value\":1}}")),
         }
         text.push('\n');

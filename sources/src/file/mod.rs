@@ -22,19 +22,20 @@
 //! line; a UTF-8 byte-order mark at the very start is ignored.
 //!
 //! **Seeking.** Opening at offset N counts the N lines before it with one
-//! `memchr` pass over the file, without decoding them. In the one-file layout the source scans
-//! the file once (reading each line's partition field) and keeps every
-//! 4096th line position of each partition, so opens start near their offset.
+//! `memchr` pass over the file, without decoding them. In the one-file
+//! layout the source scans the file once (reading each line's partition
+//! field) and keeps every 4096th line position of each partition, so opens
+//! start near their offset.
 //!
 //! **Following** (`follow = true`): the files are treated as append-only
 //! logs. A reader returns what is there and then [`ReadStatus::CaughtUp`];
 //! lines appended later are read by later calls. A last line without its
-//! `\n` is not read until the `\n` arrives (unless it is already over the
+//! `\n` is not read until the `\n` arrives, unless it is already over the
 //! maximum length: it is then a dead letter at once, and the rest of it is
-//! skipped when it comes). Without follow, the end of a file
-//! is [`ReadStatus::End`] and a last line without `\n` is a record. Files
-//! that appear in the directory after the source listed it are not picked
-//! up, and truncating or rewriting a followed file is not supported.
+//! skipped as it comes. Without follow, the end of a file is
+//! [`ReadStatus::End`] and a last line without `\n` is a record. Files that
+//! appear in the directory after the source listed it are not picked up,
+//! and truncating or rewriting a followed file is not supported.
 
 mod lines;
 mod reader;
