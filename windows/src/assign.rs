@@ -259,6 +259,27 @@ impl Sliding {
         self.last_start(pane_start)?.checked_add(self.size)
     }
 
+    /// The end of the first (earliest) window that contains the pane starting
+    /// at `pane_start`; `None` if no window contains it (a gap between
+    /// windows when the slide exceeds the size) or it is not representable.
+    pub fn first_end_of_pane(&self, pane_start: EventTime) -> Option<EventTime> {
+        let (ps, size, slide) = (pane_start as i128, self.size as i128, self.slide as i128);
+        let lowest = ps - size + 1;
+        let first_start = lowest + (self.offset as i128 - lowest).rem_euclid(slide);
+        if first_start > ps {
+            return None;
+        }
+        i64::try_from(first_start + size).ok()
+    }
+
+    /// The smallest window end at or after `time` (whether or not the window
+    /// has records); `None` if not representable.
+    pub fn ceil_end(&self, time: EventTime) -> Option<EventTime> {
+        let (t, size, slide) = (time as i128, self.size as i128, self.slide as i128);
+        let end = t + (self.offset as i128 + size - t).rem_euclid(slide);
+        i64::try_from(end).ok()
+    }
+
     /// Whether the pane `[pane_start, pane_start + pane)` lies inside window
     /// `[start, end)`.
     pub fn pane_in_window(&self, pane_start: EventTime, window: Window) -> bool {

@@ -27,7 +27,7 @@
 //! value is the merge of its panes when it is emitted. Sessions keep a short
 //! sorted list per key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
@@ -149,7 +149,7 @@ where
     /// for session windows.
     pub fn open_states(&self) -> usize {
         match &self.store {
-            Store::Fixed(f) => f.panes.len(),
+            Store::Fixed(f) => f.pane_count(),
             Store::Session(s) => s.sessions.values().map(Vec::len).sum(),
         }
     }
@@ -249,10 +249,8 @@ impl<K: Clone, Acc: Clone, O: Clone> Store<K, Acc, O> {
         match self {
             Store::Fixed(f) => Store::Fixed(FixedStore {
                 assigner: f.assigner,
-                panes: f.panes.clone(),
-                windows: f.windows.clone(),
-                fires: f.fires.clone(),
-                drops: f.drops.clone(),
+                keys: f.keys.clone(),
+                queue: f.queue.clone(),
                 touched: Vec::new(),
             }),
             Store::Session(s) => Store::Session(SessionStore {
@@ -298,11 +296,36 @@ fn push_corrections<K: Ord, O>(
 // ---------------------------------------------------------------------------
 // Fixed windows (tumbling, sliding) over panes.
 
+/// The panes of one key and what it shows downstream.
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(bound(serialize = "O: Serialize", deserialize = "O: Deserialize<'de>"))]
-struct WindowMeta<O> {
-    /// The row currently visible downstream for this window, if any.
-    shown: Option<O>,
+#[serde(bound(
+    serialize = "Acc: Serialize, O: Serialize",
+    deserialize = "Acc: Deserialize<'de>, O: Deserialize<'de>"
+))]
+struct KeyPanes<Acc, O> {
+    /// (pane start, accumulator), sorted by start. Records mostly land in
+    /// the newest pane, at the back.
+    panes: VecDeque<(EventTime, Acc)>,
+    /// (window end, row) visible downstream for windows still retained,
+    /// sorted by end. Kept only when a later correction may need it (emit
+    /// mode `updates`, or allowed lateness above zero).
+    shown: Vec<(EventTime, O)>,
+    /// Emit mode `final`: the end of the next window to fire.
+    next_fire: Option<EventTime>,
+    /// When this key next needs attention (a fire or a drop); the queue
+    /// holds an entry for it.
+    wake: Option<EventTime>,
+}
+
+impl<Acc, O> Default for KeyPanes<Acc, O> {
+    fn default() -> Self {
+        KeyPanes {
+            panes: VecDeque::new(),
+            shown: Vec::new(),
+            next_fire: None,
+            wake: None,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -312,55 +335,103 @@ struct WindowMeta<O> {
 ))]
 struct FixedStore<K, Acc, O> {
     assigner: Sliding,
-    /// (key, pane start) → accumulator.
-    panes: FxHashMap<(K, EventTime), Acc>,
-    /// (key, window end) → what is shown of it. Present for every window
-    /// that has at least one record and is not yet dropped.
-    windows: FxHashMap<(K, EventTime), WindowMeta<O>>,
-    /// Window end → keys whose window ending there fires then.
-    fires: BTreeMap<EventTime, Vec<K>>,
-    /// Window end + lateness → keys whose window ending at `end` is dropped.
-    drops: BTreeMap<EventTime, Vec<(K, EventTime)>>,
+    keys: FxHashMap<K, KeyPanes<Acc, O>>,
+    /// Time → keys to look at when the watermark reaches it. An entry is
+    /// stale when its key's `wake` has moved.
+    queue: BTreeMap<EventTime, Vec<K>>,
     /// Windows (end, key) changed in the current step and visible.
     #[serde(skip)]
     touched: Vec<(EventTime, K)>,
 }
 
+/// Event times this far from the `i64` extremes, with sizes and slides this
+/// small, cannot overflow in the pane arithmetic; others are checked first.
+const SAFE_TIME: i64 = 1 << 61;
+const SAFE_SPAN: i64 = 1 << 59;
+
 impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedStore<K, Acc, O> {
     fn new(assigner: Sliding) -> Self {
         FixedStore {
             assigner,
-            panes: FxHashMap::default(),
-            windows: FxHashMap::default(),
-            fires: BTreeMap::new(),
-            drops: BTreeMap::new(),
+            keys: FxHashMap::default(),
+            queue: BTreeMap::new(),
             touched: Vec::new(),
         }
     }
 
-    fn window_of_end(&self, end: EventTime) -> Window {
-        Window::new(end - self.assigner.size(), end)
+    fn pane_count(&self) -> usize {
+        self.keys.values().map(|k| k.panes.len()).sum()
     }
 
-    /// The value of `key`'s window ending at `end`: the merge of its panes.
-    fn value<A: Aggregator<Acc = Acc, Output = O>>(&self, agg: &A, key: &K, end: EventTime) -> O {
-        let size = self.assigner.size();
-        let pane = self.assigner.pane();
-        if pane == size {
-            if let Some(acc) = self.panes.get(&(key.clone(), end - size)) {
-                return agg.finish(acc);
+    /// The value of the window ending at `end`: the merge of its panes.
+    fn window_value<A: Aggregator<Acc = Acc, Output = O>>(
+        agg: &A,
+        size: Millis,
+        kp: &KeyPanes<Acc, O>,
+        end: EventTime,
+    ) -> Option<O> {
+        let start = end - size;
+        let lo = kp.panes.partition_point(|(ps, _)| *ps < start);
+        let hi = kp.panes.partition_point(|(ps, _)| *ps < end);
+        match hi.checked_sub(lo)? {
+            0 => None,
+            1 => Some(agg.finish(&kp.panes[lo].1)),
+            _ => {
+                let mut total = kp.panes[lo].1.clone();
+                for (_, acc) in kp.panes.range(lo + 1..hi) {
+                    agg.merge(&mut total, acc);
+                }
+                Some(agg.finish(&total))
             }
-            return agg.finish(&Acc::default());
         }
-        let mut total = Acc::default();
-        let mut start = end - size;
-        while start < end {
-            if let Some(acc) = self.panes.get(&(key.clone(), start)) {
-                agg.merge(&mut total, acc);
+    }
+
+    /// The smallest window end after `after` whose window holds a pane.
+    fn next_end_after(
+        assigner: &Sliding,
+        kp: &KeyPanes<Acc, O>,
+        after: EventTime,
+    ) -> Option<EventTime> {
+        let i = kp
+            .panes
+            .partition_point(|(ps, _)| assigner.last_end_of_pane(*ps).is_some_and(|e| e <= after));
+        let (ps, _) = kp.panes.get(i)?;
+        let first = assigner.first_end_of_pane(*ps)?;
+        Some(first.max(assigner.ceil_end(after.checked_add(1)?)?))
+    }
+
+    /// When `kp` next needs attention: its next fire, or the first drop.
+    fn desired_wake(
+        assigner: &Sliding,
+        lateness: Millis,
+        kp: &KeyPanes<Acc, O>,
+    ) -> Option<EventTime> {
+        let pane_drop = kp
+            .panes
+            .front()
+            .and_then(|(ps, _)| assigner.last_end_of_pane(*ps))
+            .map(|e| e.saturating_add(lateness));
+        let shown_drop = kp.shown.first().map(|(e, _)| e.saturating_add(lateness));
+        [kp.next_fire, pane_drop, shown_drop]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Makes sure the queue wakes `key` by its desired time.
+    fn reschedule(
+        queue: &mut BTreeMap<EventTime, Vec<K>>,
+        assigner: &Sliding,
+        lateness: Millis,
+        key: &K,
+        kp: &mut KeyPanes<Acc, O>,
+    ) {
+        if let Some(want) = Self::desired_wake(assigner, lateness, kp) {
+            if kp.wake.is_none_or(|w| want < w) {
+                kp.wake = Some(want);
+                enqueue(queue, want, key.clone());
             }
-            start += pane;
         }
-        agg.finish(&total)
     }
 
     fn advance<A: Aggregator<Acc = Acc, Output = O>>(
@@ -370,43 +441,59 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         w: EventTime,
         out: &mut Vec<Change<K, O>>,
     ) {
-        if policy.emit == EmitMode::Final {
-            for (end, mut keys) in due(&mut self.fires, w) {
-                keys.sort();
-                let window = self.window_of_end(end);
-                for key in keys {
-                    let value = self.value(agg, &key, end);
-                    if let Some(meta) = self.windows.get_mut(&(key.clone(), end)) {
-                        meta.shown = Some(value.clone());
+        let first_fire = out.len();
+        let size = self.assigner.size();
+        let keep_shown = policy.lateness > 0;
+        for (_, keys) in due(&mut self.queue, w) {
+            for key in keys {
+                let Some(kp) = self.keys.get_mut(&key) else {
+                    continue;
+                };
+                if kp.wake.is_none_or(|wake| wake > w) {
+                    continue; // stale, or already settled in this advance
+                }
+                kp.wake = None;
+                if policy.emit == EmitMode::Final {
+                    while let Some(end) = kp.next_fire.filter(|e| *e <= w) {
+                        if let Some(value) = Self::window_value(agg, size, kp, end) {
+                            if keep_shown {
+                                kp.shown.push((end, value.clone()));
+                            }
+                            out.push(Change {
+                                time: fire_time(end, policy.delay),
+                                phase: Phase::Fire,
+                                kind: ChangeKind::Final,
+                                key: key.clone(),
+                                window: Window::new(end - size, end),
+                                value,
+                            });
+                        }
+                        kp.next_fire = Self::next_end_after(&self.assigner, kp, end);
                     }
-                    out.push(Change {
-                        time: fire_time(end, policy.delay),
-                        phase: Phase::Fire,
-                        kind: ChangeKind::Final,
-                        key,
-                        window,
-                        value,
-                    });
+                }
+                // Drop what the watermark has passed by the allowed lateness.
+                while let Some((ps, _)) = kp.panes.front() {
+                    let done = self
+                        .assigner
+                        .last_end_of_pane(*ps)
+                        .is_none_or(|e| e.saturating_add(policy.lateness) <= w);
+                    if !done {
+                        break;
+                    }
+                    kp.panes.pop_front();
+                }
+                let expired = kp
+                    .shown
+                    .partition_point(|(e, _)| e.saturating_add(policy.lateness) <= w);
+                kp.shown.drain(..expired);
+                if kp.panes.is_empty() && kp.shown.is_empty() {
+                    self.keys.remove(&key);
+                } else {
+                    Self::reschedule(&mut self.queue, &self.assigner, policy.lateness, &key, kp);
                 }
             }
         }
-        let (size, slide, pane) = (
-            self.assigner.size(),
-            self.assigner.slide(),
-            self.assigner.pane(),
-        );
-        for (_, entries) in due(&mut self.drops, w) {
-            for (key, end) in entries {
-                self.windows.remove(&(key.clone(), end));
-                // Panes whose last window ends at `end`.
-                let mut start = end - size;
-                let stop = (end - size).saturating_add(slide);
-                while start < stop {
-                    self.panes.remove(&(key.clone(), start));
-                    start += pane;
-                }
-            }
-        }
+        out[first_fire..].sort_by(|a, b| a.canonical_cmp(b));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -421,60 +508,85 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         scratch: &mut Vec<Window>,
         missed: &mut Vec<Window>,
     ) -> Result<Applied, WindowError> {
-        scratch.clear();
-        self.assigner.assign(time, scratch)?;
-        let mut applied = Applied::default();
-        let mut first_kept = None;
-        for (i, window) in scratch.iter().enumerate() {
-            // Too late: the watermark has passed end + lateness.
-            if window.end.saturating_add(policy.lateness) <= w {
-                missed.push(*window);
-                applied.missed += 1;
-            } else if first_kept.is_none() {
-                first_kept = Some(i);
-            }
+        let a = &self.assigner;
+        let unrepresentable = WindowError::Unrepresentable { time };
+        if !(-SAFE_TIME..=SAFE_TIME).contains(&time)
+            || a.size() > SAFE_SPAN
+            || a.slide() > SAFE_SPAN
+        {
+            // Near the extremes: the general assigner reports windows whose
+            // bounds cannot be represented.
+            scratch.clear();
+            a.assign(time, scratch)?;
         }
-        let Some(first_kept) = first_kept else {
-            return Ok(applied);
+        let pane_start = a.pane_start(time).ok_or(unrepresentable.clone())?;
+        let Some(first) = a.first_end_of_pane(pane_start) else {
+            return Ok(Applied::default()); // between windows (slide > size)
         };
-        let pane_start = self
-            .assigner
-            .pane_start(time)
-            .ok_or(WindowError::Unrepresentable { time })?;
-        let pane_key = (key.clone(), pane_start);
-        let new_pane = match self.panes.get_mut(&pane_key) {
-            Some(acc) => {
+        let last = a.last_end_of_pane(pane_start).ok_or(unrepresentable)?;
+        let slide = a.slide();
+        let lateness = policy.lateness;
+        let mut applied = Applied::default();
+        // Windows too late: end + lateness <= watermark.
+        let mut end = first;
+        while end <= last && end.saturating_add(lateness) <= w {
+            missed.push(Window::new(end - a.size(), end));
+            applied.missed += 1;
+            end += slide;
+        }
+        if end > last {
+            return Ok(applied);
+        }
+        let first_kept = end;
+        let kp = self.keys.entry(key.clone()).or_default();
+        let new_pane = match kp.panes.back_mut() {
+            Some((ps, acc)) if *ps == pane_start => {
                 agg.add(acc, input);
                 false
             }
-            None => {
-                let mut acc = Acc::default();
-                agg.add(&mut acc, input);
-                self.panes.insert(pane_key, acc);
-                true
-            }
-        };
-        for window in &scratch[first_kept..] {
-            applied.windows += 1;
-            let late = window.end <= w;
-            if late {
-                applied.late += 1;
-            }
-            if new_pane {
-                if let std::collections::hash_map::Entry::Vacant(slot) =
-                    self.windows.entry((key.clone(), window.end))
-                {
-                    slot.insert(WindowMeta { shown: None });
-                    if policy.emit == EmitMode::Final && !late {
-                        enqueue(&mut self.fires, window.end, key.clone());
+            _ => {
+                let i = kp.panes.partition_point(|(ps, _)| *ps < pane_start);
+                match kp.panes.get_mut(i) {
+                    Some((ps, acc)) if *ps == pane_start => {
+                        agg.add(acc, input);
+                        false
                     }
-                    let drop_at = window.end.saturating_add(policy.lateness);
-                    enqueue(&mut self.drops, drop_at, (key.clone(), window.end));
+                    _ => {
+                        let mut acc = Acc::default();
+                        agg.add(&mut acc, input);
+                        kp.panes.insert(i, (pane_start, acc));
+                        true
+                    }
                 }
             }
-            if late || policy.emit == EmitMode::Updates {
-                self.touched.push((window.end, key.clone()));
+        };
+        applied.windows = ((last - first_kept) / slide + 1) as u32;
+        // Windows the watermark has reached are late (within the lateness):
+        // each gets a correction at the end of the step.
+        let mut end = first_kept;
+        while end <= last && end <= w {
+            applied.late += 1;
+            if policy.emit == EmitMode::Final {
+                self.touched.push((end, key.clone()));
             }
+            end += slide;
+        }
+        let on_time_from = end;
+        if policy.emit == EmitMode::Updates {
+            let mut end = first_kept;
+            while end <= last {
+                self.touched.push((end, key.clone()));
+                end += slide;
+            }
+        }
+        if new_pane {
+            if policy.emit == EmitMode::Final && on_time_from <= last {
+                // The first on-time window holding the new pane.
+                if kp.next_fire.is_none_or(|f| on_time_from < f) {
+                    kp.next_fire = Some(on_time_from);
+                }
+            }
+            Self::reschedule(&mut self.queue, &self.assigner, lateness, &key, kp);
         }
         Ok(applied)
     }
@@ -493,18 +605,30 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort();
         touched.dedup();
+        let size = self.assigner.size();
         let mut retracts = Vec::new();
         let mut updates = Vec::new();
         for (end, key) in touched.drain(..) {
-            let value = self.value(agg, &key, end);
-            let window = self.window_of_end(end);
-            let Some(meta) = self.windows.get_mut(&(key.clone(), end)) else {
+            let Some(kp) = self.keys.get_mut(&key) else {
                 continue;
             };
-            if meta.shown.as_ref() == Some(&value) {
+            let Some(value) = Self::window_value(agg, size, kp, end) else {
                 continue;
-            }
-            let old = meta.shown.replace(value.clone());
+            };
+            let window = Window::new(end - size, end);
+            let i = kp.shown.partition_point(|(e, _)| *e < end);
+            let old = match kp.shown.get_mut(i) {
+                Some((e, shown)) if *e == end => {
+                    if *shown == value {
+                        continue;
+                    }
+                    Some(std::mem::replace(shown, value.clone()))
+                }
+                _ => {
+                    kp.shown.insert(i, (end, value.clone()));
+                    None
+                }
+            };
             let kind = new_row_kind(policy, old.is_some());
             if let Some(old) = old {
                 retracts.push(Change {
@@ -516,6 +640,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
                     value: old,
                 });
             }
+            Self::reschedule(&mut self.queue, &self.assigner, policy.lateness, &key, kp);
             updates.push(Change {
                 time,
                 phase: Phase::Emit,

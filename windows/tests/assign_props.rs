@@ -47,9 +47,16 @@ proptest! {
             prop_assert!(w.start <= ps && ps + pane <= w.end);
             prop_assert_eq!((ps - w.start) % pane, 0);
         }
-        // The last window containing the pane ends at last_end_of_pane.
-        if let Some(last) = out.last() {
-            prop_assert_eq!(a.last_end_of_pane(ps), Some(last.end));
+        // The first and last windows containing the pane end at
+        // first_end_of_pane and last_end_of_pane; ceil_end finds window ends.
+        match (out.first(), out.last()) {
+            (Some(first), Some(last)) => {
+                prop_assert_eq!(a.first_end_of_pane(ps), Some(first.end));
+                prop_assert_eq!(a.last_end_of_pane(ps), Some(last.end));
+                prop_assert_eq!(a.ceil_end(first.end), Some(first.end));
+                prop_assert_eq!(a.ceil_end(first.end - slide + 1), Some(first.end));
+            }
+            _ => prop_assert_eq!(a.first_end_of_pane(ps), None),
         }
     }
 
