@@ -450,7 +450,7 @@ fn window<'scope>(
         move |cap, _info| {
             let config = &shared.config;
             let metrics = Metrics::new(&config.aggs);
-            let mut state: Option<WindowState<String, Metrics>> =
+            let mut state: Option<WindowState<u32, Metrics>> =
                 match WindowState::try_new(config.window, config.policy, metrics) {
                     Ok(s) => Some(s),
                     Err(e) => {
@@ -459,73 +459,75 @@ fn window<'scope>(
                     }
                 };
             let mut cap = Some(cap);
-            let mut pending: BTreeMap<EventTime, Vec<Ingest>> = BTreeMap::new();
-            let mut changes: Vec<Change<String, MetricValues>> = Vec::new();
+            let mut keys = Interner::default();
+            let mut pending: Vec<Ingest> = Vec::new();
+            let mut ready: Vec<Ingest> = Vec::new();
+            let mut changes: Vec<Change<u32, MetricValues>> = Vec::new();
             let mut emitted: Vec<Emit> = Vec::new();
             let mut missed: Vec<Window> = Vec::new();
             let shared = Arc::clone(&shared);
             move |(input, frontier), output| {
-                input.for_each(|_time, data| {
-                    for item in data.drain(..) {
-                        pending.entry(item.at()).or_default().push(item);
-                    }
-                });
+                input.for_each(|_time, data| pending.append(data));
                 let Some(c) = cap.as_mut() else { return };
                 let Some(state) = state.as_mut() else { return };
                 let upto = frontier.frontier().first().copied();
-                let ready = match upto {
-                    Some(f) => {
-                        let rest = pending.split_off(&f);
-                        std::mem::replace(&mut pending, rest)
-                    }
-                    None => std::mem::take(&mut pending),
-                };
+                match upto {
+                    Some(f) => ready.extend(pending.extract_if(.., |item| item.at() < f)),
+                    None => ready.append(&mut pending),
+                }
+                // Event order: (stream time, partition, offset). Each
+                // partition's records arrive already in this order, so the
+                // run-adaptive stable sort mostly merges runs.
+                ready.sort_by_key(|item| (item.at(), item.order()));
                 let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
-                for (s, mut items) in ready {
-                    state.advance(s, &mut changes);
-                    items.sort_by_key(Ingest::order);
-                    for item in items {
-                        match item {
-                            Ingest::Record(event) => {
-                                missed.clear();
-                                match state.apply(
-                                    event.key.clone(),
-                                    event.time,
-                                    &event.value,
-                                    &mut missed,
-                                ) {
-                                    Ok(applied) => {
-                                        if applied.late > 0 {
-                                            late_applied += 1;
-                                        }
-                                        if applied.windows == 0 && applied.missed == 0 {
-                                            unassigned += 1;
-                                        }
-                                        if applied.is_dropped() {
-                                            late_dropped += 1;
-                                            emitted.push(Emit::Late {
-                                                event,
-                                                missed: missed.clone(),
-                                            });
-                                        }
+                let mut step = None;
+                for item in ready.drain(..) {
+                    let s = item.at();
+                    if step != Some(s) {
+                        if step.is_some() {
+                            state.end_step(&mut changes);
+                        }
+                        state.advance(s, &mut changes);
+                        step = Some(s);
+                    }
+                    match item {
+                        Ingest::Record(event) => {
+                            missed.clear();
+                            let key = keys.intern(&event.key);
+                            match state.apply(key, event.time, &event.value, &mut missed) {
+                                Ok(applied) => {
+                                    if applied.late > 0 {
+                                        late_applied += 1;
                                     }
-                                    Err(e) => {
+                                    if applied.windows == 0 && applied.missed == 0 {
                                         unassigned += 1;
-                                        emitted.push(Emit::Dead {
-                                            at: event.stream_time,
-                                            letter: DeadLetter {
-                                                partition: event.partition,
-                                                offset: event.offset,
-                                                reason: e.to_string(),
-                                                raw: String::new(),
-                                            },
+                                    }
+                                    if applied.is_dropped() {
+                                        late_dropped += 1;
+                                        emitted.push(Emit::Late {
+                                            event,
+                                            missed: missed.clone(),
                                         });
                                     }
                                 }
+                                Err(e) => {
+                                    unassigned += 1;
+                                    emitted.push(Emit::Dead {
+                                        at: event.stream_time,
+                                        letter: DeadLetter {
+                                            partition: event.partition,
+                                            offset: event.offset,
+                                            reason: e.to_string(),
+                                            raw: String::new(),
+                                        },
+                                    });
+                                }
                             }
-                            Ingest::Dead { at, letter } => emitted.push(Emit::Dead { at, letter }),
                         }
+                        Ingest::Dead { at, letter } => emitted.push(Emit::Dead { at, letter }),
                     }
+                }
+                if step.is_some() {
                     state.end_step(&mut changes);
                 }
                 match upto {
@@ -535,7 +537,16 @@ fn window<'scope>(
                 Stats::add(&shared.stats.late_dropped, late_dropped);
                 Stats::add(&shared.stats.late_applied, late_applied);
                 Stats::add(&shared.stats.unassigned, unassigned);
-                emitted.extend(changes.drain(..).map(Emit::Row));
+                emitted.extend(changes.drain(..).map(|c| {
+                    Emit::Row(Change {
+                        time: c.time,
+                        phase: c.phase,
+                        kind: c.kind,
+                        key: keys.name(c.key).to_owned(),
+                        window: c.window,
+                        value: c.value,
+                    })
+                }));
                 if !emitted.is_empty() {
                     output.session(&*c).give_iterator(emitted.drain(..));
                 }
@@ -550,6 +561,31 @@ fn window<'scope>(
             }
         },
     )
+}
+
+/// Maps keys to dense ids, so the window state hashes and copies a `u32`
+/// instead of a string per record. (The sink orders rows by the key
+/// strings, so the ids' order never reaches the output.)
+#[derive(Default)]
+struct Interner {
+    ids: rustc_hash::FxHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, key: &str) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(key.into());
+        self.ids.insert(key.into(), id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
 }
 
 struct Writers {
