@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 use tidemark_sources::{
-    DeadLetter, Decoded, PartitionId, PartitionReader, ReadStatus, Source, Value,
+    DeadLetter, Decoded, Key, PartitionId, PartitionReader, ReadStatus, Source, Value,
 };
 use tidemark_windows::watermark::StreamTime;
 use tidemark_windows::{
@@ -57,7 +57,7 @@ pub struct Event {
     /// Offset in the partition.
     pub offset: u64,
     /// Grouping key.
-    pub key: String,
+    pub key: Key,
     /// Event time.
     pub time: EventTime,
     /// Value.
@@ -450,7 +450,7 @@ fn window<'scope>(
         move |cap, _info| {
             let config = &shared.config;
             let metrics = Metrics::new(&config.aggs);
-            let mut state: Option<WindowState<u32, Metrics>> =
+            let mut state: Option<WindowState<Key, Metrics>> =
                 match WindowState::try_new(config.window, config.policy, metrics) {
                     Ok(s) => Some(s),
                     Err(e) => {
@@ -459,10 +459,9 @@ fn window<'scope>(
                     }
                 };
             let mut cap = Some(cap);
-            let mut keys = Interner::default();
             let mut pending: Vec<Ingest> = Vec::new();
             let mut ready: Vec<Ingest> = Vec::new();
-            let mut changes: Vec<Change<u32, MetricValues>> = Vec::new();
+            let mut changes: Vec<Change<Key, MetricValues>> = Vec::new();
             let mut emitted: Vec<Emit> = Vec::new();
             let mut missed: Vec<Window> = Vec::new();
             let shared = Arc::clone(&shared);
@@ -493,7 +492,7 @@ fn window<'scope>(
                     match item {
                         Ingest::Record(event) => {
                             missed.clear();
-                            let key = keys.intern(&event.key);
+                            let key = event.key.clone();
                             match state.apply(key, event.time, &event.value, &mut missed) {
                                 Ok(applied) => {
                                     if applied.late > 0 {
@@ -542,7 +541,7 @@ fn window<'scope>(
                         time: c.time,
                         phase: c.phase,
                         kind: c.kind,
-                        key: keys.name(c.key).to_owned(),
+                        key: c.key.to_string(),
                         window: c.window,
                         value: c.value,
                     })
@@ -561,31 +560,6 @@ fn window<'scope>(
             }
         },
     )
-}
-
-/// Maps keys to dense ids, so the window state hashes and copies a `u32`
-/// instead of a string per record. (The sink orders rows by the key
-/// strings, so the ids' order never reaches the output.)
-#[derive(Default)]
-struct Interner {
-    ids: rustc_hash::FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
-}
-
-impl Interner {
-    fn intern(&mut self, key: &str) -> u32 {
-        if let Some(&id) = self.ids.get(key) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(key.into());
-        self.ids.insert(key.into(), id);
-        id
-    }
-
-    fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("", |n| n)
-    }
 }
 
 struct Writers {

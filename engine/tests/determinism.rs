@@ -44,7 +44,7 @@ fn partitions_of(log: &[(u32, u64, String, i64, i64)]) -> Vec<Vec<Record>> {
         parts[p as usize].push(Record {
             partition: p,
             offset: o,
-            key,
+            key: key.into(),
             event_time: ts,
             value: Value::Int(v),
         });

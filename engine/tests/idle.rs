@@ -36,7 +36,7 @@ impl PartitionReader for Scripted {
                     out.push(Ok(Record {
                         partition: self.partition,
                         offset: self.offset,
-                        key: format!("k{}", self.partition),
+                        key: format!("k{}", self.partition).into(),
                         event_time: *t,
                         value: Value::Int(1),
                     }));

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::Format;
 use crate::record::{
-    Decoded, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
+    Decoded, Key, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
 };
 use crate::source::{PartitionReader, Source, SourceError};
 
@@ -169,7 +169,7 @@ fn unit(bits: u64) -> f64 {
 #[derive(Debug)]
 struct PartitionPlan {
     /// Key names, e.g. `k7`.
-    keys: Vec<String>,
+    keys: Vec<Key>,
     /// Cumulative zipf weights of `keys` (empty when keys are uniform).
     cumulative: Vec<f64>,
     /// How many events the partition holds.
@@ -195,7 +195,7 @@ impl Plan {
             .collect();
         let mut weights = vec![0.0f64; count];
         for k in 0..config.keys {
-            let key = format!("k{k}");
+            let key = compact_str::format_compact!("k{k}");
             let p = (crc32(key.as_bytes()) % config.partitions) as usize;
             let weight = if config.skew > 0.0 {
                 1.0 / f64::from(k + 1).powf(config.skew)

@@ -53,6 +53,6 @@ pub use crate::file::{FileSource, FileSourceConfig};
 pub use crate::generator::{GeneratorConfig, GeneratorSource};
 pub use crate::memory::MemorySource;
 pub use crate::record::{
-    Decoded, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
+    Decoded, Key, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
 };
 pub use crate::source::{PartitionReader, Source, SourceError};

@@ -11,6 +11,10 @@ pub type PartitionId = u32;
 /// The position of a record in its partition: the first record is at offset 0.
 pub type Offset = u64;
 
+/// A record key: a string stored inline when it is at most 24 bytes long,
+/// so that decoding a record with a short key allocates nothing.
+pub type Key = compact_str::CompactString;
+
 /// The smallest event time a source accepts, in epoch milliseconds (−2^53).
 ///
 /// Times outside `MIN_EVENT_TIME..=MAX_EVENT_TIME` become dead letters: the
@@ -48,7 +52,7 @@ pub struct Record {
     /// The record's position in its partition.
     pub offset: Offset,
     /// The grouping key (numeric keys are carried as their decimal text).
-    pub key: String,
+    pub key: Key,
     /// Event time in epoch milliseconds, within
     /// [`MIN_EVENT_TIME`]`..=`[`MAX_EVENT_TIME`].
     pub event_time: i64,

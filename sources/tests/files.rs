@@ -16,7 +16,7 @@ fn rec(partition: u32, offset: u64, key: &str, event_time: i64, value: Value) ->
     Record {
         partition,
         offset,
-        key: key.to_owned(),
+        key: key.into(),
         event_time,
         value,
     }

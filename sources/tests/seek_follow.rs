@@ -140,7 +140,7 @@ fn following_from_an_offset_not_yet_written() {
         .into_iter()
         .map(|r| (r.offset, r.key))
         .collect();
-    assert_eq!(keys, vec![(3, "k3".to_owned()), (4, "k4".to_owned())]);
+    assert_eq!(keys, vec![(3, "k3".into()), (4, "k4".into())]);
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn following_one_file_with_partitions_and_a_header() {
         .into_iter()
         .map(|r| (r.offset, r.key))
         .collect();
-    assert_eq!(keys, vec![(0, "b".to_owned()), (1, "c".to_owned())]);
+    assert_eq!(keys, vec![(0, "b".into()), (1, "c".into())]);
 }
 
 #[test]

@@ -34,6 +34,15 @@ pub enum WindowError {
         /// The value given.
         value: Millis,
     },
+    /// A sliding window whose size is so many slides that every record
+    /// would belong to more than [`MAX_WINDOWS_PER_RECORD`] windows.
+    #[error("a sliding window of {size} ms every {slide} ms puts each record in more than {max} windows", max = MAX_WINDOWS_PER_RECORD)]
+    TooManyWindows {
+        /// Window length.
+        size: Millis,
+        /// Distance between window starts.
+        slide: Millis,
+    },
     /// A window around `time` would start or end outside the `i64` range.
     #[error("no window can be formed around event time {time}: its bounds overflow the i64 range")]
     Unrepresentable {
@@ -41,6 +50,10 @@ pub enum WindowError {
         time: EventTime,
     },
 }
+
+/// The largest `size / slide` a sliding window may have: a late record
+/// costs time in proportion to the windows it belongs to.
+pub const MAX_WINDOWS_PER_RECORD: i64 = 100_000;
 
 /// Maps an event time to the windows that contain it.
 ///
@@ -119,7 +132,11 @@ impl WindowSpec {
             WindowSpec::Tumbling { size, .. } => positive("window size", size),
             WindowSpec::Sliding { size, slide, .. } => {
                 positive("window size", size)?;
-                positive("window slide", slide)
+                positive("window slide", slide)?;
+                if size / slide > MAX_WINDOWS_PER_RECORD {
+                    return Err(WindowError::TooManyWindows { size, slide });
+                }
+                Ok(())
             }
             WindowSpec::Session { gap } => positive("session gap", gap),
         }
@@ -270,6 +287,57 @@ impl Sliding {
             return None;
         }
         i64::try_from(first_start + size).ok()
+    }
+
+    /// For an event time: its pane start and the ends of the first and last
+    /// windows that contain it (`Ok(None)` if it lies between windows).
+    ///
+    /// This is the per-record path of the window state: plain `i64`
+    /// arithmetic when nothing can overflow, checked otherwise.
+    #[inline]
+    pub fn pane_bounds(
+        &self,
+        time: EventTime,
+    ) -> Result<Option<(EventTime, EventTime, EventTime)>, WindowError> {
+        const SAFE_TIME: i64 = 1 << 61;
+        const SAFE_SPAN: i64 = 1 << 59;
+        let safe = (-SAFE_TIME..=SAFE_TIME).contains(&time)
+            && self.size <= SAFE_SPAN
+            && self.slide <= SAFE_SPAN;
+        if !safe {
+            // Near the extremes: the same arithmetic in i128, and an error
+            // when a window containing `time` cannot be represented.
+            let (t, size, slide) = (time as i128, self.size as i128, self.slide as i128);
+            let (offset, pane) = (self.offset as i128, self.pane as i128);
+            let ps = t - (t - offset).rem_euclid(pane);
+            let lowest = ps - size + 1;
+            let first_start = lowest + (offset - lowest).rem_euclid(slide);
+            if first_start > ps {
+                return Ok(None);
+            }
+            let last_start = ps - (ps - offset).rem_euclid(slide);
+            let fits = |v: i128| i64::try_from(v).ok();
+            return match (
+                fits(ps),
+                fits(first_start),
+                fits(first_start + size),
+                fits(last_start + size),
+            ) {
+                (Some(ps), Some(_), Some(first), Some(last)) => Ok(Some((ps, first, last))),
+                _ => Err(WindowError::Unrepresentable { time }),
+            };
+        }
+        let ps = time - (time - self.offset).rem_euclid(self.pane);
+        if self.size == self.slide {
+            return Ok(Some((ps, ps + self.size, ps + self.size)));
+        }
+        let lowest = ps - self.size + 1;
+        let first_start = lowest + (self.offset - lowest).rem_euclid(self.slide);
+        if first_start > ps {
+            return Ok(None);
+        }
+        let last_start = ps - (ps - self.offset).rem_euclid(self.slide);
+        Ok(Some((ps, first_start + self.size, last_start + self.size)))
     }
 
     /// The smallest window end at or after `time` (whether or not the window

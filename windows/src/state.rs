@@ -34,7 +34,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregator;
-use crate::assign::{joins_session, session_of, Sliding, WindowAssigner, WindowError, WindowSpec};
+use crate::assign::{joins_session, session_of, Sliding, WindowError, WindowSpec};
 use crate::change::{Change, ChangeKind, Phase};
 use crate::policy::{EmitMode, Policy};
 use crate::time::{fire_time, watermark, EventTime, Millis, END_OF_TIME};
@@ -72,7 +72,6 @@ pub struct WindowState<K, A: Aggregator> {
     spec: WindowSpec,
     frontier: EventTime,
     store: Store<K, A::Acc, A::Output>,
-    scratch: Vec<Window>,
 }
 
 /// A serialisable snapshot of a [`WindowState`] (for checkpoints).
@@ -116,7 +115,6 @@ where
             spec,
             frontier: EventTime::MIN,
             store,
-            scratch: Vec::new(),
         })
     }
 
@@ -180,16 +178,7 @@ where
     ) -> Result<Applied, WindowError> {
         let w = watermark(self.frontier, self.policy.delay);
         match &mut self.store {
-            Store::Fixed(f) => f.apply(
-                &self.agg,
-                &self.policy,
-                w,
-                key,
-                time,
-                input,
-                &mut self.scratch,
-                missed,
-            ),
+            Store::Fixed(f) => f.apply(&self.agg, &self.policy, w, key, time, input, missed),
             Store::Session(s) => {
                 let gap = match self.spec {
                     WindowSpec::Session { gap } => gap,
@@ -239,7 +228,6 @@ where
             spec: snapshot.spec,
             frontier: snapshot.frontier,
             store: snapshot.store,
-            scratch: Vec::new(),
         })
     }
 }
@@ -343,11 +331,6 @@ struct FixedStore<K, Acc, O> {
     #[serde(skip)]
     touched: Vec<(EventTime, K)>,
 }
-
-/// Event times this far from the `i64` extremes, with sizes and slides this
-/// small, cannot overflow in the pane arithmetic; others are checked first.
-const SAFE_TIME: i64 = 1 << 61;
-const SAFE_SPAN: i64 = 1 << 59;
 
 impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedStore<K, Acc, O> {
     fn new(assigner: Sliding) -> Self {
@@ -505,25 +488,12 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         key: K,
         time: EventTime,
         input: &A::Input,
-        scratch: &mut Vec<Window>,
         missed: &mut Vec<Window>,
     ) -> Result<Applied, WindowError> {
         let a = &self.assigner;
-        let unrepresentable = WindowError::Unrepresentable { time };
-        if !(-SAFE_TIME..=SAFE_TIME).contains(&time)
-            || a.size() > SAFE_SPAN
-            || a.slide() > SAFE_SPAN
-        {
-            // Near the extremes: the general assigner reports windows whose
-            // bounds cannot be represented.
-            scratch.clear();
-            a.assign(time, scratch)?;
-        }
-        let pane_start = a.pane_start(time).ok_or(unrepresentable.clone())?;
-        let Some(first) = a.first_end_of_pane(pane_start) else {
+        let Some((pane_start, first, last)) = a.pane_bounds(time)? else {
             return Ok(Applied::default()); // between windows (slide > size)
         };
-        let last = a.last_end_of_pane(pane_start).ok_or(unrepresentable)?;
         let slide = a.slide();
         let lateness = policy.lateness;
         let mut applied = Applied::default();

@@ -61,6 +61,23 @@ proptest! {
     }
 
     #[test]
+    fn pane_bounds_agree_with_assign(
+        time in prop_oneof![any::<i64>(), -1_000_000_000i64..1_000_000_000],
+        size in prop_oneof![1i64..10_000, 1i64..1_000_000_000],
+        slide in prop_oneof![1i64..10_000, 10_000i64..1_000_000_000],
+        offset in any::<i64>(),
+    ) {
+        prop_assume!(size / slide <= 100_000);
+        let a = Sliding::try_new(size, slide, offset).unwrap();
+        let mut out = Vec::new();
+        let expected = a.assign(time, &mut out).map(|()| match (out.first(), out.last()) {
+            (Some(f), Some(l)) => Some((a.pane_start(time).unwrap(), f.end, l.end)),
+            _ => None,
+        });
+        prop_assert_eq!(a.pane_bounds(time), expected);
+    }
+
+    #[test]
     fn tumbling_is_one_window(time in any::<i64>(), size in 1i64..1_000_000, offset in any::<i64>()) {
         let a = Tumbling::try_new(size, offset).unwrap();
         let mut out = Vec::new();
@@ -94,6 +111,7 @@ fn invalid_specs_are_errors() {
     assert!(WindowSpec::sliding(10, 0).validate().is_err());
     assert!(WindowSpec::sliding(-1, 5).validate().is_err());
     assert!(WindowSpec::session(0).validate().is_err());
+    assert!(WindowSpec::sliding(86_400_000, 1).validate().is_err());
     let e = Sliding::try_new(0, 1, 0).unwrap_err();
     assert_eq!(
         e.to_string(),

@@ -2,6 +2,7 @@
 //! value or a partition id, shared by every format and both decode paths so
 //! that they cannot disagree.
 
+use crate::record::Key;
 use chrono::DateTime;
 
 use super::{Scalar, TimeFormat};
@@ -28,13 +29,14 @@ fn wrong_type(name: &str, expected: &str, found: &Scalar<'_>) -> String {
 
 /// The key: strings as is, numbers as their decimal text.
 #[inline]
-pub(super) fn key(found: Option<Scalar<'_>>, name: &str) -> Result<String, String> {
+pub(super) fn key(found: Option<Scalar<'_>>, name: &str) -> Result<Key, String> {
+    use compact_str::ToCompactString;
     match found {
         None => Err(missing(name)),
-        Some(Scalar::Str(s)) => Ok(s.into_owned()),
-        Some(Scalar::Int(i)) => Ok(i.to_string()),
-        Some(Scalar::UInt(u)) => Ok(u.to_string()),
-        Some(Scalar::Float(f)) => Ok(f.to_string()),
+        Some(Scalar::Str(s)) => Ok(Key::from(&*s)),
+        Some(Scalar::Int(i)) => Ok(i.to_compact_string()),
+        Some(Scalar::UInt(u)) => Ok(u.to_compact_string()),
+        Some(Scalar::Float(f)) => Ok(f.to_compact_string()),
         Some(other) => Err(wrong_type(name, "a string or a number", &other)),
     }
 }
@@ -227,8 +229,8 @@ mod tests {
         assert_eq!(value(s(" 42 "), "v"), Ok(Value::Int(42)));
         assert_eq!(value(s("4.5"), "v"), Ok(Value::Float(4.5)));
         assert!(value(s("inf"), "v").is_err());
-        assert_eq!(key(Some(Scalar::Int(-3)), "k"), Ok("-3".to_owned()));
-        assert_eq!(key(Some(Scalar::Float(1.5)), "k"), Ok("1.5".to_owned()));
+        assert_eq!(key(Some(Scalar::Int(-3)), "k"), Ok(Key::from("-3")));
+        assert_eq!(key(Some(Scalar::Float(1.5)), "k"), Ok(Key::from("1.5")));
         assert!(key(Some(Scalar::Other("boolean")), "k").is_err());
         assert_eq!(partition(s("7"), "p"), Ok(7));
         assert!(partition(Some(Scalar::Int(-1)), "p").is_err());
