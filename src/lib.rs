@@ -11,6 +11,7 @@
 //! - [`engine`]: the Timely dataflow.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod job;
 pub mod spec;
 

@@ -1,4 +1,5 @@
-//! The `tidemark` command line: `run` a windowed job, `gen` a workload.
+//! The `tidemark` command line: `run` a windowed job, `gen` a workload,
+//! `bench` the engine.
 
 mod cli;
 
@@ -20,6 +21,8 @@ enum Command {
     Run(Box<cli::run::RunArgs>),
     /// Write a generated workload as partition files.
     Gen(cli::gen::GenArgs),
+    /// Measure throughput against an in-process plain-loop baseline.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(args),
         Command::Gen(args) => cli::gen::run(args),
+        Command::Bench(args) => cli::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -489,3 +489,28 @@ fn readme_example_job_runs() {
     assert_eq!(lines(&tmp.path().join("dead.jsonl")).len(), 1);
     assert!(!lines(&tmp.path().join("late.jsonl")).is_empty());
 }
+
+#[test]
+fn bench_throughput_prints_the_comparison() {
+    let out = run_ok(bin().args([
+        "bench",
+        "throughput",
+        "--events",
+        "20000",
+        "--keys",
+        "50",
+        "--runs",
+        "1",
+    ]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for row in [
+        "plain-loop",
+        "tumbling",
+        "sliding",
+        "session",
+        "events/s/core",
+        "peak RSS",
+    ] {
+        assert!(text.contains(row), "{row} missing in:\n{text}");
+    }
+}

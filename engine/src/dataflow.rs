@@ -459,74 +459,79 @@ fn window<'scope>(
                     }
                 };
             let mut cap = Some(cap);
-            let mut pending: Vec<Ingest> = Vec::new();
-            let mut ready: Vec<Ingest> = Vec::new();
+            // Records by stream time; a run of records with the same stream
+            // time (the common case: the stream time moves about once per
+            // millisecond) costs one map operation.
+            let mut pending: BTreeMap<EventTime, Vec<Ingest>> = BTreeMap::new();
             let mut changes: Vec<Change<Key, MetricValues>> = Vec::new();
             let mut emitted: Vec<Emit> = Vec::new();
             let mut missed: Vec<Window> = Vec::new();
             let shared = Arc::clone(&shared);
             move |(input, frontier), output| {
-                input.for_each(|_time, data| pending.append(data));
+                input.for_each(|_time, data| {
+                    let mut items = data.drain(..).peekable();
+                    while let Some(first) = items.next() {
+                        let at = first.at();
+                        let bucket = pending.entry(at).or_default();
+                        bucket.push(first);
+                        while let Some(item) = items.next_if(|i| i.at() == at) {
+                            bucket.push(item);
+                        }
+                    }
+                });
                 let Some(c) = cap.as_mut() else { return };
                 let Some(state) = state.as_mut() else { return };
                 let upto = frontier.frontier().first().copied();
-                match upto {
-                    Some(f) => ready.extend(pending.extract_if(.., |item| item.at() < f)),
-                    None => ready.append(&mut pending),
-                }
-                // Event order: (stream time, partition, offset). Each
-                // partition's records arrive already in this order, so the
-                // run-adaptive stable sort mostly merges runs.
-                ready.sort_by_key(|item| (item.at(), item.order()));
-                let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
-                let mut step = None;
-                for item in ready.drain(..) {
-                    let s = item.at();
-                    if step != Some(s) {
-                        if step.is_some() {
-                            state.end_step(&mut changes);
-                        }
-                        state.advance(s, &mut changes);
-                        step = Some(s);
+                let ready = match upto {
+                    Some(f) => {
+                        let rest = pending.split_off(&f);
+                        std::mem::replace(&mut pending, rest)
                     }
-                    match item {
-                        Ingest::Record(event) => {
-                            missed.clear();
-                            let key = event.key.clone();
-                            match state.apply(key, event.time, &event.value, &mut missed) {
-                                Ok(applied) => {
-                                    if applied.late > 0 {
-                                        late_applied += 1;
+                    None => std::mem::take(&mut pending),
+                };
+                let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
+                for (s, mut items) in ready {
+                    // Event order within a stream time: (partition, offset).
+                    items.sort_by_key(Ingest::order);
+                    state.advance(s, &mut changes);
+                    for item in items {
+                        match item {
+                            Ingest::Record(event) => {
+                                missed.clear();
+                                let key = event.key.clone();
+                                match state.apply(key, event.time, &event.value, &mut missed) {
+                                    Ok(applied) => {
+                                        if applied.late > 0 {
+                                            late_applied += 1;
+                                        }
+                                        if applied.windows == 0 && applied.missed == 0 {
+                                            unassigned += 1;
+                                        }
+                                        if applied.is_dropped() {
+                                            late_dropped += 1;
+                                            emitted.push(Emit::Late {
+                                                event,
+                                                missed: missed.clone(),
+                                            });
+                                        }
                                     }
-                                    if applied.windows == 0 && applied.missed == 0 {
+                                    Err(e) => {
                                         unassigned += 1;
-                                    }
-                                    if applied.is_dropped() {
-                                        late_dropped += 1;
-                                        emitted.push(Emit::Late {
-                                            event,
-                                            missed: missed.clone(),
+                                        emitted.push(Emit::Dead {
+                                            at: event.stream_time,
+                                            letter: DeadLetter {
+                                                partition: event.partition,
+                                                offset: event.offset,
+                                                reason: e.to_string(),
+                                                raw: String::new(),
+                                            },
                                         });
                                     }
                                 }
-                                Err(e) => {
-                                    unassigned += 1;
-                                    emitted.push(Emit::Dead {
-                                        at: event.stream_time,
-                                        letter: DeadLetter {
-                                            partition: event.partition,
-                                            offset: event.offset,
-                                            reason: e.to_string(),
-                                            raw: String::new(),
-                                        },
-                                    });
-                                }
                             }
+                            Ingest::Dead { at, letter } => emitted.push(Emit::Dead { at, letter }),
                         }
-                        Ingest::Dead { at, letter } => emitted.push(Emit::Dead { at, letter }),
                     }
-                }
-                if step.is_some() {
                     state.end_step(&mut changes);
                 }
                 match upto {

@@ -1,6 +1,7 @@
 //! Subcommands of the `tidemark` binary; each builds a job through the
 //! library facade.
 
+pub mod bench;
 pub mod gen;
 pub mod run;
 

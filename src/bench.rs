@@ -1,0 +1,240 @@
+//! Throughput measurement: the standard scenarios run through a [`Job`] on
+//! the built-in generator, beside an in-process plain-loop baseline measured
+//! in the same run (this machine is shared and noisy: compare ratios).
+//!
+//! Used by `tidemark bench throughput` and the criterion benches.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+use tidemark_sources::{GeneratorConfig, GeneratorSource, Key, Source, Value};
+use tidemark_windows::{AggKind, WindowSpec};
+
+use crate::{Job, JobError};
+
+/// One benchmark scenario: a window and its policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// Short name, e.g. `tumbling`.
+    pub name: String,
+    /// The window.
+    pub window: WindowSpec,
+    /// Watermark delay, ms.
+    pub delay: i64,
+    /// Allowed lateness, ms.
+    pub lateness: i64,
+}
+
+impl Scenario {
+    /// A scenario with delay 50 ms (the standard workload's disorder) and
+    /// no allowed lateness.
+    pub fn new(name: &str, window: WindowSpec) -> Self {
+        Scenario {
+            name: name.to_owned(),
+            window,
+            delay: 50,
+            lateness: 0,
+        }
+    }
+}
+
+/// The standard scenarios: tumbling 1 s, sliding 10 s / 1 s, session 100 ms.
+pub fn standard_scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario::new("tumbling", WindowSpec::tumbling(1_000)),
+        Scenario::new("sliding", WindowSpec::sliding(10_000, 1_000)),
+        Scenario::new("session", WindowSpec::session(100)),
+    ]
+}
+
+/// The workload: the standard one is 10 million events, 10 000 keys,
+/// 100 events per ms, 50 ms of disorder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// Events in all.
+    pub events: u64,
+    /// Distinct keys.
+    pub keys: u32,
+    /// Partitions (and worker threads).
+    pub workers: usize,
+    /// Fraction of stragglers up to 2 s late.
+    pub late_frac: f64,
+    /// Records per batch.
+    pub batch_size: usize,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            events: 10_000_000,
+            keys: 10_000,
+            workers: 1,
+            late_frac: 0.0,
+            batch_size: 1024,
+        }
+    }
+}
+
+impl Workload {
+    fn generator(&self) -> GeneratorConfig {
+        GeneratorConfig {
+            events: self.events,
+            keys: self.keys,
+            partitions: self.workers.max(1) as u32,
+            rate: 100.0,
+            disorder: 50,
+            late_frac: self.late_frac,
+            late_extra: if self.late_frac > 0.0 { 2_000 } else { 0 },
+            ..GeneratorConfig::default()
+        }
+    }
+}
+
+/// What one run measured.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    /// Events processed.
+    pub events: u64,
+    /// Wall-clock time.
+    pub wall: Duration,
+    /// CPU time of the process (all threads) during the run, where known.
+    pub cpu: Option<Duration>,
+    /// Result rows of kind `final`.
+    pub windows: u64,
+    /// Records dropped as late.
+    pub late: u64,
+}
+
+impl Measurement {
+    /// Events per second of CPU time (per core); wall time if CPU time is
+    /// unknown.
+    pub fn events_per_core_second(&self) -> f64 {
+        let secs = self.cpu.unwrap_or(self.wall).as_secs_f64().max(1e-9);
+        self.events as f64 / secs
+    }
+
+    /// CPU nanoseconds per event.
+    pub fn ns_per_event(&self) -> f64 {
+        1e9 / self.events_per_core_second()
+    }
+}
+
+/// Runs `scenario` once on `workload` through the engine.
+pub fn run_engine(workload: &Workload, scenario: &Scenario) -> Result<Measurement, JobError> {
+    let source =
+        GeneratorSource::new(workload.generator()).map_err(tidemark_engine::EngineError::from)?;
+    let job = Job::builder()
+        .source(Arc::new(source))
+        .window(scenario.window)
+        .delay(scenario.delay)
+        .lateness(scenario.lateness)
+        .aggs(&[AggKind::Count, AggKind::Sum])
+        .workers(workload.workers)
+        .batch_size(workload.batch_size)
+        .build()?;
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let summary = job.run()?;
+    let wall = start.elapsed();
+    let cpu = cpu0.and_then(|c0| cpu_time().map(|c1| c1.saturating_sub(c0)));
+    Ok(Measurement {
+        events: summary.records,
+        wall,
+        cpu,
+        windows: summary.windows_emitted,
+        late: summary.late_dropped,
+    })
+}
+
+/// The baseline: the same events already in memory, tumbling 1 s count+sum
+/// into a hash map in a plain loop (the hardware limit the engine is
+/// compared with). Returns the measurement (the events are generated before
+/// the clock starts) and the number of windows.
+pub fn run_plain_loop(workload: &Workload) -> Result<Measurement, JobError> {
+    let source =
+        GeneratorSource::new(workload.generator()).map_err(tidemark_engine::EngineError::from)?;
+    let mut events: Vec<(Key, i64, i64)> = Vec::with_capacity(workload.events as usize);
+    let mut buf = Vec::new();
+    for p in source
+        .partitions()
+        .map_err(tidemark_engine::EngineError::from)?
+    {
+        let mut reader = source
+            .open(p, 0)
+            .map_err(tidemark_engine::EngineError::from)?;
+        loop {
+            buf.clear();
+            let status = reader
+                .read(4096, &mut buf)
+                .map_err(tidemark_engine::EngineError::from)?;
+            for r in buf.drain(..).flatten() {
+                let v = match r.value {
+                    Value::Int(i) => i,
+                    Value::Float(f) => f as i64,
+                };
+                events.push((r.key, r.event_time, v));
+            }
+            if status == tidemark_sources::ReadStatus::End {
+                break;
+            }
+        }
+    }
+    // One stream in time order (partitions interleaved), as the engine
+    // applies them.
+    events.sort_by_key(|e| e.1);
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    // Open windows only, as a stream processor keeps them: every 64k events
+    // the windows the stream has left behind are counted out.
+    let mut windows: FxHashMap<(&str, i64), (u64, i64)> = FxHashMap::default();
+    let mut closed = 0u64;
+    let mut max_time = i64::MIN;
+    for (i, (key, t, v)) in events.iter().enumerate() {
+        max_time = max_time.max(*t);
+        let w = windows
+            .entry((key.as_str(), t - t.rem_euclid(1_000)))
+            .or_default();
+        w.0 += 1;
+        w.1 += v;
+        if i % 65_536 == 65_535 {
+            windows.retain(|(_, start), _| {
+                let open = start + 1_000 + 50 > max_time;
+                closed += u64::from(!open);
+                open
+            });
+        }
+    }
+    let count = std::hint::black_box(closed + windows.len() as u64);
+    let wall = start.elapsed();
+    let cpu = cpu0.and_then(|c0| cpu_time().map(|c1| c1.saturating_sub(c0)));
+    Ok(Measurement {
+        events: events.len() as u64,
+        wall,
+        cpu,
+        windows: count,
+        late: 0,
+    })
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat`
+/// (Linux); `None` elsewhere.
+pub fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks are 100 per second on Linux.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Peak resident memory of this process in bytes (`VmHWM`, Linux); `None`
+/// elsewhere.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
