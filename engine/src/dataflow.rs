@@ -40,7 +40,8 @@ use tidemark_windows::{
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::{source, Operator};
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, Probe};
+use timely::dataflow::ProbeHandle;
 use timely::dataflow::{Scope, Stream};
 
 use crate::error::{EngineError, Result};
@@ -266,8 +267,9 @@ pub fn run(
         let peers = worker.peers();
         let shared = Arc::clone(&worker_shared);
         worker.dataflow::<EventTime, _, _>(move |scope| {
-            let ingested = ingest(scope, &shared, index, peers);
-            let emitted = window(ingested, &shared);
+            let probe = ProbeHandle::new();
+            let ingested = ingest(scope, &shared, index, peers, probe.clone());
+            let emitted = window(ingested, &shared).probe_with(&probe);
             sink(emitted, &shared, index);
         });
     })
@@ -297,12 +299,18 @@ impl Partition {
     }
 }
 
+/// How far (in stream time) a worker's ingest may run ahead of what the
+/// window operators have completed. Only flow control: it bounds buffering
+/// when one worker's partitions are faster, and never changes results.
+const MAX_LEAD: EventTime = 1_000;
+
 /// The ingest operator: reads this worker's partitions in batches.
 fn ingest<'scope>(
     scope: Scope<'scope, EventTime>,
     shared: &Arc<Shared>,
     index: usize,
     peers: usize,
+    probe: ProbeHandle<EventTime>,
 ) -> Stream<'scope, EventTime, Vec<Ingest>> {
     let shared = Arc::clone(shared);
     source::<_, CapacityContainerBuilder<Vec<Ingest>>, _, _>(scope, "Ingest", move |cap, info| {
@@ -338,6 +346,13 @@ fn ingest<'scope>(
             let Some(c) = cap.as_mut() else { return };
             if shared.abort.load(Ordering::Relaxed) {
                 cap = None;
+                return;
+            }
+            // Wait while this worker is far ahead of the completed frontier
+            // (the worker holding that frontier back is never made to wait).
+            let completed = probe.with_frontier(|f| f.first().copied());
+            if completed.is_some_and(|done| *c.time() > done.saturating_add(MAX_LEAD)) {
+                activator.activate_after(Duration::from_micros(200));
                 return;
             }
             let (mut records, mut dead) = (0u64, 0u64);
