@@ -148,7 +148,7 @@ where
     pub fn open_states(&self) -> usize {
         match &self.store {
             Store::Fixed(f) => f.pane_count(),
-            Store::Session(s) => s.sessions.values().map(Vec::len).sum(),
+            Store::Session(s) => s.session_count(),
         }
     }
 
@@ -242,7 +242,7 @@ impl<K: Clone, Acc: Clone, O: Clone> Store<K, Acc, O> {
                 touched: Vec::new(),
             }),
             Store::Session(s) => Store::Session(SessionStore {
-                sessions: s.sessions.clone(),
+                keys: s.keys.clone(),
                 queue: s.queue.clone(),
                 touched: Vec::new(),
                 retracted: Vec::new(),
@@ -640,16 +640,38 @@ struct Session<Acc, O> {
     shown: Option<(Window, O)>,
 }
 
+/// The sessions of one key.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "Acc: Serialize, O: Serialize",
+    deserialize = "Acc: Deserialize<'de>, O: Deserialize<'de>"
+))]
+struct KeySessions<Acc, O> {
+    /// Sorted by start and pairwise more than a gap apart.
+    sessions: Vec<Session<Acc, O>>,
+    /// When this key next needs attention (a fire or a drop); the queue holds
+    /// an entry for it.
+    wake: Option<EventTime>,
+}
+
+impl<Acc, O> Default for KeySessions<Acc, O> {
+    fn default() -> Self {
+        KeySessions {
+            sessions: Vec::new(),
+            wake: None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(bound(
     serialize = "K: Serialize + Eq + Hash, Acc: Serialize, O: Serialize",
     deserialize = "K: Deserialize<'de> + Eq + Hash, Acc: Deserialize<'de>, O: Deserialize<'de>"
 ))]
 struct SessionStore<K, Acc, O> {
-    /// Key → its sessions, sorted by start and pairwise more than a gap apart.
-    sessions: FxHashMap<K, Vec<Session<Acc, O>>>,
-    /// Time → keys to look at when the watermark reaches it (a session end to
-    /// fire, or an end + lateness to drop). Entries may be stale.
+    keys: FxHashMap<K, KeySessions<Acc, O>>,
+    /// Time → keys to look at when the watermark reaches it. An entry is
+    /// stale when its key's `wake` has moved.
     queue: BTreeMap<EventTime, Vec<K>>,
     #[serde(skip)]
     touched: Vec<K>,
@@ -661,10 +683,44 @@ struct SessionStore<K, Acc, O> {
 impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionStore<K, Acc, O> {
     fn new() -> Self {
         SessionStore {
-            sessions: FxHashMap::default(),
+            keys: FxHashMap::default(),
             queue: BTreeMap::new(),
             touched: Vec::new(),
             retracted: Vec::new(),
+        }
+    }
+
+    fn session_count(&self) -> usize {
+        self.keys.values().map(|k| k.sessions.len()).sum()
+    }
+
+    /// When `ks` next needs attention: an unfired session's end (emit mode
+    /// final) or a session's end + lateness (drop).
+    fn desired_wake(policy: &Policy, ks: &KeySessions<Acc, O>) -> Option<EventTime> {
+        ks.sessions
+            .iter()
+            .map(|s| {
+                let drop = s.window.end.saturating_add(policy.lateness);
+                if policy.emit == EmitMode::Final && s.shown.is_none() {
+                    s.window.end.min(drop)
+                } else {
+                    drop
+                }
+            })
+            .min()
+    }
+
+    fn reschedule(
+        queue: &mut BTreeMap<EventTime, Vec<K>>,
+        policy: &Policy,
+        key: &K,
+        ks: &mut KeySessions<Acc, O>,
+    ) {
+        if let Some(want) = Self::desired_wake(policy, ks) {
+            if ks.wake.is_none_or(|w| want < w) {
+                ks.wake = Some(want);
+                enqueue(queue, want, key.clone());
+            }
         }
     }
 
@@ -675,36 +731,39 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
         w: EventTime,
         out: &mut Vec<Change<K, O>>,
     ) {
-        let mut keys: Vec<K> = due(&mut self.queue, w)
-            .into_iter()
-            .flat_map(|(_, keys)| keys)
-            .collect();
-        keys.sort();
-        keys.dedup();
         let first_fire = out.len();
-        for key in keys {
-            let Some(sessions) = self.sessions.get_mut(&key) else {
-                continue;
-            };
-            if policy.emit == EmitMode::Final {
-                for session in sessions.iter_mut() {
-                    if session.window.end <= w && session.shown.is_none() {
-                        let value = agg.finish(&session.acc);
-                        session.shown = Some((session.window, value.clone()));
-                        out.push(Change {
-                            time: fire_time(session.window.end, policy.delay),
-                            phase: Phase::Fire,
-                            kind: ChangeKind::Final,
-                            key: key.clone(),
-                            window: session.window,
-                            value,
-                        });
+        for (_, keys) in due(&mut self.queue, w) {
+            for key in keys {
+                let Some(ks) = self.keys.get_mut(&key) else {
+                    continue;
+                };
+                if ks.wake.is_none_or(|wake| wake > w) {
+                    continue; // stale, or already settled in this advance
+                }
+                ks.wake = None;
+                if policy.emit == EmitMode::Final {
+                    for session in ks.sessions.iter_mut() {
+                        if session.window.end <= w && session.shown.is_none() {
+                            let value = agg.finish(&session.acc);
+                            session.shown = Some((session.window, value.clone()));
+                            out.push(Change {
+                                time: fire_time(session.window.end, policy.delay),
+                                phase: Phase::Fire,
+                                kind: ChangeKind::Final,
+                                key: key.clone(),
+                                window: session.window,
+                                value,
+                            });
+                        }
                     }
                 }
-            }
-            sessions.retain(|s| s.window.end.saturating_add(policy.lateness) > w);
-            if sessions.is_empty() {
-                self.sessions.remove(&key);
+                ks.sessions
+                    .retain(|s| s.window.end.saturating_add(policy.lateness) > w);
+                if ks.sessions.is_empty() {
+                    self.keys.remove(&key);
+                } else {
+                    Self::reschedule(&mut self.queue, policy, &key, ks);
+                }
             }
         }
         out[first_fire..].sort_by(|a, b| a.canonical_cmp(b));
@@ -723,7 +782,8 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
         missed: &mut Vec<Window>,
     ) -> Result<Applied, WindowError> {
         let own = session_of(time, gap)?;
-        let sessions = self.sessions.entry(key.clone()).or_default();
+        let ks = self.keys.entry(key.clone()).or_default();
+        let sessions = &mut ks.sessions;
         // Sessions are sorted and more than a gap apart, so those the record
         // joins are consecutive.
         let first = sessions.partition_point(|s| s.window.end < time);
@@ -741,7 +801,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
             // open, so its end + lateness is above the watermark.
             missed.push(merged);
             if sessions.is_empty() {
-                self.sessions.remove(&key);
+                self.keys.remove(&key);
             }
             return Ok(Applied {
                 windows: 0,
@@ -749,39 +809,51 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
                 missed: 1,
             });
         }
-        let mut acc = Acc::default();
-        agg.add(&mut acc, input);
-        let mut shown = None;
-        if last - first == 1 {
-            // Extending (or filling) one session keeps what it shows, so
-            // end_step can withdraw and replace it.
-            let s = &sessions[first];
-            agg.merge(&mut acc, &s.acc);
-            shown = s.shown.clone();
-        } else {
-            for s in &sessions[first..last] {
-                agg.merge(&mut acc, &s.acc);
-                if let Some((window, value)) = &s.shown {
-                    self.retracted.push((key.clone(), *window, value.clone()));
+        let mut shown_involved = false;
+        match last - first {
+            0 => {
+                let mut acc = Acc::default();
+                agg.add(&mut acc, input);
+                sessions.insert(
+                    first,
+                    Session {
+                        window: merged,
+                        acc,
+                        shown: None,
+                    },
+                );
+            }
+            1 => {
+                // Extending (or filling) one session keeps what it shows, so
+                // end_step can withdraw and replace it.
+                let s = &mut sessions[first];
+                s.window = merged;
+                agg.add(&mut s.acc, input);
+                shown_involved = s.shown.is_some();
+            }
+            _ => {
+                // Bridging: the sessions merge into the first; what they
+                // showed is withdrawn.
+                let mut rest = sessions.drain(first + 1..last).collect::<Vec<_>>();
+                let s = &mut sessions[first];
+                for other in rest.iter_mut() {
+                    agg.merge(&mut s.acc, &other.acc);
+                    if let Some((window, value)) = other.shown.take() {
+                        self.retracted.push((key.clone(), window, value));
+                    }
                 }
+                if let Some((window, value)) = s.shown.take() {
+                    self.retracted.push((key.clone(), window, value));
+                }
+                s.window = merged;
+                agg.add(&mut s.acc, input);
             }
         }
-        let session = Session {
-            window: merged,
-            acc,
-            shown,
-        };
-        sessions.splice(first..last, std::iter::once(session));
         let late = merged.end <= w;
-        if policy.emit == EmitMode::Final && !late {
-            enqueue(&mut self.queue, merged.end, key.clone());
+        if policy.emit == EmitMode::Updates || late || shown_involved {
+            self.touched.push(key.clone());
         }
-        enqueue(
-            &mut self.queue,
-            merged.end.saturating_add(policy.lateness),
-            key.clone(),
-        );
-        self.touched.push(key);
+        Self::reschedule(&mut self.queue, policy, &key, ks);
         Ok(Applied {
             windows: 1,
             late: u32::from(late),
@@ -817,10 +889,10 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
         touched.sort();
         touched.dedup();
         for key in touched.drain(..) {
-            let Some(sessions) = self.sessions.get_mut(&key) else {
+            let Some(ks) = self.keys.get_mut(&key) else {
                 continue;
             };
-            for session in sessions.iter_mut() {
+            for session in ks.sessions.iter_mut() {
                 let visible = policy.emit == EmitMode::Updates || session.window.end <= w;
                 let desired = visible.then(|| (session.window, agg.finish(&session.acc)));
                 if session.shown == desired {
@@ -849,6 +921,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
                     });
                 }
             }
+            Self::reschedule(&mut self.queue, policy, &key, ks);
         }
         self.touched = touched;
         cancel_pairs(&mut retracts, &mut updates);
