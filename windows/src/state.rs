@@ -303,11 +303,38 @@ struct KeyPanes<Acc, O> {
     /// When this key next needs attention (a fire or a drop); the queue
     /// holds an entry for it.
     wake: Option<EventTime>,
+    /// Sliding windows: partial merges reused from one fire to the next
+    /// (rebuilt from the panes when missing, e.g. after a snapshot).
+    #[serde(skip)]
+    cache: Option<TwoStacks<Acc>>,
+}
+
+/// Two-stack sliding aggregation over panes: windows that fire in order
+/// share partial merges, so a fire costs O(1) merges amortised instead of
+/// `size / slide` (no inverse of `merge` needed).
+///
+/// ```text
+///  panes:   [lo ........ split) [split ........ hi)
+///           front: suffix merges  back: one running merge
+///  window [start, end) = front entry of the first pane ≥ start ⊕ back
+/// ```
+#[derive(Clone)]
+struct TwoStacks<Acc> {
+    /// (pane start, merge of the panes from it up to `split`); the last
+    /// entry is the earliest pane.
+    front: Vec<(EventTime, Acc)>,
+    split: EventTime,
+    /// Merge of the panes in `[split, hi)`.
+    back: Option<Acc>,
+    hi: EventTime,
+    /// The start of the last window served: later windows start no earlier.
+    lo: EventTime,
 }
 
 impl<Acc, O> Default for KeyPanes<Acc, O> {
     fn default() -> Self {
         KeyPanes {
+            cache: None,
             panes: VecDeque::new(),
             shown: Vec::new(),
             next_fire: None,
@@ -366,6 +393,72 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
                 }
                 Some(agg.finish(&total))
             }
+        }
+    }
+
+    /// The value of the window `[start, end)` about to fire, reusing the
+    /// partial merges of the previous fires of this key (see [`TwoStacks`]).
+    fn fire_value<A: Aggregator<Acc = Acc, Output = O>>(
+        agg: &A,
+        kp: &mut KeyPanes<Acc, O>,
+        start: EventTime,
+        end: EventTime,
+    ) -> Option<O> {
+        let valid = kp
+            .cache
+            .as_ref()
+            .is_some_and(|c| start >= c.lo && end >= c.hi);
+        if !valid {
+            kp.cache = None;
+        }
+        let c = kp.cache.get_or_insert_with(|| TwoStacks {
+            front: Vec::new(),
+            split: start,
+            back: None,
+            hi: start,
+            lo: start,
+        });
+        c.lo = start;
+        while c.front.last().is_some_and(|(ps, _)| *ps < start) {
+            c.front.pop();
+        }
+        let from = kp.panes.partition_point(|(ps, _)| *ps < c.hi);
+        for (ps, acc) in kp.panes.range(from..) {
+            if *ps >= end {
+                break;
+            }
+            match &mut c.back {
+                Some(back) => agg.merge(back, acc),
+                None => c.back = Some(acc.clone()),
+            }
+        }
+        c.hi = end;
+        if c.front.is_empty() && c.split < start {
+            // Flip: the back holds panes before `start`; rebuild the front
+            // as suffix merges of the panes in [start, hi).
+            let lo_i = kp.panes.partition_point(|(ps, _)| *ps < start);
+            let hi_i = kp.panes.partition_point(|(ps, _)| *ps < end);
+            let mut running: Option<Acc> = None;
+            for (ps, acc) in kp.panes.range(lo_i..hi_i).rev() {
+                let mut merged = acc.clone();
+                if let Some(r) = &running {
+                    agg.merge(&mut merged, r);
+                }
+                c.front.push((*ps, merged.clone()));
+                running = Some(merged);
+            }
+            c.back = None;
+            c.split = end;
+        }
+        match (c.front.last(), &c.back) {
+            (Some((_, f)), Some(b)) => {
+                let mut total = f.clone();
+                agg.merge(&mut total, b);
+                Some(agg.finish(&total))
+            }
+            (Some((_, f)), None) => Some(agg.finish(f)),
+            (None, Some(b)) => Some(agg.finish(b)),
+            (None, None) => None,
         }
     }
 
@@ -438,7 +531,12 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
                 kp.wake = None;
                 if policy.emit == EmitMode::Final {
                     while let Some(end) = kp.next_fire.filter(|e| *e <= w) {
-                        if let Some(value) = Self::window_value(agg, size, kp, end) {
+                        let value = if size == self.assigner.slide() {
+                            Self::window_value(agg, size, kp, end)
+                        } else {
+                            Self::fire_value(agg, kp, end - size, end)
+                        };
+                        if let Some(value) = value {
                             if keep_shown {
                                 kp.shown.push((end, value.clone()));
                             }
@@ -509,6 +607,10 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         }
         let first_kept = end;
         let kp = self.keys.entry(key.clone()).or_default();
+        if kp.cache.as_ref().is_some_and(|c| pane_start < c.hi) {
+            // A pane already folded into the partial merges changes.
+            kp.cache = None;
+        }
         let new_pane = match kp.panes.back_mut() {
             Some((ps, acc)) if *ps == pane_start => {
                 agg.add(acc, input);
