@@ -95,7 +95,10 @@ impl Number {
 
 /// Writes a float as a JSON number (`null` when not finite).
 fn fmt_float(f: f64, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    if f.is_finite() {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
+        // Keep integral floats recognisably floats: `21.0`, not `21`.
+        write!(out, "{f:.1}")
+    } else if f.is_finite() {
         write!(out, "{f}")
     } else {
         out.write_str("null")
