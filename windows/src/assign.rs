@@ -43,6 +43,9 @@ pub enum WindowError {
         /// Distance between window starts.
         slide: Millis,
     },
+    /// A snapshot whose window state does not belong to its window spec.
+    #[error("the snapshot's window state does not match its window spec")]
+    SnapshotMismatch,
     /// A window around `time` would start or end outside the `i64` range.
     #[error("no window can be formed around event time {time}: its bounds overflow the i64 range")]
     Unrepresentable {

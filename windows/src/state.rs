@@ -107,7 +107,10 @@ where
         policy.validate()?;
         let store = match spec.fixed()? {
             Some(assigner) => Store::Fixed(FixedStore::new(assigner)),
-            None => Store::Session(SessionStore::new()),
+            None => Store::Session(SessionStore::new(match spec {
+                WindowSpec::Session { gap } => gap,
+                _ => 0,
+            })),
         };
         Ok(WindowState {
             agg,
@@ -179,13 +182,7 @@ where
         let w = watermark(self.frontier, self.policy.delay);
         match &mut self.store {
             Store::Fixed(f) => f.apply(&self.agg, &self.policy, w, key, time, input, missed),
-            Store::Session(s) => {
-                let gap = match self.spec {
-                    WindowSpec::Session { gap } => gap,
-                    _ => unreachable!("session store with a fixed window spec"),
-                };
-                s.apply(&self.agg, &self.policy, gap, w, key, time, input, missed)
-            }
+            Store::Session(s) => s.apply(&self.agg, &self.policy, w, key, time, input, missed),
         }
     }
 
@@ -221,7 +218,14 @@ where
     /// Rebuilds a state from a snapshot taken with the same spec and policy.
     pub fn restore(agg: A, snapshot: Snapshot<K, A::Acc, A::Output>) -> Result<Self, WindowError> {
         snapshot.policy.validate()?;
-        snapshot.spec.validate()?;
+        let consistent = match (&snapshot.store, snapshot.spec.fixed()?) {
+            (Store::Fixed(f), Some(assigner)) => f.assigner == assigner,
+            (Store::Session(s), None) => snapshot.spec == WindowSpec::Session { gap: s.gap },
+            _ => false,
+        };
+        if !consistent {
+            return Err(WindowError::SnapshotMismatch);
+        }
         Ok(WindowState {
             agg,
             policy: snapshot.policy,
@@ -242,6 +246,7 @@ impl<K: Clone, Acc: Clone, O: Clone> Store<K, Acc, O> {
                 touched: Vec::new(),
             }),
             Store::Session(s) => Store::Session(SessionStore {
+                gap: s.gap,
                 keys: s.keys.clone(),
                 queue: s.queue.clone(),
                 touched: Vec::new(),
@@ -771,6 +776,7 @@ impl<Acc, O> Default for KeySessions<Acc, O> {
     deserialize = "K: Deserialize<'de> + Eq + Hash, Acc: Deserialize<'de>, O: Deserialize<'de>"
 ))]
 struct SessionStore<K, Acc, O> {
+    gap: Millis,
     keys: FxHashMap<K, KeySessions<Acc, O>>,
     /// Time → keys to look at when the watermark reaches it. An entry is
     /// stale when its key's `wake` has moved.
@@ -783,8 +789,9 @@ struct SessionStore<K, Acc, O> {
 }
 
 impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionStore<K, Acc, O> {
-    fn new() -> Self {
+    fn new(gap: Millis) -> Self {
         SessionStore {
+            gap,
             keys: FxHashMap::default(),
             queue: BTreeMap::new(),
             touched: Vec::new(),
@@ -876,13 +883,13 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
         &mut self,
         agg: &A,
         policy: &Policy,
-        gap: Millis,
         w: EventTime,
         key: K,
         time: EventTime,
         input: &A::Input,
         missed: &mut Vec<Window>,
     ) -> Result<Applied, WindowError> {
+        let gap = self.gap;
         let own = session_of(time, gap)?;
         let ks = self.keys.entry(key.clone()).or_default();
         let sessions = &mut ks.sessions;
