@@ -449,6 +449,21 @@ fn ingest<'scope>(
     })
 }
 
+/// Removes and returns the items whose time the frontier `upto` has passed
+/// (all of them once the input is done, `upto == None`).
+fn take_ready<T>(
+    pending: &mut BTreeMap<EventTime, Vec<T>>,
+    upto: Option<EventTime>,
+) -> BTreeMap<EventTime, Vec<T>> {
+    match upto {
+        Some(f) => {
+            let rest = pending.split_off(&f);
+            std::mem::replace(pending, rest)
+        }
+        None => std::mem::take(pending),
+    }
+}
+
 /// The window operator: applies records in event order to the window state.
 fn window<'scope>(
     input: Stream<'scope, EventTime, Vec<Ingest>>,
@@ -497,13 +512,7 @@ fn window<'scope>(
                 let Some(c) = cap.as_mut() else { return };
                 let Some(state) = state.as_mut() else { return };
                 let upto = frontier.frontier().first().copied();
-                let ready = match upto {
-                    Some(f) => {
-                        let rest = pending.split_off(&f);
-                        std::mem::replace(&mut pending, rest)
-                    }
-                    None => std::mem::take(&mut pending),
-                };
+                let ready = take_ready(&mut pending, upto);
                 let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
                 for (s, mut items) in ready {
                     // Event order within a stream time: (partition, offset).
@@ -622,13 +631,7 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
                 return;
             }
             let upto = frontier.frontier().first().copied();
-            let ready = match upto {
-                Some(f) => {
-                    let rest = pending.split_off(&f);
-                    std::mem::replace(&mut pending, rest)
-                }
-                None => std::mem::take(&mut pending),
-            };
+            let ready = take_ready(&mut pending, upto);
             if let Some(w) = writers.as_mut() {
                 let result = write_ready(w, ready, &kinds, &shared.stats);
                 if let Err(e) = result {
