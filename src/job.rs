@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tidemark_engine::{
-    BadRecords, EngineConfig, EngineError, Outputs, Parallelism, Stats, Summary, Target,
+    BadRecords, EngineConfig, EngineError, Outputs, Parallelism, Position, StateSnapshot, Stats,
+    Summary, Target,
 };
 use tidemark_sources::{
     DecodeConfig, FieldMapping, FileSource, FileSourceConfig, Format, GeneratorSource, Source,
@@ -114,6 +115,8 @@ pub struct JobBuilder {
     parallelism: Parallelism,
     outputs: Outputs,
     idle_after: Option<std::time::Duration>,
+    start: std::collections::BTreeMap<u32, Position>,
+    initial_state: Option<Arc<StateSnapshot>>,
 }
 
 impl Default for JobBuilder {
@@ -128,6 +131,8 @@ impl Default for JobBuilder {
             parallelism: Parallelism::Workers(1),
             outputs: Outputs::default(),
             idle_after: None,
+            start: Default::default(),
+            initial_state: None,
         }
     }
 }
@@ -198,6 +203,18 @@ impl JobBuilder {
         self.idle_after = Some(after);
         self
     }
+    /// Starts partitions at these positions (next offset and stream time);
+    /// partitions not listed start at offset 0.
+    pub fn start_at(mut self, positions: std::collections::BTreeMap<u32, Position>) -> Self {
+        self.start = positions;
+        self
+    }
+    /// Resumes from this window state: the state after every record before
+    /// the `start_at` positions (its spec and policy must be the job's).
+    pub fn initial_state(mut self, state: Arc<StateSnapshot>) -> Self {
+        self.initial_state = Some(state);
+        self
+    }
     /// Where dead letters go.
     pub fn dead_letters(mut self, target: Target) -> Self {
         self.outputs.dead_letters = target;
@@ -216,6 +233,8 @@ impl JobBuilder {
         config.batch_size = self.batch_size;
         config.bad_records = self.bad_records;
         config.idle_after = self.idle_after;
+        config.start = self.start;
+        config.initial_state = self.initial_state;
         config.validate()?;
         Ok(Job {
             source,

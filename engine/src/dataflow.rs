@@ -34,8 +34,8 @@ use tidemark_sources::{
 };
 use tidemark_windows::watermark::StreamTime;
 use tidemark_windows::{
-    AggKind, Change, ChangeKind, EventTime, MetricValues, Metrics, Number, Policy, Window,
-    WindowSpec, WindowState,
+    AggKind, Change, ChangeKind, EventTime, MetricValues, Metrics, MetricsAcc, Number, Policy,
+    Window, WindowSpec, WindowState,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -92,8 +92,12 @@ pub enum Parallelism {
     },
 }
 
+/// Window state to start from: a snapshot of the state of all keys, as
+/// [`WindowState::snapshot`] takes it; each worker keeps its own keys.
+pub type StateSnapshot = tidemark_windows::Snapshot<Key, MetricsAcc, MetricValues>;
+
 /// What a job computes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct EngineConfig {
     /// The windows.
     pub window: WindowSpec,
@@ -113,6 +117,25 @@ pub struct EngineConfig {
     /// a partition that was idle is judged against the watermark the others
     /// advanced meanwhile.
     pub idle_after: Option<Duration>,
+    /// Window state to resume from (with `start` positions: the state after
+    /// every record before them). Its window spec and policy must be the
+    /// job's.
+    pub initial_state: Option<Arc<StateSnapshot>>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("window", &self.window)
+            .field("policy", &self.policy)
+            .field("aggs", &self.aggs)
+            .field("batch_size", &self.batch_size)
+            .field("bad_records", &self.bad_records)
+            .field("start", &self.start)
+            .field("idle_after", &self.idle_after)
+            .field("initial_state", &self.initial_state.is_some())
+            .finish()
+    }
 }
 
 impl EngineConfig {
@@ -127,6 +150,7 @@ impl EngineConfig {
             bad_records: BadRecords::Skip,
             start: BTreeMap::new(),
             idle_after: None,
+            initial_state: None,
         }
     }
 
@@ -269,7 +293,7 @@ pub fn run(
         worker.dataflow::<EventTime, _, _>(move |scope| {
             let probe = ProbeHandle::new();
             let ingested = ingest(scope, &shared, index, peers, probe.clone());
-            let emitted = window(ingested, &shared).probe_with(&probe);
+            let emitted = window(ingested, &shared, index, peers).probe_with(&probe);
             sink(emitted, &shared, index);
         });
     })
@@ -468,6 +492,8 @@ fn take_ready<T>(
 fn window<'scope>(
     input: Stream<'scope, EventTime, Vec<Ingest>>,
     shared: &Arc<Shared>,
+    index: usize,
+    peers: usize,
 ) -> Stream<'scope, EventTime, Vec<Emit>> {
     let shared = Arc::clone(shared);
     let pact = Exchange::new(|item: &Ingest| match item {
@@ -480,14 +506,26 @@ fn window<'scope>(
         move |cap, _info| {
             let config = &shared.config;
             let metrics = Metrics::new(&config.aggs);
-            let mut state: Option<WindowState<Key, Metrics>> =
-                match WindowState::try_new(config.window, config.policy, metrics) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        shared.fail(e.into());
-                        None
-                    }
-                };
+            let built = match &config.initial_state {
+                Some(snapshot) => {
+                    WindowState::restore(metrics, (**snapshot).clone()).and_then(|mut s| {
+                        if (s.spec(), s.policy()) != (config.window, config.policy) {
+                            return Err(tidemark_windows::WindowError::SnapshotMismatch);
+                        }
+                        // This worker's share: the keys the exchange routes here.
+                        s.retain_keys(|k| key_hash(k) % peers as u64 == index as u64);
+                        Ok(s)
+                    })
+                }
+                None => WindowState::try_new(config.window, config.policy, metrics),
+            };
+            let mut state: Option<WindowState<Key, Metrics>> = match built {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    shared.fail(e.into());
+                    None
+                }
+            };
             let mut cap = Some(cap);
             // Records by stream time; a run of records with the same stream
             // time (the common case: the stream time moves about once per

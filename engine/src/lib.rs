@@ -14,7 +14,7 @@ pub mod error;
 pub mod output;
 pub mod stats;
 
-pub use dataflow::{run, EngineConfig, Event, Parallelism, Position};
+pub use dataflow::{run, EngineConfig, Event, Parallelism, Position, StateSnapshot};
 pub use error::{EngineError, Result};
 pub use output::{format_row, BadRecords, Outputs, Target};
 pub use stats::{Stats, Summary};

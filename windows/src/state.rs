@@ -75,7 +75,7 @@ pub struct WindowState<K, A: Aggregator> {
 }
 
 /// A serialisable snapshot of a [`WindowState`] (for checkpoints).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(bound(
     serialize = "K: Serialize + Eq + Hash, Acc: Serialize, O: Serialize",
     deserialize = "K: Deserialize<'de> + Eq + Hash, Acc: Deserialize<'de>, O: Deserialize<'de>"
@@ -87,7 +87,7 @@ pub struct Snapshot<K, Acc, O> {
     store: Store<K, Acc, O>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(bound(
     serialize = "K: Serialize + Eq + Hash, Acc: Serialize, O: Serialize",
     deserialize = "K: Deserialize<'de> + Eq + Hash, Acc: Deserialize<'de>, O: Deserialize<'de>"
@@ -203,15 +203,21 @@ where
     }
 
     /// Takes a snapshot of the state between steps.
-    pub fn snapshot(&self) -> Snapshot<K, A::Acc, A::Output>
-    where
-        A::Acc: Clone,
-    {
+    pub fn snapshot(&self) -> Snapshot<K, A::Acc, A::Output> {
         Snapshot {
             spec: self.spec,
             policy: self.policy,
             frontier: self.frontier,
-            store: self.store.clone_store(),
+            store: self.store.clone(),
+        }
+    }
+
+    /// Keeps only the keys for which `keep` holds: how a worker takes its
+    /// share of a state restored from a snapshot of all keys.
+    pub fn retain_keys(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        match &mut self.store {
+            Store::Fixed(f) => f.keys.retain(|k, _| keep(k)),
+            Store::Session(s) => s.keys.retain(|k, _| keep(k)),
         }
     }
 
@@ -233,26 +239,6 @@ where
             frontier: snapshot.frontier,
             store: snapshot.store,
         })
-    }
-}
-
-impl<K: Clone, Acc: Clone, O: Clone> Store<K, Acc, O> {
-    fn clone_store(&self) -> Self {
-        match self {
-            Store::Fixed(f) => Store::Fixed(FixedStore {
-                assigner: f.assigner,
-                keys: f.keys.clone(),
-                queue: f.queue.clone(),
-                touched: Vec::new(),
-            }),
-            Store::Session(s) => Store::Session(SessionStore {
-                gap: s.gap,
-                keys: s.keys.clone(),
-                queue: s.queue.clone(),
-                touched: Vec::new(),
-                retracted: Vec::new(),
-            }),
-        }
     }
 }
 
@@ -348,7 +334,7 @@ impl<Acc, O> Default for KeyPanes<Acc, O> {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(bound(
     serialize = "K: Serialize + Eq + Hash, Acc: Serialize, O: Serialize",
     deserialize = "K: Deserialize<'de> + Eq + Hash, Acc: Deserialize<'de>, O: Deserialize<'de>"
@@ -770,7 +756,7 @@ impl<Acc, O> Default for KeySessions<Acc, O> {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(bound(
     serialize = "K: Serialize + Eq + Hash, Acc: Serialize, O: Serialize",
     deserialize = "K: Deserialize<'de> + Eq + Hash, Acc: Deserialize<'de>, O: Deserialize<'de>"
