@@ -42,6 +42,7 @@ pub mod decode;
 pub mod file;
 pub mod generator;
 mod memory;
+pub mod nexmark;
 mod record;
 mod source;
 
