@@ -296,8 +296,10 @@ struct KeyPanes<Acc, O> {
     wake: Option<EventTime>,
     /// Sliding windows: partial merges reused from one fire to the next
     /// (rebuilt from the panes when missing, e.g. after a snapshot).
+    /// Boxed: most keys of tumbling windows never have one, and the per-key
+    /// entry stays small (it is on the per-record path).
     #[serde(skip)]
-    cache: Option<TwoStacks<Acc>>,
+    cache: Option<Box<TwoStacks<Acc>>>,
 }
 
 /// Two-stack sliding aggregation over panes: windows that fire in order
@@ -402,12 +404,14 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         if !valid {
             kp.cache = None;
         }
-        let c = kp.cache.get_or_insert_with(|| TwoStacks {
-            front: Vec::new(),
-            split: start,
-            back: None,
-            hi: start,
-            lo: start,
+        let c = kp.cache.get_or_insert_with(|| {
+            Box::new(TwoStacks {
+                front: Vec::new(),
+                split: start,
+                back: None,
+                hi: start,
+                lo: start,
+            })
         });
         c.lo = start;
         while c.front.last().is_some_and(|(ps, _)| *ps < start) {
