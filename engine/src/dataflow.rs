@@ -554,7 +554,9 @@ fn window<'scope>(
                 let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
                 for (s, mut items) in ready {
                     // Event order within a stream time: (partition, offset).
-                    items.sort_by_key(Ingest::order);
+                    if !items.is_sorted_by_key(Ingest::order) {
+                        items.sort_by_key(Ingest::order);
+                    }
                     state.advance(s, &mut changes);
                     for item in items {
                         match item {
