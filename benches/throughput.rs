@@ -6,7 +6,11 @@
 //!   10 000 and 1 000 000 keys;
 //! - `slide_sweep`: sliding windows of 1 s … 1000 s with a 1 s slide: with
 //!   slices the cost per event stays roughly flat;
-//! - `late_share`: tumbling with 0 %, 1 % and 5 % stragglers.
+//! - `late_share`: tumbling with 0 %, 1 % and 5 % stragglers;
+//! - `nexmark`: q5 (sliding 10 s / 2 s count per auction), q7 (tumbling 10 s
+//!   max price) and q11 (session 10 s count per bidder) on 1 M Nexmark
+//!   events (see `examples/nexmark.rs` for the per-core comparison with
+//!   Flink).
 //!
 //! Every group has the plain-loop baseline (tumbling count+sum in a hash map
 //! over the same events in memory) as its control, and every iteration
@@ -112,5 +116,71 @@ fn late_share(c: &mut Criterion) {
     engine(c, "late_share", cases);
 }
 
-criterion_group!(benches, keys, slide_sweep, late_share);
+fn nexmark(c: &mut Criterion) {
+    use std::sync::Arc;
+    use tidemark::sources::nexmark::{NexmarkConfig, NexmarkKey, NexmarkSource};
+    use tidemark::windows::AggKind;
+    use tidemark::Job;
+
+    const NEXMARK_EVENTS: u64 = 1_000_000;
+    let mut g = c.benchmark_group("nexmark");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(NEXMARK_EVENTS));
+    let queries = [
+        (
+            "q5",
+            WindowSpec::sliding(10_000, 2_000),
+            NexmarkKey::Auction,
+            AggKind::Count,
+        ),
+        (
+            "q7",
+            WindowSpec::tumbling(10_000),
+            NexmarkKey::Constant,
+            AggKind::Max,
+        ),
+        (
+            "q11",
+            WindowSpec::session(10_000),
+            NexmarkKey::Bidder,
+            AggKind::Count,
+        ),
+    ];
+    for (name, window, key, agg) in queries {
+        let run = || {
+            let source = NexmarkSource::new(NexmarkConfig {
+                events: NEXMARK_EVENTS,
+                events_per_second: 100_000,
+                key,
+                ..NexmarkConfig::default()
+            })
+            .unwrap();
+            let job = Job::builder()
+                .source(Arc::new(source))
+                .window(window)
+                .aggs(&[agg])
+                .build()
+                .unwrap();
+            let start = std::time::Instant::now();
+            let summary = job.run().unwrap();
+            (summary.records, summary.windows_emitted, start.elapsed())
+        };
+        let (records, windows, _) = run();
+        assert!(records > 0 && windows > 0);
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let (r, w, took) = run();
+                        assert_eq!((r, w), (records, windows));
+                        took
+                    })
+                    .sum()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, keys, slide_sweep, late_share, nexmark);
 criterion_main!(benches);
