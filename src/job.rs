@@ -361,15 +361,31 @@ impl JobSpec {
         let input = self.input.as_deref().ok_or_else(|| {
             SpecError("missing --input (a partition directory, a file, or gen:KNOBS)".into())
         })?;
+        // Checked whatever the input, so that a typo is an error even where
+        // the option does not apply (the generator ignores them).
+        let parsed_format = self
+            .format
+            .as_deref()
+            .map(|f| {
+                f.parse::<Format>()
+                    .map_err(|e| SpecError(format!("invalid --format: {e}")))
+            })
+            .transpose()?;
+        let parsed_time_format = self
+            .time_format
+            .as_deref()
+            .map(|t| {
+                t.parse::<TimeFormat>()
+                    .map_err(|e| SpecError(format!("invalid --time-format: {e}")))
+            })
+            .transpose()?;
         if let Some(knobs) = input.strip_prefix("gen:") {
             let config = parse_generator(knobs)?;
             let source = GeneratorSource::new(config).map_err(EngineError::from)?;
             return Ok(Arc::new(source));
         }
-        let format = match self.format.as_deref() {
-            Some(f) => f
-                .parse::<Format>()
-                .map_err(|e| SpecError(format!("invalid --format: {e}")))?,
+        let format = match parsed_format {
+            Some(f) => f,
             None if input.ends_with(".csv") => Format::Csv,
             None => Format::Jsonl,
         };
@@ -382,10 +398,8 @@ impl JobSpec {
             value: self.value.clone().unwrap_or(defaults.value),
             partition: self.partition_field.clone(),
         };
-        if let Some(tf) = &self.time_format {
-            decode.time_format = tf
-                .parse::<TimeFormat>()
-                .map_err(|e| SpecError(format!("invalid --time-format: {e}")))?;
+        if let Some(tf) = parsed_time_format {
+            decode.time_format = tf;
         }
         let mut config = FileSourceConfig::new(input, format);
         config.decode = decode;

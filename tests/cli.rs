@@ -407,6 +407,24 @@ fn bad_flags_are_clear_errors() {
 
     let out = bin().args(["run", "--wat"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+
+    for (flags, message) in [
+        (["--format", "xml"], "invalid --format"),
+        (["--time-format", "unix"], "invalid --time-format"),
+        (["--batch-size", "0"], "batch size must be greater than 0"),
+    ] {
+        let out = bin()
+            .args(["run", "--input", "gen:events=10", "--window", "tumbling:1s"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        assert!(
+            stderr_of(&out).contains(message),
+            "{flags:?}: {}",
+            stderr_of(&out)
+        );
+    }
 }
 
 #[test]

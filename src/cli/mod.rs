@@ -10,8 +10,11 @@ use tidemark::JobError;
 /// Exit code: 2 for a job that is wrong as given, 1 for a failure while
 /// running it.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    use tidemark::engine::EngineError;
     match e.downcast_ref::<JobError>() {
-        Some(JobError::Spec(_)) | Some(JobError::JobFile { .. }) => 2,
+        Some(JobError::Spec(_))
+        | Some(JobError::JobFile { .. })
+        | Some(JobError::Engine(EngineError::Config(_) | EngineError::Window(_))) => 2,
         _ => 1,
     }
 }
