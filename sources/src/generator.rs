@@ -34,14 +34,16 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::computed;
 use crate::decode::Format;
 use crate::record::{
-    Decoded, Key, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
+    Decoded, Key, Offset, PartitionId, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
 };
 use crate::source::{PartitionReader, Source, SourceError};
 
@@ -321,6 +323,22 @@ impl GeneratorSource {
     }
 }
 
+impl computed::Computed for Plan {
+    fn partition_count(&self) -> u32 {
+        self.config.partitions
+    }
+
+    fn len(&self, partition: PartitionId) -> Option<u64> {
+        self.partitions.get(partition as usize).map(|p| p.events)
+    }
+
+    fn fill(&self, partition: PartitionId, offsets: Range<Offset>, out: &mut Vec<Decoded>) {
+        if let Some(plan) = self.partitions.get(partition as usize) {
+            out.extend(offsets.map(|offset| Ok(self.event(partition, plan, offset))));
+        }
+    }
+}
+
 impl Source for GeneratorSource {
     fn partitions(&self) -> Result<Vec<PartitionId>, SourceError> {
         Ok((0..self.plan.config.partitions).collect())
@@ -331,54 +349,7 @@ impl Source for GeneratorSource {
         partition: PartitionId,
         from: Offset,
     ) -> Result<Box<dyn PartitionReader>, SourceError> {
-        let end = self.len(partition).ok_or(SourceError::UnknownPartition {
-            partition,
-            count: self.plan.config.partitions,
-        })?;
-        if from > end {
-            return Err(SourceError::OffsetOutOfRange {
-                partition,
-                offset: from,
-                end,
-            });
-        }
-        Ok(Box::new(GeneratorReader {
-            plan: Arc::clone(&self.plan),
-            partition,
-            next: from,
-            end,
-        }))
-    }
-}
-
-struct GeneratorReader {
-    plan: Arc<Plan>,
-    partition: PartitionId,
-    next: Offset,
-    end: Offset,
-}
-
-impl PartitionReader for GeneratorReader {
-    fn read(&mut self, max: usize, out: &mut Vec<Decoded>) -> Result<ReadStatus, SourceError> {
-        if max == 0 {
-            return Ok(ReadStatus::More);
-        }
-        if let Some(plan) = self.plan.partitions.get(self.partition as usize) {
-            let stop = self.end.min(self.next.saturating_add(max as u64));
-            out.extend(
-                (self.next..stop).map(|offset| Ok(self.plan.event(self.partition, plan, offset))),
-            );
-            self.next = stop;
-        }
-        Ok(if self.next >= self.end {
-            ReadStatus::End
-        } else {
-            ReadStatus::More
-        })
-    }
-
-    fn position(&self) -> Offset {
-        self.next
+        computed::open(&self.plan, partition, from)
     }
 }
 

@@ -37,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod computed;
 mod dead_letter;
 pub mod decode;
 pub mod file;

@@ -68,13 +68,15 @@
 //! bid `j` of partition `p` is found with one division and a table lookup,
 //! and is computed on its own: nothing before it is generated.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use compact_str::ToCompactString;
 use serde::{Deserialize, Serialize};
 
+use crate::computed;
 use crate::generator::MAX_PARTITIONS;
-use crate::record::{Decoded, Key, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME};
+use crate::record::{Decoded, Key, Offset, PartitionId, Record, Value, MAX_EVENT_TIME};
 use crate::source::{PartitionReader, Source, SourceError};
 
 /// New persons in every [`TOTAL_PROPORTION`] events (the model's `personProportion`).
@@ -380,6 +382,22 @@ impl NexmarkSource {
     }
 }
 
+impl computed::Computed for Plan {
+    fn partition_count(&self) -> u32 {
+        self.config.partitions
+    }
+
+    fn len(&self, partition: PartitionId) -> Option<u64> {
+        self.partitions.get(partition as usize).map(|p| p.bids)
+    }
+
+    fn fill(&self, partition: PartitionId, offsets: Range<Offset>, out: &mut Vec<Decoded>) {
+        if let Some(plan) = self.partitions.get(partition as usize) {
+            out.extend(offsets.map(|offset| Ok(self.record(partition, plan, offset))));
+        }
+    }
+}
+
 impl Source for NexmarkSource {
     fn partitions(&self) -> Result<Vec<PartitionId>, SourceError> {
         Ok((0..self.plan.config.partitions).collect())
@@ -390,54 +408,7 @@ impl Source for NexmarkSource {
         partition: PartitionId,
         from: Offset,
     ) -> Result<Box<dyn PartitionReader>, SourceError> {
-        let end = self.len(partition).ok_or(SourceError::UnknownPartition {
-            partition,
-            count: self.plan.config.partitions,
-        })?;
-        if from > end {
-            return Err(SourceError::OffsetOutOfRange {
-                partition,
-                offset: from,
-                end,
-            });
-        }
-        Ok(Box::new(NexmarkReader {
-            plan: Arc::clone(&self.plan),
-            partition,
-            next: from,
-            end,
-        }))
-    }
-}
-
-struct NexmarkReader {
-    plan: Arc<Plan>,
-    partition: PartitionId,
-    next: Offset,
-    end: Offset,
-}
-
-impl PartitionReader for NexmarkReader {
-    fn read(&mut self, max: usize, out: &mut Vec<Decoded>) -> Result<ReadStatus, SourceError> {
-        if max == 0 {
-            return Ok(ReadStatus::More);
-        }
-        if let Some(plan) = self.plan.partitions.get(self.partition as usize) {
-            let stop = self.end.min(self.next.saturating_add(max as u64));
-            out.extend(
-                (self.next..stop).map(|offset| Ok(self.plan.record(self.partition, plan, offset))),
-            );
-            self.next = stop;
-        }
-        Ok(if self.next >= self.end {
-            ReadStatus::End
-        } else {
-            ReadStatus::More
-        })
-    }
-
-    fn position(&self) -> Offset {
-        self.next
+        computed::open(&self.plan, partition, from)
     }
 }
 
@@ -446,6 +417,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::record::ReadStatus;
 
     fn source(events: u64, partitions: u32, seed: u64, key: NexmarkKey) -> NexmarkSource {
         NexmarkSource::new(NexmarkConfig {
