@@ -247,6 +247,22 @@ fn enqueue<K>(queue: &mut BTreeMap<EventTime, Vec<K>>, time: EventTime, key: K) 
     queue.entry(time).or_default().push(key);
 }
 
+/// Makes sure the queue wakes `key` by `want`: enqueues it when that is
+/// earlier than the wake time already queued (later entries go stale).
+fn wake_by<K: Clone>(
+    queue: &mut BTreeMap<EventTime, Vec<K>>,
+    wake: &mut Option<EventTime>,
+    want: Option<EventTime>,
+    key: &K,
+) {
+    if let Some(want) = want {
+        if wake.is_none_or(|w| want < w) {
+            *wake = Some(want);
+            enqueue(queue, want, key.clone());
+        }
+    }
+}
+
 /// Removes and returns the queue entries at or below `upto`.
 fn due<K>(queue: &mut BTreeMap<EventTime, Vec<K>>, upto: EventTime) -> Vec<(EventTime, Vec<K>)> {
     let mut taken = Vec::new();
@@ -497,12 +513,8 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         key: &K,
         kp: &mut KeyPanes<Acc, O>,
     ) {
-        if let Some(want) = Self::desired_wake(assigner, lateness, kp) {
-            if kp.wake.is_none_or(|w| want < w) {
-                kp.wake = Some(want);
-                enqueue(queue, want, key.clone());
-            }
-        }
+        let want = Self::desired_wake(assigner, lateness, kp);
+        wake_by(queue, &mut kp.wake, want, key);
     }
 
     fn advance<A: Aggregator<Acc = Acc, Output = O>>(
@@ -815,12 +827,8 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
         key: &K,
         ks: &mut KeySessions<Acc, O>,
     ) {
-        if let Some(want) = Self::desired_wake(policy, ks) {
-            if ks.wake.is_none_or(|w| want < w) {
-                ks.wake = Some(want);
-                enqueue(queue, want, key.clone());
-            }
-        }
+        let want = Self::desired_wake(policy, ks);
+        wake_by(queue, &mut ks.wake, want, key);
     }
 
     fn advance<A: Aggregator<Acc = Acc, Output = O>>(
