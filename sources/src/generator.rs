@@ -287,7 +287,7 @@ impl Plan {
 }
 
 /// A deterministic workload; see the [module docs](self) for exactly what
-/// it yields. Bounded: each partition ends with [`ReadStatus::End`].
+/// it yields. Bounded: each partition ends with [`ReadStatus::End`](crate::ReadStatus::End).
 #[derive(Clone, Debug)]
 pub struct GeneratorSource {
     plan: Arc<Plan>,

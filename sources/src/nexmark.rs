@@ -322,7 +322,7 @@ impl Plan {
 
 /// The Nexmark bid stream; see the [module docs](self) for exactly what it
 /// yields and how it relates to the Nexmark model. Bounded: each partition
-/// ends with [`ReadStatus::End`].
+/// ends with [`ReadStatus::End`](crate::ReadStatus::End).
 ///
 /// ```
 /// use tidemark_sources::nexmark::{NexmarkConfig, NexmarkSource};
