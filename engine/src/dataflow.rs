@@ -13,9 +13,15 @@
 //! and the global watermark is that frontier minus the delay. Timely
 //! timestamps are created per batch round, not per millisecond.
 //!
-//! **Order.** The window operator buffers records by stream time and applies
-//! those the frontier has passed in (stream time, partition, offset) order,
-//! driving a [`WindowState`] step by step (see `tidemark_windows::state`).
+//! **Batches.** Records travel as columnar batches, one per (partition,
+//! destination worker) and read round: the ingest splits what it read by key
+//! hash, and each batch crosses the exchange as one item.
+//!
+//! **Order.** The window operator queues batches per partition (a
+//! partition's batches arrive in offset order, with non-decreasing stream
+//! times) and applies the records the frontier has passed in (stream time,
+//! partition, offset) order by merging the queues, driving a [`WindowState`]
+//! step by step (see `tidemark_windows::state`).
 //! Rows carry a logical time; the sink, on worker 0, writes them once the
 //! frontier passes that time, in the canonical order. Output is therefore
 //! byte-identical whatever the number of workers or processes, the batch
@@ -172,30 +178,88 @@ impl EngineConfig {
     }
 }
 
+/// Records of one partition bound for one worker, in offset order, as
+/// columns: one exchange item carries a whole batch, and the window operator
+/// walks the columns without moving 80-byte rows around.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Batch {
+    /// The worker the batch is for.
+    dest: u32,
+    /// The partition the records come from.
+    partition: PartitionId,
+    /// The partition's stream time at each record (non-decreasing).
+    stream_times: Vec<EventTime>,
+    offsets: Vec<u64>,
+    keys: Vec<Key>,
+    times: Vec<EventTime>,
+    values: Vec<Number>,
+}
+
+impl Batch {
+    fn new(dest: u32, partition: PartitionId) -> Self {
+        Batch {
+            dest,
+            partition,
+            ..Batch::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.stream_times.len()
+    }
+
+    fn push(
+        &mut self,
+        stream_time: EventTime,
+        offset: u64,
+        key: Key,
+        time: EventTime,
+        value: Number,
+    ) {
+        self.stream_times.push(stream_time);
+        self.offsets.push(offset);
+        self.keys.push(key);
+        self.times.push(time);
+        self.values.push(value);
+    }
+
+    /// The record at `i` as an [`Event`].
+    fn event(&self, i: usize) -> Event {
+        Event {
+            stream_time: self.stream_times[i],
+            partition: self.partition,
+            offset: self.offsets[i],
+            key: self.keys[i].clone(),
+            time: self.times[i],
+            value: self.values[i],
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Ingest {
-    Record(Event),
+    Records(Batch),
     Dead { at: EventTime, letter: DeadLetter },
 }
 
-impl Ingest {
-    fn order(&self) -> (PartitionId, u64) {
-        match self {
-            Ingest::Record(e) => (e.partition, e.offset),
-            Ingest::Dead { letter, .. } => (letter.partition, letter.offset),
-        }
-    }
-    fn at(&self) -> EventTime {
-        match self {
-            Ingest::Record(e) => e.stream_time,
-            Ingest::Dead { at, .. } => *at,
-        }
+/// The batches of one partition waiting for the frontier, and how far the
+/// first one has been applied.
+#[derive(Default)]
+struct Queue {
+    batches: std::collections::VecDeque<Batch>,
+    pos: usize,
+}
+
+impl Queue {
+    /// The stream time of the next record to apply.
+    fn head(&self) -> Option<EventTime> {
+        self.batches.front().map(|b| b.stream_times[self.pos])
     }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Emit {
-    Row(Change<String, MetricValues>),
+    Row(Change<Key, MetricValues>),
     Late { event: Event, missed: Vec<Window> },
     Dead { at: EventTime, letter: DeadLetter },
 }
@@ -308,6 +372,7 @@ pub fn run(
 }
 
 struct Partition {
+    id: PartitionId,
     reader: Box<dyn PartitionReader>,
     stream_time: StreamTime,
     ended: bool,
@@ -348,6 +413,7 @@ fn ingest<'scope>(
             let start = shared.config.start.get(&id).copied().unwrap_or_default();
             match shared.source.open(id, start.offset) {
                 Ok(reader) => parts.push(Partition {
+                    id,
                     reader,
                     stream_time: start
                         .stream_time
@@ -362,7 +428,8 @@ fn ingest<'scope>(
         Stats::add(&shared.stats.partitions, parts.len() as u64);
         let mut cap: Option<Capability<EventTime>> = Some(cap);
         let mut decoded: Vec<Decoded> = Vec::new();
-        let mut batch: Vec<Ingest> = Vec::new();
+        let mut batches: Vec<Batch> = Vec::new();
+        let mut dead_letters: Vec<Ingest> = Vec::new();
         let batch_size = shared.config.batch_size;
         let fail_on_bad = shared.config.bad_records == BadRecords::Fail;
         let idle_after = shared.config.idle_after;
@@ -404,22 +471,24 @@ fn ingest<'scope>(
                         part.ended = true;
                     }
                 }
+                let partition = part.id;
+                batches.clear();
+                batches.extend((0..peers).map(|d| Batch::new(d as u32, partition)));
                 for d in decoded.drain(..) {
                     match d {
                         Ok(r) => {
                             let stream_time = part.stream_time.observe(r.event_time);
                             records += 1;
-                            batch.push(Ingest::Record(Event {
-                                stream_time,
-                                partition: r.partition,
-                                offset: r.offset,
-                                key: r.key,
-                                time: r.event_time,
-                                value: match r.value {
-                                    Value::Int(i) => Number::Int(i),
-                                    Value::Float(f) => Number::Float(f),
-                                },
-                            }));
+                            let dest = if peers == 1 {
+                                0
+                            } else {
+                                (key_hash(&r.key) % peers as u64) as usize
+                            };
+                            let value = match r.value {
+                                Value::Int(i) => Number::Int(i),
+                                Value::Float(f) => Number::Float(f),
+                            };
+                            batches[dest].push(stream_time, r.offset, r.key, r.event_time, value);
                         }
                         Err(letter) => {
                             dead += 1;
@@ -433,16 +502,18 @@ fn ingest<'scope>(
                                 break;
                             }
                             let at = part.stream_time.get().unwrap_or(EventTime::MIN);
-                            batch.push(Ingest::Dead { at, letter });
+                            dead_letters.push(Ingest::Dead { at, letter });
                         }
                     }
                 }
+                let mut session = output.session(&*c);
+                for b in batches.drain(..).filter(|b| b.len() > 0) {
+                    session.give(Ingest::Records(b));
+                }
+                session.give_iterator(dead_letters.drain(..));
             }
             Stats::add(&shared.stats.records, records);
             Stats::add(&shared.stats.dead_letters, dead);
-            if !batch.is_empty() {
-                output.session(&*c).give_iterator(batch.drain(..));
-            }
             // Hold the capability at the lowest stream time a partition may
             // still send. Idle partitions do not hold it back; when every
             // open partition is idle it stays at the highest stream time seen.
@@ -497,7 +568,7 @@ fn window<'scope>(
 ) -> Stream<'scope, EventTime, Vec<Emit>> {
     let shared = Arc::clone(shared);
     let pact = Exchange::new(|item: &Ingest| match item {
-        Ingest::Record(e) => key_hash(&e.key),
+        Ingest::Records(b) => u64::from(b.dest),
         Ingest::Dead { letter, .. } => letter.partition as u64,
     });
     input.unary_frontier::<CapacityContainerBuilder<Vec<Emit>>, _, _, _>(
@@ -527,43 +598,54 @@ fn window<'scope>(
                 }
             };
             let mut cap = Some(cap);
-            // Records by stream time; a run of records with the same stream
-            // time (the common case: the stream time moves about once per
-            // millisecond) costs one map operation.
-            let mut pending: BTreeMap<EventTime, Vec<Ingest>> = BTreeMap::new();
+            // Batches by partition, in offset order: they are applied in
+            // (stream time, partition, offset) order by merging the queues.
+            let mut queues: BTreeMap<PartitionId, Queue> = BTreeMap::new();
             let mut changes: Vec<Change<Key, MetricValues>> = Vec::new();
             let mut emitted: Vec<Emit> = Vec::new();
             let mut missed: Vec<Window> = Vec::new();
             let shared = Arc::clone(&shared);
             move |(input, frontier), output| {
                 input.for_each(|_time, data| {
-                    let mut items = data.drain(..).peekable();
-                    while let Some(first) = items.next() {
-                        let at = first.at();
-                        let bucket = pending.entry(at).or_default();
-                        bucket.push(first);
-                        while let Some(item) = items.next_if(|i| i.at() == at) {
-                            bucket.push(item);
+                    for item in data.drain(..) {
+                        match item {
+                            Ingest::Records(b) => {
+                                queues.entry(b.partition).or_default().batches.push_back(b)
+                            }
+                            // A dead letter's time is at or above the
+                            // capability, so it may go on at once.
+                            Ingest::Dead { at, letter } => emitted.push(Emit::Dead { at, letter }),
                         }
                     }
                 });
                 let Some(c) = cap.as_mut() else { return };
                 let Some(state) = state.as_mut() else { return };
                 let upto = frontier.frontier().first().copied();
-                let ready = take_ready(&mut pending, upto);
                 let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
-                for (s, mut items) in ready {
-                    // Event order within a stream time: (partition, offset).
-                    if !items.is_sorted_by_key(Ingest::order) {
-                        items.sort_by_key(Ingest::order);
-                    }
+                loop {
+                    // The next step: the smallest stream time waiting that
+                    // the frontier has passed.
+                    let step = queues
+                        .values()
+                        .filter_map(Queue::head)
+                        .filter(|&s| upto.is_none_or(|f| s < f))
+                        .min();
+                    let Some(s) = step else { break };
                     state.advance(s, &mut changes);
-                    for item in items {
-                        match item {
-                            Ingest::Record(event) => {
+                    for q in queues.values_mut() {
+                        while let Some(b) = q.batches.front_mut() {
+                            let n = b.len();
+                            while q.pos < n && b.stream_times[q.pos] == s {
+                                let i = q.pos;
+                                q.pos += 1;
                                 missed.clear();
-                                let key = event.key.clone();
-                                match state.apply(key, event.time, &event.value, &mut missed) {
+                                let key = std::mem::take(&mut b.keys[i]);
+                                match state.apply(
+                                    key.clone(),
+                                    b.times[i],
+                                    &b.values[i],
+                                    &mut missed,
+                                ) {
                                     Ok(applied) => {
                                         if applied.late > 0 {
                                             late_applied += 1;
@@ -573,8 +655,9 @@ fn window<'scope>(
                                         }
                                         if applied.is_dropped() {
                                             late_dropped += 1;
+                                            b.keys[i] = key;
                                             emitted.push(Emit::Late {
-                                                event,
+                                                event: b.event(i),
                                                 missed: missed.clone(),
                                             });
                                         }
@@ -582,10 +665,10 @@ fn window<'scope>(
                                     Err(e) => {
                                         unassigned += 1;
                                         emitted.push(Emit::Dead {
-                                            at: event.stream_time,
+                                            at: s,
                                             letter: DeadLetter {
-                                                partition: event.partition,
-                                                offset: event.offset,
+                                                partition: b.partition,
+                                                offset: b.offsets[i],
                                                 reason: e.to_string(),
                                                 raw: String::new(),
                                             },
@@ -593,7 +676,11 @@ fn window<'scope>(
                                     }
                                 }
                             }
-                            Ingest::Dead { at, letter } => emitted.push(Emit::Dead { at, letter }),
+                            if q.pos < n {
+                                break;
+                            }
+                            q.batches.pop_front();
+                            q.pos = 0;
                         }
                     }
                     state.end_step(&mut changes);
@@ -605,16 +692,7 @@ fn window<'scope>(
                 Stats::add(&shared.stats.late_dropped, late_dropped);
                 Stats::add(&shared.stats.late_applied, late_applied);
                 Stats::add(&shared.stats.unassigned, unassigned);
-                emitted.extend(changes.drain(..).map(|c| {
-                    Emit::Row(Change {
-                        time: c.time,
-                        phase: c.phase,
-                        kind: c.kind,
-                        key: c.key.to_string(),
-                        window: c.window,
-                        value: c.value,
-                    })
-                }));
+                emitted.extend(changes.drain(..).map(Emit::Row));
                 if !emitted.is_empty() {
                     output.session(&*c).give_iterator(emitted.drain(..));
                 }

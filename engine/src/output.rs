@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tidemark_sources::DeadLetter;
+use tidemark_sources::{DeadLetter, Key};
 use tidemark_windows::{AggKind, Change, MetricValues, Number, Window};
 
 use crate::error::{EngineError, Result};
@@ -128,11 +128,7 @@ impl Writer {
         r.map_err(|e| self.err(e))
     }
 
-    pub(crate) fn row(
-        &mut self,
-        row: &Change<String, MetricValues>,
-        kinds: &[AggKind],
-    ) -> Result<()> {
+    pub(crate) fn row(&mut self, row: &Change<Key, MetricValues>, kinds: &[AggKind]) -> Result<()> {
         format_row(row, kinds, &mut self.line);
         self.emit_line()
     }
@@ -153,14 +149,25 @@ impl Writer {
 }
 
 fn push_json_string(s: &str, out: &mut String) {
-    // serde_json escapes exactly as JSON requires; a String never fails.
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape (the common case): no allocation.
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // serde_json escapes exactly as JSON requires; a String never fails.
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    }
 }
 
 /// Formats one result row as a JSON object (no newline).
-pub fn format_row(row: &Change<String, MetricValues>, kinds: &[AggKind], out: &mut String) {
+pub fn format_row<K: AsRef<str>>(
+    row: &Change<K, MetricValues>,
+    kinds: &[AggKind],
+    out: &mut String,
+) {
     out.push_str("{\"key\":");
-    push_json_string(&row.key, out);
+    push_json_string(row.key.as_ref(), out);
     let _ = write!(
         out,
         ",\"start\":{},\"end\":{}",
@@ -248,6 +255,39 @@ impl std::str::FromStr for BadRecords {
             other => Err(format!(
                 "unknown bad-record policy \"{other}\" (expected skip or fail)"
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_json_string;
+
+    #[test]
+    fn key_fast_path_escapes_like_serde_json() {
+        let samples = [
+            "",
+            "user-42",
+            "k\u{7f}del",
+            "quote\"inside",
+            "back\\slash",
+            "tab\there",
+            "nl\n",
+            "\u{1}ctrl",
+            "zoë — ünïcode ✓",
+            "emoji 🦀",
+        ];
+        for s in samples {
+            let mut fast = String::new();
+            push_json_string(s, &mut fast);
+            assert_eq!(fast, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+        // Every single character below 0x80 and a few above.
+        for c in (0u32..0x80).chain([0xa0, 0x2028, 0x2029, 0xfeff]) {
+            let s = char::from_u32(c).unwrap().to_string();
+            let mut fast = String::new();
+            push_json_string(&s, &mut fast);
+            assert_eq!(fast, serde_json::to_string(&s).unwrap(), "{c:#x}");
         }
     }
 }
