@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tidemark_sources::{DeadLetter, Key};
-use tidemark_windows::{AggKind, Change, MetricValues, Number, Window};
+use tidemark_windows::{AggKind, Change, MetricValues, Number, SumValue, Window};
 
 use crate::error::{EngineError, Result};
 
@@ -166,19 +166,28 @@ pub fn format_row<K: AsRef<str>>(
     kinds: &[AggKind],
     out: &mut String,
 ) {
+    let mut ints = itoa::Buffer::new();
     out.push_str("{\"key\":");
     push_json_string(row.key.as_ref(), out);
-    let _ = write!(
-        out,
-        ",\"start\":{},\"end\":{}",
-        row.window.start, row.window.end
-    );
+    out.push_str(",\"start\":");
+    out.push_str(ints.format(row.window.start));
+    out.push_str(",\"end\":");
+    out.push_str(ints.format(row.window.end));
     let v = &row.value;
     for kind in kinds {
-        let _ = write!(out, ",\"{}\":", kind.name());
+        out.push_str(",\"");
+        out.push_str(kind.name());
+        out.push_str("\":");
         let _ = match kind {
-            AggKind::Count => write!(out, "{}", v.count.unwrap_or(0)),
+            AggKind::Count => {
+                out.push_str(ints.format(v.count.unwrap_or(0)));
+                Ok(())
+            }
             AggKind::Sum => match v.sum {
+                Some(SumValue::Int(i)) => {
+                    out.push_str(ints.format(i));
+                    Ok(())
+                }
                 Some(s) => write!(out, "{s}"),
                 None => write!(out, "null"),
             },
@@ -190,7 +199,9 @@ pub fn format_row<K: AsRef<str>>(
             },
         };
     }
-    let _ = write!(out, ",\"kind\":\"{}\"}}", row.kind.name());
+    out.push_str(",\"kind\":\"");
+    out.push_str(row.kind.name());
+    out.push_str("\"}");
 }
 
 fn write_opt(out: &mut String, n: Option<Number>) -> std::fmt::Result {
