@@ -649,7 +649,11 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
                 }
             }
         };
-        applied.windows = ((last - first_kept) / slide + 1) as u32;
+        applied.windows = if last == first_kept {
+            1 // tumbling, or the last window: no division on the hot path
+        } else {
+            ((last - first_kept) / slide + 1) as u32
+        };
         // Windows the watermark has reached are late (within the lateness):
         // each gets a correction at the end of the step.
         let mut end = first_kept;
