@@ -51,7 +51,7 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::{Scope, Stream};
 
 use crate::error::{EngineError, Result};
-use crate::output::{BadRecords, Outputs, Writer};
+use crate::output::{format_row, BadRecords, Outputs, Writer};
 use crate::stats::{Stats, Summary};
 
 /// A decoded record on its way to the window operator.
@@ -196,11 +196,15 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(dest: u32, partition: PartitionId) -> Self {
+    fn with_capacity(dest: u32, partition: PartitionId, capacity: usize) -> Self {
         Batch {
             dest,
             partition,
-            ..Batch::default()
+            stream_times: Vec::with_capacity(capacity),
+            offsets: Vec::with_capacity(capacity),
+            keys: Vec::with_capacity(capacity),
+            times: Vec::with_capacity(capacity),
+            values: Vec::with_capacity(capacity),
         }
     }
 
@@ -259,9 +263,17 @@ impl Queue {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Emit {
-    Row(Change<Key, MetricValues>),
-    Late { event: Event, missed: Vec<Window> },
-    Dead { at: EventTime, letter: DeadLetter },
+    /// A result row, formatted by the worker that computed it (the sink
+    /// only orders and writes).
+    Row(Change<Key, String>),
+    Late {
+        event: Event,
+        missed: Vec<Window>,
+    },
+    Dead {
+        at: EventTime,
+        letter: DeadLetter,
+    },
 }
 
 impl Emit {
@@ -473,7 +485,12 @@ fn ingest<'scope>(
                 }
                 let partition = part.id;
                 batches.clear();
-                batches.extend((0..peers).map(|d| Batch::new(d as u32, partition)));
+                // Room for a fair share of the batch and some skew.
+                let capacity =
+                    (decoded.len() / peers + decoded.len() / (4 * peers) + 16).min(decoded.len());
+                batches.extend(
+                    (0..peers).map(|d| Batch::with_capacity(d as u32, partition, capacity)),
+                );
                 for d in decoded.drain(..) {
                     match d {
                         Ok(r) => {
@@ -604,6 +621,7 @@ fn window<'scope>(
             let mut changes: Vec<Change<Key, MetricValues>> = Vec::new();
             let mut emitted: Vec<Emit> = Vec::new();
             let mut missed: Vec<Window> = Vec::new();
+            let kinds = config.aggs.clone();
             let shared = Arc::clone(&shared);
             move |(input, frontier), output| {
                 input.for_each(|_time, data| {
@@ -692,7 +710,18 @@ fn window<'scope>(
                 Stats::add(&shared.stats.late_dropped, late_dropped);
                 Stats::add(&shared.stats.late_applied, late_applied);
                 Stats::add(&shared.stats.unassigned, unassigned);
-                emitted.extend(changes.drain(..).map(Emit::Row));
+                emitted.extend(changes.drain(..).map(|c| {
+                    let mut line = String::with_capacity(96);
+                    format_row(&c, &kinds, &mut line);
+                    Emit::Row(Change {
+                        time: c.time,
+                        phase: c.phase,
+                        kind: c.kind,
+                        key: c.key,
+                        window: c.window,
+                        value: line,
+                    })
+                }));
                 if !emitted.is_empty() {
                     output.session(&*c).give_iterator(emitted.drain(..));
                 }
@@ -733,7 +762,6 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
             Err(e) => shared.fail(e),
         }
     }
-    let kinds = shared.config.aggs.clone();
     let mut pending: BTreeMap<EventTime, Vec<Emit>> = BTreeMap::new();
     let mut done = false;
     emitted.sink(
@@ -751,7 +779,7 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
             let upto = frontier.frontier().first().copied();
             let ready = take_ready(&mut pending, upto);
             if let Some(w) = writers.as_mut() {
-                let result = write_ready(w, ready, &kinds, &shared.stats);
+                let result = write_ready(w, ready, &shared.stats);
                 if let Err(e) = result {
                     shared.fail(e);
                     writers = None;
@@ -781,7 +809,6 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
 fn write_ready(
     w: &mut Writers,
     ready: BTreeMap<EventTime, Vec<Emit>>,
-    kinds: &[AggKind],
     stats: &Stats,
 ) -> Result<()> {
     let (mut finals, mut corrections) = (0u64, 0u64);
@@ -804,7 +831,7 @@ fn write_ready(
                 ChangeKind::Final => finals += 1,
                 _ => corrections += 1,
             }
-            w.results.row(row, kinds)?;
+            w.results.line(&row.value)?;
         }
         for (event, missed) in &late {
             w.late.late(event, missed)?;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use tidemark_sources::{DeadLetter, Key};
+use tidemark_sources::DeadLetter;
 use tidemark_windows::{AggKind, Change, MetricValues, Number, SumValue, Window};
 
 use crate::error::{EngineError, Result};
@@ -128,8 +128,9 @@ impl Writer {
         r.map_err(|e| self.err(e))
     }
 
-    pub(crate) fn row(&mut self, row: &Change<Key, MetricValues>, kinds: &[AggKind]) -> Result<()> {
-        format_row(row, kinds, &mut self.line);
+    /// Writes one already formatted line (without its newline).
+    pub(crate) fn line(&mut self, line: &str) -> Result<()> {
+        self.line.push_str(line);
         self.emit_line()
     }
 
