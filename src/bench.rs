@@ -56,8 +56,10 @@ pub struct Workload {
     pub events: u64,
     /// Distinct keys.
     pub keys: u32,
-    /// Partitions (and worker threads).
+    /// Worker threads (and partitions, unless `partitions` is set).
     pub workers: usize,
+    /// Partitions, when they differ from the workers.
+    pub partitions: Option<u32>,
     /// Fraction of stragglers up to 2 s late.
     pub late_frac: f64,
     /// Records per batch.
@@ -70,6 +72,7 @@ impl Default for Workload {
             events: 10_000_000,
             keys: 10_000,
             workers: 1,
+            partitions: None,
             late_frac: 0.0,
             batch_size: 1024,
         }
@@ -81,7 +84,7 @@ impl Workload {
         GeneratorConfig {
             events: self.events,
             keys: self.keys,
-            partitions: self.workers.max(1) as u32,
+            partitions: self.partitions.unwrap_or(self.workers.max(1) as u32),
             rate: 100.0,
             disorder: 50,
             late_frac: self.late_frac,
@@ -152,34 +155,7 @@ pub fn run_engine(workload: &Workload, scenario: &Scenario) -> Result<Measuremen
 /// compared with). Returns the measurement (the events are generated before
 /// the clock starts) and the number of windows.
 pub fn run_plain_loop(workload: &Workload) -> Result<Measurement, JobError> {
-    let source =
-        GeneratorSource::new(workload.generator()).map_err(tidemark_engine::EngineError::from)?;
-    let mut events: Vec<(Key, i64, i64)> = Vec::with_capacity(workload.events as usize);
-    let mut buf = Vec::new();
-    for p in source
-        .partitions()
-        .map_err(tidemark_engine::EngineError::from)?
-    {
-        let mut reader = source
-            .open(p, 0)
-            .map_err(tidemark_engine::EngineError::from)?;
-        loop {
-            buf.clear();
-            let status = reader
-                .read(4096, &mut buf)
-                .map_err(tidemark_engine::EngineError::from)?;
-            for r in buf.drain(..).flatten() {
-                let v = match r.value {
-                    Value::Int(i) => i,
-                    Value::Float(f) => f as i64,
-                };
-                events.push((r.key, r.event_time, v));
-            }
-            if status == tidemark_sources::ReadStatus::End {
-                break;
-            }
-        }
-    }
+    let mut events = plain_events(workload)?;
     // One stream in time order (partitions interleaved), as the engine
     // applies them.
     events.sort_by_key(|e| e.1);
@@ -215,6 +191,69 @@ pub fn run_plain_loop(workload: &Workload) -> Result<Measurement, JobError> {
         windows: count,
         late: 0,
     })
+}
+
+/// The same events in memory, for [`cpu_ceiling`].
+pub fn plain_events(workload: &Workload) -> Result<Vec<(Key, i64, i64)>, JobError> {
+    let source =
+        GeneratorSource::new(workload.generator()).map_err(tidemark_engine::EngineError::from)?;
+    let mut events = Vec::with_capacity(workload.events as usize);
+    let mut buf = Vec::new();
+    for p in source
+        .partitions()
+        .map_err(tidemark_engine::EngineError::from)?
+    {
+        let mut reader = source
+            .open(p, 0)
+            .map_err(tidemark_engine::EngineError::from)?;
+        loop {
+            buf.clear();
+            let status = reader
+                .read(4096, &mut buf)
+                .map_err(tidemark_engine::EngineError::from)?;
+            for r in buf.drain(..).flatten() {
+                let v = match r.value {
+                    Value::Int(i) => i,
+                    Value::Float(f) => f as i64,
+                };
+                events.push((r.key, r.event_time, v));
+            }
+            if status == tidemark_sources::ReadStatus::End {
+                break;
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// What this machine allows two or more threads to gain: `threads` copies
+/// of a plain tumbling loop (each folding all of `events` into its own map)
+/// run at once against one copy alone, as `threads × wall(one) /
+/// wall(all)`. A shared or throttled machine gives less than `threads`.
+pub fn cpu_ceiling(events: &[(Key, i64, i64)], threads: usize) -> f64 {
+    fn fold(events: &[(Key, i64, i64)]) -> usize {
+        let mut windows: FxHashMap<(&str, i64), (u64, i64)> = FxHashMap::default();
+        for (key, t, v) in events {
+            let w = windows
+                .entry((key.as_str(), t - t.rem_euclid(1_000)))
+                .or_default();
+            w.0 += 1;
+            w.1 += v;
+        }
+        std::hint::black_box(windows.len())
+    }
+    let threads = threads.max(1);
+    let start = Instant::now();
+    fold(events);
+    let one = start.elapsed();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| fold(events));
+        }
+    });
+    let all = start.elapsed();
+    threads as f64 * one.as_secs_f64() / all.as_secs_f64().max(1e-9)
 }
 
 /// CPU time (user + system) of this process so far, from `/proc/self/stat`

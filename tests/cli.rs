@@ -532,3 +532,30 @@ fn bench_throughput_prints_the_comparison() {
         assert!(text.contains(row), "{row} missing in:\n{text}");
     }
 }
+
+#[test]
+fn bench_scaling_compares_workers_with_the_machine() {
+    let out = run_ok(bin().args([
+        "bench",
+        "scaling",
+        "--events",
+        "20000",
+        "--keys",
+        "50",
+        "--runs",
+        "1",
+        "--scenario",
+        "session",
+    ]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for row in ["1 worker", "2 workers", "speedup (wall)", "machine ceiling"] {
+        assert!(text.contains(row), "{row} missing in:\n{text}");
+    }
+    // An unknown scenario is a usage error, not a crash.
+    let out = bin()
+        .args(["bench", "scaling", "--scenario", "hopping"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scenario"));
+}

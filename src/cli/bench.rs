@@ -3,7 +3,8 @@
 
 use clap::{Args, Subcommand};
 use tidemark::bench::{
-    peak_rss_bytes, run_engine, run_plain_loop, standard_scenarios, Measurement, Workload,
+    cpu_ceiling, peak_rss_bytes, plain_events, run_engine, run_plain_loop, standard_scenarios,
+    Measurement, Workload,
 };
 
 /// Flags of `tidemark bench`.
@@ -18,6 +19,29 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Events per second per core for tumbling, sliding and session windows.
     Throughput(ThroughputArgs),
+    /// Wall-clock speedup of N workers over one on the same partitions,
+    /// beside what this machine allows N threads of a plain loop.
+    Scaling(ScalingArgs),
+}
+
+/// Flags of `tidemark bench scaling`.
+#[derive(Args, Debug)]
+pub struct ScalingArgs {
+    /// Events per run.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    pub keys: u32,
+    /// Workers of the parallel run (and partitions of both runs).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Runs of each; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Scenario: tumbling, sliding or session.
+    #[arg(long, default_value = "tumbling")]
+    pub scenario: String,
 }
 
 /// Flags of `tidemark bench throughput`.
@@ -52,9 +76,94 @@ fn median(mut runs: Vec<Measurement>) -> Measurement {
     runs.swap_remove(mid)
 }
 
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Runs `tidemark bench`.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let BenchWhat::Throughput(t) = &args.what;
+    match &args.what {
+        BenchWhat::Throughput(t) => throughput(t),
+        BenchWhat::Scaling(s) => scaling(s),
+    }
+}
+
+fn scaling(args: &ScalingArgs) -> anyhow::Result<()> {
+    let workers = args.workers.max(2);
+    let runs = args.runs.max(1);
+    let Some(scenario) = standard_scenarios()
+        .into_iter()
+        .find(|s| s.name == args.scenario)
+    else {
+        anyhow::bail!(
+            "unknown scenario {:?} (expected tumbling, sliding or session)",
+            args.scenario
+        );
+    };
+    let workload = |w: usize| Workload {
+        events: args.events,
+        keys: args.keys,
+        workers: w,
+        partitions: Some(workers as u32),
+        ..Workload::default()
+    };
+    println!(
+        "tidemark bench scaling: {} {} events, {} keys, {workers} partitions; median of {runs} run(s)",
+        scenario.name, args.events, args.keys
+    );
+    let mut one = Vec::new();
+    let mut many = Vec::new();
+    for _ in 0..runs {
+        // Interleaved, so both see the same machine weather.
+        one.push(run_engine(&workload(1), &scenario)?);
+        many.push(run_engine(&workload(workers), &scenario)?);
+    }
+    for m in one.iter().chain(&many) {
+        anyhow::ensure!(
+            m.events == args.events,
+            "processed {} of {} events",
+            m.events,
+            args.events
+        );
+    }
+    let speedups: Vec<f64> = one
+        .iter()
+        .zip(&many)
+        .map(|(a, b)| a.wall.as_secs_f64() / b.wall.as_secs_f64().max(1e-9))
+        .collect();
+    let (one, many) = (median(one), median(many));
+    anyhow::ensure!(
+        one.windows == many.windows,
+        "{} windows with one worker, {} with {workers}",
+        one.windows,
+        many.windows
+    );
+    let events = plain_events(&workload(workers))?;
+    let ceiling = median_of((0..runs).map(|_| cpu_ceiling(&events, workers)).collect());
+    let speedup = median_of(speedups);
+    println!(
+        "{:<22} {:>8} {:>15} {:>10}",
+        "run", "wall s", "events/s/core", "ns/event"
+    );
+    for (name, m) in [("1 worker", &one), (&*format!("{workers} workers"), &many)] {
+        println!(
+            "{:<22} {:>8.2} {:>15.0} {:>10.1}",
+            name,
+            m.wall.as_secs_f64(),
+            m.events_per_core_second(),
+            m.ns_per_event()
+        );
+    }
+    println!("speedup (wall):        {speedup:.2}x");
+    println!(
+        "machine ceiling:       {ceiling:.2}x  ({workers} threads of a plain loop against one)"
+    );
+    println!("efficiency:            {:.0} %", 100.0 * speedup / ceiling);
+    Ok(())
+}
+
+fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
     let workload = Workload {
         events: t.events,
         keys: t.keys,
