@@ -326,6 +326,15 @@ struct KeyPanes<Acc, O> {
     /// entry stays small (it is on the per-record path).
     #[serde(skip)]
     cache: Option<Box<TwoStacks<Acc>>>,
+    /// `cache.hi`, kept beside the panes so a record can tell whether it
+    /// changes a merged pane without following the box (`MIN` when there is
+    /// no cache).
+    #[serde(skip, default = "no_cache")]
+    cache_hi: EventTime,
+}
+
+fn no_cache() -> EventTime {
+    EventTime::MIN
 }
 
 /// Two-stack sliding aggregation over panes: windows that fire in order
@@ -354,6 +363,7 @@ impl<Acc, O> Default for KeyPanes<Acc, O> {
     fn default() -> Self {
         KeyPanes {
             cache: None,
+            cache_hi: EventTime::MIN,
             panes: SmallVec::new(),
             shown: Vec::new(),
             next_fire: None,
@@ -454,6 +464,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
             }
         }
         c.hi = end;
+        kp.cache_hi = end;
         if c.front.is_empty() && c.split < start {
             // Flip: the back holds panes before `start`; rebuild the front
             // as suffix merges of the panes in [start, hi).
@@ -624,9 +635,10 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         }
         let first_kept = end;
         let kp = self.keys.entry(key.clone()).or_default();
-        if kp.cache.as_ref().is_some_and(|c| pane_start < c.hi) {
+        if pane_start < kp.cache_hi {
             // A pane already folded into the partial merges changes.
             kp.cache = None;
+            kp.cache_hi = EventTime::MIN;
         }
         let new_pane = match kp.panes.last_mut() {
             Some((ps, acc)) if *ps == pane_start => {
@@ -770,8 +782,10 @@ struct Session<Acc, O> {
     deserialize = "Acc: Deserialize<'de>, O: Deserialize<'de>"
 ))]
 struct KeySessions<Acc, O> {
-    /// Sorted by start and pairwise more than a gap apart.
-    sessions: Vec<Session<Acc, O>>,
+    /// Sorted by start and pairwise more than a gap apart. One session is
+    /// stored inline: most keys have one open session, and short sessions
+    /// come and go without an allocation.
+    sessions: SmallVec<[Session<Acc, O>; 1]>,
     /// When this key next needs attention (a fire or a drop); the queue holds
     /// an entry for it.
     wake: Option<EventTime>,
@@ -780,7 +794,7 @@ struct KeySessions<Acc, O> {
 impl<Acc, O> Default for KeySessions<Acc, O> {
     fn default() -> Self {
         KeySessions {
-            sessions: Vec::new(),
+            sessions: SmallVec::new(),
             wake: None,
         }
     }
