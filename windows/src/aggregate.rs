@@ -136,16 +136,42 @@ impl Default for Number {
 /// compensated (Neumaier) summation in a separate part.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SumAcc {
+    parts: SumParts,
+    has_float: bool,
+}
+
+/// The parts of an exact sum without the flag saying whether a float was
+/// added (accumulators that keep flags together store it elsewhere).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct SumParts {
     /// The exact integer part, an i128 kept as two 64-bit halves so the
     /// accumulator needs only 8-byte alignment (smaller window state).
     int_lo: u64,
     int_hi: i64,
     float: f64,
     compensation: f64,
-    has_float: bool,
 }
 
-impl SumAcc {
+impl Serialize for SumParts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.int(), self.float, self.compensation).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SumParts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (int, float, compensation) = <(i128, f64, f64)>::deserialize(d)?;
+        let mut parts = SumParts {
+            float,
+            compensation,
+            ..SumParts::default()
+        };
+        parts.set_int(int);
+        Ok(parts)
+    }
+}
+
+impl SumParts {
     #[inline]
     fn int(&self) -> i128 {
         ((self.int_hi as i128) << 64) | self.int_lo as i128
@@ -157,14 +183,17 @@ impl SumAcc {
         self.int_hi = (value >> 64) as i64;
     }
 
-    /// Adds one number.
+    /// Adds one number; returns whether it was a float.
     #[inline]
-    pub fn add(&mut self, value: Number) {
+    fn add(&mut self, value: Number) -> bool {
         match value {
-            Number::Int(i) => self.set_int(self.int().wrapping_add(i as i128)),
+            Number::Int(i) => {
+                self.set_int(self.int().wrapping_add(i as i128));
+                false
+            }
             Number::Float(f) => {
-                self.has_float = true;
                 self.add_float(f);
+                true
             }
         }
     }
@@ -179,23 +208,40 @@ impl SumAcc {
         self.float = t;
     }
 
-    /// Adds another partial sum.
-    pub fn merge(&mut self, other: &SumAcc) {
+    /// Adds another partial sum (`other_float`: whether it holds floats).
+    fn merge(&mut self, other: &SumParts, other_float: bool) {
         self.set_int(self.int().wrapping_add(other.int()));
-        if other.has_float {
-            self.has_float = true;
+        if other_float {
             self.add_float(other.float);
             self.compensation += other.compensation;
         }
     }
 
-    /// The sum: exact when every input was an integer.
-    pub fn value(&self) -> SumValue {
-        if self.has_float {
+    fn value(&self, has_float: bool) -> SumValue {
+        if has_float {
             SumValue::Float(self.int() as f64 + (self.float + self.compensation))
         } else {
             SumValue::Int(self.int())
         }
+    }
+}
+
+impl SumAcc {
+    /// Adds one number.
+    #[inline]
+    pub fn add(&mut self, value: Number) {
+        self.has_float |= self.parts.add(value);
+    }
+
+    /// Adds another partial sum.
+    pub fn merge(&mut self, other: &SumAcc) {
+        self.parts.merge(&other.parts, other.has_float);
+        self.has_float |= other.has_float;
+    }
+
+    /// The sum: exact when every input was an integer.
+    pub fn value(&self) -> SumValue {
+        self.parts.value(self.has_float)
     }
 }
 
@@ -371,17 +417,132 @@ impl std::str::FromStr for AggKind {
     }
 }
 
-/// The accumulator of [`Metrics`]: count, exact sum, min and max together.
+/// The accumulator of [`Metrics`]: count, exact sum, min and max together,
+/// packed into 64 bytes (min and max as raw 8-byte values, every flag in
+/// one byte). Snapshots store it in its compact wire form.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "MetricsWire", into = "MetricsWire")]
 pub struct MetricsAcc {
+    count: u64,
+    sum: SumParts,
+    min: u64,
+    max: u64,
+    /// Bit 0: a float was summed; bits 1–2: what `min` holds; bits 3–4:
+    /// what `max` holds (0 for nothing, `INT` or `FLOAT`).
+    flags: u8,
+}
+
+// A packed extreme's kind: 0 means none.
+const INT: u8 = 1;
+const FLOAT: u8 = 2;
+const HAS_FLOAT: u8 = 1;
+const MIN_SHIFT: u8 = 1;
+const MAX_SHIFT: u8 = 3;
+
+#[inline]
+fn pack(n: Number) -> (u64, u8) {
+    match n {
+        Number::Int(i) => (i as u64, INT),
+        Number::Float(f) => (f.to_bits(), FLOAT),
+    }
+}
+
+#[inline]
+fn unpack(bits: u64, kind: u8) -> Option<Number> {
+    match kind {
+        INT => Some(Number::Int(bits as i64)),
+        FLOAT => Some(Number::Float(f64::from_bits(bits))),
+        _ => None,
+    }
+}
+
+impl MetricsAcc {
     /// Number of records.
-    pub count: u64,
-    /// Exact sum.
-    pub sum: SumAcc,
-    /// Smallest value.
-    pub min: Option<Number>,
-    /// Largest value.
-    pub max: Option<Number>,
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The exact sum.
+    pub fn sum(&self) -> SumValue {
+        self.sum.value(self.flags & HAS_FLOAT != 0)
+    }
+
+    /// The smallest value, if any.
+    pub fn min(&self) -> Option<Number> {
+        unpack(self.min, (self.flags >> MIN_SHIFT) & 3)
+    }
+
+    /// The largest value, if any.
+    pub fn max(&self) -> Option<Number> {
+        unpack(self.max, (self.flags >> MAX_SHIFT) & 3)
+    }
+
+    #[inline]
+    fn set_min(&mut self, n: Number) {
+        let (bits, kind) = pack(n);
+        self.min = bits;
+        self.flags = (self.flags & !(3 << MIN_SHIFT)) | (kind << MIN_SHIFT);
+    }
+
+    #[inline]
+    fn set_max(&mut self, n: Number) {
+        let (bits, kind) = pack(n);
+        self.max = bits;
+        self.flags = (self.flags & !(3 << MAX_SHIFT)) | (kind << MAX_SHIFT);
+    }
+
+    /// Folds one value into min and max.
+    #[inline]
+    fn keep_extremes(&mut self, n: Number) {
+        match self.min() {
+            Some(m) if n.total_cmp(m) != Ordering::Less => {}
+            _ => self.set_min(n),
+        }
+        match self.max() {
+            Some(m) if n.total_cmp(m) != Ordering::Greater => {}
+            _ => self.set_max(n),
+        }
+    }
+}
+
+/// The snapshot form of [`MetricsAcc`]: small integers stay small.
+#[derive(Serialize, Deserialize)]
+struct MetricsWire {
+    count: u64,
+    sum: SumParts,
+    has_float: bool,
+    min: Option<Number>,
+    max: Option<Number>,
+}
+
+impl From<MetricsAcc> for MetricsWire {
+    fn from(acc: MetricsAcc) -> Self {
+        MetricsWire {
+            count: acc.count,
+            sum: acc.sum,
+            has_float: acc.flags & HAS_FLOAT != 0,
+            min: acc.min(),
+            max: acc.max(),
+        }
+    }
+}
+
+impl From<MetricsWire> for MetricsAcc {
+    fn from(w: MetricsWire) -> Self {
+        let mut acc = MetricsAcc {
+            count: w.count,
+            sum: w.sum,
+            flags: u8::from(w.has_float),
+            ..MetricsAcc::default()
+        };
+        if let Some(n) = w.min {
+            acc.set_min(n);
+        }
+        if let Some(n) = w.max {
+            acc.set_max(n);
+        }
+        acc
+    }
 }
 
 /// The result of [`Metrics`]: the selected aggregations are `Some`.
@@ -444,38 +605,50 @@ impl Aggregator for Metrics {
     #[inline]
     fn add(&self, acc: &mut MetricsAcc, input: &Number) {
         acc.count += 1;
-        acc.sum.add(*input);
-        keep(&mut acc.min, *input, Ordering::Less);
-        keep(&mut acc.max, *input, Ordering::Greater);
+        if acc.sum.add(*input) {
+            acc.flags |= HAS_FLOAT;
+        }
+        acc.keep_extremes(*input);
     }
 
     fn merge(&self, acc: &mut MetricsAcc, other: &MetricsAcc) {
         acc.count += other.count;
-        acc.sum.merge(&other.sum);
-        if let Some(v) = other.min {
-            keep(&mut acc.min, v, Ordering::Less);
+        let other_float = other.flags & HAS_FLOAT != 0;
+        acc.sum.merge(&other.sum, other_float);
+        if other_float {
+            acc.flags |= HAS_FLOAT;
         }
-        if let Some(v) = other.max {
-            keep(&mut acc.max, v, Ordering::Greater);
+        if let Some(v) = other.min() {
+            if acc.min().is_none_or(|m| v.total_cmp(m) == Ordering::Less) {
+                acc.set_min(v);
+            }
+        }
+        if let Some(v) = other.max() {
+            if acc
+                .max()
+                .is_none_or(|m| v.total_cmp(m) == Ordering::Greater)
+            {
+                acc.set_max(v);
+            }
         }
     }
 
     fn finish(&self, acc: &MetricsAcc) -> MetricValues {
         MetricValues {
             count: self.wants(AggKind::Count).then_some(acc.count),
-            sum: self.wants(AggKind::Sum).then(|| acc.sum.value()),
+            sum: self.wants(AggKind::Sum).then(|| acc.sum()),
             min: if self.wants(AggKind::Min) {
-                acc.min
+                acc.min()
             } else {
                 None
             },
             max: if self.wants(AggKind::Max) {
-                acc.max
+                acc.max()
             } else {
                 None
             },
             mean: if self.wants(AggKind::Mean) && acc.count > 0 {
-                Some(acc.sum.value().as_f64() / acc.count as f64)
+                Some(acc.sum().as_f64() / acc.count as f64)
             } else {
                 None
             },
@@ -491,7 +664,7 @@ mod tests {
     fn accumulators_are_compact() {
         // One count+sum window: tens of bytes in memory, a few in snapshots.
         assert!(
-            std::mem::size_of::<MetricsAcc>() <= 80,
+            std::mem::size_of::<MetricsAcc>() <= 64,
             "{}",
             std::mem::size_of::<MetricsAcc>()
         );
