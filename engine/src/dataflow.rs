@@ -40,8 +40,8 @@ use tidemark_sources::{
 };
 use tidemark_windows::watermark::StreamTime;
 use tidemark_windows::{
-    AggKind, Change, ChangeKind, EventTime, MetricValues, Metrics, MetricsAcc, Number, Policy,
-    Window, WindowSpec, WindowState,
+    AggKind, Change, ChangeKind, EventTime, MetricValues, Metrics, MetricsAcc, Number, Phase,
+    Policy, Window, WindowSpec, WindowState,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -261,26 +261,62 @@ impl Queue {
     }
 }
 
+/// The canonical position of a result row (see `Change::canonical_cmp`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct RowHead {
+    time: EventTime,
+    phase: Phase,
+    kind: ChangeKind,
+    window: Window,
+    key: Key,
+}
+
+impl RowHead {
+    fn canonical_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.phase, self.window.end, self.window.start)
+            .cmp(&(
+                other.time,
+                other.phase,
+                other.window.end,
+                other.window.start,
+            ))
+            .then_with(|| self.key.cmp(&other.key))
+    }
+}
+
+/// The result rows one window operator produced in one activation, in
+/// canonical order, already formatted: one exchange item for all of them.
+/// A worker's successive batches continue its canonical order, so the sink
+/// only merges the workers' streams.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Rows {
+    worker: u32,
+    heads: Vec<RowHead>,
+    /// The rows' lines, concatenated; row `i` ends at `ends[i]`.
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Rows {
+    fn line(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Emit {
-    /// A result row, formatted by the worker that computed it (the sink
-    /// only orders and writes).
-    Row(Change<Key, String>),
-    Late {
-        event: Event,
-        missed: Vec<Window>,
-    },
-    Dead {
-        at: EventTime,
-        letter: DeadLetter,
-    },
+    Rows(Rows),
+    Late { event: Event, missed: Vec<Window> },
+    Dead { at: EventTime, letter: DeadLetter },
 }
 
 impl Emit {
-    /// The logical time that orders this item in its output.
+    /// The logical time that orders this item in its output (rows are
+    /// ordered by their heads instead).
     fn time(&self) -> EventTime {
         match self {
-            Emit::Row(c) => c.time,
+            Emit::Rows(r) => r.heads.first().map_or(EventTime::MIN, |h| h.time),
             Emit::Late { event, .. } => event.stream_time,
             Emit::Dead { at, .. } => *at,
         }
@@ -710,18 +746,26 @@ fn window<'scope>(
                 Stats::add(&shared.stats.late_dropped, late_dropped);
                 Stats::add(&shared.stats.late_applied, late_applied);
                 Stats::add(&shared.stats.unassigned, unassigned);
-                emitted.extend(changes.drain(..).map(|c| {
-                    let mut line = String::with_capacity(96);
-                    format_row(&c, &kinds, &mut line);
-                    Emit::Row(Change {
-                        time: c.time,
-                        phase: c.phase,
-                        kind: c.kind,
-                        key: c.key,
-                        window: c.window,
-                        value: line,
-                    })
-                }));
+                if !changes.is_empty() {
+                    let mut rows = Rows {
+                        worker: index as u32,
+                        heads: Vec::with_capacity(changes.len()),
+                        text: String::with_capacity(changes.len() * 80),
+                        ends: Vec::with_capacity(changes.len()),
+                    };
+                    for c in changes.drain(..) {
+                        format_row(&c, &kinds, &mut rows.text);
+                        rows.ends.push(rows.text.len() as u32);
+                        rows.heads.push(RowHead {
+                            time: c.time,
+                            phase: c.phase,
+                            kind: c.kind,
+                            window: c.window,
+                            key: c.key,
+                        });
+                    }
+                    emitted.push(Emit::Rows(rows));
+                }
                 if !emitted.is_empty() {
                     output.session(&*c).give_iterator(emitted.drain(..));
                 }
@@ -762,7 +806,9 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
             Err(e) => shared.fail(e),
         }
     }
+    // Late records and dead letters by time; rows per worker, in order.
     let mut pending: BTreeMap<EventTime, Vec<Emit>> = BTreeMap::new();
+    let mut rows: BTreeMap<u32, RowQueue> = BTreeMap::new();
     let mut done = false;
     emitted.sink(
         Exchange::new(|_: &Emit| 0u64),
@@ -770,7 +816,10 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
         move |(input, frontier)| {
             input.for_each(|_time, data| {
                 for item in data.drain(..) {
-                    pending.entry(item.time()).or_default().push(item);
+                    match item {
+                        Emit::Rows(r) => rows.entry(r.worker).or_default().batches.push_back(r),
+                        other => pending.entry(other.time()).or_default().push(other),
+                    }
                 }
             });
             if done {
@@ -779,7 +828,8 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
             let upto = frontier.frontier().first().copied();
             let ready = take_ready(&mut pending, upto);
             if let Some(w) = writers.as_mut() {
-                let result = write_ready(w, ready, &shared.stats);
+                let result = write_rows(w, &mut rows, upto, &shared.stats)
+                    .and_then(|()| write_ready(w, ready));
                 if let Err(e) = result {
                     shared.fail(e);
                     writers = None;
@@ -806,33 +856,85 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
     );
 }
 
-fn write_ready(
+/// The row batches of one worker waiting to be written, and how far the
+/// first one has been written.
+#[derive(Default)]
+struct RowQueue {
+    batches: std::collections::VecDeque<Rows>,
+    pos: usize,
+}
+
+impl RowQueue {
+    fn head(&self) -> Option<&RowHead> {
+        self.batches.front().map(|b| &b.heads[self.pos])
+    }
+
+    fn advance(&mut self) {
+        self.pos += 1;
+        if self
+            .batches
+            .front()
+            .is_some_and(|b| self.pos == b.heads.len())
+        {
+            self.batches.pop_front();
+            self.pos = 0;
+        }
+    }
+}
+
+/// Writes the rows whose time the frontier `upto` has passed (all once the
+/// input is done), merging the workers' ordered streams.
+fn write_rows(
     w: &mut Writers,
-    ready: BTreeMap<EventTime, Vec<Emit>>,
+    queues: &mut BTreeMap<u32, RowQueue>,
+    upto: Option<EventTime>,
     stats: &Stats,
 ) -> Result<()> {
+    let ready = |h: &RowHead| upto.is_none_or(|f| h.time < f);
     let (mut finals, mut corrections) = (0u64, 0u64);
+    loop {
+        // The smallest ready head over the workers.
+        let mut best: Option<(&u32, &RowHead)> = None;
+        for (worker, q) in queues.iter() {
+            if let Some(h) = q.head().filter(|h| ready(h)) {
+                if best.is_none_or(|(_, b)| h.canonical_cmp(b).is_lt()) {
+                    best = Some((worker, h));
+                }
+            }
+        }
+        let Some((&worker, _)) = best else { break };
+        let Some(q) = queues.get_mut(&worker) else {
+            break;
+        };
+        if let Some(b) = q.batches.front() {
+            match b.heads[q.pos].kind {
+                ChangeKind::Final => finals += 1,
+                _ => corrections += 1,
+            }
+            w.results.line(b.line(q.pos))?;
+        }
+        q.advance();
+    }
+    Stats::add(&stats.windows_emitted, finals);
+    Stats::add(&stats.corrections, corrections);
+    Ok(())
+}
+
+/// Writes late records and dead letters, each time's in (partition,
+/// offset) order.
+fn write_ready(w: &mut Writers, ready: BTreeMap<EventTime, Vec<Emit>>) -> Result<()> {
     for (_, mut items) in ready {
-        let mut rows = Vec::new();
         let mut late = Vec::new();
         let mut dead = Vec::new();
         for item in items.drain(..) {
             match item {
-                Emit::Row(c) => rows.push(c),
+                Emit::Rows(_) => {}
                 Emit::Late { event, missed } => late.push((event, missed)),
                 Emit::Dead { letter, .. } => dead.push(letter),
             }
         }
-        rows.sort_by(|a, b| a.canonical_cmp(b));
         late.sort_by_key(|(e, _)| (e.partition, e.offset));
         dead.sort_by_key(|d| (d.partition, d.offset));
-        for row in &rows {
-            match row.kind {
-                ChangeKind::Final => finals += 1,
-                _ => corrections += 1,
-            }
-            w.results.line(&row.value)?;
-        }
         for (event, missed) in &late {
             w.late.late(event, missed)?;
         }
@@ -840,7 +942,5 @@ fn write_ready(
             w.dead.dead(letter)?;
         }
     }
-    Stats::add(&stats.windows_emitted, finals);
-    Stats::add(&stats.corrections, corrections);
     Ok(())
 }
