@@ -264,13 +264,15 @@ fn wake_by<K: Clone>(
     }
 }
 
-/// Removes and returns the queue entries at or below `upto`, each time's
-/// keys sorted: what they fire then comes out (nearly) in canonical order,
-/// and the final sort of the fires is a linear scan of a sorted run instead
-/// of a sort of whole rows.
+/// Removes and returns the queue entries at or below `upto`. With
+/// `sorted`, each time's keys are sorted: for fixed windows, where the keys
+/// of one time fire the same window, the fires then come out in canonical
+/// order and the final sort is a linear scan of a sorted run instead of a
+/// sort of whole rows.
 fn due<K: Ord>(
     queue: &mut BTreeMap<EventTime, Vec<K>>,
     upto: EventTime,
+    sorted: bool,
 ) -> Vec<(EventTime, Vec<K>)> {
     let mut taken = Vec::new();
     while let Some(entry) = queue.first_entry() {
@@ -278,10 +280,20 @@ fn due<K: Ord>(
             break;
         }
         let (time, mut keys) = entry.remove_entry();
-        keys.sort_unstable();
+        if sorted {
+            keys.sort_unstable();
+        }
         taken.push((time, keys));
     }
     taken
+}
+
+/// Sorts the fires of one advance into canonical order. No two rows share a
+/// (window, key), so an unstable sort gives the one order there is.
+fn sort_fires<K: Ord, O>(fires: &mut [Change<K, O>]) {
+    if !fires.is_sorted_by(|a, b| a.canonical_cmp(b).is_le()) {
+        fires.sort_unstable_by(|a, b| a.canonical_cmp(b));
+    }
 }
 
 /// Sorts corrections and pushes them: retractions first, then new values.
@@ -548,7 +560,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         let first_fire = out.len();
         let size = self.assigner.size();
         let keep_shown = policy.lateness > 0;
-        for (_, keys) in due(&mut self.queue, w) {
+        for (_, keys) in due(&mut self.queue, w, true) {
             for key in keys {
                 let Some(kp) = self.keys.get_mut(&key) else {
                     continue;
@@ -602,7 +614,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
                 }
             }
         }
-        out[first_fire..].sort_by(|a, b| a.canonical_cmp(b));
+        sort_fires(&mut out[first_fire..]);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -867,7 +879,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
         out: &mut Vec<Change<K, O>>,
     ) {
         let first_fire = out.len();
-        for (_, keys) in due(&mut self.queue, w) {
+        for (_, keys) in due(&mut self.queue, w, false) {
             for key in keys {
                 let Some(ks) = self.keys.get_mut(&key) else {
                     continue;
@@ -901,7 +913,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
                 }
             }
         }
-        out[first_fire..].sort_by(|a, b| a.canonical_cmp(b));
+        sort_fires(&mut out[first_fire..]);
     }
 
     #[allow(clippy::too_many_arguments)]
