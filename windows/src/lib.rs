@@ -74,6 +74,7 @@ pub mod aggregate;
 pub mod assign;
 pub mod change;
 pub mod log;
+mod panes;
 pub mod policy;
 #[doc(hidden)]
 pub mod reference;

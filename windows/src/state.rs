@@ -34,6 +34,8 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use crate::panes::Panes;
+
 use crate::aggregate::Aggregator;
 use crate::assign::{joins_session, session_of, Sliding, WindowError, WindowSpec};
 use crate::change::{Change, ChangeKind, Phase};
@@ -319,10 +321,10 @@ fn push_corrections<K: Ord, O>(
 ))]
 struct KeyPanes<Acc, O> {
     /// (pane start, accumulator), sorted by start. Records mostly land in
-    /// the newest pane, at the back. One pane is stored inline, so the
-    /// common case (a key with one open tumbling window) reaches its
-    /// accumulator without a second cache miss or an allocation.
-    panes: SmallVec<[(EventTime, Acc); 1]>,
+    /// the newest pane, which is stored inline: a record reaches its
+    /// accumulator without a second cache miss, however many panes a
+    /// sliding window keeps, and a key with one open pane allocates nothing.
+    panes: Panes<Acc>,
     /// (window end, row) visible downstream for windows still retained,
     /// sorted by end. Kept only when a later correction may need it (emit
     /// mode `updates`, or allowed lateness above zero).
@@ -376,7 +378,7 @@ impl<Acc, O> Default for KeyPanes<Acc, O> {
         KeyPanes {
             cache: None,
             cache_hi: EventTime::MIN,
-            panes: SmallVec::new(),
+            panes: Panes::default(),
             shown: Vec::new(),
             next_fire: None,
             wake: None,
@@ -426,10 +428,10 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         let hi = kp.panes.partition_point(|(ps, _)| *ps < end);
         match hi.checked_sub(lo)? {
             0 => None,
-            1 => Some(agg.finish(&kp.panes[lo].1)),
+            1 => kp.panes.get(lo).map(|(_, acc)| agg.finish(acc)),
             _ => {
-                let mut total = kp.panes[lo].1.clone();
-                for (_, acc) in &kp.panes[lo + 1..hi] {
+                let mut total = kp.panes.get(lo)?.1.clone();
+                for (_, acc) in kp.panes.range(lo + 1..hi) {
                     agg.merge(&mut total, acc);
                 }
                 Some(agg.finish(&total))
@@ -466,7 +468,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
             c.front.pop();
         }
         let from = kp.panes.partition_point(|(ps, _)| *ps < c.hi);
-        for (ps, acc) in &kp.panes[from..] {
+        for (ps, acc) in kp.panes.range(from..kp.panes.len()) {
             if *ps >= end {
                 break;
             }
@@ -483,7 +485,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
             let lo_i = kp.panes.partition_point(|(ps, _)| *ps < start);
             let hi_i = kp.panes.partition_point(|(ps, _)| *ps < end);
             let mut running: Option<Acc> = None;
-            for (ps, acc) in kp.panes[lo_i..hi_i].iter().rev() {
+            for (ps, acc) in kp.panes.range(lo_i..hi_i).rev() {
                 let mut merged = acc.clone();
                 if let Some(r) = &running {
                     agg.merge(&mut merged, r);
@@ -602,7 +604,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
                             .is_none_or(|e| e.saturating_add(policy.lateness) <= w)
                     })
                     .count();
-                kp.panes.drain(..done);
+                kp.panes.drain_front(done);
                 let expired = kp
                     .shown
                     .partition_point(|(e, _)| e.saturating_add(policy.lateness) <= w);
