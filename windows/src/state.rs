@@ -785,8 +785,10 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
 struct Session<Acc, O> {
     window: Window,
     acc: Acc,
-    /// The row currently visible downstream for this session, if any.
-    shown: Option<(Window, O)>,
+    /// The row currently visible downstream for this session, if any
+    /// (boxed: only allowed lateness or emit mode `updates` keep one, and
+    /// the per-key entry stays small).
+    shown: Option<Box<(Window, O)>>,
 }
 
 /// The sessions of one key.
@@ -894,7 +896,11 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
                     for session in ks.sessions.iter_mut() {
                         if session.window.end <= w && session.shown.is_none() {
                             let value = agg.finish(&session.acc);
-                            session.shown = Some((session.window, value.clone()));
+                            if policy.lateness > 0 {
+                                // Kept for corrections; without lateness the
+                                // session is dropped below, in this advance.
+                                session.shown = Some(Box::new((session.window, value.clone())));
+                            }
                             out.push(Change {
                                 time: fire_time(session.window.end, policy.delay),
                                 phase: Phase::Fire,
@@ -987,11 +993,11 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
                 let s = &mut sessions[first];
                 for other in rest.iter_mut() {
                     agg.merge(&mut s.acc, &other.acc);
-                    if let Some((window, value)) = other.shown.take() {
+                    if let Some((window, value)) = other.shown.take().map(|b| *b) {
                         self.retracted.push((key.clone(), window, value));
                     }
                 }
-                if let Some((window, value)) = s.shown.take() {
+                if let Some((window, value)) = s.shown.take().map(|b| *b) {
                     self.retracted.push((key.clone(), window, value));
                 }
                 s.window = merged;
@@ -1044,11 +1050,11 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
             for session in ks.sessions.iter_mut() {
                 let visible = policy.emit == EmitMode::Updates || session.window.end <= w;
                 let desired = visible.then(|| (session.window, agg.finish(&session.acc)));
-                if session.shown == desired {
+                if session.shown.as_deref() == desired.as_ref() {
                     continue;
                 }
-                let previous = session.shown.as_ref().map(|(window, _)| *window);
-                if let Some((window, value)) = session.shown.take() {
+                let previous = session.shown.as_ref().map(|b| b.0);
+                if let Some((window, value)) = session.shown.take().map(|b| *b) {
                     retracts.push(Change {
                         time,
                         phase: Phase::Retract,
@@ -1059,7 +1065,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
                     });
                 }
                 if let Some((window, value)) = desired {
-                    session.shown = Some((window, value.clone()));
+                    session.shown = Some(Box::new((window, value.clone())));
                     updates.push(Change {
                         time,
                         phase: Phase::Emit,
