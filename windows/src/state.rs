@@ -33,6 +33,7 @@ use std::hash::Hash;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+use thin_vec::ThinVec;
 
 use crate::panes::Panes;
 
@@ -328,7 +329,7 @@ struct KeyPanes<Acc, O> {
     /// (window end, row) visible downstream for windows still retained,
     /// sorted by end. Kept only when a later correction may need it (emit
     /// mode `updates`, or allowed lateness above zero).
-    shown: Vec<(EventTime, O)>,
+    shown: ThinVec<(EventTime, O)>,
     /// Emit mode `final`: the end of the next window to fire.
     next_fire: Option<EventTime>,
     /// When this key next needs attention (a fire or a drop); the queue
@@ -379,7 +380,7 @@ impl<Acc, O> Default for KeyPanes<Acc, O> {
             cache: None,
             cache_hi: EventTime::MIN,
             panes: Panes::default(),
-            shown: Vec::new(),
+            shown: ThinVec::new(),
             next_fire: None,
             wake: None,
         }
