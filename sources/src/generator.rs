@@ -251,8 +251,13 @@ impl Plan {
         let c = &self.config;
         let h = splitmix64(splitmix64(self.seed_hash ^ u64::from(partition)) ^ offset);
         let draw = |n: u64| splitmix64(h.wrapping_add(n));
-        let arrival =
-            (u128::from(offset) * u128::from(c.events) / u128::from(plan.events.max(1))) as u64;
+        let arrival = match offset.checked_mul(c.events) {
+            // The common case in 64 bits (a 128-bit division costs more).
+            Some(product) => product / plan.events.max(1),
+            None => {
+                (u128::from(offset) * u128::from(c.events) / u128::from(plan.events.max(1))) as u64
+            }
+        };
         let shift = arrival
             .checked_div(c.gap_every)
             .map_or(0, |gaps| (gaps as i64).saturating_mul(c.gap_ms));
