@@ -12,13 +12,17 @@ use thin_vec::ThinVec;
 
 use crate::time::EventTime;
 
-/// Sorted panes: the newest inline, the older ones in `older`. When
-/// `newest` is `None`, `older` is empty.
+/// Sorted panes: the newest inline, the older ones in `older[head..]`.
+/// When `newest` is `None`, there is no older pane either.
 #[derive(Clone, Debug)]
 pub(crate) struct Panes<Acc> {
     /// One pointer wide: the length and capacity live on the heap with the
     /// panes, so a key with one pane carries 8 bytes for the rest.
     older: ThinVec<(EventTime, Acc)>,
+    /// Panes dropped from the front but not yet moved out: dropping the
+    /// oldest pane is O(1), and the vector is compacted once half of it is
+    /// dropped (amortised O(1) per pane, whatever `size / slide` is).
+    head: u32,
     newest: Option<(EventTime, Acc)>,
 }
 
@@ -26,16 +30,23 @@ impl<Acc> Default for Panes<Acc> {
     fn default() -> Self {
         Panes {
             older: ThinVec::new(),
+            head: 0,
             newest: None,
         }
     }
 }
 
 impl<Acc> Panes<Acc> {
+    /// The older panes still kept, oldest first.
+    #[inline]
+    fn live(&self) -> &[(EventTime, Acc)] {
+        &self.older[self.head as usize..]
+    }
+
     /// Number of panes.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.older.len() + usize::from(self.newest.is_some())
+        self.live().len() + usize::from(self.newest.is_some())
     }
 
     /// Whether there is no pane.
@@ -47,8 +58,9 @@ impl<Acc> Panes<Acc> {
     /// The pane at `i`.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&(EventTime, Acc)> {
-        match i.cmp(&self.older.len()) {
-            std::cmp::Ordering::Less => self.older.get(i),
+        let live = self.live();
+        match i.cmp(&live.len()) {
+            std::cmp::Ordering::Less => live.get(i),
             std::cmp::Ordering::Equal => self.newest.as_ref(),
             std::cmp::Ordering::Greater => None,
         }
@@ -57,8 +69,9 @@ impl<Acc> Panes<Acc> {
     /// The pane at `i`, mutably.
     #[inline]
     pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut (EventTime, Acc)> {
-        match i.cmp(&self.older.len()) {
-            std::cmp::Ordering::Less => self.older.get_mut(i),
+        let head = self.head as usize;
+        match i.cmp(&(self.older.len() - head)) {
+            std::cmp::Ordering::Less => self.older.get_mut(head + i),
             std::cmp::Ordering::Equal => self.newest.as_mut(),
             std::cmp::Ordering::Greater => None,
         }
@@ -80,11 +93,65 @@ impl<Acc> Panes<Acc> {
     /// hold for a prefix), as `slice::partition_point`.
     #[inline]
     pub(crate) fn partition_point(&self, mut pred: impl FnMut(&(EventTime, Acc)) -> bool) -> usize {
-        let i = self.older.partition_point(&mut pred);
-        if i < self.older.len() {
+        let live = self.live();
+        let i = live.partition_point(&mut pred);
+        if i < live.len() {
             return i;
         }
         i + usize::from(self.newest.as_ref().is_some_and(pred))
+    }
+
+    /// As [`partition_point`](Self::partition_point), searching from the
+    /// oldest pane outwards (galloping): O(log d) for an answer d panes from
+    /// the front, so the fire path does not binary-search a thousand cold
+    /// panes for an answer near one end.
+    #[inline]
+    pub(crate) fn partition_point_front(
+        &self,
+        mut pred: impl FnMut(&(EventTime, Acc)) -> bool,
+    ) -> usize {
+        let live = self.live();
+        let mut hi = 1;
+        while hi <= live.len() && pred(&live[hi - 1]) {
+            hi *= 2;
+        }
+        // pred holds below hi / 2 and fails at hi - 1 (or hi is past the end).
+        let lo = hi / 2;
+        let hi = hi.min(live.len());
+        let i = lo + live[lo..hi].partition_point(&mut pred);
+        if i < live.len() {
+            return i;
+        }
+        i + usize::from(self.newest.as_ref().is_some_and(pred))
+    }
+
+    /// As [`partition_point`](Self::partition_point), searching from the
+    /// newest pane backwards (galloping): O(log d) for an answer d panes
+    /// from the back (where new records and fires mostly are).
+    #[inline]
+    pub(crate) fn partition_point_back(
+        &self,
+        mut pred: impl FnMut(&(EventTime, Acc)) -> bool,
+    ) -> usize {
+        let live = self.live();
+        match &self.newest {
+            None => return 0,
+            Some(newest) if pred(newest) => return live.len() + 1,
+            Some(_) => {}
+        }
+        // pred fails at the newest; find the boundary in `live`.
+        let n = live.len();
+        let mut step = 1;
+        let mut hi = n; // pred fails at hi (or hi == n)
+        loop {
+            let probe = n.saturating_sub(step);
+            if probe == 0 || pred(&live[probe]) {
+                let lo = probe;
+                return lo + live[lo..hi].partition_point(&mut pred);
+            }
+            hi = probe;
+            step *= 2;
+        }
     }
 
     /// Inserts `pane` at `i` (`i <= len`), keeping the newest inline.
@@ -94,17 +161,28 @@ impl<Acc> Panes<Acc> {
                 self.older.push(previous);
             }
         } else {
-            self.older.insert(i, pane);
+            self.older.insert(self.head as usize + i, pane);
         }
     }
 
     /// Removes the `n` oldest panes.
     pub(crate) fn drain_front(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
         if n >= self.len() {
             self.older.clear();
+            self.head = 0;
             self.newest = None;
+            return;
+        }
+        // n < len, so the panes dropped are all in `older`.
+        let head = self.head as usize + n;
+        if head * 2 >= self.older.len() || head > u32::MAX as usize / 2 {
+            self.older.drain(..head);
+            self.head = 0;
         } else {
-            self.older.drain(..n);
+            self.head = head as u32;
         }
     }
 
@@ -113,8 +191,9 @@ impl<Acc> Panes<Acc> {
         &self,
         range: std::ops::Range<usize>,
     ) -> impl DoubleEndedIterator<Item = &(EventTime, Acc)> {
-        let n = self.older.len();
-        let older = &self.older[range.start.min(n)..range.end.min(n)];
+        let live = self.live();
+        let n = live.len();
+        let older = &live[range.start.min(n)..range.end.min(n)];
         let newest = self
             .newest
             .as_ref()
@@ -124,7 +203,7 @@ impl<Acc> Panes<Acc> {
 
     /// All panes, oldest first.
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &(EventTime, Acc)> {
-        self.older.iter().chain(self.newest.as_ref())
+        self.live().iter().chain(self.newest.as_ref())
     }
 }
 
@@ -140,6 +219,7 @@ impl<'de, Acc: Deserialize<'de>> Deserialize<'de> for Panes<Acc> {
         let newest = all.pop();
         Ok(Panes {
             older: all.into_iter().collect(),
+            head: 0,
             newest,
         })
     }
@@ -179,6 +259,8 @@ mod tests {
                     Op::Insert(start) => {
                         let i = model.partition_point(|(s, _)| *s < start);
                         prop_assert_eq!(panes.partition_point(|(s, _)| *s < start), i);
+                        prop_assert_eq!(panes.partition_point_front(|(s, _)| *s < start), i);
+                        prop_assert_eq!(panes.partition_point_back(|(s, _)| *s < start), i);
                         if model.get(i).is_none_or(|(s, _)| *s != start) {
                             model.insert(i, (start, 1));
                             panes.insert(i, (start, 1));

@@ -468,7 +468,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         while c.front.last().is_some_and(|(ps, _)| *ps < start) {
             c.front.pop();
         }
-        let from = kp.panes.partition_point(|(ps, _)| *ps < c.hi);
+        let from = kp.panes.partition_point_back(|(ps, _)| *ps < c.hi);
         for (ps, acc) in kp.panes.range(from..kp.panes.len()) {
             if *ps >= end {
                 break;
@@ -515,9 +515,9 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         kp: &KeyPanes<Acc, O>,
         after: EventTime,
     ) -> Option<EventTime> {
-        let i = kp
-            .panes
-            .partition_point(|(ps, _)| assigner.last_end_of_pane(*ps).is_some_and(|e| e <= after));
+        let i = kp.panes.partition_point_front(|(ps, _)| {
+            assigner.last_end_of_pane(*ps).is_some_and(|e| e <= after)
+        });
         let (ps, _) = kp.panes.get(i)?;
         let first = assigner.first_end_of_pane(*ps)?;
         Some(first.max(assigner.ceil_end(after.checked_add(1)?)?))
@@ -661,7 +661,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
                 false
             }
             _ => {
-                let i = kp.panes.partition_point(|(ps, _)| *ps < pane_start);
+                let i = kp.panes.partition_point_back(|(ps, _)| *ps < pane_start);
                 match kp.panes.get_mut(i) {
                     Some((ps, acc)) if *ps == pane_start => {
                         agg.add(acc, input);
