@@ -475,6 +475,8 @@ fn ingest<'scope>(
         }
         Stats::add(&shared.stats.partitions, parts.len() as u64);
         let mut cap: Option<Capability<EventTime>> = Some(cap);
+        // The capability's time before the last batch was sent.
+        let mut lead_from = EventTime::MIN;
         let mut decoded: Vec<Decoded> = Vec::new();
         let mut batches: Vec<Batch> = Vec::new();
         let mut dead_letters: Vec<Ingest> = Vec::new();
@@ -489,8 +491,10 @@ fn ingest<'scope>(
             }
             // Wait while this worker is far ahead of the completed frontier
             // (the worker holding that frontier back is never made to wait).
+            // Measured from where the last batch started, so one batch that
+            // spans more than the lead (sparse input) never waits for itself.
             let completed = probe.with_frontier(|f| f.first().copied());
-            if completed.is_some_and(|done| *c.time() > done.saturating_add(MAX_LEAD)) {
+            if completed.is_some_and(|done| lead_from > done.saturating_add(MAX_LEAD)) {
                 activator.activate_after(Duration::from_micros(200));
                 return;
             }
@@ -578,6 +582,7 @@ fn ingest<'scope>(
                 .or_else(|| open().map(Partition::hold).max());
             match hold {
                 Some(t) => {
+                    lead_from = *c.time();
                     if t > *c.time() {
                         c.downgrade(&t);
                     }
