@@ -64,6 +64,8 @@ pub struct Workload {
     pub late_frac: f64,
     /// Records per batch.
     pub batch_size: usize,
+    /// Events per millisecond of event time (100 in the standard workload).
+    pub rate: f64,
 }
 
 impl Default for Workload {
@@ -75,6 +77,7 @@ impl Default for Workload {
             partitions: None,
             late_frac: 0.0,
             batch_size: 1024,
+            rate: 100.0,
         }
     }
 }
@@ -85,7 +88,7 @@ impl Workload {
             events: self.events,
             keys: self.keys,
             partitions: self.partitions.unwrap_or(self.workers.max(1) as u32),
-            rate: 100.0,
+            rate: self.rate,
             disorder: 50,
             late_frac: self.late_frac,
             late_extra: if self.late_frac > 0.0 { 2_000 } else { 0 },
