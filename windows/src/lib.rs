@@ -80,6 +80,7 @@ pub mod policy;
 pub mod reference;
 pub mod state;
 pub mod time;
+mod timers;
 pub mod watermark;
 pub mod window;
 

@@ -27,7 +27,6 @@
 //! value is the merge of its panes when it is emitted. Sessions keep a short
 //! sorted list per key.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
@@ -36,6 +35,7 @@ use smallvec::SmallVec;
 use thin_vec::ThinVec;
 
 use crate::panes::Panes;
+use crate::timers::Timers;
 
 use crate::aggregate::Aggregator;
 use crate::assign::{joins_session, session_of, Sliding, WindowError, WindowSpec};
@@ -246,15 +246,10 @@ where
     }
 }
 
-/// Pushes a value into a time-keyed queue.
-fn enqueue<K>(queue: &mut BTreeMap<EventTime, Vec<K>>, time: EventTime, key: K) {
-    queue.entry(time).or_default().push(key);
-}
-
 /// Makes sure the queue wakes `key` by `want`: enqueues it when that is
 /// earlier than the wake time already queued (later entries go stale).
-fn wake_by<K: Clone>(
-    queue: &mut BTreeMap<EventTime, Vec<K>>,
+fn wake_by<K: Clone + Ord>(
+    queue: &mut Timers<K>,
     wake: &mut Option<EventTime>,
     want: Option<EventTime>,
     key: &K,
@@ -262,33 +257,9 @@ fn wake_by<K: Clone>(
     if let Some(want) = want {
         if wake.is_none_or(|w| want < w) {
             *wake = Some(want);
-            enqueue(queue, want, key.clone());
+            queue.push(want, key.clone());
         }
     }
-}
-
-/// Removes and returns the queue entries at or below `upto`. With
-/// `sorted`, each time's keys are sorted: for fixed windows, where the keys
-/// of one time fire the same window, the fires then come out in canonical
-/// order and the final sort is a linear scan of a sorted run instead of a
-/// sort of whole rows.
-fn due<K: Ord>(
-    queue: &mut BTreeMap<EventTime, Vec<K>>,
-    upto: EventTime,
-    sorted: bool,
-) -> Vec<(EventTime, Vec<K>)> {
-    let mut taken = Vec::new();
-    while let Some(entry) = queue.first_entry() {
-        if *entry.key() > upto {
-            break;
-        }
-        let (time, mut keys) = entry.remove_entry();
-        if sorted {
-            keys.sort_unstable();
-        }
-        taken.push((time, keys));
-    }
-    taken
 }
 
 /// Sorts the fires of one advance into canonical order. No two rows share a
@@ -397,7 +368,11 @@ struct FixedStore<K, Acc, O> {
     keys: FxHashMap<K, KeyPanes<Acc, O>>,
     /// Time → keys to look at when the watermark reaches it. An entry is
     /// stale when its key's `wake` has moved.
-    queue: BTreeMap<EventTime, Vec<K>>,
+    queue: Timers<K>,
+    /// Keys taken from the queue by the current advance (kept for its
+    /// capacity).
+    #[serde(skip)]
+    due: Vec<K>,
     /// Windows (end, key) changed in the current step and visible.
     #[serde(skip)]
     touched: Vec<(EventTime, K)>,
@@ -408,7 +383,8 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         FixedStore {
             assigner,
             keys: FxHashMap::default(),
-            queue: BTreeMap::new(),
+            queue: Timers::default(),
+            due: Vec::new(),
             touched: Vec::new(),
         }
     }
@@ -543,7 +519,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
 
     /// Makes sure the queue wakes `key` by its desired time.
     fn reschedule(
-        queue: &mut BTreeMap<EventTime, Vec<K>>,
+        queue: &mut Timers<K>,
         assigner: &Sliding,
         lateness: Millis,
         key: &K,
@@ -563,8 +539,13 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
         let first_fire = out.len();
         let size = self.assigner.size();
         let keep_shown = policy.lateness > 0;
-        for (_, keys) in due(&mut self.queue, w, true) {
-            for key in keys {
+        // Each time's keys sorted: for fixed windows the keys of one time
+        // fire the same window, so the fires come out in canonical order and
+        // their final sort is a scan of a sorted run.
+        let mut due = std::mem::take(&mut self.due);
+        self.queue.take_due(w, true, &mut due);
+        {
+            for key in due.drain(..) {
                 let Some(kp) = self.keys.get_mut(&key) else {
                     continue;
                 };
@@ -617,6 +598,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> FixedSto
                 }
             }
         }
+        self.due = due;
         sort_fires(&mut out[first_fire..]);
     }
 
@@ -827,7 +809,11 @@ struct SessionStore<K, Acc, O> {
     keys: FxHashMap<K, KeySessions<Acc, O>>,
     /// Time → keys to look at when the watermark reaches it. An entry is
     /// stale when its key's `wake` has moved.
-    queue: BTreeMap<EventTime, Vec<K>>,
+    queue: Timers<K>,
+    /// Keys taken from the queue by the current advance (kept for its
+    /// capacity).
+    #[serde(skip)]
+    due: Vec<K>,
     #[serde(skip)]
     touched: Vec<K>,
     /// Rows withdrawn in the current step by merges.
@@ -840,7 +826,8 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
         SessionStore {
             gap,
             keys: FxHashMap::default(),
-            queue: BTreeMap::new(),
+            queue: Timers::default(),
+            due: Vec::new(),
             touched: Vec::new(),
             retracted: Vec::new(),
         }
@@ -866,12 +853,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
             .min()
     }
 
-    fn reschedule(
-        queue: &mut BTreeMap<EventTime, Vec<K>>,
-        policy: &Policy,
-        key: &K,
-        ks: &mut KeySessions<Acc, O>,
-    ) {
+    fn reschedule(queue: &mut Timers<K>, policy: &Policy, key: &K, ks: &mut KeySessions<Acc, O>) {
         let want = Self::desired_wake(policy, ks);
         wake_by(queue, &mut ks.wake, want, key);
     }
@@ -884,8 +866,10 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
         out: &mut Vec<Change<K, O>>,
     ) {
         let first_fire = out.len();
-        for (_, keys) in due(&mut self.queue, w, false) {
-            for key in keys {
+        let mut due = std::mem::take(&mut self.due);
+        self.queue.take_due(w, false, &mut due);
+        {
+            for key in due.drain(..) {
                 let Some(ks) = self.keys.get_mut(&key) else {
                     continue;
                 };
@@ -922,6 +906,7 @@ impl<K: Clone + Ord + Hash, Acc: Clone + Default, O: Clone + PartialEq> SessionS
                 }
             }
         }
+        self.due = due;
         sort_fires(&mut out[first_fire..]);
     }
 
