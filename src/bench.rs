@@ -158,10 +158,21 @@ pub fn run_engine(workload: &Workload, scenario: &Scenario) -> Result<Measuremen
 /// compared with). Returns the measurement (the events are generated before
 /// the clock starts) and the number of windows.
 pub fn run_plain_loop(workload: &Workload) -> Result<Measurement, JobError> {
+    Ok(plain_loop(&plain_stream(workload)?))
+}
+
+/// The events of `workload` in memory as one stream in time order
+/// (partitions interleaved), as the engine applies them: the input of
+/// [`plain_loop`].
+pub fn plain_stream(workload: &Workload) -> Result<Vec<(Key, i64, i64)>, JobError> {
     let mut events = plain_events(workload)?;
-    // One stream in time order (partitions interleaved), as the engine
-    // applies them.
     events.sort_by_key(|e| e.1);
+    Ok(events)
+}
+
+/// The plain loop over events already in memory (see [`run_plain_loop`]);
+/// only the loop is timed.
+pub fn plain_loop(events: &[(Key, i64, i64)]) -> Measurement {
     let cpu0 = cpu_time();
     let start = Instant::now();
     // Open windows only, as a stream processor keeps them: every 64k events
@@ -187,13 +198,13 @@ pub fn run_plain_loop(workload: &Workload) -> Result<Measurement, JobError> {
     let count = std::hint::black_box(closed + windows.len() as u64);
     let wall = start.elapsed();
     let cpu = cpu0.and_then(|c0| cpu_time().map(|c1| c1.saturating_sub(c0)));
-    Ok(Measurement {
+    Measurement {
         events: events.len() as u64,
         wall,
         cpu,
         windows: count,
         late: 0,
-    })
+    }
 }
 
 /// The same events in memory, for [`cpu_ceiling`].

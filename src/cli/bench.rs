@@ -3,8 +3,8 @@
 
 use clap::{Args, Subcommand};
 use tidemark::bench::{
-    cpu_ceiling, peak_rss_bytes, plain_events, run_engine, run_plain_loop, standard_scenarios,
-    Measurement, Workload,
+    cpu_ceiling, peak_rss_bytes, plain_events, plain_loop, plain_stream, run_engine,
+    standard_scenarios, Measurement, Workload,
 };
 
 /// Flags of `tidemark bench`.
@@ -180,33 +180,45 @@ fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
         "{:<12} {:>15} {:>10} {:>13} {:>10} {:>9}",
         "scenario", "events/s/core", "ns/event", "x plain loop", "windows", "wall s"
     );
-    let baseline = median(
-        (0..runs)
-            .map(|_| run_plain_loop(&workload))
-            .collect::<Result<_, _>>()?,
-    );
-    let row = |name: &str, m: &Measurement| {
-        println!(
-            "{:<12} {:>15.0} {:>10.1} {:>13.1} {:>10} {:>9.2}",
-            name,
-            m.events_per_core_second(),
-            m.ns_per_event(),
-            m.ns_per_event() / baseline.ns_per_event(),
-            m.windows,
-            m.wall.as_secs_f64()
-        );
-    };
-    row("plain-loop", &baseline);
+    // The baseline runs beside every engine run (this machine's speed
+    // changes from minute to minute): each run's ratio is engine over the
+    // baseline measured just before it, and the medians are reported.
+    let events = plain_stream(&workload)?;
+    let mut baselines = Vec::new();
+    let mut results = Vec::new();
     let wanted: Vec<&str> = t.scenario.split(',').map(str::trim).collect();
     for scenario in standard_scenarios()
         .into_iter()
         .filter(|s| wanted.contains(&s.name.as_str()))
     {
-        let m = median(
-            (0..runs)
-                .map(|_| run_engine(&workload, &scenario))
-                .collect::<Result<_, _>>()?,
+        let mut measured = Vec::new();
+        let mut ratios = Vec::new();
+        for _ in 0..runs {
+            let base = plain_loop(&events);
+            let m = run_engine(&workload, &scenario)?;
+            ratios.push(m.ns_per_event() / base.ns_per_event());
+            baselines.push(base);
+            measured.push(m);
+        }
+        results.push((scenario, median(measured), median_of(ratios)));
+    }
+    if baselines.is_empty() {
+        baselines.push(plain_loop(&events));
+    }
+    let baseline = median(baselines);
+    let row = |name: &str, m: &Measurement, ratio: f64| {
+        println!(
+            "{:<12} {:>15.0} {:>10.1} {:>13.1} {:>10} {:>9.2}",
+            name,
+            m.events_per_core_second(),
+            m.ns_per_event(),
+            ratio,
+            m.windows,
+            m.wall.as_secs_f64()
         );
+    };
+    row("plain-loop", &baseline, 1.0);
+    for (scenario, m, ratio) in results {
         anyhow::ensure!(
             m.events == workload.events,
             "{}: processed {} of {} events",
@@ -223,7 +235,7 @@ fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
                 baseline.windows
             );
         }
-        row(&scenario.name, &m);
+        row(&scenario.name, &m, ratio);
     }
     if let Some(rss) = peak_rss_bytes() {
         println!("peak RSS: {:.1} MiB", rss as f64 / (1024.0 * 1024.0));
