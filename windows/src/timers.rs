@@ -17,6 +17,9 @@ use crate::time::EventTime;
 /// Slots in the ring: 4096 ms ahead of the last time taken.
 const SLOTS: usize = 4096;
 
+/// Capacity a slot keeps after its keys are taken (more is freed).
+const SLOT_KEEP: usize = 64;
+
 /// A time-ordered multimap of keys to wake.
 #[derive(Clone, Debug)]
 pub(crate) struct Timers<K> {
@@ -112,6 +115,11 @@ impl<K: Ord> Timers<K> {
                 let keys = &mut self.slots[slot(time)];
                 self.in_slots -= keys.len();
                 out.append(keys);
+                if keys.capacity() > SLOT_KEEP {
+                    // A window end waking every key: do not keep its room
+                    // in a slot that may next serve a handful.
+                    *keys = Vec::new();
+                }
                 next_ring = time.checked_add(1).filter(|n| *n <= ring_end);
             }
             if sorted {
