@@ -292,15 +292,16 @@ impl RowHead {
 struct Rows {
     worker: u32,
     heads: Vec<RowHead>,
-    /// The rows' lines, concatenated; row `i` ends at `ends[i]`.
+    /// The rows' lines, concatenated; row `i` ends at `ends[i]` (byte
+    /// offsets: one activation's rows can exceed 4 GiB at the end of input).
     text: String,
-    ends: Vec<u32>,
+    ends: Vec<usize>,
 }
 
 impl Rows {
     fn line(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.text[start..self.ends[i] as usize]
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
     }
 }
 
@@ -760,7 +761,7 @@ fn window<'scope>(
                     };
                     for c in changes.drain(..) {
                         format_row(&c, &kinds, &mut rows.text);
-                        rows.ends.push(rows.text.len() as u32);
+                        rows.ends.push(rows.text.len());
                         rows.heads.push(RowHead {
                             time: c.time,
                             phase: c.phase,
