@@ -27,7 +27,7 @@
 //! byte-identical whatever the number of workers or processes, the batch
 //! sizes or the timing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,8 +40,8 @@ use tidemark_sources::{
 };
 use tidemark_windows::watermark::StreamTime;
 use tidemark_windows::{
-    AggKind, Change, ChangeKind, EventTime, MetricValues, Metrics, MetricsAcc, Number, Phase,
-    Policy, Window, WindowSpec, WindowState,
+    AggKind, Change, ChangeKind, EventTime, MetricValues, Metrics, MetricsAcc, Number, Policy,
+    Window, WindowSpec, WindowState,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -208,10 +208,6 @@ impl Batch {
         }
     }
 
-    fn len(&self) -> usize {
-        self.stream_times.len()
-    }
-
     fn push(
         &mut self,
         stream_time: EventTime,
@@ -246,43 +242,59 @@ enum Ingest {
     Dead { at: EventTime, letter: DeadLetter },
 }
 
-/// The batches of one partition waiting for the frontier, and how far the
-/// first one has been applied.
-#[derive(Default)]
-struct Queue {
-    batches: std::collections::VecDeque<Batch>,
+/// Batches waiting in order, and how far the first one has been consumed:
+/// the window operator keeps one per partition, the sink one per worker.
+struct Cursor<B> {
+    batches: VecDeque<B>,
     pos: usize,
 }
 
-impl Queue {
+impl<B> Default for Cursor<B> {
+    fn default() -> Self {
+        Cursor {
+            batches: VecDeque::new(),
+            pos: 0,
+        }
+    }
+}
+
+/// A batch of items a [`Cursor`] walks through.
+trait Items {
+    fn len(&self) -> usize;
+}
+
+impl<B: Items> Cursor<B> {
+    /// The first batch not yet consumed, and the position in it.
+    fn front(&self) -> Option<(&B, usize)> {
+        self.batches.front().map(|b| (b, self.pos))
+    }
+
+    /// Moves past one item, dropping the first batch once it is consumed.
+    fn advance(&mut self) {
+        self.pos += 1;
+        if self.batches.front().is_some_and(|b| self.pos >= b.len()) {
+            self.batches.pop_front();
+            self.pos = 0;
+        }
+    }
+}
+
+impl Items for Batch {
+    fn len(&self) -> usize {
+        self.stream_times.len()
+    }
+}
+
+impl Cursor<Batch> {
     /// The stream time of the next record to apply.
     fn head(&self) -> Option<EventTime> {
-        self.batches.front().map(|b| b.stream_times[self.pos])
+        self.front().map(|(b, i)| b.stream_times[i])
     }
 }
 
-/// The canonical position of a result row (see `Change::canonical_cmp`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct RowHead {
-    time: EventTime,
-    phase: Phase,
-    kind: ChangeKind,
-    window: Window,
-    key: Key,
-}
-
-impl RowHead {
-    fn canonical_cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.time, self.phase, self.window.end, self.window.start)
-            .cmp(&(
-                other.time,
-                other.phase,
-                other.window.end,
-                other.window.start,
-            ))
-            .then_with(|| self.key.cmp(&other.key))
-    }
-}
+/// The canonical position of a result row: its change without the value
+/// (ordered by `Change::canonical_cmp`).
+type RowHead = Change<Key, ()>;
 
 /// The result rows one window operator produced in one activation, in
 /// canonical order, already formatted: one exchange item for all of them.
@@ -298,6 +310,19 @@ struct Rows {
     ends: Vec<usize>,
 }
 
+impl Items for Rows {
+    fn len(&self) -> usize {
+        self.heads.len()
+    }
+}
+
+impl Cursor<Rows> {
+    /// The next row to write.
+    fn head(&self) -> Option<&RowHead> {
+        self.front().map(|(b, i)| &b.heads[i])
+    }
+}
+
 impl Rows {
     fn line(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -310,18 +335,6 @@ enum Emit {
     Rows(Rows),
     Late { event: Event, missed: Vec<Window> },
     Dead { at: EventTime, letter: DeadLetter },
-}
-
-impl Emit {
-    /// The logical time that orders this item in its output (rows are
-    /// ordered by their heads instead).
-    fn time(&self) -> EventTime {
-        match self {
-            Emit::Rows(r) => r.heads.first().map_or(EventTime::MIN, |h| h.time),
-            Emit::Late { event, .. } => event.stream_time,
-            Emit::Dead { at, .. } => *at,
-        }
-    }
 }
 
 /// State shared by the workers of one process.
@@ -659,7 +672,7 @@ fn window<'scope>(
             let mut cap = Some(cap);
             // Batches by partition, in offset order: they are applied in
             // (stream time, partition, offset) order by merging the queues.
-            let mut queues: BTreeMap<PartitionId, Queue> = BTreeMap::new();
+            let mut queues: BTreeMap<PartitionId, Cursor<Batch>> = BTreeMap::new();
             let mut changes: Vec<Change<Key, MetricValues>> = Vec::new();
             let mut emitted: Vec<Emit> = Vec::new();
             let mut missed: Vec<Window> = Vec::new();
@@ -687,60 +700,52 @@ fn window<'scope>(
                     // the frontier has passed.
                     let step = queues
                         .values()
-                        .filter_map(Queue::head)
+                        .filter_map(Cursor::<Batch>::head)
                         .filter(|&s| upto.is_none_or(|f| s < f))
                         .min();
                     let Some(s) = step else { break };
                     state.advance(s, &mut changes);
                     for q in queues.values_mut() {
-                        while let Some(b) = q.batches.front_mut() {
-                            let n = b.len();
-                            while q.pos < n && b.stream_times[q.pos] == s {
-                                let i = q.pos;
-                                q.pos += 1;
-                                missed.clear();
-                                let key = std::mem::take(&mut b.keys[i]);
-                                match state.apply(
-                                    key.clone(),
-                                    b.times[i],
-                                    &b.values[i],
-                                    &mut missed,
-                                ) {
-                                    Ok(applied) => {
-                                        if applied.late > 0 {
-                                            late_applied += 1;
-                                        }
-                                        if applied.windows == 0 && applied.missed == 0 {
-                                            unassigned += 1;
-                                        }
-                                        if applied.is_dropped() {
-                                            late_dropped += 1;
-                                            b.keys[i] = key;
-                                            emitted.push(Emit::Late {
-                                                event: b.event(i),
-                                                missed: missed.clone(),
-                                            });
-                                        }
+                        while let Some((b, i)) = q.front() {
+                            if b.stream_times[i] != s {
+                                break;
+                            }
+                            missed.clear();
+                            match state.apply(
+                                b.keys[i].clone(),
+                                b.times[i],
+                                &b.values[i],
+                                &mut missed,
+                            ) {
+                                Ok(applied) => {
+                                    if applied.late > 0 {
+                                        late_applied += 1;
                                     }
-                                    Err(e) => {
+                                    if applied.windows == 0 && applied.missed == 0 {
                                         unassigned += 1;
-                                        emitted.push(Emit::Dead {
-                                            at: s,
-                                            letter: DeadLetter {
-                                                partition: b.partition,
-                                                offset: b.offsets[i],
-                                                reason: e.to_string(),
-                                                raw: String::new(),
-                                            },
+                                    }
+                                    if applied.is_dropped() {
+                                        late_dropped += 1;
+                                        emitted.push(Emit::Late {
+                                            event: b.event(i),
+                                            missed: missed.clone(),
                                         });
                                     }
                                 }
+                                Err(e) => {
+                                    unassigned += 1;
+                                    emitted.push(Emit::Dead {
+                                        at: s,
+                                        letter: DeadLetter {
+                                            partition: b.partition,
+                                            offset: b.offsets[i],
+                                            reason: e.to_string(),
+                                            raw: String::new(),
+                                        },
+                                    });
+                                }
                             }
-                            if q.pos < n {
-                                break;
-                            }
-                            q.batches.pop_front();
-                            q.pos = 0;
+                            q.advance();
                         }
                     }
                     state.end_step(&mut changes);
@@ -762,12 +767,13 @@ fn window<'scope>(
                     for c in changes.drain(..) {
                         format_row(&c, &kinds, &mut rows.text);
                         rows.ends.push(rows.text.len());
-                        rows.heads.push(RowHead {
+                        rows.heads.push(Change {
                             time: c.time,
                             phase: c.phase,
                             kind: c.kind,
-                            window: c.window,
                             key: c.key,
+                            window: c.window,
+                            value: (),
                         });
                     }
                     emitted.push(Emit::Rows(rows));
@@ -814,7 +820,7 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
     }
     // Late records and dead letters by time; rows per worker, in order.
     let mut pending: BTreeMap<EventTime, Vec<Emit>> = BTreeMap::new();
-    let mut rows: BTreeMap<u32, RowQueue> = BTreeMap::new();
+    let mut rows: BTreeMap<u32, Cursor<Rows>> = BTreeMap::new();
     let mut done = false;
     emitted.sink(
         Exchange::new(|_: &Emit| 0u64),
@@ -824,7 +830,10 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
                 for item in data.drain(..) {
                     match item {
                         Emit::Rows(r) => rows.entry(r.worker).or_default().batches.push_back(r),
-                        other => pending.entry(other.time()).or_default().push(other),
+                        Emit::Late { ref event, .. } => {
+                            pending.entry(event.stream_time).or_default().push(item)
+                        }
+                        Emit::Dead { at, .. } => pending.entry(at).or_default().push(item),
                     }
                 }
             });
@@ -862,37 +871,11 @@ fn sink(emitted: Stream<'_, EventTime, Vec<Emit>>, shared: &Arc<Shared>, index: 
     );
 }
 
-/// The row batches of one worker waiting to be written, and how far the
-/// first one has been written.
-#[derive(Default)]
-struct RowQueue {
-    batches: std::collections::VecDeque<Rows>,
-    pos: usize,
-}
-
-impl RowQueue {
-    fn head(&self) -> Option<&RowHead> {
-        self.batches.front().map(|b| &b.heads[self.pos])
-    }
-
-    fn advance(&mut self) {
-        self.pos += 1;
-        if self
-            .batches
-            .front()
-            .is_some_and(|b| self.pos == b.heads.len())
-        {
-            self.batches.pop_front();
-            self.pos = 0;
-        }
-    }
-}
-
 /// Writes the rows whose time the frontier `upto` has passed (all once the
 /// input is done), merging the workers' ordered streams.
 fn write_rows(
     w: &mut Writers,
-    queues: &mut BTreeMap<u32, RowQueue>,
+    queues: &mut BTreeMap<u32, Cursor<Rows>>,
     upto: Option<EventTime>,
     stats: &Stats,
 ) -> Result<()> {
@@ -912,12 +895,12 @@ fn write_rows(
         let Some(q) = queues.get_mut(&worker) else {
             break;
         };
-        if let Some(b) = q.batches.front() {
-            match b.heads[q.pos].kind {
+        if let Some((b, i)) = q.front() {
+            match b.heads[i].kind {
                 ChangeKind::Final => finals += 1,
                 _ => corrections += 1,
             }
-            w.results.line(b.line(q.pos))?;
+            w.results.line(b.line(i))?;
         }
         q.advance();
     }
