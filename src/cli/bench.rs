@@ -3,8 +3,8 @@
 
 use clap::{Args, Subcommand};
 use tidemark::bench::{
-    cpu_ceiling, peak_rss_bytes, plain_events, plain_loop, plain_stream, run_engine,
-    standard_scenarios, Measurement, Workload,
+    cpu_ceiling, peak_rss_bytes, plain_loop, plain_stream, run_engine, standard_scenarios,
+    Measurement, Workload,
 };
 
 /// Flags of `tidemark bench`.
@@ -139,7 +139,7 @@ fn scaling(args: &ScalingArgs) -> anyhow::Result<()> {
         one.windows,
         many.windows
     );
-    let events = plain_events(&workload(workers))?;
+    let events = plain_stream(&workload(workers))?;
     let ceiling = median_of((0..runs).map(|_| cpu_ceiling(&events, workers)).collect());
     let speedup = median_of(speedups);
     println!(
