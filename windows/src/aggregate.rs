@@ -66,7 +66,13 @@ pub trait Aggregator {
 }
 
 /// A numeric input or result: an exact integer or a float.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Equality and [`Ord`] are structural and total, so results can be
+/// consolidated and compared (differential collections need `Ord`): an
+/// integer never equals a float (`1` and `1.0` print differently), and
+/// floats compare by their IEEE total order (`-0.0 < 0.0`, NaN equals
+/// itself). For numeric order use [`Number::total_cmp`].
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub enum Number {
     /// An integer.
     Int(i64),
@@ -246,7 +252,9 @@ impl SumAcc {
 }
 
 /// The result of a sum: exact for integers.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Equality and [`Ord`] are structural and total, as for [`Number`].
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub enum SumValue {
     /// Sum of integers, exact.
     Int(i128),
@@ -263,6 +271,104 @@ impl SumValue {
         }
     }
 }
+
+/// Structural total order of one float: the IEEE total order.
+fn float_key(f: f64) -> TotalF64 {
+    TotalF64(f)
+}
+
+/// An `f64` compared by [`f64::total_cmp`].
+#[derive(Clone, Copy)]
+struct TotalF64(f64);
+
+impl PartialEq for TotalF64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0) == Ordering::Equal
+    }
+}
+impl Eq for TotalF64 {}
+impl PartialOrd for TotalF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TotalF64 {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Ord for Number {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (*self, *other) {
+            (Number::Int(a), Number::Int(b)) => a.cmp(&b),
+            (Number::Float(a), Number::Float(b)) => float_key(a).cmp(&float_key(b)),
+            (Number::Int(_), Number::Float(_)) => Ordering::Less,
+            (Number::Float(_), Number::Int(_)) => Ordering::Greater,
+        }
+    }
+}
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Number {}
+
+impl Ord for SumValue {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (*self, *other) {
+            (SumValue::Int(a), SumValue::Int(b)) => a.cmp(&b),
+            (SumValue::Float(a), SumValue::Float(b)) => float_key(a).cmp(&float_key(b)),
+            (SumValue::Int(_), SumValue::Float(_)) => Ordering::Less,
+            (SumValue::Float(_), SumValue::Int(_)) => Ordering::Greater,
+        }
+    }
+}
+impl PartialOrd for SumValue {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for SumValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for SumValue {}
+
+impl MetricValues {
+    fn order_key(&self) -> impl Ord {
+        (
+            self.count,
+            self.sum,
+            self.min,
+            self.max,
+            self.mean.map(float_key),
+        )
+    }
+}
+impl Ord for MetricValues {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.order_key().cmp(&other.order_key())
+    }
+}
+impl PartialOrd for MetricValues {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for MetricValues {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for MetricValues {}
 
 /// Counts records.
 #[derive(Clone, Copy, Debug, Default)]
@@ -546,7 +652,10 @@ impl From<MetricsWire> for MetricsAcc {
 }
 
 /// The result of [`Metrics`]: the selected aggregations are `Some`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Equality and [`Ord`] are structural and total (see [`Number`]), so the
+/// values can live in a differential collection.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct MetricValues {
     /// Number of records.
     pub count: Option<u64>,
