@@ -2,19 +2,21 @@
 //! as a builder for Rust programs and as a [`JobSpec`] for job files and
 //! the command line.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tidemark_engine::{
-    BadRecords, EngineConfig, EngineError, Outputs, Parallelism, Position, StateSnapshot, Stats,
-    Summary, Target,
+    BadRecords, EngineConfig, EngineError, JobAggregator, LateRecord, Output, Parallelism,
+    Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary, Target,
 };
 use tidemark_sources::{
-    DecodeConfig, FieldMapping, FileSource, FileSourceConfig, Format, GeneratorSource, Source,
-    TimeFormat,
+    DeadLetter, DecodeConfig, FieldMapping, FileSource, FileSourceConfig, Format, GeneratorSource,
+    Source, TimeFormat,
 };
-use tidemark_windows::{AggKind, EmitMode, Millis, Policy, WindowSpec};
+use tidemark_windows::{AggKind, EmitMode, Metrics, Millis, Policy, WindowSpec};
 
 use crate::spec::{parse_aggs, parse_generator, parse_millis, parse_window, SpecError};
 
@@ -37,7 +39,8 @@ pub enum JobError {
     },
 }
 
-/// A windowed job, ready to run.
+/// A windowed job, ready to run, with aggregator `A` (by default the
+/// built-in [`Metrics`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -63,11 +66,11 @@ pub enum JobError {
 /// {\"key\":\"b\",\"start\":1000,\"end\":2000,\"count\":1,\"sum\":5,\"kind\":\"final\"}
 /// ");
 /// ```
-pub struct Job {
+pub struct Job<A: JobAggregator = Metrics> {
     source: Arc<dyn Source>,
-    config: EngineConfig,
+    config: EngineConfig<A>,
     parallelism: Parallelism,
-    outputs: Outputs,
+    sinks: Sinks<A::Output>,
 }
 
 impl Job {
@@ -76,9 +79,11 @@ impl Job {
     pub fn builder() -> JobBuilder {
         JobBuilder::default()
     }
+}
 
+impl<A: JobAggregator> Job<A> {
     /// The engine configuration.
-    pub fn config(&self) -> &EngineConfig {
+    pub fn config(&self) -> &EngineConfig<A> {
         &self.config
     }
 
@@ -92,31 +97,41 @@ impl Job {
         self.run_with(Arc::new(Stats::default()))
     }
 
-    /// Runs the job, updating `stats` as it goes (for progress reports).
+    /// Runs the job, updating `stats` as it goes (for progress reports;
+    /// [`Stats::request_stop`] ends it early).
     pub fn run_with(self, stats: Arc<Stats>) -> Result<Summary, JobError> {
         Ok(tidemark_engine::run(
             self.source,
             self.config,
             self.parallelism,
-            self.outputs,
+            self.sinks,
             stats,
         )?)
     }
 }
 
 /// Builds a [`Job`].
-pub struct JobBuilder {
+///
+/// Outputs are [`Target`]s (JSON lines to a file, standard output, a
+/// buffer) or any [`Sink`]: [`results_sink`](JobBuilder::results_sink),
+/// [`late_sink`](JobBuilder::late_sink),
+/// [`dead_letter_sink`](JobBuilder::dead_letter_sink). Choose the
+/// aggregator with [`aggregator`](JobBuilder::aggregator) (or the built-ins
+/// with [`aggs`](JobBuilder::aggs)) before a typed result sink.
+pub struct JobBuilder<A: JobAggregator = Metrics> {
     source: Option<Arc<dyn Source>>,
     window: Option<WindowSpec>,
     policy: Policy,
-    aggs: Vec<AggKind>,
+    aggregator: A,
     batch_size: usize,
     bad_records: BadRecords,
     parallelism: Parallelism,
-    outputs: Outputs,
-    idle_after: Option<std::time::Duration>,
-    start: std::collections::BTreeMap<u32, Position>,
-    initial_state: Option<Arc<StateSnapshot>>,
+    sinks: Sinks<A::Output>,
+    idle_after: Option<Duration>,
+    commit_interval: Option<Duration>,
+    start: BTreeMap<u32, Position>,
+    initial_state: Option<Arc<StateSnapshot<A>>>,
+    problem: Option<String>,
 }
 
 impl Default for JobBuilder {
@@ -125,19 +140,72 @@ impl Default for JobBuilder {
             source: None,
             window: None,
             policy: Policy::default(),
-            aggs: vec![AggKind::Count, AggKind::Sum],
+            aggregator: Metrics::new(&[AggKind::Count, AggKind::Sum]),
             batch_size: 1024,
             bad_records: BadRecords::Skip,
             parallelism: Parallelism::Workers(1),
-            outputs: Outputs::default(),
+            sinks: Sinks::default(),
             idle_after: None,
+            commit_interval: None,
             start: Default::default(),
             initial_state: None,
+            problem: None,
         }
     }
 }
 
 impl JobBuilder {
+    /// The built-in aggregations, in output order.
+    pub fn aggs(mut self, aggs: &[AggKind]) -> Self {
+        self.aggregator = Metrics::new(aggs);
+        self
+    }
+}
+
+impl<A: JobAggregator> JobBuilder<A> {
+    /// Aggregates with `aggregator` instead (any [`JobAggregator`], e.g. a
+    /// user aggregation wrapped in [`Named`](tidemark_engine::Named)); the
+    /// output fields are the aggregator's. Result and state set before for
+    /// another aggregator's type cannot carry over: set a typed result sink
+    /// and an initial state after this call (a result [`Target`] carries
+    /// over).
+    pub fn aggregator<B: JobAggregator>(self, aggregator: B) -> JobBuilder<B> {
+        let mut problem = self.problem;
+        let results = match self.sinks.results {
+            Output::Target(t) => Output::Target(t),
+            Output::Sink(_) => {
+                problem.get_or_insert_with(|| {
+                    "the result sink was set before the aggregator; set it after `aggregator`"
+                        .into()
+                });
+                Output::default()
+            }
+        };
+        if self.initial_state.is_some() {
+            problem.get_or_insert_with(|| {
+                "the initial state was set before the aggregator; set it after `aggregator`".into()
+            });
+        }
+        JobBuilder {
+            source: self.source,
+            window: self.window,
+            policy: self.policy,
+            aggregator,
+            batch_size: self.batch_size,
+            bad_records: self.bad_records,
+            parallelism: self.parallelism,
+            sinks: Sinks {
+                results,
+                late: self.sinks.late,
+                dead_letters: self.sinks.dead_letters,
+            },
+            idle_after: self.idle_after,
+            commit_interval: self.commit_interval,
+            start: self.start,
+            initial_state: None,
+            problem,
+        }
+    }
     /// Reads from `source`.
     pub fn source(mut self, source: Arc<dyn Source>) -> Self {
         self.source = Some(source);
@@ -163,11 +231,6 @@ impl JobBuilder {
         self.policy.emit = emit;
         self
     }
-    /// Aggregations, in output order.
-    pub fn aggs(mut self, aggs: &[AggKind]) -> Self {
-        self.aggs = aggs.to_vec();
-        self
-    }
     /// Records read from a partition per batch.
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n;
@@ -187,60 +250,85 @@ impl JobBuilder {
     pub fn workers(self, n: usize) -> Self {
         self.parallelism(Parallelism::Workers(n))
     }
-    /// Where result rows go.
-    pub fn results(mut self, target: Target) -> Self {
-        self.outputs.results = target;
+    /// Where result rows go: a [`Target`] (JSON lines) or an
+    /// [`Output::Sink`].
+    pub fn results(mut self, output: impl Into<Output<Row<A::Output>>>) -> Self {
+        self.sinks.results = output.into();
         self
     }
+    /// Result rows go to `sink`, typed, in canonical order.
+    pub fn results_sink(self, sink: impl Sink<Row<A::Output>> + 'static) -> Self {
+        self.results(Output::Sink(Box::new(sink)))
+    }
     /// Where late records go.
-    pub fn late(mut self, target: Target) -> Self {
-        self.outputs.late = target;
+    pub fn late(mut self, output: impl Into<Output<LateRecord>>) -> Self {
+        self.sinks.late = output.into();
         self
+    }
+    /// Late records go to `sink`.
+    pub fn late_sink(self, sink: impl Sink<LateRecord> + 'static) -> Self {
+        self.late(Output::Sink(Box::new(sink)))
+    }
+    /// Where dead letters go.
+    pub fn dead_letters(mut self, output: impl Into<Output<DeadLetter>>) -> Self {
+        self.sinks.dead_letters = output.into();
+        self
+    }
+    /// Dead letters go to `sink`.
+    pub fn dead_letter_sink(self, sink: impl Sink<DeadLetter> + 'static) -> Self {
+        self.dead_letters(Output::Sink(Box::new(sink)))
     }
     /// For followed inputs: release a partition that has been caught up
     /// this long from holding the watermark (results then depend on timing).
-    pub fn idle_after(mut self, after: std::time::Duration) -> Self {
+    pub fn idle_after(mut self, after: Duration) -> Self {
         self.idle_after = Some(after);
+        self
+    }
+    /// How often the outputs are committed (made visible) while the job
+    /// runs; see [`EngineConfig::commit_interval`].
+    pub fn commit_interval(mut self, every: Duration) -> Self {
+        self.commit_interval = Some(every);
         self
     }
     /// Starts partitions at these positions (next offset and stream time);
     /// partitions not listed start at offset 0.
-    pub fn start_at(mut self, positions: std::collections::BTreeMap<u32, Position>) -> Self {
+    pub fn start_at(mut self, positions: BTreeMap<u32, Position>) -> Self {
         self.start = positions;
         self
     }
     /// Resumes from this window state: the state after every record before
     /// the `start_at` positions (its spec and policy must be the job's).
-    pub fn initial_state(mut self, state: Arc<StateSnapshot>) -> Self {
+    pub fn initial_state(mut self, state: Arc<StateSnapshot<A>>) -> Self {
         self.initial_state = Some(state);
-        self
-    }
-    /// Where dead letters go.
-    pub fn dead_letters(mut self, target: Target) -> Self {
-        self.outputs.dead_letters = target;
         self
     }
 
     /// Validates and builds the job.
-    pub fn build(self) -> Result<Job, JobError> {
+    pub fn build(self) -> Result<Job<A>, JobError> {
+        if let Some(problem) = self.problem {
+            return Err(SpecError(problem).into());
+        }
         let source = self
             .source
             .ok_or_else(|| SpecError("a job needs an input".into()))?;
         let window = self
             .window
             .ok_or_else(|| SpecError("a job needs a window".into()))?;
-        let mut config = EngineConfig::new(window, self.policy, self.aggs);
+        let mut config = EngineConfig::with_aggregator(window, self.policy, self.aggregator);
         config.batch_size = self.batch_size;
         config.bad_records = self.bad_records;
         config.idle_after = self.idle_after;
         config.start = self.start;
         config.initial_state = self.initial_state;
+        if let Some(every) = self.commit_interval {
+            config.commit_interval = every;
+        }
         config.validate()?;
         Ok(Job {
             source,
             config,
             parallelism: self.parallelism,
-            outputs: self.outputs,
+            sinks: self.sinks,
         })
     }
 }
@@ -256,7 +344,7 @@ impl JobBuilder {
 ///     agg = "count,max"
 /// "#).unwrap();
 /// let job = spec.to_builder().unwrap().build().unwrap();
-/// assert_eq!(job.config().aggs.len(), 2);
+/// assert_eq!(job.config().aggregator.kinds().len(), 2);
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]

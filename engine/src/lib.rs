@@ -2,19 +2,58 @@
 //! buffering, the window operator and the sinks.
 //!
 //! [`run`] executes one job on one or more Timely workers (threads, or
-//! processes in Timely's cluster mode) and writes three outputs — results,
-//! late records and dead letters — in a canonical order, so that the bytes
-//! written do not depend on the number of workers, the batch sizes or the
-//! timing. See [`dataflow`] for how stream time travels as the Timely
-//! frontier.
+//! processes in Timely's cluster mode) and delivers three outputs — result
+//! [`Row`]s, [`LateRecord`]s and dead letters — to [`Sink`]s in a canonical
+//! order, so that what is written does not depend on the number of workers,
+//! the batch sizes or the timing. [`windowed`] builds the same windowing
+//! operators on a Timely stream of the caller's own, and [`changelog`] views
+//! the results as a differential-dataflow collection. See [`dataflow`] for
+//! how stream time travels as the Timely frontier.
+//!
+//! Any [`JobAggregator`] runs through the engine; the built-in aggregations
+//! are [`Metrics`](tidemark_windows::Metrics).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tidemark_engine::{run, Collect, EngineConfig, Parallelism, Sinks, Output, Stats};
+//! use tidemark_sources::{MemorySource, Record, Value};
+//! use tidemark_windows::{AggKind, Policy, WindowSpec};
+//!
+//! let rec = |offset, key: &str, event_time| Record {
+//!     partition: 0, offset, key: key.into(), event_time, value: Value::Int(1),
+//! };
+//! let log = MemorySource::new(vec![vec![rec(0, "a", 100), rec(1, "a", 900), rec(2, "a", 1_500)]]);
+//! let config = EngineConfig::new(WindowSpec::tumbling(1_000), Policy::default(), vec![AggKind::Count]);
+//! let (sink, rows) = Collect::new();
+//! let sinks = Sinks { results: Output::Sink(Box::new(sink)), ..Sinks::default() };
+//! run(Arc::new(log), config, Parallelism::Workers(2), sinks, Arc::new(Stats::default())).unwrap();
+//! let rows = rows.lock().unwrap();
+//! assert_eq!(rows.len(), 2);
+//! assert_eq!((rows[0].window.start, rows[0].value.count), (0, Some(2)));
+//! ```
 #![warn(missing_docs)]
 
+pub mod aggregator;
+pub mod collection;
+pub mod config;
 pub mod dataflow;
 pub mod error;
-pub mod output;
+pub mod event;
+mod operators;
+mod order;
+pub mod sink;
 pub mod stats;
 
-pub use dataflow::{run, EngineConfig, Event, Parallelism, Position, StateSnapshot};
+pub use aggregator::{JobAggregator, Named};
+pub use collection::{changelog, Changelog};
+pub use config::{
+    BadRecords, EngineConfig, Parallelism, Position, StateSnapshot, DEFAULT_COMMIT_INTERVAL,
+};
+pub use dataflow::{run, windowed, Windowed};
 pub use error::{EngineError, Result};
-pub use output::{format_row, BadRecords, Outputs, Target};
+pub use event::{Event, LateRecord, Row};
+pub use sink::{
+    channel, format_dead, format_late, format_row, Callback, Collect, CsvRows, Discard, Encode,
+    Frontier, JsonLines, Output, Outputs, Receiver, Sender, Sink, Sinks, Target,
+};
 pub use stats::{Stats, Summary};

@@ -1,6 +1,7 @@
-//! Counters a running job updates and the summary it ends with.
+//! Counters a running job updates, its stop request, and the summary it
+//! ends with.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
@@ -31,6 +32,8 @@ pub struct Stats {
     pub frontier: AtomicI64,
     /// Times a followed partition was released as idle.
     pub idle_releases: AtomicU64,
+    /// Set by [`Stats::request_stop`].
+    stop: AtomicBool,
 }
 
 impl Default for Stats {
@@ -47,6 +50,7 @@ impl Default for Stats {
             partitions: AtomicU64::new(0),
             frontier: AtomicI64::new(i64::MIN),
             idle_releases: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
         }
     }
 }
@@ -56,6 +60,18 @@ impl Stats {
         if n > 0 {
             counter.fetch_add(n, Relaxed);
         }
+    }
+
+    /// Asks the running job to stop reading (from any thread, e.g. a signal
+    /// handler's): it writes and commits what its completed frontiers hold,
+    /// fires no window still open, and returns its summary.
+    pub fn request_stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a stop was requested.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Relaxed)
     }
 
     /// A consistent-enough copy of the counters.

@@ -1,0 +1,181 @@
+//! What a job computes and how it runs: [`EngineConfig`], [`Parallelism`],
+//! start [`Position`]s and the bad-record policy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tidemark_sources::{Key, PartitionId};
+use tidemark_windows::{AggKind, Aggregator, EventTime, Metrics, Policy, WindowSpec};
+
+use crate::aggregator::JobAggregator;
+use crate::error::{EngineError, Result};
+
+/// Where a partition starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The next offset to read.
+    pub offset: u64,
+    /// The partition's stream time before that offset (`None` if no record
+    /// was read yet).
+    pub stream_time: Option<EventTime>,
+}
+
+/// How many Timely workers, in how many processes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parallelism {
+    /// `n` worker threads in this process.
+    Workers(usize),
+    /// Timely's own multi-process mode: `workers` threads in each process,
+    /// this one being `process` of the `hosts` (one `host:port` each).
+    Cluster {
+        /// Worker threads per process.
+        workers: usize,
+        /// This process's index in `hosts`.
+        process: usize,
+        /// Every process's address.
+        hosts: Vec<String>,
+    },
+}
+
+/// How bad records are handled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadRecords {
+    /// Send them to the dead-letter output and go on.
+    #[default]
+    Skip,
+    /// Stop the job with an error naming the record.
+    Fail,
+}
+
+impl std::str::FromStr for BadRecords {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "skip" => Ok(BadRecords::Skip),
+            "fail" => Ok(BadRecords::Fail),
+            other => Err(format!(
+                "unknown bad-record policy \"{other}\" (expected skip or fail)"
+            )),
+        }
+    }
+}
+
+/// Window state to start from, for aggregator `A`: a snapshot of the state
+/// of all keys, as [`WindowState::snapshot`](tidemark_windows::WindowState::snapshot)
+/// takes it; each worker keeps its own keys.
+pub type StateSnapshot<A = Metrics> =
+    tidemark_windows::Snapshot<Key, <A as Aggregator>::Acc, <A as Aggregator>::Output>;
+
+/// What a job computes, with aggregator `A` (by default the built-in
+/// [`Metrics`]).
+pub struct EngineConfig<A: JobAggregator = Metrics> {
+    /// The windows.
+    pub window: WindowSpec,
+    /// Delay, allowed lateness and emit mode.
+    pub policy: Policy,
+    /// The aggregation.
+    pub aggregator: A,
+    /// Records read from a partition per batch.
+    pub batch_size: usize,
+    /// What to do with records that cannot be decoded.
+    pub bad_records: BadRecords,
+    /// Where partitions start (partitions not listed start at offset 0).
+    pub start: BTreeMap<PartitionId, Position>,
+    /// For followed inputs: a partition that has been caught up this long
+    /// stops holding the watermark back until it produces records again.
+    /// Off by default, since it makes results depend on timing: a record of
+    /// a partition that was idle is judged against the watermark the others
+    /// advanced meanwhile.
+    pub idle_after: Option<Duration>,
+    /// Window state to resume from (with `start` positions: the state after
+    /// every record before them). Its window spec and policy must be the
+    /// job's.
+    pub initial_state: Option<Arc<StateSnapshot<A>>>,
+    /// How often (wall clock) the outputs are committed while the job runs:
+    /// each [`Sink::commit`](crate::Sink::commit) makes visible what the
+    /// frontier has completed. Commits happen at completed frontier steps
+    /// only, and always once more at the end.
+    pub commit_interval: Duration,
+}
+
+impl<A: JobAggregator> Clone for EngineConfig<A> {
+    fn clone(&self) -> Self {
+        EngineConfig {
+            window: self.window,
+            policy: self.policy,
+            aggregator: self.aggregator.clone(),
+            batch_size: self.batch_size,
+            bad_records: self.bad_records,
+            start: self.start.clone(),
+            idle_after: self.idle_after,
+            initial_state: self.initial_state.clone(),
+            commit_interval: self.commit_interval,
+        }
+    }
+}
+
+impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("window", &self.window)
+            .field("policy", &self.policy)
+            .field("fields", &self.aggregator.field_names())
+            .field("batch_size", &self.batch_size)
+            .field("bad_records", &self.bad_records)
+            .field("start", &self.start)
+            .field("idle_after", &self.idle_after)
+            .field("initial_state", &self.initial_state.is_some())
+            .field("commit_interval", &self.commit_interval)
+            .finish()
+    }
+}
+
+/// The default [`EngineConfig::commit_interval`].
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+
+impl EngineConfig<Metrics> {
+    /// A job with `window`, `policy` and the built-in aggregations `aggs`,
+    /// default batch size (1024), skipping bad records, reading every
+    /// partition from offset 0.
+    pub fn new(window: WindowSpec, policy: Policy, aggs: Vec<AggKind>) -> Self {
+        EngineConfig::with_aggregator(window, policy, Metrics::new(&aggs))
+    }
+}
+
+impl<A: JobAggregator> EngineConfig<A> {
+    /// A job with `window`, `policy` and any aggregator, with the same
+    /// defaults as [`EngineConfig::new`].
+    pub fn with_aggregator(window: WindowSpec, policy: Policy, aggregator: A) -> Self {
+        EngineConfig {
+            window,
+            policy,
+            aggregator,
+            batch_size: 1024,
+            bad_records: BadRecords::Skip,
+            start: BTreeMap::new(),
+            idle_after: None,
+            initial_state: None,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+        }
+    }
+
+    /// Checks the window, policy and options.
+    pub fn validate(&self) -> Result<()> {
+        self.window.validate()?;
+        self.policy.validate()?;
+        if self.aggregator.field_names().is_empty() {
+            return Err(EngineError::Config(
+                "at least one aggregation is needed".into(),
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(EngineError::Config(
+                "batch size must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! The items that travel between the operators: records as columnar
+//! batches, the typed result [`Row`]s, [`LateRecord`]s and dead letters.
+
+use serde::{Deserialize, Serialize};
+use tidemark_sources::{DeadLetter, Key, PartitionId};
+use tidemark_windows::{Change, EventTime, Number, Window};
+
+/// A decoded record on its way to the window operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its partition's stream time at this record.
+    pub stream_time: EventTime,
+    /// Partition.
+    pub partition: PartitionId,
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Grouping key.
+    pub key: Key,
+    /// Event time.
+    pub time: EventTime,
+    /// Value.
+    pub value: Number,
+}
+
+/// One result row: a window's value for a key, its kind (`final`, `update`
+/// or `retract`) and the frontier step that emitted it (`time`, with
+/// `phase` its place among the rows of that step). Rows reach a
+/// [`Sink`](crate::Sink) in the canonical order of
+/// [`Change::canonical_cmp`].
+pub type Row<O> = Change<Key, O>;
+
+/// A record dropped from at least one of its windows as too late.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LateRecord {
+    /// The record.
+    pub event: Event,
+    /// The windows it was too late for.
+    pub missed: Vec<Window>,
+}
+
+/// Records of one partition bound for one worker, in offset order, as
+/// columns: one exchange item carries a whole batch, and the window operator
+/// walks the columns without moving 80-byte rows around.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Batch {
+    /// The worker the batch is for.
+    pub(crate) dest: u32,
+    /// The partition the records come from.
+    pub(crate) partition: PartitionId,
+    /// The partition's stream time at each record (non-decreasing).
+    pub(crate) stream_times: Vec<EventTime>,
+    pub(crate) offsets: Vec<u64>,
+    pub(crate) keys: Vec<Key>,
+    pub(crate) times: Vec<EventTime>,
+    pub(crate) values: Vec<Number>,
+}
+
+impl Batch {
+    pub(crate) fn with_capacity(dest: u32, partition: PartitionId, capacity: usize) -> Self {
+        Batch {
+            dest,
+            partition,
+            stream_times: Vec::with_capacity(capacity),
+            offsets: Vec::with_capacity(capacity),
+            keys: Vec::with_capacity(capacity),
+            times: Vec::with_capacity(capacity),
+            values: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        stream_time: EventTime,
+        offset: u64,
+        key: Key,
+        time: EventTime,
+        value: Number,
+    ) {
+        self.stream_times.push(stream_time);
+        self.offsets.push(offset);
+        self.keys.push(key);
+        self.times.push(time);
+        self.values.push(value);
+    }
+
+    /// Number of records.
+    pub(crate) fn len(&self) -> usize {
+        self.stream_times.len()
+    }
+
+    /// The record at `i` as an [`Event`].
+    pub(crate) fn event(&self, i: usize) -> Event {
+        Event {
+            stream_time: self.stream_times[i],
+            partition: self.partition,
+            offset: self.offsets[i],
+            key: self.keys[i].clone(),
+            time: self.times[i],
+            value: self.values[i],
+        }
+    }
+}
+
+/// What the ingest sends to the window operators.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Ingest {
+    /// Records.
+    Records(Batch),
+    /// A record that could not be decoded, at its partition's stream time.
+    Dead { at: EventTime, letter: DeadLetter },
+    /// Partition `partition` reached its end (sent to every worker `dest`):
+    /// an empty frontier without every partition's end is an abort, not the
+    /// end of the input, and fires nothing.
+    End { dest: u32, partition: PartitionId },
+}
+
+/// The rows one window operator produced in one activation, in canonical
+/// order. A worker's successive batches continue its canonical order, so
+/// the sink only merges the workers' streams.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "O: Serialize", deserialize = "O: Deserialize<'de>"))]
+pub(crate) struct Rows<O> {
+    pub(crate) worker: u32,
+    pub(crate) rows: Vec<Row<O>>,
+}
+
+/// What the window operators send to the sink.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "O: Serialize", deserialize = "O: Deserialize<'de>"))]
+pub(crate) enum Emit<O> {
+    Rows(Rows<O>),
+    Late(LateRecord),
+    Dead {
+        at: EventTime,
+        letter: DeadLetter,
+    },
+    /// Worker `worker` saw the end of every partition and fired its last
+    /// windows.
+    Finished {
+        worker: u32,
+    },
+}

@@ -1,0 +1,244 @@
+//! The ingest operator: reads a worker's partitions in batches and sends
+//! each record at its partition's stream time.
+//!
+//! The operator holds its capability at the lowest stream time any of its
+//! partitions may still produce, so the frontier seen downstream is the
+//! smallest stream time still to come over all partitions. When a
+//! partition reaches its end, every window operator is told
+//! ([`Ingest::End`]): an empty frontier without every partition's end is an
+//! abort or a stop, which fires no open window.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tidemark_sources::{Decoded, PartitionId, PartitionReader, ReadStatus, Source, Value};
+use tidemark_windows::watermark::StreamTime;
+use tidemark_windows::{EventTime, Number};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::operator::source as timely_source;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::{ProbeHandle, Scope, Stream};
+
+use super::{key_hash, Control};
+use crate::config::Position;
+use crate::error::EngineError;
+use crate::event::{Batch, Ingest};
+use crate::stats::Stats;
+
+/// How the ingest reads.
+#[derive(Clone)]
+pub(crate) struct IngestSettings {
+    pub(crate) start: BTreeMap<PartitionId, Position>,
+    pub(crate) batch_size: usize,
+    pub(crate) fail_on_bad: bool,
+    pub(crate) idle_after: Option<Duration>,
+}
+
+struct Partition {
+    id: PartitionId,
+    reader: Box<dyn PartitionReader>,
+    stream_time: StreamTime,
+    ended: bool,
+    /// Since when a followed partition has had nothing new.
+    caught_up_since: Option<Instant>,
+    /// Released from holding the watermark (see `EngineConfig::idle_after`).
+    idle: bool,
+}
+
+impl Partition {
+    fn hold(&self) -> EventTime {
+        self.stream_time.get().unwrap_or(EventTime::MIN)
+    }
+}
+
+/// How far (in stream time) a worker's ingest may run ahead of what the
+/// window operators have completed. Only flow control: it bounds buffering
+/// when one worker's partitions are faster, and never changes results.
+const MAX_LEAD: EventTime = 1_000;
+
+/// The ingest operator of worker `index` of `peers`: reads the partitions
+/// `p ≡ index (mod peers)` of `partitions`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ingest<'scope>(
+    scope: Scope<'scope, EventTime>,
+    source: Arc<dyn Source>,
+    partitions: &[PartitionId],
+    settings: IngestSettings,
+    control: Arc<Control>,
+    index: usize,
+    peers: usize,
+    probe: ProbeHandle<EventTime>,
+) -> Stream<'scope, EventTime, Vec<Ingest>> {
+    let mine: Vec<PartitionId> = partitions
+        .iter()
+        .copied()
+        .filter(|&p| p as usize % peers == index)
+        .collect();
+    timely_source::<_, CapacityContainerBuilder<Vec<Ingest>>, _, _>(
+        scope,
+        "Ingest",
+        move |cap, info| {
+            let activator = scope.activator_for(info.address);
+            let mut parts: Vec<Partition> = Vec::new();
+            for &id in &mine {
+                let start = settings.start.get(&id).copied().unwrap_or_default();
+                match source.open(id, start.offset) {
+                    Ok(reader) => parts.push(Partition {
+                        id,
+                        reader,
+                        stream_time: start
+                            .stream_time
+                            .map_or_else(StreamTime::new, StreamTime::at),
+                        ended: false,
+                        caught_up_since: None,
+                        idle: false,
+                    }),
+                    Err(e) => control.fail(e.into()),
+                }
+            }
+            Stats::add(&control.stats.partitions, parts.len() as u64);
+            let mut cap: Option<Capability<EventTime>> = Some(cap);
+            // The capability's time before the last batch was sent.
+            let mut lead_from = EventTime::MIN;
+            let mut decoded: Vec<Decoded> = Vec::new();
+            let mut batches: Vec<Batch> = Vec::new();
+            let mut extra: Vec<Ingest> = Vec::new();
+            let batch_size = settings.batch_size;
+            let fail_on_bad = settings.fail_on_bad;
+            let idle_after = settings.idle_after;
+            move |output| {
+                let Some(c) = cap.as_mut() else { return };
+                if control.stopping() {
+                    // No end markers: downstream sees an abort, not an end.
+                    cap = None;
+                    return;
+                }
+                // Wait while this worker is far ahead of the completed frontier
+                // (the worker holding that frontier back is never made to wait).
+                // Measured from where the last batch started, so one batch that
+                // spans more than the lead (sparse input) never waits for itself.
+                let completed = probe.with_frontier(|f| f.first().copied());
+                if completed.is_some_and(|done| lead_from > done.saturating_add(MAX_LEAD)) {
+                    activator.activate_after(Duration::from_micros(200));
+                    return;
+                }
+                let (mut records, mut dead) = (0u64, 0u64);
+                let mut caught_up = false;
+                for part in parts.iter_mut().filter(|p| !p.ended) {
+                    decoded.clear();
+                    let mut reached_end = false;
+                    match part.reader.read(batch_size, &mut decoded) {
+                        Ok(ReadStatus::End) => reached_end = true,
+                        Ok(ReadStatus::CaughtUp) if decoded.is_empty() => {
+                            caught_up = true;
+                            let since = *part.caught_up_since.get_or_insert_with(Instant::now);
+                            if let Some(after) = idle_after {
+                                if !part.idle && since.elapsed() >= after {
+                                    part.idle = true;
+                                    Stats::add(&control.stats.idle_releases, 1);
+                                }
+                            }
+                        }
+                        Ok(_) => {
+                            part.caught_up_since = None;
+                            part.idle = false;
+                        }
+                        Err(e) => {
+                            control.fail(e.into());
+                            part.ended = true;
+                        }
+                    }
+                    let partition = part.id;
+                    batches.clear();
+                    // Room for a fair share of the batch and some skew.
+                    let capacity = (decoded.len() / peers + decoded.len() / (4 * peers) + 16)
+                        .min(decoded.len());
+                    batches.extend(
+                        (0..peers).map(|d| Batch::with_capacity(d as u32, partition, capacity)),
+                    );
+                    for d in decoded.drain(..) {
+                        match d {
+                            Ok(r) => {
+                                let stream_time = part.stream_time.observe(r.event_time);
+                                records += 1;
+                                let dest = if peers == 1 {
+                                    0
+                                } else {
+                                    (key_hash(&r.key) % peers as u64) as usize
+                                };
+                                let value = match r.value {
+                                    Value::Int(i) => Number::Int(i),
+                                    Value::Float(f) => Number::Float(f),
+                                };
+                                batches[dest].push(
+                                    stream_time,
+                                    r.offset,
+                                    r.key,
+                                    r.event_time,
+                                    value,
+                                );
+                            }
+                            Err(letter) => {
+                                dead += 1;
+                                if fail_on_bad {
+                                    control.fail(EngineError::BadRecord {
+                                        partition: letter.partition,
+                                        offset: letter.offset,
+                                        reason: letter.reason.clone(),
+                                    });
+                                    part.ended = true;
+                                    reached_end = false;
+                                    break;
+                                }
+                                let at = part.stream_time.get().unwrap_or(EventTime::MIN);
+                                extra.push(Ingest::Dead { at, letter });
+                            }
+                        }
+                    }
+                    if reached_end {
+                        part.ended = true;
+                        extra.extend((0..peers).map(|d| Ingest::End {
+                            dest: d as u32,
+                            partition,
+                        }));
+                    }
+                    let mut session = output.session(&*c);
+                    for b in batches.drain(..).filter(|b| b.len() > 0) {
+                        session.give(Ingest::Records(b));
+                    }
+                    session.give_iterator(extra.drain(..));
+                }
+                Stats::add(&control.stats.records, records);
+                Stats::add(&control.stats.dead_letters, dead);
+                // Hold the capability at the lowest stream time a partition may
+                // still send. Idle partitions do not hold it back; when every
+                // open partition is idle it stays at the highest stream time seen.
+                let open = || parts.iter().filter(|p| !p.ended);
+                let hold = open()
+                    .filter(|p| !p.idle)
+                    .map(Partition::hold)
+                    .min()
+                    .or_else(|| open().map(Partition::hold).max());
+                match hold {
+                    Some(t) => {
+                        lead_from = *c.time();
+                        if t > *c.time() {
+                            c.downgrade(&t);
+                        }
+                        if caught_up {
+                            // Followed input with nothing new: look again shortly.
+                            activator.activate_after(Duration::from_millis(10));
+                        } else {
+                            activator.activate();
+                        }
+                    }
+                    None => {
+                        Stats::add(&control.stats.partitions_done, parts.len() as u64);
+                        cap = None;
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,211 @@
+//! The sink operator, on worker 0: writes the rows, late records and dead
+//! letters the frontier has completed, in the canonical order, to the
+//! job's [`Sink`](crate::Sink)s, and commits them at completed frontier
+//! steps.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tidemark_sources::DeadLetter;
+use tidemark_windows::{ChangeKind, EventTime};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::Stream;
+
+use super::Control;
+use crate::error::{EngineError, Result};
+use crate::event::{Emit, LateRecord};
+use crate::order::RowMerge;
+use crate::sink::target::OpenSinks;
+use crate::sink::{Frontier, Sink};
+use crate::stats::Stats;
+
+/// Late records and dead letters waiting for the frontier, by the stream
+/// time they were found at.
+enum Pending {
+    Late(LateRecord),
+    Dead(DeadLetter),
+}
+
+fn output_error(what: &'static str, sink: &dyn SinkName, source: std::io::Error) -> EngineError {
+    EngineError::Output {
+        what,
+        path: sink.name(),
+        source,
+    }
+}
+
+/// Object-safe access to a sink's description.
+trait SinkName {
+    fn name(&self) -> String;
+}
+
+impl<T> SinkName for Box<dyn Sink<T>> {
+    fn name(&self) -> String {
+        self.describe()
+    }
+}
+
+impl<O: 'static> OpenSinks<O> {
+    fn commit(&mut self, frontier: Frontier) -> Result<()> {
+        self.results
+            .commit(frontier)
+            .map_err(|e| output_error("results", &self.results, e))?;
+        self.late
+            .commit(frontier)
+            .map_err(|e| output_error("late records", &self.late, e))?;
+        self.dead_letters
+            .commit(frontier)
+            .map_err(|e| output_error("dead letters", &self.dead_letters, e))
+    }
+}
+
+/// The sink operator. `sinks` is `Some` on the worker that writes
+/// (worker 0 of process 0); `workers` is the number of window operators,
+/// whose end markers make a clean end.
+pub(crate) fn sink<O: timely::ExchangeData + Clone>(
+    emitted: Stream<'_, EventTime, Vec<Emit<O>>>,
+    sinks: Option<OpenSinks<O>>,
+    control: Arc<Control>,
+    workers: usize,
+    commit_interval: Duration,
+) {
+    let mut sinks = sinks;
+    let mut pending: BTreeMap<EventTime, Vec<Pending>> = BTreeMap::new();
+    let mut rows: RowMerge<O> = RowMerge::default();
+    let mut finished = 0usize;
+    let mut done = false;
+    let mut last_commit = Instant::now();
+    let mut committed: Option<EventTime> = None;
+    let mut frontier_seen: Option<EventTime> = None;
+    emitted.sink(
+        Exchange::new(|_: &Emit<O>| 0u64),
+        "Sink",
+        move |(input, frontier)| {
+            input.for_each(|_time, data| {
+                for item in data.drain(..) {
+                    match item {
+                        Emit::Rows(r) => rows.push(r),
+                        Emit::Late(l) => pending
+                            .entry(l.event.stream_time)
+                            .or_default()
+                            .push(Pending::Late(l)),
+                        Emit::Dead { at, letter } => {
+                            pending.entry(at).or_default().push(Pending::Dead(letter))
+                        }
+                        Emit::Finished { .. } => finished += 1,
+                    }
+                }
+            });
+            if done {
+                return;
+            }
+            let upto = frontier.frontier().first().copied();
+            if upto.is_none() && finished < workers {
+                // Aborted or stopped: only what completed frontiers hold is
+                // output; the rest is incomplete.
+                rows.clear();
+                pending.clear();
+                done = true;
+                if let Some(s) = sinks.as_mut() {
+                    if let Some(f) = frontier_seen.filter(|&f| committed != Some(f)) {
+                        if let Err(e) = s.commit(Frontier::At(f)) {
+                            control.fail(e);
+                        }
+                    }
+                }
+                return;
+            }
+            if let Some(s) = sinks.as_mut() {
+                if let Err(e) = write_ready(s, &mut rows, &mut pending, upto, &control.stats) {
+                    control.fail(e);
+                    sinks = None;
+                }
+            }
+            match upto {
+                Some(f) => {
+                    control.stats.frontier.store(f, Ordering::Relaxed);
+                    frontier_seen = Some(f);
+                    if let Some(s) = sinks.as_mut() {
+                        if committed != Some(f) && last_commit.elapsed() >= commit_interval {
+                            if let Err(e) = s.commit(Frontier::At(f)) {
+                                control.fail(e);
+                                sinks = None;
+                            }
+                            committed = Some(f);
+                            last_commit = Instant::now();
+                        }
+                    }
+                }
+                None => {
+                    control
+                        .stats
+                        .frontier
+                        .store(EventTime::MAX, Ordering::Relaxed);
+                    if let Some(s) = sinks.as_mut() {
+                        if let Err(e) = s.commit(Frontier::Done) {
+                            control.fail(e);
+                        }
+                    }
+                    done = true;
+                }
+            }
+        },
+    );
+}
+
+/// Writes what the frontier `upto` has completed (everything once the
+/// input is done): rows merged over the workers in canonical order, then
+/// each time's late records and dead letters in (partition, offset) order.
+fn write_ready<O: 'static>(
+    s: &mut OpenSinks<O>,
+    rows: &mut RowMerge<O>,
+    pending: &mut BTreeMap<EventTime, Vec<Pending>>,
+    upto: Option<EventTime>,
+    stats: &Stats,
+) -> Result<()> {
+    let (mut finals, mut corrections) = (0u64, 0u64);
+    let results = &mut s.results;
+    let written = rows.drain(upto, |row| {
+        match row.kind {
+            ChangeKind::Final => finals += 1,
+            _ => corrections += 1,
+        }
+        results.write(row)
+    });
+    Stats::add(&stats.windows_emitted, finals);
+    Stats::add(&stats.corrections, corrections);
+    written.map_err(|e| output_error("results", &s.results, e))?;
+    let ready = match upto {
+        Some(f) => {
+            let rest = pending.split_off(&f);
+            std::mem::replace(pending, rest)
+        }
+        None => std::mem::take(pending),
+    };
+    for (_, items) in ready {
+        let mut late = Vec::new();
+        let mut dead = Vec::new();
+        for item in items {
+            match item {
+                Pending::Late(l) => late.push(l),
+                Pending::Dead(d) => dead.push(d),
+            }
+        }
+        late.sort_by_key(|l| (l.event.partition, l.event.offset));
+        dead.sort_by_key(|d| (d.partition, d.offset));
+        for l in &late {
+            s.late
+                .write(l)
+                .map_err(|e| output_error("late records", &s.late, e))?;
+        }
+        for d in &dead {
+            s.dead_letters
+                .write(d)
+                .map_err(|e| output_error("dead letters", &s.dead_letters, e))?;
+        }
+    }
+    Ok(())
+}

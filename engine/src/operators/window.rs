@@ -1,0 +1,151 @@
+//! The window operator: applies the records the frontier has passed, in
+//! (stream time, partition, offset) order ([`EventOrder`]), to this
+//! worker's [`WindowState`], one frontier step at a time, and sends the
+//! rows, late records and dead letters on.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tidemark_sources::{DeadLetter, Key, PartitionId};
+use tidemark_windows::{EventTime, WindowState};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::Stream;
+
+use crate::aggregator::JobAggregator;
+use crate::event::{Emit, Ingest, LateRecord, Rows};
+use crate::order::EventOrder;
+use crate::stats::Stats;
+
+/// The window operator of worker `worker`.
+///
+/// `state` is this worker's share of the window state (`None` if it could
+/// not be built: the operator then only lets its capability go). With
+/// `ends_expected = Some(n)`, the input has ended only once `n` partitions
+/// sent their end; an empty frontier before that is an abort, and the
+/// windows still open are not fired. With `None`, an empty frontier is the
+/// end of the input.
+pub(crate) fn window<'scope, A: JobAggregator>(
+    input: Stream<'scope, EventTime, Vec<Ingest>>,
+    state: Option<WindowState<Key, A>>,
+    stats: Arc<Stats>,
+    ends_expected: Option<usize>,
+    worker: usize,
+) -> Stream<'scope, EventTime, Vec<Emit<A::Output>>> {
+    let pact = Exchange::new(|item: &Ingest| match item {
+        Ingest::Records(b) => u64::from(b.dest),
+        Ingest::Dead { letter, .. } => letter.partition as u64,
+        Ingest::End { dest, .. } => u64::from(*dest),
+    });
+    let mut state = state;
+    input.unary_frontier::<CapacityContainerBuilder<Vec<Emit<A::Output>>>, _, _, _>(
+        pact,
+        "Window",
+        move |cap, _info| {
+            let mut cap = Some(cap);
+            let mut order = EventOrder::default();
+            let mut ended: BTreeSet<PartitionId> = BTreeSet::new();
+            let mut changes = Vec::new();
+            let mut emitted: Vec<Emit<A::Output>> = Vec::new();
+            let mut missed = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|_time, data| {
+                    for item in data.drain(..) {
+                        match item {
+                            Ingest::Records(b) => order.push(b),
+                            // A dead letter's time is at or above the
+                            // capability, so it may go on at once.
+                            Ingest::Dead { at, letter } => emitted.push(Emit::Dead { at, letter }),
+                            Ingest::End { partition, .. } => {
+                                ended.insert(partition);
+                            }
+                        }
+                    }
+                });
+                let Some(c) = cap.as_mut() else { return };
+                let Some(state) = state.as_mut() else {
+                    cap = None;
+                    return;
+                };
+                let upto = frontier.frontier().first().copied();
+                let finished = upto.is_none() && ends_expected.is_none_or(|n| ended.len() >= n);
+                if upto.is_none() && !finished {
+                    // Aborted or stopped: what the frontier completed has
+                    // been sent; the open windows are not complete.
+                    cap = None;
+                    return;
+                }
+                let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
+                while let Some(step) = order.next_step(upto) {
+                    state.advance(step, &mut changes);
+                    order.drain_step(step, |b, i| {
+                        missed.clear();
+                        match state.apply(b.keys[i].clone(), b.times[i], &b.values[i], &mut missed)
+                        {
+                            Ok(applied) => {
+                                if applied.late > 0 {
+                                    late_applied += 1;
+                                }
+                                if applied.windows == 0 && applied.missed == 0 {
+                                    unassigned += 1;
+                                }
+                                if applied.is_dropped() {
+                                    late_dropped += 1;
+                                    emitted.push(Emit::Late(LateRecord {
+                                        event: b.event(i),
+                                        missed: missed.clone(),
+                                    }));
+                                }
+                            }
+                            Err(e) => {
+                                unassigned += 1;
+                                emitted.push(Emit::Dead {
+                                    at: step,
+                                    letter: DeadLetter {
+                                        partition: b.partition,
+                                        offset: b.offsets[i],
+                                        reason: e.to_string(),
+                                        raw: String::new(),
+                                    },
+                                });
+                            }
+                        }
+                    });
+                    state.end_step(&mut changes);
+                }
+                match upto {
+                    Some(f) => state.advance(f, &mut changes),
+                    None => state.finish(&mut changes),
+                }
+                Stats::add(&stats.late_dropped, late_dropped);
+                Stats::add(&stats.late_applied, late_applied);
+                Stats::add(&stats.unassigned, unassigned);
+                if !changes.is_empty() {
+                    let capacity = changes.len();
+                    let rows = std::mem::replace(&mut changes, Vec::with_capacity(capacity));
+                    emitted.push(Emit::Rows(Rows {
+                        worker: worker as u32,
+                        rows,
+                    }));
+                }
+                if finished {
+                    emitted.push(Emit::Finished {
+                        worker: worker as u32,
+                    });
+                }
+                if !emitted.is_empty() {
+                    output.session(&*c).give_iterator(emitted.drain(..));
+                }
+                match upto {
+                    Some(f) => {
+                        if f > *c.time() {
+                            c.downgrade(&f);
+                        }
+                    }
+                    None => cap = None,
+                }
+            }
+        },
+    )
+}

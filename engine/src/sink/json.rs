@@ -1,0 +1,284 @@
+//! JSON lines: the encoders of result rows, late records and dead letters,
+//! and the [`JsonLines`] sink that writes them to any `Write`.
+//!
+//! Result rows look like
+//! `{"key":"k1","start":1000,"end":2000,"count":3,"sum":7,"kind":"final"}`,
+//! with the aggregator's fields between `end` and `kind`. The encoders write
+//! the text directly (no `serde_json` per row); tests check them against
+//! `serde_json`.
+
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Write};
+use std::marker::PhantomData;
+
+use tidemark_sources::DeadLetter;
+use tidemark_windows::{AggKind, Change, MetricValues, Metrics, Window};
+
+use super::{Frontier, Sink};
+use crate::aggregator::JobAggregator;
+use crate::event::{Event, LateRecord, Row};
+
+/// Turns one item into one line of text (without its newline).
+pub trait Encode<T>: Send {
+    /// Appends the encoding of `item` to `out`.
+    fn encode(&self, item: &T, out: &mut String);
+}
+
+/// Appends `s` as a JSON string.
+pub(crate) fn push_json_string(s: &str, out: &mut String) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape (the common case): no allocation.
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // serde_json escapes exactly as JSON requires; a String never fails.
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    }
+}
+
+/// The JSON encoder of result rows, fields named by the aggregator.
+#[derive(Clone, Debug)]
+pub struct RowJson<A>(pub A);
+
+impl<A: JobAggregator> Encode<Row<A::Output>> for RowJson<A> {
+    fn encode(&self, row: &Row<A::Output>, out: &mut String) {
+        encode_row(&self.0, row, out);
+    }
+}
+
+fn encode_row<A: JobAggregator, K: AsRef<str>>(
+    agg: &A,
+    row: &Change<K, A::Output>,
+    out: &mut String,
+) {
+    let mut ints = itoa::Buffer::new();
+    out.push_str("{\"key\":");
+    push_json_string(row.key.as_ref(), out);
+    out.push_str(",\"start\":");
+    out.push_str(ints.format(row.window.start));
+    out.push_str(",\"end\":");
+    out.push_str(ints.format(row.window.end));
+    agg.write_json_fields(&row.value, out);
+    out.push_str(",\"kind\":\"");
+    out.push_str(row.kind.name());
+    out.push_str("\"}");
+}
+
+/// Formats one row of the built-in aggregations `kinds` as a JSON object
+/// (no newline).
+pub fn format_row<K: AsRef<str>>(
+    row: &Change<K, MetricValues>,
+    kinds: &[AggKind],
+    out: &mut String,
+) {
+    encode_row(&Metrics::new(kinds), row, out);
+}
+
+/// The JSON encoder of late records.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LateJson;
+
+impl Encode<LateRecord> for LateJson {
+    fn encode(&self, item: &LateRecord, out: &mut String) {
+        format_late(&item.event, &item.missed, out);
+    }
+}
+
+/// Formats a late record: the input record and the windows it missed.
+pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
+    let _ = write!(
+        out,
+        "{{\"partition\":{},\"offset\":{},\"key\":",
+        event.partition, event.offset
+    );
+    push_json_string(&event.key, out);
+    let _ = write!(
+        out,
+        ",\"ts\":{},\"value\":{},\"missed\":[",
+        event.time, event.value
+    );
+    for (i, w) in missed.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"start\":{},\"end\":{}}}", w.start, w.end);
+    }
+    out.push_str("]}");
+}
+
+/// The JSON encoder of dead letters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeadJson;
+
+impl Encode<DeadLetter> for DeadJson {
+    fn encode(&self, item: &DeadLetter, out: &mut String) {
+        format_dead(item, out);
+    }
+}
+
+/// Formats a dead letter.
+pub fn format_dead(letter: &DeadLetter, out: &mut String) {
+    let _ = write!(
+        out,
+        "{{\"partition\":{},\"offset\":{},\"reason\":",
+        letter.partition, letter.offset
+    );
+    push_json_string(&letter.reason, out);
+    out.push_str(",\"raw\":");
+    push_json_string(&letter.raw, out);
+    out.push('}');
+}
+
+/// A sink writing one JSON line per item to a buffered writer; a commit
+/// flushes it.
+pub struct JsonLines<T, E> {
+    encoder: E,
+    out: BufWriter<Box<dyn Write + Send>>,
+    line: String,
+    describe: String,
+    _items: PhantomData<fn(&T)>,
+}
+
+impl<T, E: Encode<T>> JsonLines<T, E> {
+    /// Lines encoded by `encoder`, written to `out`; `describe` names the
+    /// destination in error messages.
+    pub fn new(out: impl Write + Send + 'static, encoder: E, describe: impl Into<String>) -> Self {
+        JsonLines {
+            encoder,
+            out: BufWriter::with_capacity(1 << 16, Box::new(out)),
+            line: String::with_capacity(256),
+            describe: describe.into(),
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T, E: Encode<T>> Sink<T> for JsonLines<T, E> {
+    fn write(&mut self, item: &T) -> io::Result<()> {
+        self.line.clear();
+        self.encoder.encode(item, &mut self.line);
+        self.line.push('\n');
+        self.out.write_all(self.line.as_bytes())
+    }
+
+    fn commit(&mut self, _frontier: Frontier) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark_windows::{ChangeKind, Number, Phase, SumValue};
+
+    #[test]
+    fn key_fast_path_escapes_like_serde_json() {
+        let samples = [
+            "",
+            "user-42",
+            "k\u{7f}del",
+            "quote\"inside",
+            "back\\slash",
+            "tab\there",
+            "nl\n",
+            "\u{1}ctrl",
+            "zoë — ünïcode ✓",
+            "emoji 🦀",
+        ];
+        for s in samples {
+            let mut fast = String::new();
+            push_json_string(s, &mut fast);
+            assert_eq!(fast, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+        // Every single character below 0x80 and a few above.
+        for c in (0u32..0x80).chain([0xa0, 0x2028, 0x2029, 0xfeff]) {
+            let s = char::from_u32(c).unwrap().to_string();
+            let mut fast = String::new();
+            push_json_string(&s, &mut fast);
+            assert_eq!(fast, serde_json::to_string(&s).unwrap(), "{c:#x}");
+        }
+    }
+
+    #[test]
+    fn rows_encode_as_serde_json_would() {
+        let kinds = [
+            AggKind::Count,
+            AggKind::Sum,
+            AggKind::Min,
+            AggKind::Max,
+            AggKind::Mean,
+        ];
+        let values = [
+            MetricValues {
+                count: Some(3),
+                sum: Some(SumValue::Int(-7)),
+                min: Some(Number::Int(-9)),
+                max: Some(Number::Float(2.5)),
+                mean: Some(-7.0 / 3.0),
+            },
+            MetricValues {
+                count: Some(1),
+                sum: Some(SumValue::Float(0.1)),
+                min: Some(Number::Float(0.1)),
+                max: Some(Number::Float(0.1)),
+                mean: Some(0.1),
+            },
+        ];
+        for (i, v) in values.iter().enumerate() {
+            for key in ["k", "q\"uote", "ünï"] {
+                let row = Row {
+                    time: 5,
+                    phase: Phase::Fire,
+                    kind: if i == 0 {
+                        ChangeKind::Final
+                    } else {
+                        ChangeKind::Retract
+                    },
+                    key: key.into(),
+                    window: Window::new(-1_000, 2_000),
+                    value: *v,
+                };
+                let mut fast = String::new();
+                RowJson(Metrics::new(&kinds)).encode(&row, &mut fast);
+                let parsed: serde_json::Value = serde_json::from_str(&fast).unwrap();
+                let expected = serde_json::json!({
+                    "key": key,
+                    "start": -1000,
+                    "end": 2000,
+                    "count": v.count,
+                    "sum": v.sum.map(|s| s.as_f64()),
+                    "min": v.min.map(|n| n.as_f64()),
+                    "max": v.max.map(|n| n.as_f64()),
+                    "mean": v.mean,
+                    "kind": row.kind.name(),
+                });
+                // Numbers compared by value (serde_json keeps 2.5 and 2.5).
+                let norm = |j: &serde_json::Value| {
+                    let mut j = j.clone();
+                    for f in ["sum", "min", "max", "mean"] {
+                        if let Some(x) = j[f].as_f64() {
+                            j[f] = serde_json::json!(x);
+                        }
+                    }
+                    j
+                };
+                assert_eq!(norm(&parsed), norm(&expected), "{fast}");
+                // Field order is the order of the kinds.
+                let keys: Vec<&str> = parsed
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(|k| k.as_str())
+                    .collect();
+                assert_eq!(keys.len(), 9);
+                assert!(fast.starts_with("{\"key\":"));
+                assert!(fast.find("\"count\"").unwrap() < fast.find("\"mean\"").unwrap());
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The output seam: every result row, late record and dead letter leaves
+//! the engine through a [`Sink`], in canonical order, with a
+//! [`commit`](Sink::commit) at the completed frontiers the engine asks it
+//! to make durable.
+//!
+//! Built-in sinks: [`JsonLines`] (files, standard output, buffers; the
+//! format of the `tidemark` command line), [`CsvRows`], [`Callback`] (a
+//! closure), [`Collect`] (into a shared `Vec`), [`channel`] (a receiver
+//! that iterates over rows) and [`Discard`]. [`Target`] names the usual
+//! destinations and opens the JSON-lines sink for them.
+//!
+//! # Contract
+//!
+//! The engine calls [`Sink::write`] on one thread (worker 0 of process 0)
+//! with items in canonical order: for results, by frontier step, then
+//! phase (fired windows, retractions, new rows), then window end, start and
+//! key ([`Change::canonical_cmp`](tidemark_windows::Change::canonical_cmp));
+//! for late records and dead letters, by the stream time at which they were
+//! found, then partition and offset. Every item written before a
+//! [`commit`](Sink::commit)`(Frontier::At(t))` belongs to a frontier step
+//! before `t`, and all of those steps' items have been written: what a
+//! sink holds at a commit is a prefix of the output of any run of the same
+//! job, whatever the number of workers, batch sizes or timing.
+//! [`Frontier::Done`] is the last commit of a job whose input ended; a job
+//! that stops early (an error, a stop request) ends with a commit of the
+//! last frontier it completed and never writes the windows still open.
+
+mod csv;
+pub(crate) mod json;
+mod memory;
+pub(crate) mod target;
+
+use std::io;
+
+use tidemark_windows::EventTime;
+
+pub use self::csv::CsvRows;
+pub use json::{
+    format_dead, format_late, format_row, DeadJson, Encode, JsonLines, LateJson, RowJson,
+};
+pub use memory::{channel, Callback, Collect, Discard, Receiver, Sender};
+pub use target::{Output, Outputs, Sinks, Target};
+
+/// How far the output is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Frontier {
+    /// Every item of the frontier steps before this stream time has been
+    /// written, and no item of a later step.
+    At(EventTime),
+    /// The input ended: everything has been written.
+    Done,
+}
+
+impl std::fmt::Display for Frontier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frontier::At(t) => write!(f, "stream time {t}"),
+            Frontier::Done => f.write_str("end of input"),
+        }
+    }
+}
+
+/// Where one output of a job goes. See the [module docs](self) for the
+/// order and commit contract.
+///
+/// A sink is moved to the worker that writes, so it must be [`Send`]; its
+/// methods run on a dataflow worker thread, and a slow sink slows the job
+/// (that is the back-pressure). An error stops the job.
+pub trait Sink<T>: Send {
+    /// Writes one item.
+    fn write(&mut self, item: &T) -> io::Result<()>;
+
+    /// Makes what has been written so far visible and, where the sink can,
+    /// durable. Called at completed frontier steps (at most every
+    /// [`EngineConfig::commit_interval`](crate::EngineConfig::commit_interval))
+    /// and once at the end.
+    fn commit(&mut self, frontier: Frontier) -> io::Result<()> {
+        let _ = frontier;
+        Ok(())
+    }
+
+    /// A short description for error messages (a path, `-`, `(callback)`).
+    fn describe(&self) -> String {
+        "(sink)".into()
+    }
+}
+
+impl<T, S: Sink<T> + ?Sized> Sink<T> for Box<S> {
+    fn write(&mut self, item: &T) -> io::Result<()> {
+        (**self).write(item)
+    }
+    fn commit(&mut self, frontier: Frontier) -> io::Result<()> {
+        (**self).commit(frontier)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
