@@ -34,11 +34,10 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use tidemark::bench::cpu_time;
-use tidemark::engine::Target;
+use tidemark::engine::{Collect, Row};
 use tidemark::sources::nexmark::{NexmarkConfig, NexmarkKey, NexmarkSource};
-use tidemark::windows::{AggKind, WindowSpec};
+use tidemark::windows::{AggKind, MetricValues, Number, WindowSpec};
 use tidemark::Job;
 
 /// One query as run here.
@@ -58,17 +57,7 @@ struct Run {
     rows: u64,
     cpu: Option<Duration>,
     wall: Duration,
-    output: Vec<u8>,
-}
-
-/// A result row, as far as this example reads it.
-#[derive(Deserialize)]
-struct Row {
-    key: String,
-    start: i64,
-    end: i64,
-    count: Option<u64>,
-    max: Option<i64>,
+    output: Vec<Row<MetricValues>>,
 }
 
 fn run(query: &Query, events: u64, rate: u64) -> Result<Run, Box<dyn Error>> {
@@ -78,21 +67,21 @@ fn run(query: &Query, events: u64, rate: u64) -> Result<Run, Box<dyn Error>> {
         key: query.key,
         ..NexmarkConfig::default()
     })?;
-    let (results, buffer) = Target::buffer();
+    let (results, collected) = Collect::new();
     let job = Job::builder()
         .source(Arc::new(source))
         .window(query.window)
         .delay(0)
         .aggs(query.aggs)
         .workers(1)
-        .results(results)
+        .results_sink(results)
         .build()?;
     let cpu0 = cpu_time();
     let start = Instant::now();
     let summary = job.run()?;
     let wall = start.elapsed();
     let cpu = cpu0.and_then(|c0| cpu_time().map(|c1| c1.saturating_sub(c0)));
-    let output = std::mem::take(&mut *buffer.lock().map_err(|_| "results buffer poisoned")?);
+    let output = std::mem::take(&mut *collected.lock().map_err(|_| "results poisoned")?);
     Ok(Run {
         bids: summary.records,
         rows: summary.windows_emitted,
@@ -102,53 +91,41 @@ fn run(query: &Query, events: u64, rate: u64) -> Result<Run, Box<dyn Error>> {
     })
 }
 
-fn rows(output: &[u8]) -> Result<Vec<Row>, Box<dyn Error>> {
-    let text = std::str::from_utf8(output)?;
-    Ok(text
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?)
-}
-
 /// q5's second step: per window, the auction(s) with the most bids.
-fn hot_items(output: &[u8]) -> Result<(), Box<dyn Error>> {
+fn hot_items(rows: &[Row<MetricValues>]) {
     let mut best: BTreeMap<(i64, i64), (u64, Vec<String>)> = BTreeMap::new();
-    for row in rows(output)? {
-        let count = row.count.unwrap_or(0);
-        let entry = best.entry((row.start, row.end)).or_default();
+    for row in rows {
+        let count = row.value.count.unwrap_or(0);
+        let entry = best.entry((row.window.start, row.window.end)).or_default();
         if count > entry.0 {
-            *entry = (count, vec![row.key]);
+            *entry = (count, vec![row.key.to_string()]);
         } else if count == entry.0 {
-            entry.1.push(row.key);
+            entry.1.push(row.key.to_string());
         }
     }
     println!("  q5: {} windows with a hottest auction", best.len());
     for ((start, end), (count, auctions)) in best.iter().take(3) {
         println!("      [{start}, {end}): auction(s) {auctions:?} with {count} bids");
     }
-    Ok(())
 }
 
 /// q7: the highest price per window.
-fn highest_bids(output: &[u8]) -> Result<(), Box<dyn Error>> {
-    let rows = rows(output)?;
+fn highest_bids(rows: &[Row<MetricValues>]) {
     println!("  q7: {} windows", rows.len());
     for row in rows.iter().take(3) {
         println!(
             "      [{}, {}): highest price {}",
-            row.start,
-            row.end,
-            row.max.unwrap_or(0)
+            row.window.start,
+            row.window.end,
+            row.value.max.unwrap_or(Number::Int(0))
         );
     }
-    Ok(())
 }
 
 /// q11: sessions per bidder.
-fn sessions(output: &[u8]) -> Result<(), Box<dyn Error>> {
-    let rows = rows(output)?;
+fn sessions(rows: &[Row<MetricValues>]) {
     let bidders: std::collections::HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
-    let busiest = rows.iter().max_by_key(|r| r.count.unwrap_or(0));
+    let busiest = rows.iter().max_by_key(|r| r.value.count.unwrap_or(0));
     println!(
         "  q11: {} sessions of {} bidders",
         rows.len(),
@@ -158,12 +135,11 @@ fn sessions(output: &[u8]) -> Result<(), Box<dyn Error>> {
         println!(
             "      busiest: bidder {} with {} bids in [{}, {})",
             r.key,
-            r.count.unwrap_or(0),
-            r.start,
-            r.end
+            r.value.count.unwrap_or(0),
+            r.window.start,
+            r.window.end
         );
     }
-    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -220,9 +196,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("{}: {}", query.name, query.title);
         let run = run(query, events, rate)?;
         match query.name {
-            "q5" => hot_items(&run.output)?,
-            "q7" => highest_bids(&run.output)?,
-            _ => sessions(&run.output)?,
+            "q5" => hot_items(&run.output),
+            "q7" => highest_bids(&run.output),
+            _ => sessions(&run.output),
         }
         table.push((query, run));
     }

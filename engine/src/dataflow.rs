@@ -214,7 +214,7 @@ pub struct Windowed<'scope, O> {
 
 impl<'scope, O> Windowed<'scope, O>
 where
-    O: timely::ExchangeData + Clone + Ord + std::hash::Hash,
+    O: Clone + 'static,
 {
     /// The results as a differential-dataflow collection (see
     /// [`changelog`]).

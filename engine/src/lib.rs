@@ -57,3 +57,11 @@ pub use sink::{
     Frontier, JsonLines, Output, Outputs, Receiver, Sender, Sink, Sinks, Target,
 };
 pub use stats::{Stats, Summary};
+
+/// The Timely Dataflow this engine is built on (the pinned version), for
+/// [`windowed`] inside a worker of one's own.
+pub use timely;
+
+/// The differential dataflow of [`changelog`] (the version built on the
+/// pinned timely).
+pub use differential_dataflow;

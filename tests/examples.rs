@@ -1,0 +1,176 @@
+//! The examples of `examples/`, run as a user runs them, their output
+//! checked: against hand-checked expectations, and where an example builds
+//! its own dataflow, against a [`Job`] over the same records.
+//!
+//! Run with `cargo test --test examples` (cargo builds the examples first).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use tidemark::engine::Collect;
+use tidemark::sources::{MemorySource, Record, Value};
+use tidemark::windows::{AggKind, WindowSpec};
+use tidemark::Job;
+
+/// The path of a built example: `target/<profile>/examples/NAME`.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    profile_dir.join("examples").join(name)
+}
+
+fn stdout_of(name: &str, args: &[&str]) -> String {
+    let path = example(name);
+    let out = Command::new(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    assert!(
+        out.status.success(),
+        "{name} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn embed_prints_the_windows_of_both_sensors() {
+    let out = stdout_of("embed", &[]);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON row"))
+        .collect();
+    let keys: Vec<(&str, i64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap(),
+                r["start"].as_i64().unwrap(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // sensor-b's 900 arrives after its partition's stream time 1200: with
+    // a 200 ms delay the watermark (1000) has passed [0, 1000): late.
+    assert_eq!(
+        keys,
+        vec![
+            ("sensor-a", 1_000, 2),
+            ("sensor-b", 1_000, 1),
+            ("sensor-a", 2_000, 1),
+            ("sensor-b", 2_000, 1),
+        ]
+    );
+}
+
+#[test]
+fn custom_aggregator_counts_distinct_visitors_on_two_workers() {
+    assert_eq!(
+        stdout_of("custom_aggregator", &[]),
+        "\
+/      -30000..30000  distinct visitors: 2 (final)
+/           0..60000  distinct visitors: 2 (final)
+/       30000..90000  distinct visitors: 3 (final)
+/cart   30000..90000  distinct visitors: 2 (final)
+/       60000..120000 distinct visitors: 2 (final)
+/cart   60000..120000 distinct visitors: 2 (final)
+"
+    );
+}
+
+#[test]
+fn typed_sink_receives_rows_corrections_and_late_records() {
+    let out = stdout_of("typed_sink", &[]);
+    let expected = "\
+final   eu [0, 1000) count Some(2) sum 12
+final   us [0, 1000) count Some(1) sum 10
+retract eu [0, 1000) count Some(2) sum 12
+update  eu [0, 1000) count Some(3) sum 14
+final   eu [1000, 2000) count Some(1) sum 1
+final   us [1000, 2000) count Some(1) sum 20
+final   eu [2000, 3000) count Some(1) sum 4
+final   us [2000, 3000) count Some(1) sum 30
+sum of shown rows per key: {\"eu\": 19, \"us\": 60}
+late: partition 0 offset 5 (ts 50) missed [Window { start: 0, end: 1000 }]
+";
+    assert_eq!(out, expected);
+}
+
+/// The records of `examples/timely_fragment.rs`, as a log.
+fn fragment_log() -> MemorySource {
+    let part = |times: &[i64]| -> Vec<Record> {
+        times
+            .iter()
+            .enumerate()
+            .map(|(offset, &time)| Record {
+                partition: 0,
+                offset: 0,
+                key: if offset % 2 == 0 { "web" } else { "app" }.into(),
+                event_time: time,
+                value: Value::Int(1 + offset as i64),
+            })
+            .collect()
+    };
+    MemorySource::new(vec![
+        part(&[100, 450, 300, 1_200, 980, 2_100, 1_950, 3_000]),
+        part(&[250, 900, 1_500, 1_400, 2_600, 2_900]),
+    ])
+}
+
+#[test]
+fn timely_fragment_gives_the_rows_of_the_same_job() {
+    let out = stdout_of("timely_fragment", &[]);
+    let (sink, rows) = Collect::new();
+    Job::builder()
+        .source(Arc::new(fragment_log()))
+        .window(WindowSpec::tumbling(1_000))
+        .delay(100)
+        .aggs(&[AggKind::Count, AggKind::Sum])
+        .results_sink(sink)
+        .build()
+        .unwrap()
+        .run()
+        .unwrap();
+    let expected: String = rows
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            format!(
+                "{} [{}, {}) count {:?} sum {:?} ({})\n",
+                row.key,
+                row.window.start,
+                row.window.end,
+                row.value.count,
+                row.value.sum.map(|s| s.as_f64()),
+                row.kind.name()
+            )
+        })
+        .collect();
+    assert!(expected.lines().count() >= 6, "{expected}");
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn differential_join_sums_per_country_and_consolidates_to_the_final_table() {
+    let out = stdout_of("differential_join", &[]);
+    assert!(
+        out.ends_with(
+            "\
+final:
+  fr [0, 1000) 4
+  fr [1000, 2000) 1
+  jp [1000, 2000) 1
+  jp [2000, 3000) 1
+"
+        ),
+        "{out}"
+    );
+    // The allowed-late click of `bo` corrects [0, 1000) at frontier 1200.
+    assert!(out.contains("t=1200  fr [0, 1000) +1"), "{out}");
+}
