@@ -112,6 +112,10 @@ pub(crate) enum Ingest {
     /// an empty frontier without every partition's end is an abort, not the
     /// end of the input, and fires nothing.
     End { dest: u32, partition: PartitionId },
+    /// An ingest stopped early (an error, a stop request) holding its
+    /// capability at `at` (sent to every worker `dest`): the input is
+    /// complete below `at` only.
+    Stop { dest: u32, at: EventTime },
 }
 
 /// The rows one window operator produced in one activation, in canonical
@@ -138,5 +142,11 @@ pub(crate) enum Emit<O> {
     /// windows.
     Finished {
         worker: u32,
+    },
+    /// The input stopped early; worker `worker` applied everything before
+    /// `at`, and nothing at or after it.
+    Stopped {
+        worker: u32,
+        at: EventTime,
     },
 }

@@ -370,6 +370,39 @@ impl PartialEq for MetricValues {
 }
 impl Eq for MetricValues {}
 
+// Hashes agree with the structural equality above: floats by their bits
+// (the IEEE total order calls two floats equal exactly when their bits are).
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match *self {
+            Number::Int(i) => (0u8, i).hash(state),
+            Number::Float(f) => (1u8, f.to_bits()).hash(state),
+        }
+    }
+}
+
+impl std::hash::Hash for SumValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match *self {
+            SumValue::Int(i) => (0u8, i).hash(state),
+            SumValue::Float(f) => (1u8, f.to_bits()).hash(state),
+        }
+    }
+}
+
+impl std::hash::Hash for MetricValues {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (
+            self.count,
+            self.sum,
+            self.min,
+            self.max,
+            self.mean.map(f64::to_bits),
+        )
+            .hash(state);
+    }
+}
+
 /// Counts records.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Count;
@@ -653,8 +686,9 @@ impl From<MetricsWire> for MetricsAcc {
 
 /// The result of [`Metrics`]: the selected aggregations are `Some`.
 ///
-/// Equality and [`Ord`] are structural and total (see [`Number`]), so the
-/// values can live in a differential collection.
+/// Equality, [`Ord`] and [`Hash`](std::hash::Hash) are structural and
+/// total (see [`Number`]), so the values can live in a differential
+/// collection.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct MetricValues {
     /// Number of records.

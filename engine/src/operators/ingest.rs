@@ -5,8 +5,11 @@
 //! partitions may still produce, so the frontier seen downstream is the
 //! smallest stream time still to come over all partitions. When a
 //! partition reaches its end, every window operator is told
-//! ([`Ingest::End`]): an empty frontier without every partition's end is an
-//! abort or a stop, which fires no open window.
+//! ([`Ingest::End`]). When the job must stop early (an error, a stop
+//! request), the operator tells every window operator where it stopped
+//! ([`Ingest::Stop`], at its capability) before letting the capability go:
+//! the input is then complete only below that time, and no open window is
+//! fired as if the input had ended.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,6 +59,11 @@ impl Partition {
 /// window operators have completed. Only flow control: it bounds buffering
 /// when one worker's partitions are faster, and never changes results.
 const MAX_LEAD: EventTime = 1_000;
+
+/// The markers that tell every window operator this ingest stops at `at`.
+fn stop_markers(at: EventTime, peers: usize) -> impl Iterator<Item = Ingest> {
+    (0..peers).map(move |d| Ingest::Stop { dest: d as u32, at })
+}
 
 /// The ingest operator of worker `index` of `peers`: reads the partitions
 /// `p ≡ index (mod peers)` of `partitions`.
@@ -110,7 +118,9 @@ pub(crate) fn ingest<'scope>(
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 if control.stopping() {
-                    // No end markers: downstream sees an abort, not an end.
+                    output
+                        .session(&*c)
+                        .give_iterator(stop_markers(*c.time(), peers));
                     cap = None;
                     return;
                 }
@@ -211,6 +221,17 @@ pub(crate) fn ingest<'scope>(
                 }
                 Stats::add(&control.stats.records, records);
                 Stats::add(&control.stats.dead_letters, dead);
+                if control.stopping() {
+                    // Stopped while reading (a bad record with `fail`, an I/O
+                    // error): the capability stays where it is until the
+                    // window operators know; a stopped partition must not
+                    // let the frontier pass it.
+                    output
+                        .session(&*c)
+                        .give_iterator(stop_markers(*c.time(), peers));
+                    cap = None;
+                    return;
+                }
                 // Hold the capability at the lowest stream time a partition may
                 // still send. Idle partitions do not hold it back; when every
                 // open partition is idle it stays at the highest stream time seen.

@@ -76,6 +76,7 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
     let mut pending: BTreeMap<EventTime, Vec<Pending>> = BTreeMap::new();
     let mut rows: RowMerge<O> = RowMerge::default();
     let mut finished = 0usize;
+    let mut stopped_at: Option<EventTime> = None;
     let mut done = false;
     let mut last_commit = Instant::now();
     let mut committed: Option<EventTime> = None;
@@ -96,16 +97,37 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                             pending.entry(at).or_default().push(Pending::Dead(letter))
                         }
                         Emit::Finished { .. } => finished += 1,
+                        Emit::Stopped { at, .. } => {
+                            stopped_at = Some(stopped_at.map_or(at, |s| s.min(at)))
+                        }
                     }
                 }
             });
             if done {
                 return;
             }
-            let upto = frontier.frontier().first().copied();
+            let mut upto = frontier.frontier().first().copied();
+            if upto.is_none() {
+                if let Some(at) = stopped_at {
+                    // Stopped early: the input is complete below `at`.
+                    upto = Some(at);
+                    if let Some(s) = sinks.as_mut() {
+                        let result = write_ready(s, &mut rows, &mut pending, upto, &control.stats)
+                            .and_then(|()| s.commit(Frontier::At(at)));
+                        if let Err(e) = result {
+                            control.fail(e);
+                        }
+                    }
+                    control.stats.frontier.store(at, Ordering::Relaxed);
+                    rows.clear();
+                    pending.clear();
+                    done = true;
+                    return;
+                }
+            }
             if upto.is_none() && finished < workers {
-                // Aborted or stopped: only what completed frontiers hold is
-                // output; the rest is incomplete.
+                // Lost input: only what completed frontiers hold is output;
+                // the rest is incomplete.
                 rows.clear();
                 pending.clear();
                 done = true;

@@ -23,9 +23,13 @@ use crate::stats::Stats;
 /// `state` is this worker's share of the window state (`None` if it could
 /// not be built: the operator then only lets its capability go). With
 /// `ends_expected = Some(n)`, the input has ended only once `n` partitions
-/// sent their end; an empty frontier before that is an abort, and the
-/// windows still open are not fired. With `None`, an empty frontier is the
-/// end of the input.
+/// sent their end. An ingest that stops early says where
+/// ([`Ingest::Stop`]): the operator then applies only the steps before the
+/// earliest such time, fires what that frontier fires, and reports it
+/// ([`Emit::Stopped`]); the windows still open are not fired. An empty
+/// frontier with neither every end nor a stop (a lost peer) fires nothing
+/// more. With `ends_expected = None`, an empty frontier is the end of the
+/// input.
 pub(crate) fn window<'scope, A: JobAggregator>(
     input: Stream<'scope, EventTime, Vec<Ingest>>,
     state: Option<WindowState<Key, A>>,
@@ -36,7 +40,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
     let pact = Exchange::new(|item: &Ingest| match item {
         Ingest::Records(b) => u64::from(b.dest),
         Ingest::Dead { letter, .. } => letter.partition as u64,
-        Ingest::End { dest, .. } => u64::from(*dest),
+        Ingest::End { dest, .. } | Ingest::Stop { dest, .. } => u64::from(*dest),
     });
     let mut state = state;
     input.unary_frontier::<CapacityContainerBuilder<Vec<Emit<A::Output>>>, _, _, _>(
@@ -46,6 +50,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
             let mut cap = Some(cap);
             let mut order = EventOrder::default();
             let mut ended: BTreeSet<PartitionId> = BTreeSet::new();
+            let mut stop_at: Option<EventTime> = None;
             let mut changes = Vec::new();
             let mut emitted: Vec<Emit<A::Output>> = Vec::new();
             let mut missed = Vec::new();
@@ -60,6 +65,9 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                             Ingest::End { partition, .. } => {
                                 ended.insert(partition);
                             }
+                            Ingest::Stop { at, .. } => {
+                                stop_at = Some(stop_at.map_or(at, |s| s.min(at)));
+                            }
                         }
                     }
                 });
@@ -68,14 +76,22 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     cap = None;
                     return;
                 };
-                let upto = frontier.frontier().first().copied();
-                let finished = upto.is_none() && ends_expected.is_none_or(|n| ended.len() >= n);
-                if upto.is_none() && !finished {
-                    // Aborted or stopped: what the frontier completed has
-                    // been sent; the open windows are not complete.
+                let frontier_now = frontier.frontier().first().copied();
+                let finished = frontier_now.is_none()
+                    && stop_at.is_none()
+                    && ends_expected.is_none_or(|n| ended.len() >= n);
+                if frontier_now.is_none() && stop_at.is_none() && !finished {
+                    // Lost input (no end, no stop): the open windows are not
+                    // complete.
                     cap = None;
                     return;
                 }
+                // The input is complete below the frontier, and below the
+                // earliest stop.
+                let upto = match (frontier_now, stop_at) {
+                    (Some(f), Some(s)) => Some(f.min(s)),
+                    (f, s) => f.or(s),
+                };
                 let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
                 while let Some(step) = order.next_step(upto) {
                     state.advance(step, &mut changes);
@@ -129,21 +145,27 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                         rows,
                     }));
                 }
-                if finished {
-                    emitted.push(Emit::Finished {
-                        worker: worker as u32,
+                if frontier_now.is_none() {
+                    emitted.push(match stop_at {
+                        Some(at) => Emit::Stopped {
+                            worker: worker as u32,
+                            at,
+                        },
+                        None => Emit::Finished {
+                            worker: worker as u32,
+                        },
                     });
                 }
                 if !emitted.is_empty() {
                     output.session(&*c).give_iterator(emitted.drain(..));
                 }
-                match upto {
-                    Some(f) => {
+                match (frontier_now, upto) {
+                    (Some(_), Some(f)) => {
                         if f > *c.time() {
                             c.downgrade(&f);
                         }
                     }
-                    None => cap = None,
+                    _ => cap = None,
                 }
             }
         },
