@@ -26,7 +26,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli::usage_error(e),
+    };
     let result = match &cli.command {
         Command::Run(args) => cli::run::run(args),
         Command::Gen(args) => cli::gen::run(args),

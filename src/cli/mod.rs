@@ -5,7 +5,49 @@ pub mod bench;
 pub mod gen;
 pub mod run;
 
+use std::process::ExitCode;
+
 use tidemark::JobError;
+
+/// Reports a command-line error. A value that does not parse is reported as
+/// `error: invalid --FLAG: REASON`, as a job that is wrong is reported after
+/// parsing; everything else (help, version, unknown flags) the way clap
+/// does. Usage errors exit with 2.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+        _ => None,
+    };
+    let reason = match e.kind() {
+        ErrorKind::ValueValidation => std::error::Error::source(&e).map(|s| s.to_string()),
+        ErrorKind::InvalidValue => context(ContextKind::InvalidValue).map(|value| {
+            let mut reason = format!("unknown value \"{value}\"");
+            if let Some(valid) = context(ContextKind::ValidValue) {
+                reason.push_str(&format!(" (possible values: {valid})"));
+            }
+            if let Some(suggested) = context(ContextKind::SuggestedValue) {
+                reason.push_str(&format!("; did you mean \"{suggested}\"?"));
+            }
+            reason
+        }),
+        _ => None,
+    };
+    // "--delay <DUR>" or "--header[=<BOOL>]": the flag is the leading name.
+    let flag = context(ContextKind::InvalidArg).map(|arg| {
+        arg.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '-')
+            .collect::<String>()
+    });
+    match (flag, reason) {
+        (Some(flag), Some(reason)) if !flag.is_empty() => {
+            eprintln!("error: invalid {flag}: {reason}\n\nFor more information, try '--help'.");
+            ExitCode::from(2)
+        }
+        _ => e.exit(),
+    }
+}
 
 /// Exit code: 2 for a job that is wrong as given, 1 for a failure while
 /// running it.

@@ -13,76 +13,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tidemark::engine::{Parallelism, Stats, Summary};
 use tidemark::{JobError, JobSpec};
 
-/// Flags of `tidemark run`; each may also be a key of the job file.
+/// Flags of `tidemark run`: the job's options (each also a key of the job
+/// file) and the options of this run only.
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
-    /// A TOML job file whose keys are these flags' names; flags override it.
+    /// A TOML job file whose keys are the job flags' names; flags override it.
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
-    /// A partition directory, one file, or `gen:events=N,keys=N,...`.
-    #[arg(long, value_name = "PATH")]
-    pub input: Option<String>,
-    /// Input format: jsonl or csv.
-    #[arg(long)]
-    pub format: Option<String>,
-    /// CSV files start with a header line.
-    #[arg(long)]
-    pub header: bool,
-    /// Key field name.
-    #[arg(long, value_name = "FIELD")]
-    pub key: Option<String>,
-    /// Event-time field name.
-    #[arg(long, value_name = "FIELD")]
-    pub time: Option<String>,
-    /// Value field name.
-    #[arg(long, value_name = "FIELD")]
-    pub value: Option<String>,
-    /// Partition field name (one file holding all partitions).
-    #[arg(long, value_name = "FIELD")]
-    pub partition_field: Option<String>,
-    /// Event-time format: epoch-ms, epoch-s or rfc3339.
-    #[arg(long)]
-    pub time_format: Option<String>,
-    /// tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP (e.g. tumbling:1m).
-    #[arg(long)]
-    pub window: Option<String>,
-    /// Watermark delay (bounded out-of-orderness), e.g. 5s.
-    #[arg(long, value_name = "DUR")]
-    pub delay: Option<String>,
-    /// Allowed lateness after a window fired, e.g. 1m.
-    #[arg(long, value_name = "DUR")]
-    pub lateness: Option<String>,
-    /// final or updates.
-    #[arg(long)]
-    pub emit: Option<String>,
-    /// Aggregations: any of count,sum,min,max,mean.
-    #[arg(long, value_name = "LIST")]
-    pub agg: Option<String>,
-    /// Worker threads (per process).
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
-    /// Records read from a partition per batch.
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<usize>,
-    /// Results file, `-` for standard output (default `-`).
-    #[arg(long, value_name = "PATH")]
-    pub output: Option<String>,
-    /// File for records dropped as too late.
-    #[arg(long, value_name = "PATH")]
-    pub late: Option<String>,
-    /// File for records that could not be decoded.
-    #[arg(long, value_name = "PATH")]
-    pub dead_letter: Option<String>,
-    /// skip (to the dead-letter file) or fail.
-    #[arg(long, value_name = "POLICY")]
-    pub on_bad_record: Option<String>,
-    /// Follow the input files as they grow (tail mode); stop with Ctrl-C.
-    #[arg(long)]
-    pub follow: bool,
-    /// With --follow: a partition caught up this long stops holding the
-    /// watermark back (results then depend on timing), e.g. 10s.
-    #[arg(long, value_name = "DUR")]
-    pub idle_after: Option<String>,
+    /// The job's options.
+    #[command(flatten)]
+    pub spec: JobSpec,
     /// Cluster mode: number of processes (with --process and --hostfile).
     #[arg(long, value_name = "N")]
     pub processes: Option<usize>,
@@ -98,32 +38,6 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn spec(&self) -> JobSpec {
-        JobSpec {
-            input: self.input.clone(),
-            format: self.format.clone(),
-            header: self.header.then_some(true),
-            key: self.key.clone(),
-            time: self.time.clone(),
-            value: self.value.clone(),
-            partition_field: self.partition_field.clone(),
-            time_format: self.time_format.clone(),
-            window: self.window.clone(),
-            delay: self.delay.clone(),
-            lateness: self.lateness.clone(),
-            emit: self.emit.clone(),
-            agg: self.agg.clone(),
-            workers: self.workers,
-            batch_size: self.batch_size,
-            output: self.output.clone(),
-            late: self.late.clone(),
-            dead_letter: self.dead_letter.clone(),
-            on_bad_record: self.on_bad_record.clone(),
-            follow: self.follow.then_some(true),
-            idle_after: self.idle_after.clone(),
-        }
-    }
-
     fn cluster(&self, workers: usize) -> anyhow::Result<Option<Parallelism>> {
         let (Some(n), Some(process), Some(hostfile)) =
             (self.processes, self.process, &self.hostfile)
@@ -162,16 +76,14 @@ impl RunArgs {
 
 /// Runs `tidemark run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let mut spec = match &args.job {
+    let spec = match &args.job {
         Some(path) => JobSpec::from_file(path)?,
         None => JobSpec::default(),
     }
-    .overlay(args.spec());
-    if spec.output.is_none() {
-        spec.output = Some("-".into());
-    }
+    .overlay(args.spec.clone());
     let mut builder = spec.to_builder()?;
-    if let Some(cluster) = args.cluster(spec.workers.unwrap_or(1))? {
+    let workers = spec.workers.unwrap_or(tidemark::spec::defaults::WORKERS);
+    if let Some(cluster) = args.cluster(workers)? {
         builder = builder.parallelism(cluster);
     }
     let job = builder.build()?;

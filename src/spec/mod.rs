@@ -1,7 +1,18 @@
-//! Parsing the human forms of a job: durations (`500ms`, `10s`, `5m`),
-//! window specs (`tumbling:1s`, `sliding:10s/1s`, `session:30s`),
-//! aggregation lists (`count,sum`) and generator inputs
+//! Job specs: the typed options of a job, as one [`JobSpec`] that is both
+//! the TOML job file and (with the `cli` feature) the flags of
+//! `tidemark run`, and the human forms of its values — durations (`500ms`,
+//! `10s`, `5m`), window specs (`tumbling:1s`, `sliding:10s/1s`,
+//! `session:30s`), aggregation lists (`count,sum`) and generator inputs
 //! (`gen:events=1000,keys=10`).
+
+mod job;
+mod values;
+
+pub use job::{defaults, JobSpec};
+pub use values::{
+    AggList, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow, OnBadRecord,
+    OutputPath,
+};
 
 use tidemark_sources::GeneratorConfig;
 use tidemark_windows::{AggKind, Millis, WindowSpec};
@@ -15,33 +26,22 @@ fn err<T>(msg: String) -> Result<T, SpecError> {
     Err(SpecError(msg))
 }
 
-/// Parses a duration in milliseconds: a plain integer is milliseconds,
-/// otherwise a human duration such as `500ms`, `10s`, `1m 30s`.
+/// Parses a duration in milliseconds with a unit, such as `500ms`, `10s`,
+/// `1m 30s` (see [`DurationMs`]; a bare number other than 0 is refused).
 ///
 /// ```
 /// use tidemark::spec::parse_millis;
-/// assert_eq!(parse_millis("250").unwrap(), 250);
+/// assert_eq!(parse_millis("250ms").unwrap(), 250);
 /// assert_eq!(parse_millis("1m 30s").unwrap(), 90_000);
+/// assert!(parse_millis("250").is_err());
 /// assert!(parse_millis("soon").is_err());
 /// ```
 pub fn parse_millis(text: &str) -> Result<Millis, SpecError> {
-    let text = text.trim();
-    if let Ok(ms) = text.parse::<i64>() {
-        if ms < 0 {
-            return err(format!("invalid duration \"{text}\": must not be negative"));
-        }
-        return Ok(ms);
-    }
-    match humantime::parse_duration(text) {
-        Ok(d) => Millis::try_from(d.as_millis())
-            .map_err(|_| SpecError(format!("invalid duration \"{text}\": too large"))),
-        Err(e) => err(format!(
-            "invalid duration \"{text}\": {e} (examples: 500ms, 10s, 5m)"
-        )),
-    }
+    text.parse::<DurationMs>().map(DurationMs::millis)
 }
 
-/// Parses `tumbling:SIZE`, `sliding:SIZE/SLIDE` or `session:GAP`.
+/// Parses `tumbling:SIZE`, `sliding:SIZE/SLIDE` or `session:GAP` (see
+/// [`JobWindow`]).
 ///
 /// ```
 /// use tidemark::spec::parse_window;
@@ -51,41 +51,13 @@ pub fn parse_millis(text: &str) -> Result<Millis, SpecError> {
 /// assert_eq!(parse_window("session:30s").unwrap(), WindowSpec::session(30_000));
 /// ```
 pub fn parse_window(text: &str) -> Result<WindowSpec, SpecError> {
-    let usage = "expected tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP";
-    let Some((kind, rest)) = text.split_once(':') else {
-        return err(format!("invalid window \"{text}\": {usage}"));
-    };
-    let spec = match kind.trim() {
-        "tumbling" => WindowSpec::tumbling(parse_millis(rest)?),
-        "sliding" => {
-            let Some((size, slide)) = rest.split_once('/') else {
-                return err(format!("invalid window \"{text}\": {usage}"));
-            };
-            WindowSpec::sliding(parse_millis(size)?, parse_millis(slide)?)
-        }
-        "session" => WindowSpec::session(parse_millis(rest)?),
-        other => return err(format!("unknown window kind \"{other}\": {usage}")),
-    };
-    spec.validate()
-        .map_err(|e| SpecError(format!("invalid window \"{text}\": {e}")))?;
-    Ok(spec)
+    text.parse::<JobWindow>().map(JobWindow::spec)
 }
 
-/// Parses a comma-separated aggregation list such as `count,sum,max`.
+/// Parses a comma-separated aggregation list such as `count,sum,max`
+/// (see [`AggList`]).
 pub fn parse_aggs(text: &str) -> Result<Vec<AggKind>, SpecError> {
-    let mut kinds = Vec::new();
-    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-        let kind: AggKind = part.parse().map_err(SpecError)?;
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    }
-    if kinds.is_empty() {
-        return err(format!(
-            "invalid aggregation list \"{text}\": name at least one of count, sum, min, max, mean"
-        ));
-    }
-    Ok(kinds)
+    text.parse::<AggList>().map(|a| a.kinds().to_vec())
 }
 
 /// Parses generator knobs `events=N,keys=N,partitions=N,rate=F,start=MS,
@@ -109,12 +81,12 @@ pub fn parse_generator(text: &str) -> Result<GeneratorConfig, SpecError> {
             "partitions" => c.partitions = value.parse().map_err(|e| bad(&e))?,
             "rate" => c.rate = value.parse().map_err(|e| bad(&e))?,
             "start" => c.start = value.parse().map_err(|e| bad(&e))?,
-            "disorder" => c.disorder = parse_millis(value)?,
+            "disorder" => c.disorder = parse_millis(value).map_err(|e| bad(&e))?,
             "late-frac" => c.late_frac = value.parse().map_err(|e| bad(&e))?,
-            "late-extra" => c.late_extra = parse_millis(value)?,
+            "late-extra" => c.late_extra = parse_millis(value).map_err(|e| bad(&e))?,
             "skew" => c.skew = value.parse().map_err(|e| bad(&e))?,
             "gap-every" => c.gap_every = value.parse().map_err(|e| bad(&e))?,
-            "gap-ms" => c.gap_ms = parse_millis(value)?,
+            "gap-ms" => c.gap_ms = parse_millis(value).map_err(|e| bad(&e))?,
             "seed" => c.seed = value.parse().map_err(|e| bad(&e))?,
             _ => {
                 return err(format!(
@@ -124,4 +96,37 @@ pub fn parse_generator(text: &str) -> Result<GeneratorConfig, SpecError> {
         }
     }
     Ok(c)
+}
+
+/// The knobs of `c` that differ from the defaults, in the form
+/// [`parse_generator`] reads (`events=100,keys=3`).
+pub fn generator_knobs(c: &GeneratorConfig) -> String {
+    let d = GeneratorConfig::default();
+    let ms = |v: Millis| DurationMs::new(v).map_or_else(|_| format!("{v}ms"), |d| d.to_string());
+    let mut knobs = Vec::new();
+    macro_rules! knob {
+        ($name:literal, $field:ident) => {
+            if c.$field != d.$field {
+                knobs.push(format!(concat!($name, "={}"), c.$field));
+            }
+        };
+        ($name:literal, $field:ident, ms) => {
+            if c.$field != d.$field {
+                knobs.push(format!(concat!($name, "={}"), ms(c.$field)));
+            }
+        };
+    }
+    knob!("events", events);
+    knob!("keys", keys);
+    knob!("partitions", partitions);
+    knob!("rate", rate);
+    knob!("start", start);
+    knob!("disorder", disorder, ms);
+    knob!("late-frac", late_frac);
+    knob!("late-extra", late_extra, ms);
+    knob!("skew", skew);
+    knob!("gap-every", gap_every);
+    knob!("gap-ms", gap_ms, ms);
+    knob!("seed", seed);
+    knobs.join(",")
 }

@@ -1,0 +1,501 @@
+//! [`JobSpec`]: one job as a TOML job file and as the flags of
+//! `tidemark run`, typed, with its defaults and the way a job file and flags
+//! combine.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tidemark_engine::{EngineError, Target};
+use tidemark_sources::{
+    DecodeConfig, FieldMapping, FileSource, FileSourceConfig, GeneratorSource, Source,
+};
+
+use super::values::{
+    AggList, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow, OnBadRecord,
+    OutputPath,
+};
+use super::SpecError;
+use crate::job::{Job, JobBuilder, JobError};
+
+/// The value an option takes when neither the job file nor a flag sets it.
+/// [`JobSpec::to_builder`] applies exactly these, and `tidemark run --help`
+/// shows them.
+pub mod defaults {
+    use super::{DurationMs, Emit, EventTimeFormat, InputFormat, OnBadRecord, OutputPath};
+    use tidemark_windows::AggKind;
+
+    /// `key`: the key field.
+    pub const KEY: &str = "key";
+    /// `time`: the event-time field.
+    pub const TIME: &str = "ts";
+    /// `value`: the value field.
+    pub const VALUE: &str = "value";
+    /// `format`, unless the input path ends in `.csv` (then csv).
+    pub const FORMAT: InputFormat = InputFormat::Jsonl;
+    /// `header`.
+    pub const HEADER: bool = false;
+    /// `time-format`.
+    pub const TIME_FORMAT: EventTimeFormat = EventTimeFormat::EpochMs;
+    /// `delay`.
+    pub const DELAY: DurationMs = DurationMs::ZERO;
+    /// `lateness`.
+    pub const LATENESS: DurationMs = DurationMs::ZERO;
+    /// `emit`.
+    pub const EMIT: Emit = Emit::Final;
+    /// `agg`.
+    pub const AGGS: &[AggKind] = &[AggKind::Count, AggKind::Sum];
+    /// `workers`.
+    pub const WORKERS: usize = 1;
+    /// `batch-size`.
+    pub const BATCH_SIZE: usize = 1024;
+    /// `on-bad-record`.
+    pub const ON_BAD_RECORD: OnBadRecord = OnBadRecord::Skip;
+    /// `follow`.
+    pub const FOLLOW: bool = false;
+    /// `output`: standard output.
+    pub const OUTPUT: OutputPath = OutputPath::Stdout;
+}
+
+/// "TEXT [default: VALUE]", the way clap shows defaults, for options whose
+/// default must not be a clap default (it would hide the job file's value).
+#[cfg(feature = "cli")]
+fn help(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
+#[cfg(feature = "cli")]
+fn aggs_default() -> String {
+    AggList::new(defaults::AGGS)
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
+/// A job as written in a TOML job file or given as the flags of
+/// `tidemark run`: the same names (a key `batch-size` is the flag
+/// `--batch-size`), the same value syntax and the same parsers.
+///
+/// Every option is optional here; [`JobSpec::to_builder`] applies the
+/// [`defaults`]. A job file and flags combine with [`JobSpec::overlay`]:
+/// an option given as a flag replaces the job file's.
+///
+/// The booleans `header` and `follow` are `true`/`false` in a job file; as
+/// flags, `--follow` alone means `--follow=true`, and `--follow=false`
+/// turns off a job file's `follow = true`. Leaving the flag out keeps the
+/// job file's value.
+///
+/// In a job file, relative paths (`input`, `output`, `late`,
+/// `dead-letter`) are relative to the job file's directory
+/// ([`JobSpec::from_file`]); as flags, to the current directory.
+///
+/// ```
+/// use tidemark::JobSpec;
+/// let spec: JobSpec = toml::from_str(r#"
+///     input = "gen:events=100,keys=3"
+///     window = "tumbling:1s"
+///     agg = "count,max"
+/// "#).unwrap();
+/// let job = spec.to_builder().unwrap().build().unwrap();
+/// assert_eq!(job.config().aggs.len(), 2);
+///
+/// // The same spec prints back as a job file.
+/// let text = toml::to_string(&spec).unwrap();
+/// assert_eq!(toml::from_str::<JobSpec>(&text).unwrap(), spec);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct JobSpec {
+    /// A partition directory, one file, or `gen:KNOBS` (the built-in
+    /// generator, e.g. `gen:events=1000,keys=10,partitions=4`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "PATH",
+            help = "A partition directory, one file, or gen:KNOBS (e.g. gen:events=1000,keys=10,partitions=4)"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Input>,
+
+    /// How input lines are encoded (default jsonl, or csv when the input
+    /// path ends in `.csv`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, help = help("Input format", "jsonl, or csv when the input path ends in .csv"))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<InputFormat>,
+
+    /// CSV files start with a header line (default false).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            action = clap::ArgAction::Set,
+            help = help("CSV files start with a header line; --header=false undoes a job file's", defaults::HEADER)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+
+    /// Key field name (default `key`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FIELD", help = help("Key field name", defaults::KEY))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+
+    /// Event-time field name (default `ts`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FIELD", help = help("Event-time field name", defaults::TIME))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+
+    /// Value field name (default `value`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FIELD", help = help("Value field name", defaults::VALUE))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+
+    /// Partition field name, for one file holding all partitions (default:
+    /// none, one partition per file).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "FIELD",
+            help = help("Partition field name, for one file holding all partitions", "none: one partition per file")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_field: Option<String>,
+
+    /// How the time field encodes event time (default `epoch-ms`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, help = help("Event-time format", defaults::TIME_FORMAT))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<EventTimeFormat>,
+
+    /// `tumbling:SIZE`, `sliding:SIZE/SLIDE` or `session:GAP` (required).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "SPEC",
+            help = "tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP, e.g. tumbling:1m (required)"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<JobWindow>,
+
+    /// Watermark delay (bounded out-of-orderness), default 0.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DUR",
+            allow_hyphen_values = true,
+            help = help("Watermark delay (bounded out-of-orderness), e.g. 5s", defaults::DELAY)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DurationMs>,
+
+    /// Allowed lateness after a window fired, default 0.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DUR",
+            allow_hyphen_values = true,
+            help = help("Allowed lateness after a window fired, e.g. 1m", defaults::LATENESS)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lateness: Option<DurationMs>,
+
+    /// When results are written (default `final`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, help = help("When results are written", defaults::EMIT))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emit: Option<Emit>,
+
+    /// Aggregations, any of count, sum, min, max, mean (default
+    /// `count,sum`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "LIST",
+            help = help("Aggregations, comma-separated: any of count, sum, min, max, mean", aggs_default())
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agg: Option<AggList>,
+
+    /// Worker threads per process (default 1).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "N", help = help("Worker threads (per process)", defaults::WORKERS))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+
+    /// Records read from a partition per batch (default 1024).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "N",
+            help = help("Records read from a partition per batch", defaults::BATCH_SIZE)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+
+    /// Results file, `-` for standard output (the default).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "PATH", help = help("Results file, - for standard output", defaults::OUTPUT))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputPath>,
+
+    /// File for records dropped as too late (default: discarded).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "PATH",
+            help = help("File for records dropped as too late", "discarded")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<OutputPath>,
+
+    /// File for records that could not be decoded (default: discarded).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "PATH",
+            help = help("File for records that could not be decoded", "discarded")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<OutputPath>,
+
+    /// What to do with a record that cannot be decoded (default `skip`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "POLICY",
+            help = help("What to do with a record that cannot be decoded", defaults::ON_BAD_RECORD)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_bad_record: Option<OnBadRecord>,
+
+    /// Follow the input files as they grow (tail mode) instead of ending at
+    /// their end (default false).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            action = clap::ArgAction::Set,
+            help = help("Follow the input files as they grow (tail mode); stop with Ctrl-C", defaults::FOLLOW)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<bool>,
+
+    /// With `follow`: a partition caught up this long stops holding the
+    /// watermark back (results then depend on timing). Default: never.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DUR",
+            allow_hyphen_values = true,
+            help = help("With --follow: a partition caught up this long stops holding the watermark back (results then depend on timing), e.g. 10s", "never")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_after: Option<DurationMs>,
+}
+
+impl JobSpec {
+    /// Reads a TOML job file. Relative paths in it are taken relative to
+    /// the job file's directory.
+    pub fn from_file(path: &Path) -> Result<Self, JobError> {
+        let fail = |reason: String| JobError::JobFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let spec: JobSpec = toml::from_str(&text).map_err(|e| fail(e.message().to_owned()))?;
+        Ok(spec)
+    }
+
+    /// Options set in `other` replace those of `self` (a job file, then
+    /// flags on top of it).
+    pub fn overlay(self, other: JobSpec) -> JobSpec {
+        // No `..`: a new field that is not overlaid does not compile.
+        let JobSpec {
+            input,
+            format,
+            header,
+            key,
+            time,
+            value,
+            partition_field,
+            time_format,
+            window,
+            delay,
+            lateness,
+            emit,
+            agg,
+            workers,
+            batch_size,
+            output,
+            late,
+            dead_letter,
+            on_bad_record,
+            follow,
+            idle_after,
+        } = other;
+        JobSpec {
+            input: input.or(self.input),
+            format: format.or(self.format),
+            header: header.or(self.header),
+            key: key.or(self.key),
+            time: time.or(self.time),
+            value: value.or(self.value),
+            partition_field: partition_field.or(self.partition_field),
+            time_format: time_format.or(self.time_format),
+            window: window.or(self.window),
+            delay: delay.or(self.delay),
+            lateness: lateness.or(self.lateness),
+            emit: emit.or(self.emit),
+            agg: agg.or(self.agg),
+            workers: workers.or(self.workers),
+            batch_size: batch_size.or(self.batch_size),
+            output: output.or(self.output),
+            late: late.or(self.late),
+            dead_letter: dead_letter.or(self.dead_letter),
+            on_bad_record: on_bad_record.or(self.on_bad_record),
+            follow: follow.or(self.follow),
+            idle_after: idle_after.or(self.idle_after),
+        }
+    }
+
+    fn target(path: &Option<OutputPath>) -> Target {
+        path.as_ref().map_or(Target::Discard, OutputPath::target)
+    }
+
+    /// The input format: `format` if set, else csv for a path ending in
+    /// `.csv`, else the default.
+    pub fn input_format(&self) -> InputFormat {
+        match (&self.format, &self.input) {
+            (Some(f), _) => *f,
+            (None, Some(Input::Path(p))) if p.to_string_lossy().ends_with(".csv") => {
+                InputFormat::Csv
+            }
+            _ => defaults::FORMAT,
+        }
+    }
+
+    /// The input source this spec names.
+    pub fn source(&self) -> Result<Arc<dyn Source>, JobError> {
+        let input = self.input.as_ref().ok_or_else(|| {
+            SpecError("missing --input (a partition directory, a file, or gen:KNOBS)".into())
+        })?;
+        let path = match input {
+            Input::Gen(config) => {
+                if self.follow == Some(true) {
+                    return Err(SpecError(
+                        "--follow reads growing files; it does not apply to a gen: input".into(),
+                    )
+                    .into());
+                }
+                let source = GeneratorSource::new(config.clone()).map_err(EngineError::from)?;
+                return Ok(Arc::new(source));
+            }
+            Input::Path(path) => path,
+        };
+        let format = self.input_format().into();
+        let mut decode = DecodeConfig::new(format);
+        decode.header = self.header.unwrap_or(defaults::HEADER);
+        decode.fields = FieldMapping {
+            key: self.key.clone().unwrap_or_else(|| defaults::KEY.into()),
+            time: self.time.clone().unwrap_or_else(|| defaults::TIME.into()),
+            value: self.value.clone().unwrap_or_else(|| defaults::VALUE.into()),
+            partition: self.partition_field.clone(),
+        };
+        decode.time_format = self.time_format.unwrap_or(defaults::TIME_FORMAT).into();
+        let mut config = FileSourceConfig::new(path.clone(), format);
+        config.decode = decode;
+        config.follow = self.follow.unwrap_or(defaults::FOLLOW);
+        let source = FileSource::new(config).map_err(EngineError::from)?;
+        Ok(Arc::new(source))
+    }
+
+    /// A job builder for this spec (its source opened), every option not
+    /// set taking its value from [`defaults`].
+    pub fn to_builder(&self) -> Result<JobBuilder, JobError> {
+        let window = self
+            .window
+            .ok_or_else(|| SpecError(format!("missing --window ({})", JobWindow::USAGE)))?;
+        let workers = self.workers.unwrap_or(defaults::WORKERS);
+        if workers == 0 {
+            return Err(SpecError("invalid --workers: must be at least 1".into()).into());
+        }
+        if self.idle_after.is_some() && self.follow != Some(true) {
+            return Err(SpecError(
+                "--idle-after applies only with --follow (a bounded input never idles)".into(),
+            )
+            .into());
+        }
+        let aggs = match &self.agg {
+            Some(list) => list.kinds(),
+            None => defaults::AGGS,
+        };
+        let mut b = Job::builder()
+            .source(self.source()?)
+            .window(window.spec())
+            .delay(self.delay.unwrap_or(defaults::DELAY).millis())
+            .lateness(self.lateness.unwrap_or(defaults::LATENESS).millis())
+            .emit(self.emit.unwrap_or(defaults::EMIT).into())
+            .aggs(aggs)
+            .workers(workers)
+            .batch_size(self.batch_size.unwrap_or(defaults::BATCH_SIZE))
+            .bad_records(self.on_bad_record.unwrap_or(defaults::ON_BAD_RECORD).into());
+        if let Some(after) = self.idle_after {
+            b = b.idle_after(after.into());
+        }
+        let results = self.output.as_ref().unwrap_or(&defaults::OUTPUT).target();
+        Ok(b.results(results)
+            .late(Self::target(&self.late))
+            .dead_letters(Self::target(&self.dead_letter)))
+    }
+}
