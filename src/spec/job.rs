@@ -2,7 +2,7 @@
 //! `tidemark run`, typed, with its defaults and the way a job file and flags
 //! combine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -460,9 +460,82 @@ impl JobSpec {
         Ok(Arc::new(source))
     }
 
+    /// Refuses outputs that would destroy the input or each other: an
+    /// output that is the input file or lies inside the input directory,
+    /// two outputs on one file (after resolving symlinks), and standard
+    /// output for more than one output.
+    pub fn check_outputs(&self) -> Result<(), SpecError> {
+        let outputs = [
+            (
+                "--output",
+                Some(self.output.as_ref().unwrap_or(&defaults::OUTPUT)),
+            ),
+            ("--late", self.late.as_ref()),
+            ("--dead-letter", self.dead_letter.as_ref()),
+        ];
+        let stdout: Vec<&str> = outputs
+            .iter()
+            .filter(|(_, o)| o == &Some(&OutputPath::Stdout))
+            .map(|(flag, _)| match *flag {
+                "--output" if self.output.is_none() => "--output (by default)",
+                flag => flag,
+            })
+            .collect();
+        if stdout.len() > 1 {
+            let (all, but) = match stdout.len() {
+                2 => ("both", "one"),
+                _ => ("all", "all but one"),
+            };
+            return Err(SpecError(format!(
+                "{} {all} write to standard output (-); give {but} of them a file",
+                match stdout.split_last() {
+                    Some((last, [first])) => format!("{first} and {last}"),
+                    Some((last, rest)) => format!("{}, and {last}", rest.join(", ")),
+                    None => String::new(),
+                }
+            )));
+        }
+        let input = match &self.input {
+            Some(Input::Path(p)) => std::fs::canonicalize(p).ok().map(|c| (p, c)),
+            _ => None,
+        };
+        let mut files: Vec<(&str, &Path, PathBuf)> = Vec::new();
+        for (flag, output) in outputs {
+            let Some(OutputPath::File(path)) = output else {
+                continue;
+            };
+            let resolved = resolve(path);
+            if let Some((given, input)) = &input {
+                if &resolved == input {
+                    return Err(SpecError(format!(
+                        "{flag} \"{}\" is the input file: writing it would destroy the input",
+                        path.display()
+                    )));
+                }
+                if input.is_dir() && resolved.starts_with(input) {
+                    return Err(SpecError(format!(
+                        "{flag} \"{}\" lies inside the input directory \"{}\": it would overwrite or add a partition; write outputs outside the input",
+                        path.display(),
+                        given.display()
+                    )));
+                }
+            }
+            if let Some((other, other_path, _)) = files.iter().find(|(_, _, r)| r == &resolved) {
+                return Err(SpecError(format!(
+                    "{other} \"{}\" and {flag} \"{}\" are the same file; give each output its own",
+                    other_path.display(),
+                    path.display()
+                )));
+            }
+            files.push((flag, path, resolved));
+        }
+        Ok(())
+    }
+
     /// A job builder for this spec (its source opened), every option not
     /// set taking its value from [`defaults`].
     pub fn to_builder(&self) -> Result<JobBuilder, JobError> {
+        self.check_outputs()?;
         let window = self
             .window
             .ok_or_else(|| SpecError(format!("missing --window ({})", JobWindow::USAGE)))?;
@@ -498,4 +571,39 @@ impl JobSpec {
             .late(Self::target(&self.late))
             .dead_letters(Self::target(&self.dead_letter)))
     }
+}
+
+/// Where `path` would be written, symlinks resolved: the path itself
+/// canonicalized if it exists, else its nearest existing ancestor
+/// canonicalized with the rest appended (`..` folded).
+fn resolve(path: &Path) -> PathBuf {
+    if let Ok(full) = std::fs::canonicalize(path) {
+        return full;
+    }
+    let absolute = match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path),
+        Err(_) => path.to_owned(),
+    };
+    let mut rest = Vec::new();
+    let mut base = absolute.as_path();
+    let mut resolved = loop {
+        if let Ok(c) = std::fs::canonicalize(base) {
+            break c;
+        }
+        match (base.parent(), base.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last.as_os_str().to_owned());
+                base = parent;
+            }
+            _ => break base.to_owned(),
+        }
+    };
+    for part in rest.iter().rev() {
+        if part == ".." {
+            resolved.pop();
+        } else if part != "." {
+            resolved.push(part);
+        }
+    }
+    resolved
 }

@@ -1,0 +1,136 @@
+//! Configuration mistakes are refused loudly, before anything is written:
+//! outputs that would destroy the input or each other, sizes beyond
+//! reason, job-file errors with their key and line. Also: job-file paths
+//! are relative to the job file, and a closed standard output ends a run
+//! quietly.
+//!
+//! Run with `cargo test --test cli_config`.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tidemark"))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const LOG: &str =
+    "{\"key\":\"a\",\"ts\":1000,\"value\":1}\n{\"key\":\"a\",\"ts\":1500,\"value\":2}\n";
+
+/// Runs `tidemark run` in `dir` and expects exit 2 with `message`.
+fn refused(dir: &Path, args: &[&str], message: &str) {
+    let out = bin()
+        .current_dir(dir)
+        .args(["run", "--quiet", "--window", "tumbling:1s"])
+        .args(args)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(message),
+        "{args:?}: expected {message:?} in:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn outputs_that_would_destroy_the_input_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("in.jsonl"), LOG).unwrap();
+    fs::create_dir_all(dir.join("logs")).unwrap();
+    fs::write(dir.join("logs/part-0.jsonl"), LOG).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("in.jsonl", dir.join("alias.jsonl")).unwrap();
+    fs::create_dir_all(dir.join("sub")).unwrap();
+
+    for flag in ["--output", "--late", "--dead-letter"] {
+        refused(
+            dir,
+            &["--input", "in.jsonl", flag, "in.jsonl"],
+            &format!("{flag} \"in.jsonl\" is the input file"),
+        );
+    }
+    // The same file by another name.
+    refused(
+        dir,
+        &["--input", "in.jsonl", "--output", "sub/../in.jsonl"],
+        "is the input file",
+    );
+    #[cfg(unix)]
+    refused(
+        dir,
+        &["--input", "in.jsonl", "--output", "alias.jsonl"],
+        "--output \"alias.jsonl\" is the input file",
+    );
+    // Inside an input directory, existing or not.
+    refused(
+        dir,
+        &["--input", "logs", "--output", "logs/results.jsonl"],
+        "--output \"logs/results.jsonl\" lies inside the input directory \"logs\"",
+    );
+    refused(
+        dir,
+        &["--input", "logs", "--late", "logs/new/late.jsonl"],
+        "--late \"logs/new/late.jsonl\" lies inside the input directory \"logs\"",
+    );
+    // Nothing was touched.
+    assert_eq!(fs::read_to_string(dir.join("in.jsonl")).unwrap(), LOG);
+    assert_eq!(fs::read_dir(dir.join("logs")).unwrap().count(), 1);
+}
+
+#[test]
+fn outputs_sharing_a_file_or_standard_output_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("in.jsonl"), LOG).unwrap();
+    fs::create_dir_all(dir.join("out")).unwrap();
+    refused(
+        dir,
+        &[
+            "--input",
+            "in.jsonl",
+            "--output",
+            "out/r.jsonl",
+            "--late",
+            "./out/r.jsonl",
+        ],
+        "--output \"out/r.jsonl\" and --late \"./out/r.jsonl\" are the same file",
+    );
+    refused(
+        dir,
+        &["--input", "in.jsonl", "--output", "-", "--dead-letter", "-"],
+        "--output and --dead-letter both write to standard output (-)",
+    );
+    refused(
+        dir,
+        &["--input", "in.jsonl", "--late", "-"],
+        "--output (by default) and --late both write to standard output (-)",
+    );
+    // One output on standard output, the others in files, is fine.
+    let out = bin()
+        .current_dir(dir)
+        .args([
+            "run",
+            "--quiet",
+            "--window",
+            "tumbling:1s",
+            "--input",
+            "in.jsonl",
+        ])
+        .args([
+            "--late",
+            "out/late.jsonl",
+            "--dead-letter",
+            "out/dead.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"count\":2"));
+}
