@@ -134,3 +134,35 @@ fn outputs_sharing_a_file_or_standard_output_are_refused() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"count\":2"));
 }
+
+#[test]
+fn worker_and_batch_counts_beyond_reason_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gen = ["--input", "gen:events=100"];
+    refused(
+        dir,
+        &[&gen[..], &["--workers", "4096"]].concat(),
+        "invalid --workers 4096: at most 1024 worker threads per process",
+    );
+    refused(
+        dir,
+        &[&gen[..], &["--batch-size", "1000001"]].concat(),
+        "invalid --batch-size 1000001: at most 1000000 records per batch",
+    );
+    fs::write(dir.join("job.toml"), "workers = 5000\n").unwrap();
+    refused(
+        dir,
+        &[&gen[..], &["--job", "job.toml"]].concat(),
+        "invalid --workers 5000",
+    );
+    // The limits themselves are fine.
+    let out = bin()
+        .current_dir(dir)
+        .args(["run", "--quiet", "--window", "tumbling:1s"])
+        .args(gen)
+        .args(["--batch-size", "1000000", "--workers", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

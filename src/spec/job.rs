@@ -57,6 +57,12 @@ pub mod defaults {
     pub const OUTPUT: OutputPath = OutputPath::Stdout;
 }
 
+/// The most worker threads a process may run.
+pub const MAX_WORKERS: usize = 1024;
+
+/// The largest batch size.
+pub const MAX_BATCH_SIZE: usize = 1_000_000;
+
 /// "TEXT [default: VALUE]", the way clap shows defaults, for options whose
 /// default must not be a clap default (it would hide the job file's value).
 #[cfg(feature = "cli")]
@@ -251,7 +257,7 @@ pub struct JobSpec {
     /// Worker threads per process (default 1).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "N", help = help("Worker threads (per process)", defaults::WORKERS))
+        arg(long, value_name = "N", help = help(&format!("Worker threads per process, 1 to {MAX_WORKERS}"), defaults::WORKERS))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
@@ -262,7 +268,7 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "N",
-            help = help("Records read from a partition per batch", defaults::BATCH_SIZE)
+            help = help(&format!("Records read from a partition per batch, 1 to {MAX_BATCH_SIZE}"), defaults::BATCH_SIZE)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -543,6 +549,19 @@ impl JobSpec {
         if workers == 0 {
             return Err(SpecError("invalid --workers: must be at least 1".into()).into());
         }
+        if workers > MAX_WORKERS {
+            return Err(SpecError(format!(
+                "invalid --workers {workers}: at most {MAX_WORKERS} worker threads per process (each holds its own buffers; more threads than cores only adds overhead)"
+            ))
+            .into());
+        }
+        let batch_size = self.batch_size.unwrap_or(defaults::BATCH_SIZE);
+        if batch_size > MAX_BATCH_SIZE {
+            return Err(SpecError(format!(
+                "invalid --batch-size {batch_size}: at most {MAX_BATCH_SIZE} records per batch (a batch is held in memory whole)"
+            ))
+            .into());
+        }
         if self.idle_after.is_some() && self.follow != Some(true) {
             return Err(SpecError(
                 "--idle-after applies only with --follow (a bounded input never idles)".into(),
@@ -561,7 +580,7 @@ impl JobSpec {
             .emit(self.emit.unwrap_or(defaults::EMIT).into())
             .aggs(aggs)
             .workers(workers)
-            .batch_size(self.batch_size.unwrap_or(defaults::BATCH_SIZE))
+            .batch_size(batch_size)
             .bad_records(self.on_bad_record.unwrap_or(defaults::ON_BAD_RECORD).into());
         if let Some(after) = self.idle_after {
             b = b.idle_after(after.into());

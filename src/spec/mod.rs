@@ -8,7 +8,7 @@
 mod job;
 mod values;
 
-pub use job::{defaults, JobSpec};
+pub use job::{defaults, JobSpec, MAX_BATCH_SIZE, MAX_WORKERS};
 pub use values::{
     AggList, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow, OnBadRecord,
     OutputPath,
