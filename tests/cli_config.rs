@@ -166,3 +166,53 @@ fn worker_and_batch_counts_beyond_reason_are_refused() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn job_file_errors_name_the_key_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (text, line, key, reason) in [
+        (
+            "input = \"gen:events=10\"\nworkers = \"2\"\n",
+            "line 2, column 11",
+            "workers = \"2\"",
+            "invalid type: string \"2\", expected usize",
+        ),
+        (
+            "window = \"tumbling:1s\"\nwindow = \"tumbling:2s\"\n",
+            "line 2, column 1",
+            "window = \"tumbling:2s\"",
+            "duplicate key",
+        ),
+        (
+            "input = \"gen:events=10\"\nwindw = \"tumbling:1s\"\n",
+            "line 2, column 1",
+            "windw = \"tumbling:1s\"",
+            "unknown field `windw`",
+        ),
+        (
+            "input = \"gen:events=10\"\n\ndelay = \"60\"\n",
+            "line 3, column 9",
+            "delay = \"60\"",
+            "\"60\": a duration needs a unit, e.g. 60s or 60ms",
+        ),
+        (
+            "input = \"gen:events=10\"\nemit = \"sometimes\"\n",
+            "line 2, column 8",
+            "emit = \"sometimes\"",
+            "unknown variant `sometimes`, expected `final` or `updates`",
+        ),
+    ] {
+        fs::write(dir.join("job.toml"), text).unwrap();
+        let out = bin()
+            .current_dir(dir)
+            .args(["run", "--quiet", "--job", "job.toml"])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        for part in ["job file \"job.toml\"", line, key, reason] {
+            assert!(err.contains(part), "{text}: expected {part:?} in:\n{err}");
+        }
+    }
+}

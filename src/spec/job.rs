@@ -359,7 +359,9 @@ impl JobSpec {
             reason,
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let spec: JobSpec = toml::from_str(&text).map_err(|e| fail(e.message().to_owned()))?;
+        // The error's Display names the line and column and shows the key.
+        let spec: JobSpec =
+            toml::from_str(&text).map_err(|e| fail(e.to_string().trim_end().to_owned()))?;
         Ok(spec)
     }
 
