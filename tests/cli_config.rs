@@ -216,3 +216,72 @@ fn job_file_errors_name_the_key_and_line() {
         }
     }
 }
+
+fn git_status(root: &Path) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["status", "--porcelain", "--untracked-files=all"])
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git status: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn job_file_paths_are_relative_to_the_job_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jobs = tmp.path().join("jobs");
+    fs::create_dir_all(jobs.join("data")).unwrap();
+    fs::write(jobs.join("data/in.jsonl"), LOG).unwrap();
+    fs::write(
+        jobs.join("job.toml"),
+        "input = \"data/in.jsonl\"\nwindow = \"tumbling:1s\"\noutput = \"out/results.jsonl\"\n",
+    )
+    .unwrap();
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let out = bin()
+        .current_dir(&elsewhere)
+        .args(["run", "--quiet", "--job", "../jobs/job.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = fs::read_to_string(jobs.join("out/results.jsonl")).unwrap();
+    assert!(results.contains("\"count\":2"), "{results}");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    // Flags stay relative to the current directory.
+    let out = bin()
+        .current_dir(&elsewhere)
+        .args(["run", "--quiet", "--job", "../jobs/job.toml"])
+        .args(["--output", "mine.jsonl"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fs::read_to_string(elsewhere.join("mine.jsonl"))
+        .unwrap()
+        .contains("\"count\":2"));
+}
+
+#[test]
+fn the_readme_job_runs_from_anywhere_and_leaves_the_repository_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let before = git_status(root);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = bin()
+        .current_dir(tmp.path())
+        .args(["run", "--quiet", "--job"])
+        .arg(root.join("examples/clicks.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"kind\":\"retract\""), "{text}");
+    let late = fs::read_to_string(root.join("examples/out/clicks-late.jsonl")).unwrap();
+    let dead = fs::read_to_string(root.join("examples/out/clicks-dead.jsonl")).unwrap();
+    assert_eq!(late.lines().count(), 1, "{late}");
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    assert_eq!(git_status(root), before, "the job changed the repository");
+}

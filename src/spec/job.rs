@@ -362,7 +362,30 @@ impl JobSpec {
         // The error's Display names the line and column and shows the key.
         let spec: JobSpec =
             toml::from_str(&text).map_err(|e| fail(e.to_string().trim_end().to_owned()))?;
-        Ok(spec)
+        match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => Ok(spec.relative_to(dir)),
+            None => Ok(spec),
+        }
+    }
+
+    /// This spec with its relative paths (`input`, `output`, `late`,
+    /// `dead-letter`) taken relative to `dir`.
+    pub fn relative_to(self, dir: &Path) -> JobSpec {
+        let rebase = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
+        let output = |o: Option<OutputPath>| match o {
+            Some(OutputPath::File(p)) => Some(OutputPath::File(rebase(p))),
+            other => other,
+        };
+        JobSpec {
+            input: match self.input {
+                Some(Input::Path(p)) => Some(Input::Path(rebase(p))),
+                other => other,
+            },
+            output: output(self.output),
+            late: output(self.late),
+            dead_letter: output(self.dead_letter),
+            ..self
+        }
     }
 
     /// Options set in `other` replace those of `self` (a job file, then
