@@ -285,3 +285,26 @@ fn the_readme_job_runs_from_anywhere_and_leaves_the_repository_clean() {
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
     assert_eq!(git_status(root), before, "the job changed the repository");
 }
+
+#[test]
+fn a_closed_standard_output_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = bin()
+        .args(["run", "--input", "gen:events=200000,keys=1000"])
+        .args(["--window", "tumbling:1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -1`: read one row, then close the pipe.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"key\":"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}

@@ -61,6 +61,18 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// Whether the job stopped because the reader of an output went away (a
+/// closed pipe, as in `tidemark run ... | head -1`): not a failure, the
+/// reader has what it wanted.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use tidemark::engine::EngineError;
+    matches!(
+        e.downcast_ref::<JobError>(),
+        Some(JobError::Engine(EngineError::Output { source, .. }))
+            if source.kind() == std::io::ErrorKind::BrokenPipe
+    )
+}
+
 /// A hint for errors with a known remedy.
 pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
     match e.downcast_ref::<JobError>() {
