@@ -159,11 +159,11 @@ fn generated_log(dir: &Path) -> PathBuf {
                 "--rate",
                 "0.5",
                 "--disorder",
-                "80",
+                "80ms",
                 "--late-frac",
                 "0.05",
                 "--late-extra",
-                "2000",
+                "2s",
                 "--seed",
                 "9",
             ])

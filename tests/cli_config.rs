@@ -308,3 +308,151 @@ fn a_closed_standard_output_ends_the_run_quietly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
+
+/// `tidemark gen` into `dir` with `args`.
+fn gen(dir: &Path, args: &[&str]) -> Output {
+    bin()
+        .arg("gen")
+        .arg("--out")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn files_of(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn gen_flags_and_gen_inputs_share_one_grammar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let knobs = [
+        ("events", "3000"),
+        ("keys", "20"),
+        ("partitions", "3"),
+        ("rate", "0.5"),
+        ("disorder", "40ms"),
+        ("late-frac", "0.1"),
+        ("late-extra", "2s"),
+        ("gap-every", "500"),
+        ("gap", "3s"),
+        ("seed", "7"),
+    ];
+    let flags: Vec<String> = knobs
+        .iter()
+        .flat_map(|(k, v)| [format!("--{k}"), (*v).to_owned()])
+        .collect();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let data = tmp.path().join("data");
+    let out = gen(&data, &flags);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let input = format!(
+        "gen:{}",
+        knobs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let job = [
+        "run",
+        "--quiet",
+        "--window",
+        "sliding:2s/1s",
+        "--delay",
+        "50ms",
+        "--lateness",
+        "1s",
+    ];
+    let from_files = bin().args(job).arg("--input").arg(&data).output().unwrap();
+    let generated = bin().args(job).args(["--input", &input]).output().unwrap();
+    assert!(from_files.status.success(), "{}", stderr(&from_files));
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    assert!(from_files.stdout.len() > 1000);
+    assert!(
+        from_files.stdout == generated.stdout,
+        "gen files and {input} differ"
+    );
+
+    // The same mistakes, the same messages, both ways.
+    for (knob, value, message) in [
+        (
+            "disorder",
+            "50",
+            "\"50\": a duration needs a unit, e.g. 50s or 50ms",
+        ),
+        ("late-extra", "-2s", "\"-2s\": durations cannot be negative"),
+        ("events", "many", "invalid digit found in string"),
+    ] {
+        let out = gen(&tmp.path().join("bad"), &[&format!("--{knob}"), value]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("invalid --{knob}: {message}")),
+            "{}",
+            stderr(&out)
+        );
+        let out = bin()
+            .args(["run", "--window", "tumbling:1s", "--input"])
+            .arg(format!("gen:{knob}={value}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "invalid generator option {knob}=\"{value}\": {message}"
+            )),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Settings that parse but cannot be generated are usage errors too.
+    let out = gen(&tmp.path().join("bad"), &["--partitions", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("partitions must be between 1 and"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn gen_refuses_a_non_empty_directory_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = gen(&data, &["--partitions", "4"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(files_of(&data).len(), 4);
+
+    let out = gen(&data, &["--partitions", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not empty; give --force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(files_of(&data).len(), 4, "a refused run changed nothing");
+
+    fs::create_dir_all(data.join("keep")).unwrap();
+    let out = gen(&data, &["--partitions", "2", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        files_of(&data),
+        ["keep", "part-00000.jsonl", "part-00001.jsonl"]
+    );
+
+    fs::write(tmp.path().join("file"), "x").unwrap();
+    let out = gen(&tmp.path().join("file"), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is a file, not a directory"),
+        "{}",
+        stderr(&out)
+    );
+}

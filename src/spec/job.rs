@@ -469,7 +469,8 @@ impl JobSpec {
                     )
                     .into());
                 }
-                let source = GeneratorSource::new(config.clone()).map_err(EngineError::from)?;
+                let source = GeneratorSource::new(config.into())
+                    .map_err(|e| SpecError(format!("invalid --input gen:{config}: {e}")))?;
                 return Ok(Arc::new(source));
             }
             Input::Path(path) => path,

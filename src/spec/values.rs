@@ -9,10 +9,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tidemark_engine::{BadRecords, Target};
-use tidemark_sources::{Format, GeneratorConfig, TimeFormat};
+use tidemark_sources::{Format, TimeFormat};
 use tidemark_windows::{AggKind, EmitMode, Millis, WindowSpec};
 
-use super::{parse_generator, SpecError};
+use super::{GenSpec, SpecError};
 
 fn err<T>(msg: String) -> Result<T, SpecError> {
     Err(SpecError(msg))
@@ -315,12 +315,12 @@ impl<'de> Deserialize<'de> for AggList {
 }
 
 /// Where a job reads: a partition directory or one file, or the built-in
-/// generator (`gen:KNOBS`, see [`parse_generator`]).
+/// generator (`gen:KNOBS`, see [`GenSpec`]).
 ///
 /// ```
 /// use tidemark::spec::Input;
 /// let i: Input = "gen:events=10,keys=2".parse().unwrap();
-/// assert!(matches!(&i, Input::Gen(c) if c.events == 10 && c.keys == 2));
+/// assert!(matches!(&i, Input::Gen(g) if g.events == 10 && g.keys == 2));
 /// assert_eq!(i.to_string(), "gen:events=10,keys=2");
 /// assert!(matches!("logs/".parse().unwrap(), Input::Path(_)));
 /// ```
@@ -329,7 +329,7 @@ pub enum Input {
     /// A directory of partition files, or one file.
     Path(PathBuf),
     /// The built-in generator with these knobs.
-    Gen(GeneratorConfig),
+    Gen(GenSpec),
 }
 
 impl FromStr for Input {
@@ -337,7 +337,7 @@ impl FromStr for Input {
 
     fn from_str(text: &str) -> Result<Self, SpecError> {
         if let Some(knobs) = text.strip_prefix("gen:") {
-            return Ok(Input::Gen(parse_generator(knobs)?));
+            return Ok(Input::Gen(knobs.parse()?));
         }
         if text.is_empty() {
             return err(
@@ -352,7 +352,7 @@ impl fmt::Display for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Input::Path(p) => write!(f, "{}", p.display()),
-            Input::Gen(c) => write!(f, "gen:{}", super::generator_knobs(c)),
+            Input::Gen(g) => write!(f, "gen:{g}"),
         }
     }
 }
