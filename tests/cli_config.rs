@@ -456,3 +456,81 @@ fn gen_refuses_a_non_empty_directory_unless_forced() {
         stderr(&out)
     );
 }
+
+#[test]
+fn csv_without_header_needs_column_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("in.csv"), "a,1000,1\na,1500,2\n").unwrap();
+    refused(
+        dir,
+        &["--input", "in.csv"],
+        "--key \"key\" names a field, but CSV without --header has only column numbers",
+    );
+    refused(
+        dir,
+        &[
+            "--input", "in.csv", "--key", "0", "--time", "1", "--value", "amount",
+        ],
+        "--value \"amount\" names a field",
+    );
+    let out = bin()
+        .current_dir(dir)
+        .args([
+            "run",
+            "--quiet",
+            "--window",
+            "tumbling:1s",
+            "--input",
+            "in.csv",
+        ])
+        .args(["--key", "0", "--time", "1", "--value", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"count\":2,\"sum\":3"));
+}
+
+#[test]
+fn the_readme_job_table_matches_run_help() {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let out = bin().args(["run", "-h"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let mut checked = 0;
+    for line in help.lines().map(str::trim_start) {
+        let Some(rest) = line.strip_prefix("--") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '-')
+            .collect();
+        if ["job", "quiet", "help", "processes", "process", "hostfile"].contains(&name.as_str()) {
+            assert!(
+                readme.contains(&format!("--{name}")) || name == "help",
+                "--{name}"
+            );
+            continue;
+        }
+        let row = readme
+            .lines()
+            .find(|l| {
+                l.starts_with("| ")
+                    && l.split('|')
+                        .nth(1)
+                        .is_some_and(|c| c.contains(&format!("`{name}`")))
+            })
+            .unwrap_or_else(|| panic!("no row for `{name}` in the README's job table"));
+        if let Some((_, default)) = line.split_once("[default: ") {
+            let first = default.split([',', ' ', ']']).next().unwrap();
+            assert!(
+                row.contains(first),
+                "--{name}: default {first:?} not in {row:?}"
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 21, "every job option has a row");
+}

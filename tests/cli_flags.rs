@@ -6,8 +6,11 @@
 //! same key in a TOML job file, fail with another value in the job file,
 //! and pass again when the flag is given over that job file (flags
 //! override the job file). `--follow` and `--idle-after` are tested on
-//! running processes; `--quiet` and the cluster flags, which are not job
-//! keys, on their own.
+//! running processes, as flags, keys and flags over keys, by polling the
+//! output for the rows a few records complete (these need the engine to
+//! flush outputs while following), and with thousands of rows, more than
+//! the output buffer holds. `--quiet` and the cluster flags, which are not
+//! job keys, are tested on their own.
 //!
 //! Run with `cargo test --test cli_flags`.
 
@@ -335,12 +338,18 @@ fn a_false_flag_turns_off_a_job_file_boolean() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("in.csv"), CSV).unwrap();
     let args = ["--input", "in.csv", "--window", "tumbling:1s"];
+    // Without a header, field names cannot be resolved: refused.
     let r = run_in(
         tmp.path(),
         &[&args[..], &["--header=false"]].concat(),
         Some("header = true"),
     );
-    assert!(r.ok() && !r.stdout().contains(CSV_ROW), "{}", r.describe());
+    assert_eq!(r.code(), Some(2), "{}", r.describe());
+    assert!(
+        r.stderr().contains("CSV without --header"),
+        "{}",
+        r.describe()
+    );
     // Without the flag the job file's value holds.
     let r = run_in(tmp.path(), &args, Some("header = true"));
     assert!(r.ok() && r.stdout().contains(CSV_ROW), "{}", r.describe());
@@ -761,4 +770,103 @@ fn idle_after_without_follow_is_refused() {
         "{}",
         r.describe()
     );
+}
+
+/// `n` records of key `a`, 10 ms apart from `from`, each in its own
+/// `tumbling:10ms` window.
+fn spaced_records(from: i64, n: i64) -> String {
+    (0..n)
+        .map(|i| format!("{{\"key\":\"a\",\"ts\":{},\"value\":1}}\n", from + 10 * i))
+        .collect()
+}
+
+/// The row of the `tumbling:10ms` window starting at `start` holding one
+/// record.
+fn spaced_row(start: i64) -> String {
+    format!(
+        "{{\"key\":\"a\",\"start\":{start},\"end\":{},\"count\":1,\"sum\":1,\"kind\":\"final\"}}",
+        start + 10
+    )
+}
+
+// The two tests below make the windows fire more rows (about 200 KB) than
+// the output buffer holds, so some reach the file while the run goes on
+// even where outputs are flushed only at the end of input.
+
+#[test]
+fn follow_reads_thousands_of_appended_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    fs::create_dir_all(&dir).unwrap();
+    let part = dir.join("part-00000.jsonl");
+    fs::write(&part, spaced_records(1000, 1)).unwrap();
+    let args = [
+        "--input",
+        "in",
+        "--window",
+        "tumbling:10ms",
+        "--output",
+        "out.jsonl",
+    ];
+    let mut running = Running::start(tmp.path(), &[&args[..], &["--follow"]].concat(), None);
+    assert!(
+        running.still_running_after(Duration::from_millis(500)),
+        "exited while the input was idle: {}",
+        running.stderr()
+    );
+    append(&part, &spaced_records(1010, 3000));
+    // The first window was completed by the first appended line.
+    assert!(
+        poll_for(&tmp.path().join("out.jsonl"), &spaced_row(1000)),
+        "no row from the appended lines after 20 s"
+    );
+    assert!(
+        running.still_running_after(Duration::ZERO),
+        "{}",
+        running.stderr()
+    );
+}
+
+#[test]
+fn idle_after_releases_an_empty_partition_for_thousands_of_windows() {
+    for (idle, fires) in [(&["--idle-after", "200ms"][..], true), (&[][..], false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("in");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("part-00000.jsonl"), spaced_records(1000, 3000)).unwrap();
+        fs::write(dir.join("part-00001.jsonl"), "").unwrap();
+        let args = [
+            "--input",
+            "in",
+            "--window",
+            "tumbling:10ms",
+            "--output",
+            "out.jsonl",
+            "--follow",
+        ];
+        let mut running = Running::start(tmp.path(), &[&args[..], idle].concat(), None);
+        let out = tmp.path().join("out.jsonl");
+        if fires {
+            assert!(
+                poll_for(&out, &spaced_row(1000)),
+                "{idle:?}: no window fired in 20 s"
+            );
+        } else {
+            assert!(
+                running.still_running_after(Duration::from_secs(3)),
+                "{}",
+                running.stderr()
+            );
+            let text = fs::read_to_string(&out).unwrap_or_default();
+            assert!(
+                text.is_empty(),
+                "windows fired with an empty partition and no --idle-after"
+            );
+        }
+        assert!(
+            running.still_running_after(Duration::ZERO),
+            "{}",
+            running.stderr()
+        );
+    }
 }

@@ -17,22 +17,25 @@ use tidemark::{JobError, JobSpec};
 /// file) and the options of this run only.
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
-    /// A TOML job file whose keys are the job flags' names; flags override it.
+    /// A TOML job file: its keys are the flag names without the dashes
+    /// (batch-size = 64); flags given too override it. Its paths are
+    /// relative to its own directory.
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
     /// The job's options.
     #[command(flatten)]
     pub spec: JobSpec,
     /// Cluster mode: number of processes (with --process and --hostfile).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Cluster")]
     pub processes: Option<usize>,
-    /// Cluster mode: this process's index.
-    #[arg(long, value_name = "I")]
+    /// Cluster mode: this process's index, 0 to N-1; process 0 writes the
+    /// outputs.
+    #[arg(long, value_name = "I", help_heading = "Cluster")]
     pub process: Option<usize>,
     /// Cluster mode: one host:port per line, one line per process.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Cluster")]
     pub hostfile: Option<PathBuf>,
-    /// No progress bar and no summary.
+    /// No progress bar and no summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
 }

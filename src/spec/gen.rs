@@ -30,10 +30,10 @@ pub struct GenSpec {
     /// Number of events, over all partitions.
     #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = GenSpec::default().events))]
     pub events: u64,
-    /// Number of distinct keys, k0..k{keys-1}.
+    /// Number of distinct keys (named k0, k1, ...).
     #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = GenSpec::default().keys))]
     pub keys: u32,
-    /// Number of partitions; key k lives in partition crc32(k) % partitions.
+    /// Number of partitions; each key lives in one.
     #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = GenSpec::default().partitions))]
     pub partitions: u32,
     /// Events per millisecond of arrival time.
@@ -63,10 +63,10 @@ pub struct GenSpec {
     /// 0: uniform keys; above 0: the zipf exponent of key popularity.
     #[cfg_attr(feature = "cli", arg(long, value_name = "F", default_value_t = GenSpec::default().skew))]
     pub skew: f64,
-    /// Insert an idle gap every N events (0: never).
+    /// Pause the whole stream every N events (0: never).
     #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = GenSpec::default().gap_every))]
     pub gap_every: u64,
-    /// Length of each idle gap, e.g. 10s (also accepted as --gap-ms).
+    /// Length of each pause, e.g. 10s (also accepted as --gap-ms).
     #[cfg_attr(
         feature = "cli",
         arg(

@@ -119,7 +119,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "PATH",
-            help = "A partition directory, one file, or gen:KNOBS (e.g. gen:events=1000,keys=10,partitions=4)"
+            help_heading = "Input",
+            help = "A directory of partition files (one partition per file), one file, or gen:KNOBS for the built-in generator (e.g. gen:events=1000,keys=10; see tidemark gen --help)"
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,7 +130,11 @@ pub struct JobSpec {
     /// path ends in `.csv`).
     #[cfg_attr(
         feature = "cli",
-        arg(long, help = help("Input format", "jsonl, or csv when the input path ends in .csv"))
+        arg(
+            long,
+            help_heading = "Input",
+            help = help("How input lines are encoded", "jsonl, or csv when the input path ends in .csv")
+        )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<InputFormat>,
@@ -144,7 +149,9 @@ pub struct JobSpec {
             require_equals = true,
             default_missing_value = "true",
             action = clap::ArgAction::Set,
-            help = help("CSV files start with a header line; --header=false undoes a job file's", defaults::HEADER)
+            hide_possible_values = true,
+            help_heading = "Input",
+            help = help("CSV files start with a header line naming the columns (without one, --key/--time/--value are column numbers from 0); --header=false overrides a job file's header = true", defaults::HEADER)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,7 +160,7 @@ pub struct JobSpec {
     /// Key field name (default `key`).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "FIELD", help = help("Key field name", defaults::KEY))
+        arg(long, value_name = "FIELD", help_heading = "Input", help = help("Field holding the key that windows are kept per", defaults::KEY))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -161,7 +168,7 @@ pub struct JobSpec {
     /// Event-time field name (default `ts`).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "FIELD", help = help("Event-time field name", defaults::TIME))
+        arg(long, value_name = "FIELD", help_heading = "Input", help = help("Field holding the event time", defaults::TIME))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
@@ -169,7 +176,7 @@ pub struct JobSpec {
     /// Value field name (default `value`).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "FIELD", help = help("Value field name", defaults::VALUE))
+        arg(long, value_name = "FIELD", help_heading = "Input", help = help("Field holding the value to aggregate (a number)", defaults::VALUE))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -181,7 +188,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "FIELD",
-            help = help("Partition field name, for one file holding all partitions", "none: one partition per file")
+            help_heading = "Input",
+            help = help("Field naming each line's partition (0, 1, ...), when one file holds all partitions", "none")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,7 +198,7 @@ pub struct JobSpec {
     /// How the time field encodes event time (default `epoch-ms`).
     #[cfg_attr(
         feature = "cli",
-        arg(long, help = help("Event-time format", defaults::TIME_FORMAT))
+        arg(long, value_name = "FORMAT", help_heading = "Input", help = help("How the time field encodes event time", defaults::TIME_FORMAT))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_format: Option<EventTimeFormat>,
@@ -201,7 +209,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "SPEC",
-            help = "tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP, e.g. tumbling:1m (required)"
+            help_heading = "Windows",
+            help = "tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP, e.g. tumbling:1m, sliding:10s/1s, session:30s (required, here or in the job file)"
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,7 +223,8 @@ pub struct JobSpec {
             long,
             value_name = "DUR",
             allow_hyphen_values = true,
-            help = help("Watermark delay (bounded out-of-orderness), e.g. 5s", defaults::DELAY)
+            help_heading = "Windows",
+            help = help("Watermark delay, how far event time may run out of order: each partition's watermark trails its largest event time by this much, and a window fires when every partition's watermark has reached its end, e.g. 5s", defaults::DELAY)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,7 +237,8 @@ pub struct JobSpec {
             long,
             value_name = "DUR",
             allow_hyphen_values = true,
-            help = help("Allowed lateness after a window fired, e.g. 1m", defaults::LATENESS)
+            help_heading = "Windows",
+            help = help("Allowed lateness: how long after a window fired late records still correct it (retract + update rows); later ones go to --late, e.g. 1m", defaults::LATENESS)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -236,7 +247,7 @@ pub struct JobSpec {
     /// When results are written (default `final`).
     #[cfg_attr(
         feature = "cli",
-        arg(long, help = help("When results are written", defaults::EMIT))
+        arg(long, value_name = "MODE", help_heading = "Windows", help = help("When result rows are written", defaults::EMIT))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emit: Option<Emit>,
@@ -248,7 +259,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "LIST",
-            help = help("Aggregations, comma-separated: any of count, sum, min, max, mean", aggs_default())
+            help_heading = "Windows",
+            help = help("Aggregations per window, comma-separated: any of count, sum, min, max, mean", aggs_default())
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,7 +269,7 @@ pub struct JobSpec {
     /// Worker threads per process (default 1).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "N", help = help(&format!("Worker threads per process, 1 to {MAX_WORKERS}"), defaults::WORKERS))
+        arg(long, value_name = "N", help_heading = "Execution", help = help(&format!("Worker threads per process, 1 to {MAX_WORKERS} (the output does not depend on it)"), defaults::WORKERS))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
@@ -268,7 +280,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "N",
-            help = help(&format!("Records read from a partition per batch, 1 to {MAX_BATCH_SIZE}"), defaults::BATCH_SIZE)
+            help_heading = "Execution",
+            help = help(&format!("Records read from a partition per batch, 1 to {MAX_BATCH_SIZE} (the output does not depend on it)"), defaults::BATCH_SIZE)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,7 +290,7 @@ pub struct JobSpec {
     /// Results file, `-` for standard output (the default).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "PATH", help = help("Results file, - for standard output", defaults::OUTPUT))
+        arg(long, value_name = "PATH", help_heading = "Output", help = help("File for result rows (JSON lines), - for standard output", defaults::OUTPUT))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputPath>,
@@ -288,7 +301,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "PATH",
-            help = help("File for records dropped as too late", "discarded")
+            help_heading = "Output",
+            help = help("File for records dropped as too late, with the window they missed", "discarded")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -300,7 +314,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "PATH",
-            help = help("File for records that could not be decoded", "discarded")
+            help_heading = "Output",
+            help = help("File for lines that could not be decoded, with partition, offset and reason", "discarded")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -312,7 +327,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "POLICY",
-            help = help("What to do with a record that cannot be decoded", defaults::ON_BAD_RECORD)
+            help_heading = "Input",
+            help = help("What to do with a line that cannot be decoded", defaults::ON_BAD_RECORD)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -329,7 +345,9 @@ pub struct JobSpec {
             require_equals = true,
             default_missing_value = "true",
             action = clap::ArgAction::Set,
-            help = help("Follow the input files as they grow (tail mode); stop with Ctrl-C", defaults::FOLLOW)
+            hide_possible_values = true,
+            help_heading = "Input",
+            help = help("Keep reading the input files as they grow (tail mode) instead of ending at their end; stop with Ctrl-C. --follow=false overrides a job file's follow = true", defaults::FOLLOW)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -343,7 +361,8 @@ pub struct JobSpec {
             long,
             value_name = "DUR",
             allow_hyphen_values = true,
-            help = help("With --follow: a partition caught up this long stops holding the watermark back (results then depend on timing), e.g. 10s", "never")
+            help_heading = "Input",
+            help = help("With --follow: a partition with nothing new for this long stops holding the watermark back, so the others' windows fire (results then depend on timing), e.g. 10s", "never")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -475,9 +494,30 @@ impl JobSpec {
             }
             Input::Path(path) => path,
         };
-        let format = self.input_format().into();
+        let format = self.input_format();
+        let header = self.header.unwrap_or(defaults::HEADER);
+        if format == InputFormat::Csv && !header {
+            // Without a header the fields are column numbers; a name would
+            // make every line a dead letter.
+            let fields = [
+                ("--key", self.key.as_deref().unwrap_or(defaults::KEY)),
+                ("--time", self.time.as_deref().unwrap_or(defaults::TIME)),
+                ("--value", self.value.as_deref().unwrap_or(defaults::VALUE)),
+                (
+                    "--partition-field",
+                    self.partition_field.as_deref().unwrap_or("0"),
+                ),
+            ];
+            if let Some((flag, name)) = fields.iter().find(|(_, f)| f.parse::<usize>().is_err()) {
+                return Err(SpecError(format!(
+                    "{flag} \"{name}\" names a field, but CSV without --header has only column numbers: add --header if the files start with a header line, or give --key, --time and --value as column numbers (0, 1, ...)"
+                ))
+                .into());
+            }
+        }
+        let format = format.into();
         let mut decode = DecodeConfig::new(format);
-        decode.header = self.header.unwrap_or(defaults::HEADER);
+        decode.header = header;
         decode.fields = FieldMapping {
             key: self.key.clone().unwrap_or_else(|| defaults::KEY.into()),
             time: self.time.clone().unwrap_or_else(|| defaults::TIME.into()),

@@ -108,7 +108,11 @@ impl FromStr for DurationMs {
 }
 
 impl fmt::Display for DurationMs {
+    /// `0`, or the length with units (`1m 30s`, `500ms`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("0");
+        }
         let d = std::time::Duration::from(*self);
         write!(f, "{}", humantime::format_duration(d))
     }
