@@ -21,14 +21,15 @@ fn stderr(out: &Output) -> String {
 const LOG: &str =
     "{\"key\":\"a\",\"ts\":1000,\"value\":1}\n{\"key\":\"a\",\"ts\":1500,\"value\":2}\n";
 
-/// Runs `tidemark run` in `dir` and expects exit 2 with `message`.
+/// Runs `tidemark run` in `dir` (with `--window tumbling:1s` unless `args`
+/// name a window) and expects exit 2 with `message`.
 fn refused(dir: &Path, args: &[&str], message: &str) {
-    let out = bin()
-        .current_dir(dir)
-        .args(["run", "--quiet", "--window", "tumbling:1s"])
-        .args(args)
-        .output()
-        .unwrap();
+    let mut cmd = bin();
+    cmd.current_dir(dir).args(["run", "--quiet"]);
+    if !args.contains(&"--window") {
+        cmd.args(["--window", "tumbling:1s"]);
+    }
+    let out = cmd.args(args).output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
     assert!(
@@ -533,4 +534,33 @@ fn the_readme_job_table_matches_run_help() {
         checked += 1;
     }
     assert_eq!(checked, 21, "every job option has a row");
+}
+
+#[test]
+fn malformed_values_name_their_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gen = ["--input", "gen:events=10"];
+    for (flags, message) in [
+        (&["--delay", "60"][..], "invalid --delay: \"60\": a duration needs a unit, e.g. 60s or 60ms"),
+        (&["--lateness", "-1s"], "invalid --lateness: \"-1s\": durations cannot be negative"),
+        (&["--delay", "-1"], "invalid --delay: \"-1\": durations cannot be negative"),
+        (&["--idle-after", "soon"], "invalid --idle-after: invalid duration \"soon\""),
+        (&["--window", "tumbling:60"], "invalid --window: \"60\": a duration needs a unit"),
+        (&["--window", "tumbling:500us"], "durations are whole milliseconds"),
+        (&["--emit", "update"], "invalid --emit: unknown value \"update\" (possible values: final, updates); did you mean \"updates\"?"),
+        (&["--on-bad-record", "drop"], "invalid --on-bad-record: unknown value \"drop\" (possible values: skip, fail)"),
+        (&["--workers", "-2"], "invalid --workers: \"-2\" is not a whole number"),
+        (&["--batch-size", "lots"], "invalid --batch-size: \"lots\" is not a whole number"),
+        (&["--follow=maybe"], "invalid --follow: unknown value \"maybe\""),
+        (&["--output", ""], "invalid --output: an empty output path"),
+    ] {
+        refused(dir, &[&gen[..], flags].concat(), message);
+    }
+    refused(dir, &["--window", "tumbling:1s"], "missing --input");
+    refused(
+        dir,
+        &["--input", "gen:events=10", "--follow"],
+        "--follow reads growing files; it does not apply to a gen: input",
+    );
 }

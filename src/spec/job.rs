@@ -57,6 +57,16 @@ pub mod defaults {
     pub const OUTPUT: OutputPath = OutputPath::Stdout;
 }
 
+const MISSING_INPUT: &str = "missing --input (a partition directory, a file, or gen:KNOBS)";
+
+/// A count from the command line: a whole number.
+#[cfg(feature = "cli")]
+fn count(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a whole number"))
+}
+
 /// The most worker threads a process may run.
 pub const MAX_WORKERS: usize = 1024;
 
@@ -269,7 +279,14 @@ pub struct JobSpec {
     /// Worker threads per process (default 1).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "N", help_heading = "Execution", help = help(&format!("Worker threads per process, 1 to {MAX_WORKERS} (the output does not depend on it)"), defaults::WORKERS))
+        arg(
+            long,
+            value_name = "N",
+            value_parser = count,
+            allow_hyphen_values = true,
+            help_heading = "Execution",
+            help = help(&format!("Worker threads per process, 1 to {MAX_WORKERS} (the output does not depend on it)"), defaults::WORKERS)
+        )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
@@ -280,6 +297,8 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "N",
+            value_parser = count,
+            allow_hyphen_values = true,
             help_heading = "Execution",
             help = help(&format!("Records read from a partition per batch, 1 to {MAX_BATCH_SIZE} (the output does not depend on it)"), defaults::BATCH_SIZE)
         )
@@ -477,9 +496,10 @@ impl JobSpec {
 
     /// The input source this spec names.
     pub fn source(&self) -> Result<Arc<dyn Source>, JobError> {
-        let input = self.input.as_ref().ok_or_else(|| {
-            SpecError("missing --input (a partition directory, a file, or gen:KNOBS)".into())
-        })?;
+        let input = self
+            .input
+            .as_ref()
+            .ok_or_else(|| SpecError(MISSING_INPUT.into()))?;
         let path = match input {
             Input::Gen(config) => {
                 if self.follow == Some(true) {
@@ -607,6 +627,9 @@ impl JobSpec {
     /// A job builder for this spec (its source opened), every option not
     /// set taking its value from [`defaults`].
     pub fn to_builder(&self) -> Result<JobBuilder, JobError> {
+        if self.input.is_none() {
+            return Err(SpecError(MISSING_INPUT.into()).into());
+        }
         self.check_outputs()?;
         let window = self
             .window
