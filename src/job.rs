@@ -1,5 +1,5 @@
 //! The job: what to read, how to window and aggregate it, where to write —
-//! as a builder for Rust programs and as a [`JobSpec`] for job files and
+//! as a builder for Rust programs and as a [`JobSpec`](crate::JobSpec) for job files and
 //! the command line.
 
 use std::collections::BTreeMap;
@@ -7,18 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use tidemark_engine::{
     BadRecords, EngineConfig, EngineError, JobAggregator, LateRecord, Output, Parallelism,
-    Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary, Target,
+    Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary,
 };
-use tidemark_sources::{
-    DeadLetter, DecodeConfig, FieldMapping, FileSource, FileSourceConfig, Format, GeneratorSource,
-    Source, TimeFormat,
-};
+use tidemark_sources::{DeadLetter, Source};
 use tidemark_windows::{AggKind, EmitMode, Metrics, Millis, Policy, WindowSpec};
 
-use crate::spec::{parse_aggs, parse_generator, parse_millis, parse_window, SpecError};
+use crate::spec::SpecError;
 
 /// Why a job could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +108,7 @@ impl<A: JobAggregator> Job<A> {
 
 /// Builds a [`Job`].
 ///
-/// Outputs are [`Target`]s (JSON lines to a file, standard output, a
+/// Outputs are [`Target`](tidemark_engine::Target)s (JSON lines to a file, standard output, a
 /// buffer) or any [`Sink`]: [`results_sink`](JobBuilder::results_sink),
 /// [`late_sink`](JobBuilder::late_sink),
 /// [`dead_letter_sink`](JobBuilder::dead_letter_sink). Choose the
@@ -167,7 +163,7 @@ impl<A: JobAggregator> JobBuilder<A> {
     /// user aggregation wrapped in [`Named`](tidemark_engine::Named)); the
     /// output fields are the aggregator's. Result and state set before for
     /// another aggregator's type cannot carry over: set a typed result sink
-    /// and an initial state after this call (a result [`Target`] carries
+    /// and an initial state after this call (a result [`Target`](tidemark_engine::Target) carries
     /// over).
     pub fn aggregator<B: JobAggregator>(self, aggregator: B) -> JobBuilder<B> {
         let mut problem = self.problem;
@@ -250,7 +246,7 @@ impl<A: JobAggregator> JobBuilder<A> {
     pub fn workers(self, n: usize) -> Self {
         self.parallelism(Parallelism::Workers(n))
     }
-    /// Where result rows go: a [`Target`] (JSON lines) or an
+    /// Where result rows go: a [`Target`](tidemark_engine::Target) (JSON lines) or an
     /// [`Output::Sink`].
     pub fn results(mut self, output: impl Into<Output<Row<A::Output>>>) -> Self {
         self.sinks.results = output.into();
@@ -330,217 +326,5 @@ impl<A: JobAggregator> JobBuilder<A> {
             parallelism: self.parallelism,
             sinks: self.sinks,
         })
-    }
-}
-
-/// A job as written in a TOML job file or given as command-line flags:
-/// every field is text, named as the flag.
-///
-/// ```
-/// use tidemark::JobSpec;
-/// let spec: JobSpec = toml::from_str(r#"
-///     input = "gen:events=100,keys=3"
-///     window = "tumbling:1s"
-///     agg = "count,max"
-/// "#).unwrap();
-/// let job = spec.to_builder().unwrap().build().unwrap();
-/// assert_eq!(job.config().aggregator.kinds().len(), 2);
-/// ```
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct JobSpec {
-    /// A partition directory, one file, or `gen:KNOBS`.
-    pub input: Option<String>,
-    /// `jsonl` or `csv`.
-    pub format: Option<String>,
-    /// CSV has a header line.
-    pub header: Option<bool>,
-    /// Key field.
-    pub key: Option<String>,
-    /// Event-time field.
-    pub time: Option<String>,
-    /// Value field.
-    pub value: Option<String>,
-    /// Partition field (one file holding all partitions).
-    pub partition_field: Option<String>,
-    /// `epoch-ms`, `epoch-s` or `rfc3339`.
-    pub time_format: Option<String>,
-    /// `tumbling:SIZE`, `sliding:SIZE/SLIDE` or `session:GAP`.
-    pub window: Option<String>,
-    /// Watermark delay.
-    pub delay: Option<String>,
-    /// Allowed lateness.
-    pub lateness: Option<String>,
-    /// `final` or `updates`.
-    pub emit: Option<String>,
-    /// Aggregations, e.g. `count,sum`.
-    pub agg: Option<String>,
-    /// Worker threads.
-    pub workers: Option<usize>,
-    /// Records per batch.
-    pub batch_size: Option<usize>,
-    /// Results path, `-` for standard output.
-    pub output: Option<String>,
-    /// Late records path.
-    pub late: Option<String>,
-    /// Dead letters path.
-    pub dead_letter: Option<String>,
-    /// `skip` or `fail`.
-    pub on_bad_record: Option<String>,
-    /// Follow the input files as they grow (tail mode).
-    pub follow: Option<bool>,
-    /// With `follow`: a partition caught up this long stops holding the
-    /// watermark back.
-    pub idle_after: Option<String>,
-}
-
-impl JobSpec {
-    /// Reads a TOML job file.
-    pub fn from_file(path: &std::path::Path) -> Result<Self, JobError> {
-        let text = std::fs::read_to_string(path).map_err(|e| JobError::JobFile {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        toml::from_str(&text).map_err(|e| JobError::JobFile {
-            path: path.to_owned(),
-            reason: e.message().to_owned(),
-        })
-    }
-
-    /// Fields set in `other` replace those of `self`.
-    pub fn overlay(mut self, other: JobSpec) -> JobSpec {
-        macro_rules! take {
-            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
-        }
-        take!(
-            input,
-            format,
-            header,
-            key,
-            time,
-            value,
-            partition_field,
-            time_format,
-            window,
-            delay,
-            lateness,
-            emit,
-            agg,
-            workers,
-            batch_size,
-            output,
-            late,
-            dead_letter,
-            on_bad_record
-        );
-        self
-    }
-
-    fn target(path: &Option<String>) -> Target {
-        match path.as_deref() {
-            None => Target::Discard,
-            Some("-") => Target::Stdout,
-            Some(p) => Target::File(PathBuf::from(p)),
-        }
-    }
-
-    /// The input source this spec names.
-    pub fn source(&self) -> Result<Arc<dyn Source>, JobError> {
-        let input = self.input.as_deref().ok_or_else(|| {
-            SpecError("missing --input (a partition directory, a file, or gen:KNOBS)".into())
-        })?;
-        // Checked whatever the input, so that a typo is an error even where
-        // the option does not apply (the generator ignores them).
-        let parsed_format = self
-            .format
-            .as_deref()
-            .map(|f| {
-                f.parse::<Format>()
-                    .map_err(|e| SpecError(format!("invalid --format: {e}")))
-            })
-            .transpose()?;
-        let parsed_time_format = self
-            .time_format
-            .as_deref()
-            .map(|t| {
-                t.parse::<TimeFormat>()
-                    .map_err(|e| SpecError(format!("invalid --time-format: {e}")))
-            })
-            .transpose()?;
-        if let Some(knobs) = input.strip_prefix("gen:") {
-            let config = parse_generator(knobs)?;
-            let source = GeneratorSource::new(config).map_err(EngineError::from)?;
-            return Ok(Arc::new(source));
-        }
-        let format = match parsed_format {
-            Some(f) => f,
-            None if input.ends_with(".csv") => Format::Csv,
-            None => Format::Jsonl,
-        };
-        let mut decode = DecodeConfig::new(format);
-        decode.header = self.header.unwrap_or(false);
-        let defaults = FieldMapping::default();
-        decode.fields = FieldMapping {
-            key: self.key.clone().unwrap_or(defaults.key),
-            time: self.time.clone().unwrap_or(defaults.time),
-            value: self.value.clone().unwrap_or(defaults.value),
-            partition: self.partition_field.clone(),
-        };
-        if let Some(tf) = parsed_time_format {
-            decode.time_format = tf;
-        }
-        let mut config = FileSourceConfig::new(input, format);
-        config.decode = decode;
-        config.follow = self.follow.unwrap_or(false);
-        let source = FileSource::new(config).map_err(EngineError::from)?;
-        Ok(Arc::new(source))
-    }
-
-    /// A job builder for this spec (its source opened).
-    pub fn to_builder(&self) -> Result<JobBuilder, JobError> {
-        let window = parse_window(self.window.as_deref().ok_or_else(|| {
-            SpecError("missing --window (tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP)".into())
-        })?)?;
-        let mut b = Job::builder().source(self.source()?).window(window);
-        if let Some(d) = &self.delay {
-            b = b.delay(parse_millis(d).map_err(|e| SpecError(format!("invalid --delay: {e}")))?);
-        }
-        if let Some(l) = &self.lateness {
-            b = b.lateness(
-                parse_millis(l).map_err(|e| SpecError(format!("invalid --lateness: {e}")))?,
-            );
-        }
-        if let Some(e) = &self.emit {
-            b = b.emit(
-                e.parse()
-                    .map_err(|e| SpecError(format!("invalid --emit: {e}")))?,
-            );
-        }
-        if let Some(a) = &self.agg {
-            b = b.aggs(&parse_aggs(a).map_err(|e| SpecError(format!("invalid --agg: {e}")))?);
-        }
-        if let Some(w) = self.workers {
-            if w == 0 {
-                return Err(SpecError("invalid --workers: must be at least 1".into()).into());
-            }
-            b = b.workers(w);
-        }
-        if let Some(n) = self.batch_size {
-            b = b.batch_size(n);
-        }
-        if let Some(d) = &self.idle_after {
-            let ms =
-                parse_millis(d).map_err(|e| SpecError(format!("invalid --idle-after: {e}")))?;
-            b = b.idle_after(std::time::Duration::from_millis(ms as u64));
-        }
-        if let Some(p) = &self.on_bad_record {
-            b = b.bad_records(
-                p.parse()
-                    .map_err(|e| SpecError(format!("invalid --on-bad-record: {e}")))?,
-            );
-        }
-        Ok(b.results(Self::target(&self.output))
-            .late(Self::target(&self.late))
-            .dead_letters(Self::target(&self.dead_letter)))
     }
 }

@@ -19,7 +19,8 @@ pub use tidemark_engine as engine;
 pub use tidemark_sources as sources;
 pub use tidemark_windows as windows;
 
-pub use job::{Job, JobBuilder, JobError, JobSpec};
+pub use job::{Job, JobBuilder, JobError};
+pub use spec::JobSpec;
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -55,8 +55,9 @@ fn case_flags(dir: &Path) -> Vec<String> {
     let case: Json =
         serde_json::from_str(&fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
     let job = &case["job"];
-    let get = |k: &str| job[k].as_str().unwrap_or("0").to_owned();
-    let window = match get("--window").as_str() {
+    // case.json gives durations as bare milliseconds; flags need a unit.
+    let get = |k: &str| format!("{}ms", job[k].as_str().unwrap_or("0"));
+    let window = match job["--window"].as_str().unwrap_or("") {
         "tumbling" => format!("tumbling:{}", get("--size")),
         "sliding" => format!("sliding:{}/{}", get("--size"), get("--slide")),
         _ => format!("session:{}", get("--gap")),
@@ -158,11 +159,11 @@ fn generated_log(dir: &Path) -> PathBuf {
                 "--rate",
                 "0.5",
                 "--disorder",
-                "80",
+                "80ms",
                 "--late-frac",
                 "0.05",
                 "--late-extra",
-                "2000",
+                "2s",
                 "--seed",
                 "9",
             ])

@@ -1,92 +1,82 @@
 //! `tidemark gen`: writes a generated workload as partition files, one per
-//! partition (`part-00000.jsonl`, …), with the knobs and defaults of the
-//! project's `gen.py`. See `tidemark_sources::generator` for exactly what
-//! the generator produces.
+//! partition (`part-00000.jsonl`, …). Its knobs are those of a `gen:` input
+//! ([`tidemark::spec::GenSpec`]); see `tidemark_sources::generator` for
+//! exactly what the generator produces.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use tidemark::spec::{GenSpec, InputFormat, SpecError};
+use tidemark::JobError;
 use tidemark_sources::generator::write_partition_files;
-use tidemark_sources::{Format, GeneratorConfig, GeneratorSource};
+use tidemark_sources::GeneratorSource;
 
 /// Arguments of `tidemark gen`.
 #[derive(clap::Args, Debug)]
 pub struct GenArgs {
-    /// Directory to write the partition files into (created if needed).
-    #[arg(long)]
+    /// Directory to write the partition files into (created if needed; it
+    /// must be empty unless --force).
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// File format: jsonl or csv.
-    #[arg(long, default_value = "jsonl")]
-    pub format: Format,
+    /// Delete the files already in --out first (subdirectories are left
+    /// alone).
+    #[arg(long)]
+    pub force: bool,
+    /// File format.
+    #[arg(long, default_value_t = InputFormat::Jsonl)]
+    pub format: InputFormat,
     /// Start each CSV file with a header row.
     #[arg(long)]
     pub header: bool,
-    /// Number of events, over all partitions.
-    #[arg(long, default_value_t = 1000)]
-    pub events: u64,
-    /// Number of distinct keys, k0..k{keys-1}.
-    #[arg(long, default_value_t = 10)]
-    pub keys: u32,
-    /// Number of partitions; a key lives in partition crc32(key) % partitions.
-    #[arg(long, default_value_t = 1)]
-    pub partitions: u32,
-    /// Events per millisecond.
-    #[arg(long, default_value_t = 1.0)]
-    pub rate: f64,
-    /// First arrival time, epoch ms.
-    #[arg(
-        long,
-        default_value_t = 1_700_000_000_000,
-        allow_negative_numbers = true
-    )]
-    pub start: i64,
-    /// Largest delay of an in-order event, ms.
-    #[arg(long, default_value_t = 0)]
-    pub disorder: i64,
-    /// Fraction of events that are late stragglers.
-    #[arg(long, default_value_t = 0.0)]
-    pub late_frac: f64,
-    /// How far beyond --disorder a straggler may be, ms.
-    #[arg(long, default_value_t = 0)]
-    pub late_extra: i64,
-    /// 0: uniform keys; above 0: zipf exponent.
-    #[arg(long, default_value_t = 0.0)]
-    pub skew: f64,
-    /// Insert an idle gap every N events (0: never).
-    #[arg(long, default_value_t = 0)]
-    pub gap_every: u64,
-    /// Length of each idle gap, ms.
-    #[arg(long, default_value_t = 0)]
-    pub gap_ms: i64,
-    /// Random seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// The generator's knobs (the same as in a `gen:` input).
+    #[command(flatten)]
+    pub spec: GenSpec,
 }
 
-impl GenArgs {
-    /// The generator configuration these arguments describe.
-    pub fn config(&self) -> GeneratorConfig {
-        GeneratorConfig {
-            events: self.events,
-            keys: self.keys,
-            partitions: self.partitions,
-            rate: self.rate,
-            start: self.start,
-            disorder: self.disorder,
-            late_frac: self.late_frac,
-            late_extra: self.late_extra,
-            skew: self.skew,
-            gap_every: self.gap_every,
-            gap_ms: self.gap_ms,
-            seed: self.seed,
+/// Makes `dir` an empty directory to write into: refuses one that holds
+/// anything unless `force`, and then deletes the files in it.
+fn prepare(dir: &Path, force: bool) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(JobError::Spec(SpecError(format!(
+                "--out \"{}\" is a file, not a directory",
+                dir.display()
+            )))
+            .into())
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading \"{}\"", dir.display())),
+    };
+    let mut files = Vec::new();
+    let mut any = false;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading \"{}\"", dir.display()))?;
+        any = true;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            files.push(entry.path());
         }
     }
+    if any && !force {
+        return Err(JobError::Spec(SpecError(format!(
+            "--out \"{}\" is not empty; give --force to delete the files in it first, or choose an empty directory",
+            dir.display()
+        )))
+        .into());
+    }
+    for file in files {
+        std::fs::remove_file(&file).with_context(|| format!("deleting \"{}\"", file.display()))?;
+    }
+    Ok(())
 }
 
 /// Writes the partition files and prints a one-line summary to stderr.
 pub fn run(args: &GenArgs) -> anyhow::Result<()> {
-    let source = GeneratorSource::new(args.config()).context("invalid generator settings")?;
-    let written = write_partition_files(&source, &args.out, args.format, args.header)
+    let source = GeneratorSource::new((&args.spec).into())
+        .map_err(|e| JobError::Spec(SpecError(format!("invalid generator settings: {e}"))))?;
+    prepare(&args.out, args.force)?;
+    let format = args.format.into();
+    let written = write_partition_files(&source, &args.out, format, args.header)
         .with_context(|| format!("generating into \"{}\"", args.out.display()))?;
     let events: u64 = written.events.iter().sum();
     eprintln!(

@@ -5,18 +5,88 @@ pub mod bench;
 pub mod gen;
 pub mod run;
 
+use std::process::ExitCode;
+
 use tidemark::JobError;
 
+/// Reports a command-line error. A value that does not parse is reported as
+/// `error: invalid --FLAG: REASON`, as a job that is wrong is reported after
+/// parsing; everything else (help, version, unknown flags) the way clap
+/// does. Usage errors exit with 2.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+        _ => None,
+    };
+    let reason = match e.kind() {
+        ErrorKind::ValueValidation => std::error::Error::source(&e).map(|s| s.to_string()),
+        ErrorKind::InvalidValue => context(ContextKind::InvalidValue).map(|value| {
+            let mut reason = format!("unknown value \"{value}\"");
+            if let Some(valid) = context(ContextKind::ValidValue) {
+                reason.push_str(&format!(" (possible values: {valid})"));
+            }
+            if let Some(suggested) = context(ContextKind::SuggestedValue) {
+                reason.push_str(&format!("; did you mean \"{suggested}\"?"));
+            }
+            reason
+        }),
+        _ => None,
+    };
+    // "--delay <DUR>" or "--header[=<BOOL>]": the flag is the leading name.
+    let flag = context(ContextKind::InvalidArg).map(|arg| {
+        arg.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '-')
+            .collect::<String>()
+    });
+    match (flag, reason) {
+        (Some(flag), Some(reason)) if !flag.is_empty() => {
+            eprintln!("error: invalid {flag}: {reason}\n\nFor more information, try '--help'.");
+            ExitCode::from(2)
+        }
+        _ => e.exit(),
+    }
+}
+
+/// A run that a signal stopped: its outputs hold what the completed
+/// frontier held, and the process exits with 128 + the signal's number.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by {name}: the outputs hold every result the watermark completed ({watermark})")]
+pub struct Interrupted {
+    /// The signal's number.
+    pub signal: i32,
+    /// The signal's name.
+    pub name: &'static str,
+    /// Where the outputs are complete, for people.
+    pub watermark: String,
+}
+
 /// Exit code: 2 for a job that is wrong as given, 1 for a failure while
-/// running it.
+/// running it, 128 + N for a run stopped by signal N.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     use tidemark::engine::EngineError;
+    if let Some(i) = e.downcast_ref::<Interrupted>() {
+        return u8::try_from(128 + i.signal).unwrap_or(1);
+    }
     match e.downcast_ref::<JobError>() {
         Some(JobError::Spec(_))
         | Some(JobError::JobFile { .. })
         | Some(JobError::Engine(EngineError::Config(_) | EngineError::Window(_))) => 2,
         _ => 1,
     }
+}
+
+/// Whether the job stopped because the reader of an output went away (a
+/// closed pipe, as in `tidemark run ... | head -1`): not a failure, the
+/// reader has what it wanted.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use tidemark::engine::EngineError;
+    matches!(
+        e.downcast_ref::<JobError>(),
+        Some(JobError::Engine(EngineError::Output { source, .. }))
+            if source.kind() == std::io::ErrorKind::BrokenPipe
+    )
 }
 
 /// A hint for errors with a known remedy.

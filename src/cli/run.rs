@@ -13,117 +13,34 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tidemark::engine::{Parallelism, Stats, Summary};
 use tidemark::{JobError, JobSpec};
 
-/// Flags of `tidemark run`; each may also be a key of the job file.
+/// Flags of `tidemark run`: the job's options (each also a key of the job
+/// file) and the options of this run only.
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
-    /// A TOML job file whose keys are these flags' names; flags override it.
+    /// A TOML job file: its keys are the flag names without the dashes
+    /// (batch-size = 64); flags given too override it. Its paths are
+    /// relative to its own directory.
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
-    /// A partition directory, one file, or `gen:events=N,keys=N,...`.
-    #[arg(long, value_name = "PATH")]
-    pub input: Option<String>,
-    /// Input format: jsonl or csv.
-    #[arg(long)]
-    pub format: Option<String>,
-    /// CSV files start with a header line.
-    #[arg(long)]
-    pub header: bool,
-    /// Key field name.
-    #[arg(long, value_name = "FIELD")]
-    pub key: Option<String>,
-    /// Event-time field name.
-    #[arg(long, value_name = "FIELD")]
-    pub time: Option<String>,
-    /// Value field name.
-    #[arg(long, value_name = "FIELD")]
-    pub value: Option<String>,
-    /// Partition field name (one file holding all partitions).
-    #[arg(long, value_name = "FIELD")]
-    pub partition_field: Option<String>,
-    /// Event-time format: epoch-ms, epoch-s or rfc3339.
-    #[arg(long)]
-    pub time_format: Option<String>,
-    /// tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP (e.g. tumbling:1m).
-    #[arg(long)]
-    pub window: Option<String>,
-    /// Watermark delay (bounded out-of-orderness), e.g. 5s.
-    #[arg(long, value_name = "DUR")]
-    pub delay: Option<String>,
-    /// Allowed lateness after a window fired, e.g. 1m.
-    #[arg(long, value_name = "DUR")]
-    pub lateness: Option<String>,
-    /// final or updates.
-    #[arg(long)]
-    pub emit: Option<String>,
-    /// Aggregations: any of count,sum,min,max,mean.
-    #[arg(long, value_name = "LIST")]
-    pub agg: Option<String>,
-    /// Worker threads (per process).
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
-    /// Records read from a partition per batch.
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<usize>,
-    /// Results file, `-` for standard output (default `-`).
-    #[arg(long, value_name = "PATH")]
-    pub output: Option<String>,
-    /// File for records dropped as too late.
-    #[arg(long, value_name = "PATH")]
-    pub late: Option<String>,
-    /// File for records that could not be decoded.
-    #[arg(long, value_name = "PATH")]
-    pub dead_letter: Option<String>,
-    /// skip (to the dead-letter file) or fail.
-    #[arg(long, value_name = "POLICY")]
-    pub on_bad_record: Option<String>,
-    /// Follow the input files as they grow (tail mode); stop with Ctrl-C.
-    #[arg(long)]
-    pub follow: bool,
-    /// With --follow: a partition caught up this long stops holding the
-    /// watermark back (results then depend on timing), e.g. 10s.
-    #[arg(long, value_name = "DUR")]
-    pub idle_after: Option<String>,
+    /// The job's options.
+    #[command(flatten)]
+    pub spec: JobSpec,
     /// Cluster mode: number of processes (with --process and --hostfile).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Cluster")]
     pub processes: Option<usize>,
-    /// Cluster mode: this process's index.
-    #[arg(long, value_name = "I")]
+    /// Cluster mode: this process's index, 0 to N-1; process 0 writes the
+    /// outputs.
+    #[arg(long, value_name = "I", help_heading = "Cluster")]
     pub process: Option<usize>,
     /// Cluster mode: one host:port per line, one line per process.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Cluster")]
     pub hostfile: Option<PathBuf>,
-    /// No progress bar and no summary.
+    /// No progress bar and no summary on standard error.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
 impl RunArgs {
-    fn spec(&self) -> JobSpec {
-        JobSpec {
-            input: self.input.clone(),
-            format: self.format.clone(),
-            header: self.header.then_some(true),
-            key: self.key.clone(),
-            time: self.time.clone(),
-            value: self.value.clone(),
-            partition_field: self.partition_field.clone(),
-            time_format: self.time_format.clone(),
-            window: self.window.clone(),
-            delay: self.delay.clone(),
-            lateness: self.lateness.clone(),
-            emit: self.emit.clone(),
-            agg: self.agg.clone(),
-            workers: self.workers,
-            batch_size: self.batch_size,
-            output: self.output.clone(),
-            late: self.late.clone(),
-            dead_letter: self.dead_letter.clone(),
-            on_bad_record: self.on_bad_record.clone(),
-            follow: self.follow.then_some(true),
-            idle_after: self.idle_after.clone(),
-        }
-    }
-
     fn cluster(&self, workers: usize) -> anyhow::Result<Option<Parallelism>> {
         let (Some(n), Some(process), Some(hostfile)) =
             (self.processes, self.process, &self.hostfile)
@@ -162,16 +79,14 @@ impl RunArgs {
 
 /// Runs `tidemark run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let mut spec = match &args.job {
+    let spec = match &args.job {
         Some(path) => JobSpec::from_file(path)?,
         None => JobSpec::default(),
     }
-    .overlay(args.spec());
-    if spec.output.is_none() {
-        spec.output = Some("-".into());
-    }
+    .overlay(args.spec.clone());
     let mut builder = spec.to_builder()?;
-    if let Some(cluster) = args.cluster(spec.workers.unwrap_or(1))? {
+    let workers = spec.workers.unwrap_or(tidemark::spec::defaults::WORKERS);
+    if let Some(cluster) = args.cluster(workers)? {
         builder = builder.parallelism(cluster);
     }
     let job = builder.build()?;
@@ -180,15 +95,87 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = (!args.quiet && std::io::stderr().is_terminal())
         .then(|| Progress::start(Arc::clone(&stats), delay));
+    let signals = Signals::watch(Arc::clone(&stats))?;
     let result = job.run_with(Arc::clone(&stats));
     if let Some(p) = progress {
         p.stop();
     }
-    let summary = result?;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            if !args.quiet && !super::is_broken_pipe(&e) {
+                eprintln!(
+                    "tidemark: the job failed; its outputs hold every result the watermark completed ({})",
+                    watermark_text(stats.summary(delay).final_watermark)
+                );
+            }
+            return Err(e);
+        }
+    };
     if !args.quiet {
         print_summary(&summary, started.elapsed(), delay);
     }
+    if let Some((signal, name)) = signals.received() {
+        return Err(super::Interrupted {
+            signal,
+            name,
+            watermark: watermark_text(summary.final_watermark),
+        }
+        .into());
+    }
     Ok(())
+}
+
+fn watermark_text(w: Option<i64>) -> String {
+    match w {
+        None => "every partition ended".into(),
+        Some(w) if w <= i64::MIN / 2 => "nothing completed yet".into(),
+        Some(w) => format!("watermark {w}"),
+    }
+}
+
+/// SIGINT and SIGTERM: the first asks the job to stop (it writes what its
+/// frontier completed and prints its summary); a second ends the process at
+/// once.
+struct Signals {
+    received: Arc<std::sync::Mutex<Option<(i32, &'static str)>>>,
+}
+
+impl Signals {
+    fn watch(stats: Arc<Stats>) -> anyhow::Result<Signals> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+            .context("installing the SIGINT/SIGTERM handler")?;
+        let received: Arc<std::sync::Mutex<Option<(i32, &'static str)>>> = Arc::default();
+        let slot = Arc::clone(&received);
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                let name = if signal == SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                let first = slot
+                    .lock()
+                    .map(|mut s| s.replace((signal, name)).is_none())
+                    .unwrap_or(false);
+                if first {
+                    eprintln!(
+                        "tidemark: {name}: stopping; writing what the watermark completed (again to quit at once)"
+                    );
+                    stats.request_stop();
+                } else {
+                    std::process::exit(128 + signal);
+                }
+            }
+        });
+        Ok(Signals { received })
+    }
+
+    fn received(&self) -> Option<(i32, &'static str)> {
+        self.received.lock().ok().and_then(|s| *s)
+    }
 }
 
 fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
@@ -212,7 +199,10 @@ fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
     }
     match s.final_watermark {
         None => eprintln!("  final watermark: +inf (every partition ended)"),
-        Some(w) => eprintln!("  final watermark: {w}"),
+        Some(w) if w <= i64::MIN / 2 => {
+            eprintln!("  final watermark: none yet (nothing completed)")
+        }
+        Some(w) => eprintln!("  final watermark: {w} (outputs complete up to it)"),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tidemark_sources::DeadLetter;
 use tidemark_windows::{ChangeKind, EventTime};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::Stream;
 
 use super::Control;
@@ -81,10 +81,13 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
     let mut last_commit = Instant::now();
     let mut committed: Option<EventTime> = None;
     let mut frontier_seen: Option<EventTime> = None;
-    emitted.sink(
-        Exchange::new(|_: &Emit<O>| 0u64),
-        "Sink",
-        move |(input, frontier)| {
+    let scope = emitted.scope();
+    let mut builder = OperatorBuilder::new("Sink".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
+    let mut input = builder.new_input(emitted, Exchange::new(|_: &Emit<O>| 0u64));
+    builder.build(move |_capabilities| {
+        move |frontiers| {
+            let frontier = &frontiers[0];
             input.for_each(|_time, data| {
                 for item in data.drain(..) {
                     match item {
@@ -151,13 +154,20 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                     control.stats.frontier.store(f, Ordering::Relaxed);
                     frontier_seen = Some(f);
                     if let Some(s) = sinks.as_mut() {
-                        if committed != Some(f) && last_commit.elapsed() >= commit_interval {
-                            if let Err(e) = s.commit(Frontier::At(f)) {
-                                control.fail(e);
-                                sinks = None;
+                        if committed != Some(f) {
+                            let since = last_commit.elapsed();
+                            if since >= commit_interval {
+                                if let Err(e) = s.commit(Frontier::At(f)) {
+                                    control.fail(e);
+                                    sinks = None;
+                                }
+                                committed = Some(f);
+                                last_commit = Instant::now();
+                            } else {
+                                // Commit this frontier once the interval is
+                                // up, even if nothing else happens by then.
+                                activator.activate_after(commit_interval - since);
                             }
-                            committed = Some(f);
-                            last_commit = Instant::now();
                         }
                     }
                 }
@@ -174,8 +184,8 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                     done = true;
                 }
             }
-        },
-    );
+        }
+    });
 }
 
 /// Writes what the frontier `upto` has completed (everything once the

@@ -1,0 +1,717 @@
+//! [`JobSpec`]: one job as a TOML job file and as the flags of
+//! `tidemark run`, typed, with its defaults and the way a job file and flags
+//! combine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tidemark_engine::{EngineError, Target};
+use tidemark_sources::{
+    DecodeConfig, FieldMapping, FileSource, FileSourceConfig, GeneratorSource, Source,
+};
+
+use super::values::{
+    AggList, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow, OnBadRecord,
+    OutputPath,
+};
+use super::SpecError;
+use crate::job::{Job, JobBuilder, JobError};
+
+/// The value an option takes when neither the job file nor a flag sets it.
+/// [`JobSpec::to_builder`] applies exactly these, and `tidemark run --help`
+/// shows them.
+pub mod defaults {
+    use super::{DurationMs, Emit, EventTimeFormat, InputFormat, OnBadRecord, OutputPath};
+    use tidemark_windows::AggKind;
+
+    /// `key`: the key field.
+    pub const KEY: &str = "key";
+    /// `time`: the event-time field.
+    pub const TIME: &str = "ts";
+    /// `value`: the value field.
+    pub const VALUE: &str = "value";
+    /// `format`, unless the input path ends in `.csv` (then csv).
+    pub const FORMAT: InputFormat = InputFormat::Jsonl;
+    /// `header`.
+    pub const HEADER: bool = false;
+    /// `time-format`.
+    pub const TIME_FORMAT: EventTimeFormat = EventTimeFormat::EpochMs;
+    /// `delay`.
+    pub const DELAY: DurationMs = DurationMs::ZERO;
+    /// `lateness`.
+    pub const LATENESS: DurationMs = DurationMs::ZERO;
+    /// `emit`.
+    pub const EMIT: Emit = Emit::Final;
+    /// `agg`.
+    pub const AGGS: &[AggKind] = &[AggKind::Count, AggKind::Sum];
+    /// `workers`.
+    pub const WORKERS: usize = 1;
+    /// `batch-size`.
+    pub const BATCH_SIZE: usize = 1024;
+    /// `on-bad-record`.
+    pub const ON_BAD_RECORD: OnBadRecord = OnBadRecord::Skip;
+    /// `follow`.
+    pub const FOLLOW: bool = false;
+    /// `output`: standard output.
+    pub const OUTPUT: OutputPath = OutputPath::Stdout;
+}
+
+const MISSING_INPUT: &str = "missing --input (a partition directory, a file, or gen:KNOBS)";
+
+/// A count from the command line: a whole number.
+#[cfg(feature = "cli")]
+fn count(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a whole number"))
+}
+
+/// The most worker threads a process may run.
+pub const MAX_WORKERS: usize = 1024;
+
+/// The largest batch size.
+pub const MAX_BATCH_SIZE: usize = 1_000_000;
+
+/// "TEXT [default: VALUE]", the way clap shows defaults, for options whose
+/// default must not be a clap default (it would hide the job file's value).
+#[cfg(feature = "cli")]
+fn help(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
+#[cfg(feature = "cli")]
+fn aggs_default() -> String {
+    AggList::new(defaults::AGGS)
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
+/// A job as written in a TOML job file or given as the flags of
+/// `tidemark run`: the same names (a key `batch-size` is the flag
+/// `--batch-size`), the same value syntax and the same parsers.
+///
+/// Every option is optional here; [`JobSpec::to_builder`] applies the
+/// [`defaults`]. A job file and flags combine with [`JobSpec::overlay`]:
+/// an option given as a flag replaces the job file's.
+///
+/// The booleans `header` and `follow` are `true`/`false` in a job file; as
+/// flags, `--follow` alone means `--follow=true`, and `--follow=false`
+/// turns off a job file's `follow = true`. Leaving the flag out keeps the
+/// job file's value.
+///
+/// In a job file, relative paths (`input`, `output`, `late`,
+/// `dead-letter`) are relative to the job file's directory
+/// ([`JobSpec::from_file`]); as flags, to the current directory.
+///
+/// ```
+/// use tidemark::JobSpec;
+/// let spec: JobSpec = toml::from_str(r#"
+///     input = "gen:events=100,keys=3"
+///     window = "tumbling:1s"
+///     agg = "count,max"
+/// "#).unwrap();
+/// let job = spec.to_builder().unwrap().build().unwrap();
+/// assert_eq!(job.config().aggregator.kinds().len(), 2);
+///
+/// // The same spec prints back as a job file.
+/// let text = toml::to_string(&spec).unwrap();
+/// assert_eq!(toml::from_str::<JobSpec>(&text).unwrap(), spec);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct JobSpec {
+    /// A partition directory, one file, or `gen:KNOBS` (the built-in
+    /// generator, e.g. `gen:events=1000,keys=10,partitions=4`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "PATH",
+            help_heading = "Input",
+            help = "A directory of partition files (one partition per file), one file, or gen:KNOBS for the built-in generator (e.g. gen:events=1000,keys=10; see tidemark gen --help)"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Input>,
+
+    /// How input lines are encoded (default jsonl, or csv when the input
+    /// path ends in `.csv`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            help_heading = "Input",
+            help = help("How input lines are encoded", "jsonl, or csv when the input path ends in .csv")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<InputFormat>,
+
+    /// CSV files start with a header line (default false).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            action = clap::ArgAction::Set,
+            hide_possible_values = true,
+            help_heading = "Input",
+            help = help("CSV files start with a header line naming the columns (without one, --key/--time/--value are column numbers from 0); --header=false overrides a job file's header = true", defaults::HEADER)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+
+    /// Key field name (default `key`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FIELD", help_heading = "Input", help = help("Field holding the key that windows are kept per", defaults::KEY))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+
+    /// Event-time field name (default `ts`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FIELD", help_heading = "Input", help = help("Field holding the event time", defaults::TIME))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+
+    /// Value field name (default `value`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FIELD", help_heading = "Input", help = help("Field holding the value to aggregate (a number)", defaults::VALUE))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+
+    /// Partition field name, for one file holding all partitions (default:
+    /// none, one partition per file).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "FIELD",
+            help_heading = "Input",
+            help = help("Field naming each line's partition (0, 1, ...), when one file holds all partitions", "none")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_field: Option<String>,
+
+    /// How the time field encodes event time (default `epoch-ms`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "FORMAT", help_heading = "Input", help = help("How the time field encodes event time", defaults::TIME_FORMAT))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<EventTimeFormat>,
+
+    /// `tumbling:SIZE`, `sliding:SIZE/SLIDE` or `session:GAP` (required).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "SPEC",
+            help_heading = "Windows",
+            help = "tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP, e.g. tumbling:1m, sliding:10s/1s, session:30s (required, here or in the job file)"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<JobWindow>,
+
+    /// Watermark delay (bounded out-of-orderness), default 0.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DUR",
+            allow_hyphen_values = true,
+            help_heading = "Windows",
+            help = help("Watermark delay, how far event time may run out of order: each partition's watermark trails its largest event time by this much, and a window fires when every partition's watermark has reached its end, e.g. 5s", defaults::DELAY)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DurationMs>,
+
+    /// Allowed lateness after a window fired, default 0.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DUR",
+            allow_hyphen_values = true,
+            help_heading = "Windows",
+            help = help("Allowed lateness: how long after a window fired late records still correct it (retract + update rows); later ones go to --late, e.g. 1m", defaults::LATENESS)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lateness: Option<DurationMs>,
+
+    /// When results are written (default `final`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "MODE", help_heading = "Windows", help = help("When result rows are written", defaults::EMIT))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emit: Option<Emit>,
+
+    /// Aggregations, any of count, sum, min, max, mean (default
+    /// `count,sum`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "LIST",
+            help_heading = "Windows",
+            help = help("Aggregations per window, comma-separated: any of count, sum, min, max, mean", aggs_default())
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agg: Option<AggList>,
+
+    /// Worker threads per process (default 1).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "N",
+            value_parser = count,
+            allow_hyphen_values = true,
+            help_heading = "Execution",
+            help = help(&format!("Worker threads per process, 1 to {MAX_WORKERS} (the output does not depend on it)"), defaults::WORKERS)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+
+    /// Records read from a partition per batch (default 1024).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "N",
+            value_parser = count,
+            allow_hyphen_values = true,
+            help_heading = "Execution",
+            help = help(&format!("Records read from a partition per batch, 1 to {MAX_BATCH_SIZE} (the output does not depend on it)"), defaults::BATCH_SIZE)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+
+    /// Results file, `-` for standard output (the default).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "PATH", help_heading = "Output", help = help("File for result rows (JSON lines), - for standard output", defaults::OUTPUT))
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputPath>,
+
+    /// File for records dropped as too late (default: discarded).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "PATH",
+            help_heading = "Output",
+            help = help("File for records dropped as too late, with the window they missed", "discarded")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<OutputPath>,
+
+    /// File for records that could not be decoded (default: discarded).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "PATH",
+            help_heading = "Output",
+            help = help("File for lines that could not be decoded, with partition, offset and reason", "discarded")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<OutputPath>,
+
+    /// What to do with a record that cannot be decoded (default `skip`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "POLICY",
+            help_heading = "Input",
+            help = help("What to do with a line that cannot be decoded", defaults::ON_BAD_RECORD)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_bad_record: Option<OnBadRecord>,
+
+    /// Follow the input files as they grow (tail mode) instead of ending at
+    /// their end (default false).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            action = clap::ArgAction::Set,
+            hide_possible_values = true,
+            help_heading = "Input",
+            help = help("Keep reading the input files as they grow (tail mode) instead of ending at their end; stop with Ctrl-C. --follow=false overrides a job file's follow = true", defaults::FOLLOW)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<bool>,
+
+    /// With `follow`: a partition caught up this long stops holding the
+    /// watermark back (results then depend on timing). Default: never.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DUR",
+            allow_hyphen_values = true,
+            help_heading = "Input",
+            help = help("With --follow: a partition with nothing new for this long stops holding the watermark back, so the others' windows fire (results then depend on timing), e.g. 10s", "never")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_after: Option<DurationMs>,
+}
+
+impl JobSpec {
+    /// Reads a TOML job file. Relative paths in it are taken relative to
+    /// the job file's directory.
+    pub fn from_file(path: &Path) -> Result<Self, JobError> {
+        let fail = |reason: String| JobError::JobFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        // The error's Display names the line and column and shows the key.
+        let spec: JobSpec =
+            toml::from_str(&text).map_err(|e| fail(e.to_string().trim_end().to_owned()))?;
+        match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => Ok(spec.relative_to(dir)),
+            None => Ok(spec),
+        }
+    }
+
+    /// This spec with its relative paths (`input`, `output`, `late`,
+    /// `dead-letter`) taken relative to `dir`.
+    pub fn relative_to(self, dir: &Path) -> JobSpec {
+        let rebase = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
+        let output = |o: Option<OutputPath>| match o {
+            Some(OutputPath::File(p)) => Some(OutputPath::File(rebase(p))),
+            other => other,
+        };
+        JobSpec {
+            input: match self.input {
+                Some(Input::Path(p)) => Some(Input::Path(rebase(p))),
+                other => other,
+            },
+            output: output(self.output),
+            late: output(self.late),
+            dead_letter: output(self.dead_letter),
+            ..self
+        }
+    }
+
+    /// Options set in `other` replace those of `self` (a job file, then
+    /// flags on top of it).
+    pub fn overlay(self, other: JobSpec) -> JobSpec {
+        // No `..`: a new field that is not overlaid does not compile.
+        let JobSpec {
+            input,
+            format,
+            header,
+            key,
+            time,
+            value,
+            partition_field,
+            time_format,
+            window,
+            delay,
+            lateness,
+            emit,
+            agg,
+            workers,
+            batch_size,
+            output,
+            late,
+            dead_letter,
+            on_bad_record,
+            follow,
+            idle_after,
+        } = other;
+        JobSpec {
+            input: input.or(self.input),
+            format: format.or(self.format),
+            header: header.or(self.header),
+            key: key.or(self.key),
+            time: time.or(self.time),
+            value: value.or(self.value),
+            partition_field: partition_field.or(self.partition_field),
+            time_format: time_format.or(self.time_format),
+            window: window.or(self.window),
+            delay: delay.or(self.delay),
+            lateness: lateness.or(self.lateness),
+            emit: emit.or(self.emit),
+            agg: agg.or(self.agg),
+            workers: workers.or(self.workers),
+            batch_size: batch_size.or(self.batch_size),
+            output: output.or(self.output),
+            late: late.or(self.late),
+            dead_letter: dead_letter.or(self.dead_letter),
+            on_bad_record: on_bad_record.or(self.on_bad_record),
+            follow: follow.or(self.follow),
+            idle_after: idle_after.or(self.idle_after),
+        }
+    }
+
+    fn target(path: &Option<OutputPath>) -> Target {
+        path.as_ref().map_or(Target::Discard, OutputPath::target)
+    }
+
+    /// The input format: `format` if set, else csv for a path ending in
+    /// `.csv`, else the default.
+    pub fn input_format(&self) -> InputFormat {
+        match (&self.format, &self.input) {
+            (Some(f), _) => *f,
+            (None, Some(Input::Path(p))) if p.to_string_lossy().ends_with(".csv") => {
+                InputFormat::Csv
+            }
+            _ => defaults::FORMAT,
+        }
+    }
+
+    /// The input source this spec names.
+    pub fn source(&self) -> Result<Arc<dyn Source>, JobError> {
+        let input = self
+            .input
+            .as_ref()
+            .ok_or_else(|| SpecError(MISSING_INPUT.into()))?;
+        let path = match input {
+            Input::Gen(config) => {
+                if self.follow == Some(true) {
+                    return Err(SpecError(
+                        "--follow reads growing files; it does not apply to a gen: input".into(),
+                    )
+                    .into());
+                }
+                let source = GeneratorSource::new(config.into())
+                    .map_err(|e| SpecError(format!("invalid --input gen:{config}: {e}")))?;
+                return Ok(Arc::new(source));
+            }
+            Input::Path(path) => path,
+        };
+        let format = self.input_format();
+        let header = self.header.unwrap_or(defaults::HEADER);
+        if format == InputFormat::Csv && !header {
+            // Without a header the fields are column numbers; a name would
+            // make every line a dead letter.
+            let fields = [
+                ("--key", self.key.as_deref().unwrap_or(defaults::KEY)),
+                ("--time", self.time.as_deref().unwrap_or(defaults::TIME)),
+                ("--value", self.value.as_deref().unwrap_or(defaults::VALUE)),
+                (
+                    "--partition-field",
+                    self.partition_field.as_deref().unwrap_or("0"),
+                ),
+            ];
+            if let Some((flag, name)) = fields.iter().find(|(_, f)| f.parse::<usize>().is_err()) {
+                return Err(SpecError(format!(
+                    "{flag} \"{name}\" names a field, but CSV without --header has only column numbers: add --header if the files start with a header line, or give --key, --time and --value as column numbers (0, 1, ...)"
+                ))
+                .into());
+            }
+        }
+        let format = format.into();
+        let mut decode = DecodeConfig::new(format);
+        decode.header = header;
+        decode.fields = FieldMapping {
+            key: self.key.clone().unwrap_or_else(|| defaults::KEY.into()),
+            time: self.time.clone().unwrap_or_else(|| defaults::TIME.into()),
+            value: self.value.clone().unwrap_or_else(|| defaults::VALUE.into()),
+            partition: self.partition_field.clone(),
+        };
+        decode.time_format = self.time_format.unwrap_or(defaults::TIME_FORMAT).into();
+        let mut config = FileSourceConfig::new(path.clone(), format);
+        config.decode = decode;
+        config.follow = self.follow.unwrap_or(defaults::FOLLOW);
+        let source = FileSource::new(config).map_err(EngineError::from)?;
+        Ok(Arc::new(source))
+    }
+
+    /// Refuses outputs that would destroy the input or each other: an
+    /// output that is the input file or lies inside the input directory,
+    /// two outputs on one file (after resolving symlinks), and standard
+    /// output for more than one output.
+    pub fn check_outputs(&self) -> Result<(), SpecError> {
+        let outputs = [
+            (
+                "--output",
+                Some(self.output.as_ref().unwrap_or(&defaults::OUTPUT)),
+            ),
+            ("--late", self.late.as_ref()),
+            ("--dead-letter", self.dead_letter.as_ref()),
+        ];
+        let stdout: Vec<&str> = outputs
+            .iter()
+            .filter(|(_, o)| o == &Some(&OutputPath::Stdout))
+            .map(|(flag, _)| match *flag {
+                "--output" if self.output.is_none() => "--output (by default)",
+                flag => flag,
+            })
+            .collect();
+        if stdout.len() > 1 {
+            let (all, but) = match stdout.len() {
+                2 => ("both", "one"),
+                _ => ("all", "all but one"),
+            };
+            return Err(SpecError(format!(
+                "{} {all} write to standard output (-); give {but} of them a file",
+                match stdout.split_last() {
+                    Some((last, [first])) => format!("{first} and {last}"),
+                    Some((last, rest)) => format!("{}, and {last}", rest.join(", ")),
+                    None => String::new(),
+                }
+            )));
+        }
+        let input = match &self.input {
+            Some(Input::Path(p)) => std::fs::canonicalize(p).ok().map(|c| (p, c)),
+            _ => None,
+        };
+        let mut files: Vec<(&str, &Path, PathBuf)> = Vec::new();
+        for (flag, output) in outputs {
+            let Some(OutputPath::File(path)) = output else {
+                continue;
+            };
+            let resolved = resolve(path);
+            if let Some((given, input)) = &input {
+                if &resolved == input {
+                    return Err(SpecError(format!(
+                        "{flag} \"{}\" is the input file: writing it would destroy the input",
+                        path.display()
+                    )));
+                }
+                if input.is_dir() && resolved.starts_with(input) {
+                    return Err(SpecError(format!(
+                        "{flag} \"{}\" lies inside the input directory \"{}\": it would overwrite or add a partition; write outputs outside the input",
+                        path.display(),
+                        given.display()
+                    )));
+                }
+            }
+            if let Some((other, other_path, _)) = files.iter().find(|(_, _, r)| r == &resolved) {
+                return Err(SpecError(format!(
+                    "{other} \"{}\" and {flag} \"{}\" are the same file; give each output its own",
+                    other_path.display(),
+                    path.display()
+                )));
+            }
+            files.push((flag, path, resolved));
+        }
+        Ok(())
+    }
+
+    /// A job builder for this spec (its source opened), every option not
+    /// set taking its value from [`defaults`].
+    pub fn to_builder(&self) -> Result<JobBuilder, JobError> {
+        if self.input.is_none() {
+            return Err(SpecError(MISSING_INPUT.into()).into());
+        }
+        self.check_outputs()?;
+        let window = self
+            .window
+            .ok_or_else(|| SpecError(format!("missing --window ({})", JobWindow::USAGE)))?;
+        let workers = self.workers.unwrap_or(defaults::WORKERS);
+        if workers == 0 {
+            return Err(SpecError("invalid --workers: must be at least 1".into()).into());
+        }
+        if workers > MAX_WORKERS {
+            return Err(SpecError(format!(
+                "invalid --workers {workers}: at most {MAX_WORKERS} worker threads per process (each holds its own buffers; more threads than cores only adds overhead)"
+            ))
+            .into());
+        }
+        let batch_size = self.batch_size.unwrap_or(defaults::BATCH_SIZE);
+        if batch_size > MAX_BATCH_SIZE {
+            return Err(SpecError(format!(
+                "invalid --batch-size {batch_size}: at most {MAX_BATCH_SIZE} records per batch (a batch is held in memory whole)"
+            ))
+            .into());
+        }
+        if self.idle_after.is_some() && self.follow != Some(true) {
+            return Err(SpecError(
+                "--idle-after applies only with --follow (a bounded input never idles)".into(),
+            )
+            .into());
+        }
+        let aggs = match &self.agg {
+            Some(list) => list.kinds(),
+            None => defaults::AGGS,
+        };
+        let mut b = Job::builder()
+            .source(self.source()?)
+            .window(window.spec())
+            .delay(self.delay.unwrap_or(defaults::DELAY).millis())
+            .lateness(self.lateness.unwrap_or(defaults::LATENESS).millis())
+            .emit(self.emit.unwrap_or(defaults::EMIT).into())
+            .aggs(aggs)
+            .workers(workers)
+            .batch_size(batch_size)
+            .bad_records(self.on_bad_record.unwrap_or(defaults::ON_BAD_RECORD).into());
+        if let Some(after) = self.idle_after {
+            b = b.idle_after(after.into());
+        }
+        let results = self.output.as_ref().unwrap_or(&defaults::OUTPUT).target();
+        Ok(b.results(results)
+            .late(Self::target(&self.late))
+            .dead_letters(Self::target(&self.dead_letter)))
+    }
+}
+
+/// Where `path` would be written, symlinks resolved: the path itself
+/// canonicalized if it exists, else its nearest existing ancestor
+/// canonicalized with the rest appended (`..` folded).
+fn resolve(path: &Path) -> PathBuf {
+    if let Ok(full) = std::fs::canonicalize(path) {
+        return full;
+    }
+    let absolute = match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path),
+        Err(_) => path.to_owned(),
+    };
+    let mut rest = Vec::new();
+    let mut base = absolute.as_path();
+    let mut resolved = loop {
+        if let Ok(c) = std::fs::canonicalize(base) {
+            break c;
+        }
+        match (base.parent(), base.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last.as_os_str().to_owned());
+                base = parent;
+            }
+            _ => break base.to_owned(),
+        }
+    };
+    for part in rest.iter().rev() {
+        if part == ".." {
+            resolved.pop();
+        } else if part != "." {
+            resolved.push(part);
+        }
+    }
+    resolved
+}

@@ -1,0 +1,526 @@
+//! The typed values of job options: durations, window specs, aggregation
+//! lists, inputs, output paths and the enumerated choices. Each is parsed
+//! once, by the same `FromStr` for a flag and for a job-file key (serde
+//! deserializes through it), and prints back in the form it parses.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tidemark_engine::{BadRecords, Target};
+use tidemark_sources::{Format, TimeFormat};
+use tidemark_windows::{AggKind, EmitMode, Millis, WindowSpec};
+
+use super::{GenSpec, SpecError};
+
+fn err<T>(msg: String) -> Result<T, SpecError> {
+    Err(SpecError(msg))
+}
+
+/// Serializes through `Display`.
+fn serialize_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Deserializes a string through `FromStr`.
+fn deserialize_from_str<'de, T, D>(d: D) -> Result<T, D::Error>
+where
+    T: FromStr<Err = SpecError>,
+    D: Deserializer<'de>,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// A duration of whole milliseconds, never negative, written with a unit:
+/// `500ms`, `10s`, `5m`, `1m 30s` (a bare `0` is accepted too).
+///
+/// A bare number other than 0 is refused rather than guessed: `60` could
+/// mean 60 ms or 60 s.
+///
+/// ```
+/// use tidemark::spec::DurationMs;
+/// assert_eq!("1m 30s".parse::<DurationMs>().unwrap().millis(), 90_000);
+/// assert_eq!("0".parse::<DurationMs>().unwrap(), DurationMs::ZERO);
+/// let e = "60".parse::<DurationMs>().unwrap_err();
+/// assert_eq!(e.to_string(), "\"60\": a duration needs a unit, e.g. 60s or 60ms");
+/// assert!("-1s".parse::<DurationMs>().is_err());
+/// assert_eq!(DurationMs::new(1500).unwrap().to_string(), "1s 500ms");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DurationMs(Millis);
+
+impl DurationMs {
+    /// No time at all.
+    pub const ZERO: DurationMs = DurationMs(0);
+
+    /// `ms` milliseconds; an error if negative.
+    pub fn new(ms: Millis) -> Result<DurationMs, SpecError> {
+        if ms < 0 {
+            return err(format!("\"{ms}ms\": durations cannot be negative"));
+        }
+        Ok(DurationMs(ms))
+    }
+
+    /// The length in milliseconds (never negative).
+    pub fn millis(self) -> Millis {
+        self.0
+    }
+}
+
+impl From<DurationMs> for std::time::Duration {
+    fn from(d: DurationMs) -> Self {
+        std::time::Duration::from_millis(d.0.unsigned_abs())
+    }
+}
+
+impl FromStr for DurationMs {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let text = text.trim();
+        if text.starts_with('-') {
+            return err(format!("\"{text}\": durations cannot be negative"));
+        }
+        if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+            if text.bytes().all(|b| b == b'0') {
+                return Ok(DurationMs::ZERO);
+            }
+            return err(format!(
+                "\"{text}\": a duration needs a unit, e.g. {text}s or {text}ms"
+            ));
+        }
+        let d = humantime::parse_duration(text).map_err(|e| {
+            SpecError(format!(
+                "invalid duration \"{text}\": {e} (examples: 500ms, 10s, 5m)"
+            ))
+        })?;
+        if d.subsec_nanos() % 1_000_000 != 0 {
+            return err(format!(
+                "invalid duration \"{text}\": durations are whole milliseconds"
+            ));
+        }
+        Millis::try_from(d.as_millis())
+            .map(DurationMs)
+            .map_err(|_| SpecError(format!("invalid duration \"{text}\": too large")))
+    }
+}
+
+impl fmt::Display for DurationMs {
+    /// `0`, or the length with units (`1m 30s`, `500ms`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("0");
+        }
+        let d = std::time::Duration::from(*self);
+        write!(f, "{}", humantime::format_duration(d))
+    }
+}
+
+impl Serialize for DurationMs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationMs {
+    /// A string such as `"5s"`; an integer is treated as that bare number
+    /// would be as text (only 0 is accepted).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DurationMs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration with a unit such as \"500ms\" or \"10s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationMs, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationMs, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DurationMs, E> {
+                v.to_string().parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A window spec as written in a flag or job file: `tumbling:SIZE`,
+/// `sliding:SIZE/SLIDE` or `session:GAP`, durations with units.
+///
+/// ```
+/// use tidemark::spec::JobWindow;
+/// use tidemark::windows::WindowSpec;
+/// let w: JobWindow = "sliding:10s/1s".parse().unwrap();
+/// assert_eq!(w.spec(), WindowSpec::sliding(10_000, 1000));
+/// assert_eq!(w.to_string(), "sliding:10s/1s");
+/// assert!("tumbling:60".parse::<JobWindow>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JobWindow(WindowSpec);
+
+impl JobWindow {
+    /// The grammar, for messages and help.
+    pub const USAGE: &'static str = "tumbling:SIZE, sliding:SIZE/SLIDE or session:GAP";
+
+    /// The window spec (aligned to the epoch).
+    pub fn spec(self) -> WindowSpec {
+        self.0
+    }
+}
+
+impl FromStr for JobWindow {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let usage = JobWindow::USAGE;
+        let Some((kind, rest)) = text.split_once(':') else {
+            return err(format!(
+                "invalid window \"{text}\": expected {usage} (e.g. tumbling:1m)"
+            ));
+        };
+        let ms = |t: &str| t.parse::<DurationMs>().map(DurationMs::millis);
+        let spec = match kind.trim() {
+            "tumbling" => WindowSpec::tumbling(ms(rest)?),
+            "sliding" => {
+                let Some((size, slide)) = rest.split_once('/') else {
+                    return err(format!(
+                        "invalid window \"{text}\": expected {usage} (e.g. sliding:10s/1s)"
+                    ));
+                };
+                WindowSpec::sliding(ms(size)?, ms(slide)?)
+            }
+            "session" => WindowSpec::session(ms(rest)?),
+            other => return err(format!("unknown window kind \"{other}\": expected {usage}")),
+        };
+        spec.validate()
+            .map_err(|e| SpecError(format!("invalid window \"{text}\": {e}")))?;
+        Ok(JobWindow(spec))
+    }
+}
+
+impl fmt::Display for JobWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |ms: Millis| DurationMs(ms);
+        match self.0 {
+            WindowSpec::Tumbling { size, .. } => write!(f, "tumbling:{}", d(size)),
+            WindowSpec::Sliding { size, slide, .. } => {
+                write!(f, "sliding:{}/{}", d(size), d(slide))
+            }
+            WindowSpec::Session { gap } => write!(f, "session:{}", d(gap)),
+        }
+    }
+}
+
+impl Serialize for JobWindow {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobWindow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_from_str(d)
+    }
+}
+
+/// A non-empty list of aggregations without repeats, in output order:
+/// `count,sum,max` in a flag; the same string, or an array of names, in a
+/// job file.
+///
+/// ```
+/// use tidemark::spec::AggList;
+/// use tidemark::windows::AggKind;
+/// let a: AggList = "count,max,count".parse().unwrap();
+/// assert_eq!(a.kinds(), &[AggKind::Count, AggKind::Max]);
+/// assert_eq!(a.to_string(), "count,max");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AggList(Vec<AggKind>);
+
+impl AggList {
+    /// A list of `kinds` (repeats dropped); an error if empty.
+    pub fn new(kinds: &[AggKind]) -> Result<AggList, SpecError> {
+        let mut list = Vec::new();
+        for &k in kinds {
+            if !list.contains(&k) {
+                list.push(k);
+            }
+        }
+        if list.is_empty() {
+            return err(
+                "an aggregation list names at least one of count, sum, min, max, mean".into(),
+            );
+        }
+        Ok(AggList(list))
+    }
+
+    /// The aggregations, in output order.
+    pub fn kinds(&self) -> &[AggKind] {
+        &self.0
+    }
+}
+
+impl FromStr for AggList {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let mut kinds = Vec::new();
+        for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+            kinds.push(part.parse::<AggKind>().map_err(SpecError)?);
+        }
+        AggList::new(&kinds).map_err(|_| {
+            SpecError(format!(
+                "invalid aggregation list \"{text}\": name at least one of count, sum, min, max, mean"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for AggList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, k) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(k.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for AggList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for AggList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            List(Vec<String>),
+        }
+        let text = match Form::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a list of aggregations such as \"count,sum\" or [\"count\", \"sum\"]",
+            )
+        })? {
+            Form::Text(t) => t,
+            Form::List(l) => l.join(","),
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a job reads: a partition directory or one file, or the built-in
+/// generator (`gen:KNOBS`, see [`GenSpec`]).
+///
+/// ```
+/// use tidemark::spec::Input;
+/// let i: Input = "gen:events=10,keys=2".parse().unwrap();
+/// assert!(matches!(&i, Input::Gen(g) if g.events == 10 && g.keys == 2));
+/// assert_eq!(i.to_string(), "gen:events=10,keys=2");
+/// assert!(matches!("logs/".parse().unwrap(), Input::Path(_)));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// A directory of partition files, or one file.
+    Path(PathBuf),
+    /// The built-in generator with these knobs.
+    Gen(GenSpec),
+}
+
+impl FromStr for Input {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        if let Some(knobs) = text.strip_prefix("gen:") {
+            return Ok(Input::Gen(knobs.parse()?));
+        }
+        if text.is_empty() {
+            return err(
+                "an empty input path (give a partition directory, a file, or gen:KNOBS)".into(),
+            );
+        }
+        Ok(Input::Path(PathBuf::from(text)))
+    }
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Path(p) => write!(f, "{}", p.display()),
+            Input::Gen(g) => write!(f, "gen:{g}"),
+        }
+    }
+}
+
+impl Serialize for Input {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_from_str(d)
+    }
+}
+
+/// Where an output goes: `-` for standard output, otherwise a file path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum OutputPath {
+    /// Standard output (`-`).
+    Stdout,
+    /// A file, created or truncated.
+    File(PathBuf),
+}
+
+impl OutputPath {
+    /// The engine target.
+    pub fn target(&self) -> Target {
+        match self {
+            OutputPath::Stdout => Target::Stdout,
+            OutputPath::File(p) => Target::File(p.clone()),
+        }
+    }
+}
+
+impl FromStr for OutputPath {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        match text {
+            "" => err("an empty output path (give a file, or - for standard output)".into()),
+            "-" => Ok(OutputPath::Stdout),
+            p => Ok(OutputPath::File(PathBuf::from(p))),
+        }
+    }
+}
+
+impl fmt::Display for OutputPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputPath::Stdout => f.write_str("-"),
+            OutputPath::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Serialize for OutputPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for OutputPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_from_str(d)
+    }
+}
+
+/// Declares a job-option enum: serde names, clap values (with the `cli`
+/// feature), `FromStr`/`Display` with those names, and the conversion into
+/// the type the engine or sources take.
+macro_rules! choice {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident => $target:ty, $what:literal {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal => $to:expr, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+        pub enum $name {
+            $(
+                $(#[$vmeta])*
+                #[serde(rename = $text)]
+                #[cfg_attr(feature = "cli", value(name = $text))]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// The name in flags and job files.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $text, )+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = SpecError;
+            fn from_str(text: &str) -> Result<Self, SpecError> {
+                match text.trim() {
+                    $( $text => Ok($name::$variant), )+
+                    other => err(format!(
+                        concat!("unknown ", $what, " \"{}\" (expected {})"),
+                        other,
+                        [$($text),+].join(" or ")
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl From<$name> for $target {
+            fn from(v: $name) -> $target {
+                match v { $( $name::$variant => $to, )+ }
+            }
+        }
+    };
+}
+
+choice! {
+    /// How input lines are encoded.
+    pub enum InputFormat => Format, "format" {
+        /// One JSON object per line.
+        Jsonl = "jsonl" => Format::Jsonl,
+        /// One CSV row per line.
+        Csv = "csv" => Format::Csv,
+    }
+}
+
+choice! {
+    /// How the time field encodes event time.
+    pub enum EventTimeFormat => TimeFormat, "time format" {
+        /// Milliseconds since the Unix epoch.
+        EpochMs = "epoch-ms" => TimeFormat::EpochMs,
+        /// Seconds since the Unix epoch, integer or fractional.
+        EpochS = "epoch-s" => TimeFormat::EpochS,
+        /// RFC 3339 text with a UTC offset, e.g. 2026-11-01T10:00:00+01:00.
+        Rfc3339 = "rfc3339" => TimeFormat::Rfc3339,
+    }
+}
+
+choice! {
+    /// When window results are written.
+    pub enum Emit => EmitMode, "emit mode" {
+        /// One `final` row per window when the watermark passes its end;
+        /// allowed-late records then add `retract` + `update` rows.
+        Final = "final" => EmitMode::Final,
+        /// Every change at once: `update` rows, `retract` + `update` for changes.
+        Updates = "updates" => EmitMode::Updates,
+    }
+}
+
+choice! {
+    /// What to do with a record that cannot be decoded.
+    pub enum OnBadRecord => BadRecords, "bad-record policy" {
+        /// Write it to the dead-letter output (if any) and go on.
+        Skip = "skip" => BadRecords::Skip,
+        /// Stop the job with an error naming the record.
+        Fail = "fail" => BadRecords::Fail,
+    }
+}
