@@ -430,3 +430,48 @@ fn a_stop_request_writes_a_prefix_and_returns_the_summary() {
     assert!(full.starts_with(&prefix));
     assert!(prefix.len() < full.len());
 }
+
+#[test]
+fn records_in_no_window_go_to_the_late_output() {
+    // Sliding windows of 1 s every 2 s: [0, 1000), [2000, 3000), ...
+    let log: Vec<Record> = (0..40)
+        .map(|i| Record {
+            partition: 0,
+            offset: 0,
+            key: "k".into(),
+            event_time: i * 100,
+            value: Value::Int(1),
+        })
+        .collect();
+    let config = EngineConfig::new(WindowSpec::sliding(1_000, 2_000), Policy::default(), aggs());
+    let (late, late_records) = Collect::new();
+    let (rows, collected) = Collect::new();
+    let summary = run(
+        Arc::new(MemorySource::new(vec![log])),
+        config,
+        Parallelism::Workers(2),
+        Sinks {
+            results: Output::Sink(Box::new(rows)),
+            late: Output::Sink(Box::new(late)),
+            ..Sinks::default()
+        },
+        Arc::new(Stats::default()),
+    )
+    .unwrap();
+    let late = late_records.lock().unwrap();
+    assert_eq!(summary.unassigned, 20);
+    assert_eq!(summary.late_dropped, 0);
+    assert_eq!(late.len(), 20);
+    assert!(late
+        .iter()
+        .all(|l| l.reason == tidemark_engine::LateReason::NoWindow
+            && l.missed.is_empty()
+            && (1_000..2_000).contains(&(l.event.time % 2_000))));
+    let counted: u64 = collected
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.value.count.unwrap_or(0))
+        .sum();
+    assert_eq!(counted + late.len() as u64, 40, "every record is somewhere");
+}
