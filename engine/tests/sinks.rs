@@ -475,3 +475,54 @@ fn records_in_no_window_go_to_the_late_output() {
         .sum();
     assert_eq!(counted + late.len() as u64, 40, "every record is somewhere");
 }
+
+#[test]
+fn a_far_future_timestamp_is_a_dead_letter_with_the_guard() {
+    // One record stamped in 2100 in the middle of a partition.
+    let mut log: Vec<Record> = (0..1_000)
+        .map(|i| Record {
+            partition: 0,
+            offset: 0,
+            key: format!("k{}", i % 3).into(),
+            event_time: 1_000 + i * 10 - (i % 7) * 25,
+            value: Value::Int(1),
+        })
+        .collect();
+    log[400].event_time = 4_102_444_800_000;
+    let run_with = |skew: Option<i64>| {
+        let mut config = EngineConfig::new(
+            WindowSpec::tumbling(100),
+            Policy::new(50, 0, EmitMode::Final),
+            vec![AggKind::Count],
+        );
+        config.max_future_skew = skew;
+        let (dead, letters) = Collect::new();
+        let summary = run(
+            Arc::new(MemorySource::new(vec![log.clone()])),
+            config,
+            Parallelism::Workers(1),
+            Sinks {
+                dead_letters: Output::Sink(Box::new(dead)),
+                ..Sinks::default()
+            },
+            Arc::new(Stats::default()),
+        )
+        .unwrap();
+        let letters = letters.lock().unwrap().clone();
+        (summary, letters)
+    };
+    let (unguarded, _) = run_with(None);
+    // Without the guard, everything after the poison record is late.
+    assert!(unguarded.late_dropped > 500, "{unguarded:?}");
+    let (guarded, letters) = run_with(Some(60_000));
+    assert_eq!(guarded.dead_letters, 1);
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].partition, letters[0].offset), (0, 400));
+    assert!(
+        letters[0].reason.starts_with("future timestamp"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(guarded.late_dropped * 4 < unguarded.late_dropped, "{guarded:?}");
+    assert_eq!(guarded.records, 999);
+}
