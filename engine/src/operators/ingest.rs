@@ -167,7 +167,19 @@ pub(crate) fn ingest<'scope>(
                 }
                 let (mut records, mut dead) = (0u64, 0u64);
                 let mut caught_up = false;
+                // Flow control between this worker's own partitions: one
+                // far ahead of the slowest waits for it (what it would read
+                // could only be buffered downstream).
+                let floor = parts
+                    .iter()
+                    .filter(|p| !p.ended && !p.idle)
+                    .map(Partition::hold)
+                    .min()
+                    .unwrap_or(EventTime::MAX);
                 for part in parts.iter_mut().filter(|p| !p.ended) {
+                    if part.hold() > floor.saturating_add(MAX_LEAD) {
+                        continue;
+                    }
                     decoded.clear();
                     let mut reached_end = false;
                     match part.reader.read(batch_size, &mut decoded) {
