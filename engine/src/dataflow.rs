@@ -739,6 +739,8 @@ fn window<'scope>(
                                         letter: DeadLetter {
                                             partition: b.partition,
                                             offset: b.offsets[i],
+                                            file: None,
+                                            line: None,
                                             reason: e.to_string(),
                                             raw: String::new(),
                                         },

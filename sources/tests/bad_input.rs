@@ -227,3 +227,81 @@ fn memory_lines_decode_like_files() {
     );
     assert_eq!(items[2].as_ref().unwrap_err().offset, 2);
 }
+
+#[test]
+fn dead_letters_name_their_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A header (line 1), a good row, a bad row (line 3), a blank line (4),
+    // a good row, and an over-long row (line 6).
+    let long = format!("k,{},1", "9".repeat(100));
+    let text = format!("key,ts,value\nk,1,1\nk,soon,1\n\nk,2,2\n{long}\n");
+    write(dir.path(), "p-0.csv", text.as_bytes());
+    let mut config = FileSourceConfig::new(dir.path(), Format::Csv);
+    config.decode.header = true;
+    config.decode.max_line_len = 64;
+    let source = FileSource::new(config).unwrap();
+    let file = dir.path().join("p-0.csv").display().to_string();
+    let expect = [(1, 3), (2, 4), (4, 6)];
+    for from in 0..=5 {
+        let items = read_all(&source, 0, from);
+        let got: Vec<(u64, Option<&str>, Option<u64>)> = items
+            .iter()
+            .filter_map(|d| d.as_ref().err())
+            .map(|d| (d.offset, d.file.as_deref(), d.line))
+            .collect();
+        let want: Vec<_> = expect
+            .iter()
+            .filter(|(offset, _)| *offset >= from)
+            .map(|&(offset, line)| (offset, Some(file.as_str()), Some(line)))
+            .collect();
+        assert_eq!(got, want, "from {from}");
+    }
+}
+
+#[test]
+fn dead_letters_in_one_file_count_the_lines_of_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.jsonl");
+    let mut text = String::new();
+    // Partition 1 gets every third line; its bad records sit at known lines.
+    for i in 0..30_000u64 {
+        let p = u64::from(i % 3 == 0);
+        if p == 1 && i % 999 == 0 {
+            text.push_str(&format!(
+                "{{\"partition\":1,\"key\":\"k\",\"ts\":\"bad{i}\",\"value\":1}}\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "{{\"partition\":{p},\"key\":\"k\",\"ts\":{i},\"value\":1}}\n"
+            ));
+        }
+    }
+    write(dir.path(), "all.jsonl", text.as_bytes());
+    let mut config = FileSourceConfig::new(&path, Format::Jsonl);
+    config.decode.fields.partition = Some("partition".into());
+    let source = FileSource::new(config).unwrap();
+    let want: Vec<(u64, u64)> = (0..30_000u64)
+        .filter(|i| i % 3 == 0 && i % 999 == 0)
+        .map(|i| (i / 3, i + 1))
+        .collect();
+    // From 0, and from offsets past the one-file index's first marks.
+    for from in [0, 1, 4096, 5000, 8192, 9500] {
+        let got: Vec<(u64, u64)> = read_all(&source, 1, from)
+            .iter()
+            .filter_map(|d| d.as_ref().err())
+            .map(|d| {
+                assert_eq!(d.file.as_deref(), Some(path.display().to_string().as_str()));
+                (d.offset, d.line.unwrap())
+            })
+            .collect();
+        let want: Vec<_> = want.iter().copied().filter(|(o, _)| *o >= from).collect();
+        assert_eq!(got, want, "from {from}");
+    }
+}
+
+#[test]
+fn memory_dead_letters_have_no_file() {
+    let source = MemorySource::from_lines(vec![vec!["nope"]], jsonl());
+    let dead = read_all(&source, 0, 0).remove(0).unwrap_err();
+    assert_eq!((dead.file, dead.line), (None, None));
+}

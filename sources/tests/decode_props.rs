@@ -208,7 +208,15 @@ proptest! {
         common::write(dir.path(), "p", &text);
         let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
         config.decode.max_line_len = 100;
-        let from_file = common::read_all(&FileSource::new(config.clone()).unwrap(), 0, 0);
+        let mut from_file = common::read_all(&FileSource::new(config.clone()).unwrap(), 0, 0);
+        // Only file dead letters know their file and line: line i + 1 here.
+        for (i, item) in from_file.iter_mut().enumerate() {
+            if let Err(dead) = item {
+                prop_assert_eq!(dead.line, Some(i as u64 + 1));
+                prop_assert!(dead.file.is_some());
+                (dead.file, dead.line) = (None, None);
+            }
+        }
         // A file's first line loses a leading byte-order mark; memory lines do not.
         let mut memory_lines = lines.clone();
         if let Some(first) = memory_lines.first_mut() {

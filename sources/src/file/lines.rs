@@ -48,6 +48,10 @@ pub(crate) struct LineReader {
     buf_pos: u64,
     /// File position where the last returned line starts.
     line_start: u64,
+    /// The 1-based line number of the last returned line.
+    line_no: u64,
+    /// The 1-based line number of the line that starts at `start`.
+    next_line_no: u64,
     follow: bool,
     max_line_len: usize,
     /// Inside an over-long line: skip to its newline.
@@ -72,6 +76,8 @@ impl LineReader {
             end: 0,
             buf_pos: 0,
             line_start: 0,
+            line_no: 0,
+            next_line_no: 1,
             follow,
             max_line_len,
             discarding: false,
@@ -83,14 +89,21 @@ impl LineReader {
         self.line_start
     }
 
-    /// Continues reading at byte `pos`, which must be the start of a line.
-    pub(crate) fn seek(&mut self, pos: u64) -> Result<(), SourceError> {
+    /// The 1-based line number of the last returned line.
+    pub(crate) fn line_no(&self) -> u64 {
+        self.line_no
+    }
+
+    /// Continues reading at byte `pos`, which must be the start of line
+    /// number `line_no`.
+    pub(crate) fn seek(&mut self, pos: u64, line_no: u64) -> Result<(), SourceError> {
         self.file
             .seek(SeekFrom::Start(pos))
             .map_err(|e| self.read_error(e))?;
         self.start = 0;
         self.end = 0;
         self.buf_pos = pos;
+        self.next_line_no = line_no;
         self.discarding = false;
         Ok(())
     }
@@ -146,6 +159,15 @@ impl LineReader {
     /// would return them (an over-long line is one line) but with one
     /// `memchr` pass over the buffer: this is what makes seeking cheap.
     pub(crate) fn skip(&mut self, n: u64) -> Result<Skipped, SourceError> {
+        let skipped = self.skip_lines(n)?;
+        self.next_line_no += match skipped {
+            Skipped::Done => n,
+            Skipped::Pending(k) | Skipped::End(k) => k,
+        };
+        Ok(skipped)
+    }
+
+    fn skip_lines(&mut self, n: u64) -> Result<Skipped, SourceError> {
         let mut skipped = 0;
         while skipped < n {
             let avail = self.buf.get(self.start..self.end).unwrap_or_default();
@@ -198,6 +220,8 @@ impl LineReader {
     /// a byte-order mark at the very start of the file.
     fn take_line(&mut self, from: usize, to: usize) -> &[u8] {
         self.line_start = self.buf_pos + from as u64;
+        self.line_no = self.next_line_no;
+        self.next_line_no += 1;
         let line = self.buf.get(from..to).unwrap_or_default();
         if self.line_start == 0 {
             line.strip_prefix(BOM).unwrap_or(line)

@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 use self::lines::{Line, LineReader};
-use self::reader::{FileReader, Ownership};
+use self::reader::{FileReader, Mark, Ownership};
 use crate::decode::{DecodeConfig, Decoder, Format};
 #[cfg(doc)]
 use crate::record::ReadStatus;
@@ -116,9 +116,9 @@ enum Layout {
     Shared {
         path: PathBuf,
         count: u32,
-        /// Per partition: (offset, byte position) of every
-        /// `INDEX_STRIDE`th record, ascending.
-        marks: Vec<Vec<(Offset, u64)>>,
+        /// Per partition: where every `INDEX_STRIDE`th record starts,
+        /// ascending.
+        marks: Vec<Vec<Mark>>,
     },
 }
 
@@ -204,9 +204,9 @@ impl FileSource {
             count: configured.unwrap_or(MAX_SHARED_PARTITIONS),
         };
         let mut counts: Vec<Offset> = Vec::new();
-        let mut marks: Vec<Vec<(Offset, u64)>> = Vec::new();
+        let mut marks: Vec<Vec<Mark>> = Vec::new();
         loop {
-            let (owner, start) = match lines.next_line()? {
+            let (owner, pos) = match lines.next_line()? {
                 Line::Pending | Line::End => break,
                 Line::TooLong(_) if header_pending => {
                     header_pending = false;
@@ -231,7 +231,11 @@ impl FileSource {
             }
             if let (Some(count), Some(marks)) = (counts.get_mut(slot), marks.get_mut(slot)) {
                 if *count > 0 && *count % INDEX_STRIDE == 0 {
-                    marks.push((*count, start));
+                    marks.push(Mark {
+                        offset: *count,
+                        pos,
+                        line: lines.line_no(),
+                    });
                 }
                 *count += 1;
             }
@@ -263,6 +267,7 @@ impl FileSource {
             next: 0,
             from,
             pending_seek: None,
+            file_name: path.display().to_string().into(),
         })
     }
 }
@@ -328,9 +333,9 @@ impl Source for FileSource {
                     .ok_or_else(|| unknown(*count as usize))?;
                 let mut reader =
                     self.reader(path, partition, from, Ownership::Shared { count: *count })?;
-                let below = marks.partition_point(|(offset, _)| *offset <= from);
+                let below = marks.partition_point(|mark| mark.offset <= from);
                 if let Some(mark) = below.checked_sub(1).and_then(|i| marks.get(i)) {
-                    reader.pending_seek = Some((mark.1, mark.0));
+                    reader.pending_seek = Some(*mark);
                     reader.apply_seek()?;
                 }
                 reader

@@ -1,6 +1,8 @@
 //! [`FileReader`]: one partition of a [`FileSource`](super::FileSource),
 //! read line by line; lines before the start offset are counted, not decoded.
 
+use std::sync::Arc;
+
 use super::lines::{Line, LineReader, Skipped};
 use crate::dead_letter::DeadLetter;
 use crate::decode::{too_long_reason, Decoder};
@@ -52,8 +54,19 @@ pub(crate) struct FileReader {
     pub(crate) from: Offset,
     /// The next line is the CSV header.
     pub(crate) header_pending: bool,
-    /// A position (byte, offset) to jump to once the header is read.
-    pub(crate) pending_seek: Option<(u64, Offset)>,
+    /// A position to jump to once the header is read.
+    pub(crate) pending_seek: Option<Mark>,
+    /// The file's name as dead letters give it.
+    pub(crate) file_name: Arc<str>,
+}
+
+/// A known record start: its offset in the partition, its byte position
+/// and its 1-based line number in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub(crate) offset: Offset,
+    pub(crate) pos: u64,
+    pub(crate) line: u64,
 }
 
 impl FileReader {
@@ -61,9 +74,9 @@ impl FileReader {
     /// and the header has been read.
     pub(crate) fn apply_seek(&mut self) -> Result<(), SourceError> {
         if !self.header_pending {
-            if let Some((pos, offset)) = self.pending_seek.take() {
-                self.lines.seek(pos)?;
-                self.next = offset;
+            if let Some(mark) = self.pending_seek.take() {
+                self.lines.seek(mark.pos, mark.line)?;
+                self.next = mark.offset;
             }
         }
         Ok(())
@@ -139,10 +152,11 @@ impl FileReader {
                 continue;
             }
             if let Some(out) = out.as_deref_mut() {
-                out.push(match reason {
+                let decoded = match reason {
                     Some(reason) => Err(DeadLetter::new(self.partition, offset, reason, line)),
                     None => self.decoder.decode(self.partition, offset, line),
-                });
+                };
+                out.push(decoded.map_err(|d| d.at(&self.file_name, self.lines.line_no())));
                 produced += 1;
             }
         }
