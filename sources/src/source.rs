@@ -230,6 +230,40 @@ pub enum SourceError {
         /// The partition's length.
         end: Offset,
     },
+    /// A partition directory holds no file matching the partition glob.
+    #[error("no partition files matching \"{pattern}\" in directory \"{}\"", dir.display())]
+    NoPartitionFiles {
+        /// The directory.
+        dir: PathBuf,
+        /// The partition glob.
+        pattern: String,
+    },
+    /// [`Format::detect`](crate::Format::detect) found both CSV and
+    /// JSON-lines files in a directory.
+    #[error(
+        "cannot detect the format of directory \"{}\": it holds both json lines (\"{}\") \
+         and csv (\"{}\") files; set the format",
+        dir.display(), jsonl.display(), csv.display()
+    )]
+    MixedFormats {
+        /// The directory.
+        dir: PathBuf,
+        /// A JSON-lines file in it.
+        jsonl: PathBuf,
+        /// A CSV file in it.
+        csv: PathBuf,
+    },
+    /// [`Format::detect`](crate::Format::detect) found no file with a known
+    /// extension in a directory.
+    #[error(
+        "cannot detect the format of directory \"{}\": no file ends in .jsonl, .json, \
+         .ndjson or .csv; set the format",
+        dir.display()
+    )]
+    UnknownFormat {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// The source configuration is not usable.
     #[error("invalid source configuration: {0}")]
     InvalidConfig(String),

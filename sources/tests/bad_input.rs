@@ -25,13 +25,14 @@ fn dead_letter_for(config: &DecodeConfig, bad: &[u8]) -> (u32, u64, String, Stri
         (Format::Csv, TimeFormat::Rfc3339) => b"k,2024-01-01T00:00:00Z,1",
         (Format::Csv, _) => b"k,1,1",
     };
-    write(dir.path(), "p0", good);
+    let name = |p: u32| format!("p{p}.{}", config.format);
+    write(dir.path(), &name(0), good);
     let mut text = good.to_vec();
     text.push(b'\n');
     text.extend_from_slice(bad);
     text.push(b'\n');
     text.extend_from_slice(good);
-    write(dir.path(), "p1", &text);
+    write(dir.path(), &name(1), &text);
     let mut file_config = FileSourceConfig::new(dir.path(), config.format);
     file_config.decode = config.clone();
     let source = FileSource::new(file_config).unwrap();
@@ -191,7 +192,11 @@ fn over_long_lines() {
     let fits = format!(r#"{{"key":"{}","ts":1,"value":1}}"#, "x".repeat(64 - 27));
     assert_eq!(fits.len(), 64);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "p", format!("{fits}\r\n{fits}").as_bytes());
+    write(
+        dir.path(),
+        "p.jsonl",
+        format!("{fits}\r\n{fits}").as_bytes(),
+    );
     let mut file_config = FileSourceConfig::new(dir.path(), Format::Jsonl);
     file_config.decode = config;
     let items = read_all(&FileSource::new(file_config).unwrap(), 0, 0);

@@ -205,7 +205,7 @@ proptest! {
             text.extend_from_slice(line);
             text.push(b'\n');
         }
-        common::write(dir.path(), "p", &text);
+        common::write(dir.path(), "p.jsonl", &text);
         let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
         config.decode.max_line_len = 100;
         let mut from_file = common::read_all(&FileSource::new(config.clone()).unwrap(), 0, 0);

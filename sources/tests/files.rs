@@ -341,3 +341,101 @@ fn config_reads_from_json_and_formats_parse() {
     assert_eq!("epoch-ms".parse::<TimeFormat>(), Ok(TimeFormat::EpochMs));
     assert!("xml".parse::<Format>().is_err());
 }
+
+fn line(key: &str) -> String {
+    format!("{{\"key\":\"{key}\",\"ts\":1,\"value\":1}}\n")
+}
+
+fn first_keys(source: &FileSource) -> Vec<String> {
+    source
+        .partitions()
+        .unwrap()
+        .into_iter()
+        .map(|p| records(read_all(source, p, 0))[0].key.to_string())
+        .collect()
+}
+
+#[test]
+fn directory_partitions_are_the_matching_files_in_natural_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in [10, 2, 1, 0] {
+        write(
+            dir.path(),
+            &format!("part-{p}.jsonl"),
+            line(&format!("p{p}")).as_bytes(),
+        );
+    }
+    write(dir.path(), "extra.ndjson", line("nd").as_bytes());
+    write(dir.path(), "notes.txt", b"not a partition\n");
+    write(dir.path(), "part-3.jsonl.tmp", b"half written\n");
+    write(dir.path(), "p.csv", b"k,1,1\n");
+    let source = source(FileSourceConfig::new(dir.path(), Format::Jsonl));
+    assert_eq!(first_keys(&source), ["nd", "p0", "p1", "p2", "p10"]);
+
+    let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+    config.partition_glob = Some("part-[!1]*.jsonl".into());
+    assert_eq!(config.effective_partition_glob(), "part-[!1]*.jsonl");
+    assert_eq!(first_keys(&FileSource::new(config).unwrap()), ["p0", "p2"]);
+}
+
+#[test]
+fn a_directory_without_matching_files_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "part-0.jsonl", line("a").as_bytes());
+    let csv = source(FileSourceConfig::new(dir.path(), Format::Csv));
+    let err = csv.partitions().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no partition files matching \"*.csv\" in directory \"{}\"",
+            dir.path().display()
+        )
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let empty = source(FileSourceConfig::new(empty.path(), Format::Jsonl));
+    assert!(matches!(
+        empty.partitions(),
+        Err(SourceError::NoPartitionFiles { pattern, .. }) if pattern == "*.{jsonl,json,ndjson}"
+    ));
+    let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+    config.partition_glob = Some("*.{a".into());
+    assert_eq!(
+        FileSource::new(config).unwrap_err().to_string(),
+        "invalid source configuration: invalid partition glob \"*.{a\": '{' without '}'"
+    );
+}
+
+#[test]
+fn formats_are_detected_from_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.csv", b"k,1,1\n");
+    write(dir.path(), "README", b"about\n");
+    write(dir.path(), ".b.jsonl", b"hidden\n");
+    assert_eq!(Format::detect(dir.path()).unwrap(), Format::Csv);
+    assert_eq!(
+        Format::detect(dir.path().join("a.csv")).unwrap(),
+        Format::Csv
+    );
+    assert_eq!(
+        Format::detect(dir.path().join("README")).unwrap(),
+        Format::Jsonl
+    );
+    assert_eq!(Format::detect("-").unwrap(), Format::Jsonl);
+    write(dir.path(), "b.ndjson", b"{}\n");
+    let err = Format::detect(dir.path()).unwrap_err();
+    assert!(matches!(err, SourceError::MixedFormats { .. }));
+    assert!(err.to_string().contains("b.ndjson"), "{err}");
+    assert!(err.to_string().ends_with("; set the format"), "{err}");
+    let other = tempfile::tempdir().unwrap();
+    write(other.path(), "p.txt", b"x\n");
+    assert!(matches!(
+        Format::detect(other.path()),
+        Err(SourceError::UnknownFormat { .. })
+    ));
+    assert!(matches!(
+        Format::detect(other.path().join("missing")),
+        Err(SourceError::OpenInput { .. })
+    ));
+    assert_eq!(Format::for_extension("json"), Some(Format::Jsonl));
+    assert_eq!(Format::for_extension("CSV"), None);
+}

@@ -17,7 +17,7 @@ fn line(partition: u32, i: u64) -> String {
 fn seeking_in_a_directory_matches_a_full_read() {
     let dir = tempfile::tempdir().unwrap();
     let text: String = (0..10_000).map(|i| line(0, i)).collect();
-    write(dir.path(), "p", text.as_bytes());
+    write(dir.path(), "p.jsonl", text.as_bytes());
     let source = FileSource::new(FileSourceConfig::new(dir.path(), Format::Jsonl)).unwrap();
     let all = read_all(&source, 0, 0);
     assert_eq!(all.len(), 10_000);
@@ -174,7 +174,7 @@ fn bounded_file_without_a_final_newline() {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
-        "p",
+        "p.jsonl",
         format!("{}{}", line(0, 0), line(0, 1).trim_end()).as_bytes(),
     );
     let source = FileSource::new(FileSourceConfig::new(dir.path(), Format::Jsonl)).unwrap();
@@ -201,7 +201,7 @@ fn seeking_counts_over_long_blank_and_final_lines_like_reading() {
         text.push('\n');
     }
     text.push_str(&"q".repeat(90)); // a final line without `\n`, over the limit
-    write(dir.path(), "p", text.as_bytes());
+    write(dir.path(), "p.jsonl", text.as_bytes());
     for follow in [false, true] {
         let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
         config.decode.max_line_len = 64;

@@ -2,9 +2,16 @@
 //!
 //! Two layouts:
 //!
-//! - **A directory**: each regular file is one partition, numbered in file
-//!   name order (`part-00000.jsonl` is partition 0, …). Hidden files (names
-//!   starting with `.`) and subdirectories are skipped.
+//! - **A directory**: each regular file whose name matches the partition
+//!   glob ([`FileSourceConfig::partition_glob`]; by default the format's
+//!   extensions, `*.{jsonl,json,ndjson}` or `*.csv`) is one partition,
+//!   numbered in natural name order: runs of digits compare as numbers, so
+//!   `part-2.jsonl` is before `part-10.jsonl` (and zero-padded names such as
+//!   `tidemark gen`'s `part-00000.jsonl` keep their plain order). Other
+//!   files, hidden files (names starting with `.`) and subdirectories are
+//!   skipped; a directory with no matching file is an error naming the
+//!   directory and the pattern. [`Format::detect`] finds the format of a
+//!   directory from its files' extensions.
 //! - **One file**: without a partition field it is partition 0. With one
 //!   ([`FieldMapping::partition`](crate::FieldMapping::partition)), each line
 //!   names its partition; the partitions are `0..n`, with `n` from
@@ -38,6 +45,7 @@
 //! and truncating or rewriting a followed file is not supported.
 
 mod lines;
+mod names;
 mod reader;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +54,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 
 use self::lines::{Line, LineReader};
+use self::names::{natural_cmp, Glob};
 use self::reader::{FileReader, Mark, Ownership};
 use crate::decode::{DecodeConfig, Decoder, Format};
 #[cfg(doc)]
@@ -90,6 +99,12 @@ pub struct FileSourceConfig {
     /// exist.
     #[serde(default)]
     pub partition_count: Option<u32>,
+    /// Directory layout: the files that are partitions, as a file-name glob
+    /// (`*`, `?`, `[a-z]`, `[!x]`, `{a,b}`; matched case-sensitively against
+    /// file names). `None`: the format's
+    /// [default](Format::default_partition_glob).
+    #[serde(default)]
+    pub partition_glob: Option<String>,
 }
 
 impl FileSourceConfig {
@@ -101,6 +116,85 @@ impl FileSourceConfig {
             decode: DecodeConfig::new(format),
             follow: false,
             partition_count: None,
+            partition_glob: None,
+        }
+    }
+
+    /// The partition glob in effect: [`FileSourceConfig::partition_glob`],
+    /// or the format's default.
+    pub fn effective_partition_glob(&self) -> &str {
+        self.partition_glob
+            .as_deref()
+            .unwrap_or_else(|| self.decode.format.default_partition_glob())
+    }
+}
+
+impl Format {
+    /// The glob that selects a directory's partition files when none is
+    /// configured: `*.{jsonl,json,ndjson}` for JSON lines, `*.csv` for CSV.
+    pub fn default_partition_glob(self) -> &'static str {
+        match self {
+            Format::Jsonl => "*.{jsonl,json,ndjson}",
+            Format::Csv => "*.csv",
+        }
+    }
+
+    /// The format a file extension (without its dot) stands for: `jsonl`,
+    /// `json` and `ndjson` are JSON lines, `csv` is CSV (lowercase only).
+    pub fn for_extension(extension: &str) -> Option<Format> {
+        match extension {
+            "jsonl" | "json" | "ndjson" => Some(Format::Jsonl),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+
+    /// The format of the input at `path`, for when none is configured.
+    ///
+    /// - A directory: the format of its files' extensions (see
+    ///   [`Format::for_extension`]; hidden files, subdirectories and files
+    ///   with other extensions are not looked at). It is an error when the
+    ///   directory holds both CSV and JSON-lines files, or neither.
+    /// - A file: its extension's format, and JSON lines for any other
+    ///   extension or none.
+    /// - `-` (standard input): JSON lines.
+    pub fn detect(path: impl AsRef<Path>) -> Result<Format, SourceError> {
+        let path = path.as_ref();
+        if path == Path::new(STDIN) {
+            return Ok(Format::Jsonl);
+        }
+        let meta = std::fs::metadata(path).map_err(|source| SourceError::OpenInput {
+            path: path.to_owned(),
+            source,
+        })?;
+        let of = |p: &Path| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .and_then(Format::for_extension)
+        };
+        if !meta.is_dir() {
+            return Ok(of(path).unwrap_or(Format::Jsonl));
+        }
+        let mut seen: [Option<PathBuf>; 2] = [None, None];
+        for file in visible_files(path)? {
+            if let Some(format) = of(&file) {
+                let slot = &mut seen[format as usize];
+                if slot.is_none() {
+                    *slot = Some(file);
+                }
+            }
+        }
+        match seen {
+            [Some(jsonl), Some(csv)] => Err(SourceError::MixedFormats {
+                dir: path.to_owned(),
+                jsonl,
+                csv,
+            }),
+            [Some(_), None] => Ok(Format::Jsonl),
+            [None, Some(_)] => Ok(Format::Csv),
+            [None, None] => Err(SourceError::UnknownFormat {
+                dir: path.to_owned(),
+            }),
         }
     }
 }
@@ -128,6 +222,7 @@ enum Layout {
 pub struct FileSource {
     config: FileSourceConfig,
     decoder: Decoder,
+    glob: Glob,
     layout: Mutex<Option<Arc<Layout>>>,
 }
 
@@ -156,8 +251,11 @@ impl FileSource {
                 )));
             }
         }
+        let glob =
+            Glob::new(config.effective_partition_glob()).map_err(SourceError::InvalidConfig)?;
         Ok(FileSource {
             decoder: Decoder::new(&config.decode),
+            glob,
             config,
             layout: Mutex::new(None),
         })
@@ -185,7 +283,7 @@ impl FileSource {
             source,
         })?;
         if meta.is_dir() {
-            return list_directory(path).map(Layout::Directory);
+            return list_directory(path, &self.glob).map(Layout::Directory);
         }
         if self.config.decode.fields.partition.is_none() {
             return Ok(Layout::File(path.clone()));
@@ -272,8 +370,12 @@ impl FileSource {
     }
 }
 
-/// The partition files of a directory, sorted by name.
-fn list_directory(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+/// The path that stands for standard input.
+const STDIN: &str = "-";
+
+/// The regular files of a directory (and links to them), except hidden
+/// ones, in no particular order.
+fn visible_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
     let list_error = |source| SourceError::ListDirectory {
         path: dir.to_owned(),
         source,
@@ -292,7 +394,27 @@ fn list_directory(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
             files.push(entry.path());
         }
     }
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// Whether the file at `path` is selected by `glob`.
+fn is_partition_file(path: &Path, glob: &Glob) -> bool {
+    path.file_name()
+        .is_some_and(|name| glob.matches(&name.to_string_lossy()))
+}
+
+/// The partition files of a directory, in natural name order.
+fn list_directory(dir: &Path, glob: &Glob) -> Result<Vec<PathBuf>, SourceError> {
+    let mut files = visible_files(dir)?;
+    files.retain(|f| is_partition_file(f, glob));
+    if files.is_empty() {
+        return Err(SourceError::NoPartitionFiles {
+            dir: dir.to_owned(),
+            pattern: glob.as_str().to_owned(),
+        });
+    }
+    let name = |p: &PathBuf| p.file_name().map(|n| n.as_encoded_bytes().to_vec());
+    files.sort_by(|a, b| natural_cmp(&name(a).unwrap_or_default(), &name(b).unwrap_or_default()));
     Ok(files)
 }
 
