@@ -310,3 +310,56 @@ fn memory_dead_letters_have_no_file() {
     let dead = read_all(&source, 0, 0).remove(0).unwrap_err();
     assert_eq!((dead.file, dead.line), (None, None));
 }
+
+#[test]
+fn an_optional_value_counts_as_one() {
+    let mut config = jsonl();
+    config.require_value = false;
+    let source = MemorySource::from_lines(
+        vec![vec![
+            r#"{"key":"k","ts":1}"#,
+            r#"{"key":"k","ts":2,"value":null}"#,
+            r#"{"key":"k","ts":3,"value":7}"#,
+            r#"{"key":"k","ts":4,"value":"lots"}"#,
+            r#"{"key":"k","value":1}"#,
+        ]],
+        config,
+    );
+    let items = read_all(&source, 0, 0);
+    let values: Vec<_> = items[..3]
+        .iter()
+        .map(|d| d.as_ref().unwrap().value)
+        .collect();
+    assert_eq!(
+        values,
+        [
+            tidemark_sources::Value::Int(1),
+            tidemark_sources::Value::Int(1),
+            tidemark_sources::Value::Int(7)
+        ]
+    );
+    // Present but not a number, or another field missing: still dead letters.
+    assert_eq!(
+        items[3].as_ref().unwrap_err().reason,
+        "invalid value \"lots\" in field \"value\": expected a number"
+    );
+    assert_eq!(
+        items[4].as_ref().unwrap_err().reason,
+        "missing field \"ts\""
+    );
+
+    let mut config = csv();
+    config.require_value = false;
+    let source = MemorySource::from_lines(vec![vec!["k,1", "k,2,", "k,3, ", "k,4,5"]], config);
+    let values: Vec<_> = read_all(&source, 0, 0)
+        .into_iter()
+        .map(|d| d.unwrap().value)
+        .collect();
+    use tidemark_sources::Value::Int;
+    assert_eq!(values, [Int(1), Int(1), Int(1), Int(5)]);
+    // The default still requires it.
+    assert_eq!(
+        reason(&csv(), "k,1,"),
+        "invalid value \"\" in field \"2\": expected a number"
+    );
+}

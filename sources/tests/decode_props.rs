@@ -44,6 +44,12 @@ fn configs() -> Vec<Decoder> {
         let mut decoder = Decoder::new(&header);
         decoder.set_header(b"value,ts,key");
         out.push(decoder);
+        let mut optional = json.clone();
+        optional.require_value = false;
+        out.push(Decoder::new(&optional));
+        let mut optional = csv.clone();
+        optional.require_value = false;
+        out.push(Decoder::new(&optional));
     }
     out
 }

@@ -335,6 +335,12 @@ fn config_reads_from_json_and_formats_parse() {
     assert_eq!(config.decode.fields.key, "user");
     assert_eq!(config.decode.fields.time, "ts");
     assert_eq!(config.decode.fields.partition.as_deref(), Some("p"));
+    assert!(config.decode.require_value);
+    let optional: FileSourceConfig =
+        serde_json::from_str(r#"{"path":"in/","require_value":false,"partition_glob":"*.log"}"#)
+            .unwrap();
+    assert!(!optional.decode.require_value);
+    assert_eq!(optional.effective_partition_glob(), "*.log");
     assert_eq!("csv".parse::<Format>(), Ok(Format::Csv));
     assert_eq!("jsonl".parse::<Format>(), Ok(Format::Jsonl));
     assert_eq!("rfc3339".parse::<TimeFormat>(), Ok(TimeFormat::Rfc3339));

@@ -181,6 +181,13 @@ pub struct DecodeConfig {
     pub time_format: TimeFormat,
     /// Lines longer than this many bytes are dead letters (default 1 MiB).
     pub max_line_len: usize,
+    /// Whether a record must have a value (default `true`). When `false`, a
+    /// record whose value field is absent, JSON `null` or a blank CSV field
+    /// decodes with the value `Value::Int(1)` (one event, so a sum of values
+    /// is the count) instead of being a dead letter `missing field "value"`;
+    /// a value that is present but not a number is still a dead letter. Set
+    /// it to `false` when the only aggregation is a count.
+    pub require_value: bool,
 }
 
 impl Default for DecodeConfig {
@@ -191,6 +198,7 @@ impl Default for DecodeConfig {
             fields: FieldMapping::default(),
             time_format: TimeFormat::default(),
             max_line_len: DEFAULT_MAX_LINE_LEN,
+            require_value: true,
         }
     }
 }
@@ -317,7 +325,12 @@ impl Decoder {
         let key = convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?;
         let event_time = convert::time(fields.take(Slot::Time), &f.time, self.config.time_format)
             .map_err(dead)?;
-        let value = convert::value(fields.take(Slot::Value), &f.value).map_err(dead)?;
+        let value = if self.config.require_value {
+            convert::value(fields.take(Slot::Value), &f.value)
+        } else {
+            convert::optional_value(fields.take(Slot::Value), &f.value)
+        }
+        .map_err(dead)?;
         Ok(Record {
             partition,
             offset,
