@@ -126,6 +126,13 @@ fn csv_field() -> impl Strategy<Value = String> {
         "[a-z,]{0,6}".prop_map(|s| format!("\"{s}\"")),
         Just("2023-11-14T22:13:20.123Z".to_owned()),
         Just("\"x\"\"y\"".to_owned()),
+        // Quoted fields holding line breaks, commas and doubled quotes.
+        "[a-z,\n\r\" ]{0,8}".prop_map(|s| format!("\"{}\"", s.replace('"', "\"\""))),
+        // Stray quotes: inside an unquoted field, after a closing quote,
+        // never closed.
+        "[a-z]{0,3}\"[a-z]{0,3}",
+        "[a-z]{0,3}".prop_map(|s| format!("\"{s}\"x")),
+        "[a-z\n]{0,4}".prop_map(|s| format!("\"{s}")),
     ]
 }
 

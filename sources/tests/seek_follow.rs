@@ -220,3 +220,42 @@ fn seeking_counts_over_long_blank_and_final_lines_like_reading() {
         }
     }
 }
+
+#[test]
+fn following_a_csv_record_whose_quoted_field_arrives_in_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.csv");
+    write(dir.path(), "p.csv", b"a,1,1\n\"two\n");
+    let mut config = FileSourceConfig::new(dir.path(), Format::Csv);
+    config.follow = true;
+    config.decode.fields.key = "0".into();
+    config.decode.fields.time = "1".into();
+    config.decode.fields.value = "2".into();
+    let source = FileSource::new(config).unwrap();
+    let mut reader = source.open(0, 0).unwrap();
+    let mut out = Vec::new();
+    // The open quote keeps the second record pending across its line break.
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    assert_eq!(out.len(), 1);
+    append(&path, b"lines\"");
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    assert_eq!(out.len(), 1);
+    append(&path, b",2,2\nb,3,3\n");
+    assert_eq!(reader.read(10, &mut out).unwrap(), ReadStatus::CaughtUp);
+    let keys: Vec<_> = records(out)
+        .into_iter()
+        .map(|r| (r.offset, r.key.to_string()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (0, "a".to_owned()),
+            (1, "two\nlines".to_owned()),
+            (2, "b".to_owned())
+        ]
+    );
+    // Opening at offset 2 counts the quoted record as one.
+    let mut reader = source.open(0, 2).unwrap();
+    let (got, _) = drain(reader.as_mut(), 10);
+    assert_eq!(records(got)[0].key, "b");
+}

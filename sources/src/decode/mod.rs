@@ -4,10 +4,12 @@
 //! format, maximum line length). Each format has two paths that must agree:
 //!
 //! - a hand-written fast path for the common line (a flat JSON object
-//!   without escapes or nesting, a CSV row without quotes) that scans bytes
-//!   and allocates nothing but the key, and
+//!   without escapes or nesting, a CSV record without line breaks whose
+//!   fields are plain or wholly quoted) that scans bytes and allocates
+//!   nothing but the key, and
 //! - a general path on `serde_json` / `csv` for everything else (nested
-//!   paths, escapes, quoting), which also produces the error messages.
+//!   paths, escapes, quoted line breaks), which also produces the error
+//!   messages and rejects stray CSV quotes.
 //!
 //! The fast path never rejects a line: when it is not sure, it hands the line
 //! to the general path, so both give the same answer for every input (the
@@ -57,7 +59,8 @@ pub enum Format {
     /// One JSON object per line.
     #[default]
     Jsonl,
-    /// One CSV row per line (a quoted field must not contain a line break).
+    /// CSV records, one per line except where a quoted field holds a line
+    /// break (RFC 4180 quoting; stray quotes are dead letters).
     Csv,
 }
 
@@ -298,7 +301,9 @@ impl Decoder {
         }
     }
 
-    /// Decodes one line (without its `\n`) found at `offset` of `partition`.
+    /// Decodes one line (without its `\n`; for CSV, one record, which may
+    /// hold line breaks inside quoted fields) found at `offset` of
+    /// `partition`.
     pub fn decode(&self, partition: PartitionId, offset: Offset, line: &[u8]) -> Decoded {
         self.decode_with(partition, offset, line, true)
     }

@@ -19,20 +19,25 @@
 //!   partition in the file when the source first looks. A line naming no
 //!   valid partition belongs to partition 0, as a dead letter.
 //!
-//! In both layouts **a record's offset is its line's index among its
-//! partition's lines**, not counting a CSV header (each file starts with
-//! one when [`DecodeConfig::header`] is set). Every line takes an offset,
-//! including a blank one, which becomes a dead letter `empty line`: the
-//! offsets stay the line numbers of the file, and nothing is dropped
-//! unseen. A line must not contain a line break, so a CSV field must not
-//! hold one even when quoted. A file that ends with `\n` has no empty last
-//! line; a UTF-8 byte-order mark at the very start is ignored.
+//! In both layouts **a record's offset is its index among its partition's
+//! records**, not counting a CSV header (each file starts with one when
+//! [`DecodeConfig::header`] is set). A JSON-lines record is a line. A CSV
+//! record is a line too, except that a quoted field may hold line breaks
+//! (RFC 4180, split as the `csv` crate does: a quote opens a quoted field
+//! only at the start of a field, so a stray quote elsewhere never takes in
+//! the lines after it; the decoder makes such a record a dead letter). The
+//! maximum line length applies to the whole record. Every record takes an
+//! offset, including a blank line, which becomes a dead letter `empty
+//! line`: nothing is dropped unseen. Dead letters name the file and the
+//! line where their record starts. A file that ends with `\n` has no empty
+//! last record; a UTF-8 byte-order mark at the very start is ignored.
 //!
-//! **Seeking.** Opening at offset N counts the N lines before it with one
-//! `memchr` pass over the file, without decoding them. In the one-file
-//! layout the source scans the file once (reading each line's partition
-//! field) and keeps every 4096th line position of each partition, so opens
-//! start near their offset.
+//! **Seeking.** Opening at offset N counts the N records before it without
+//! decoding them, with one `memchr` pass over the file where there are no
+//! quotes (and a quote-aware scan from each quote in CSV). In the one-file
+//! layout the source scans the file once (reading each record's partition
+//! field) and keeps the position of every 4096th record of each partition,
+//! so opens start near their offset.
 //!
 //! **Following** (`follow = true`): the files are treated as append-only
 //! logs. A reader returns what is there and then [`ReadStatus::CaughtUp`];
@@ -53,7 +58,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use self::lines::{Line, LineReader};
+use self::lines::{Line, LineReader, Split};
 use self::names::{natural_cmp, Glob};
 use self::reader::{FileReader, Mark, Ownership};
 use crate::decode::{DecodeConfig, Decoder, Format};
@@ -293,8 +298,7 @@ impl FileSource {
 
     /// Scans a one-file layout: finds the partitions and indexes their lines.
     fn index_shared(&self, path: &Path) -> Result<Layout, SourceError> {
-        let mut lines =
-            LineReader::open(path, self.config.follow, self.config.decode.max_line_len)?;
+        let mut lines = self.line_reader(path)?;
         let mut decoder = self.decoder.clone();
         let mut header_pending = decoder.expects_header();
         let configured = self.config.partition_count;
@@ -306,7 +310,7 @@ impl FileSource {
         loop {
             let (owner, pos) = match lines.next_line()? {
                 Line::Pending | Line::End => break,
-                Line::TooLong(_) if header_pending => {
+                Line::TooLong(..) if header_pending => {
                     header_pending = false;
                     decoder.set_header(b"");
                     continue;
@@ -316,7 +320,7 @@ impl FileSource {
                     decoder.set_header(line);
                     continue;
                 }
-                Line::TooLong(_) => (0, lines.line_start()),
+                Line::TooLong(..) => (0, lines.line_start()),
                 Line::Complete(line) => {
                     let (owner, _) = ownership.owner(&decoder, line);
                     (owner, lines.line_start())
@@ -348,6 +352,19 @@ impl FileSource {
         })
     }
 
+    fn line_reader(&self, path: &Path) -> Result<LineReader, SourceError> {
+        let split = match self.config.decode.format {
+            Format::Jsonl => Split::Lines,
+            Format::Csv => Split::Csv,
+        };
+        LineReader::open(
+            path,
+            self.config.follow,
+            self.config.decode.max_line_len,
+            split,
+        )
+    }
+
     fn reader(
         &self,
         path: &Path,
@@ -357,7 +374,7 @@ impl FileSource {
     ) -> Result<FileReader, SourceError> {
         let decoder = self.decoder.clone();
         Ok(FileReader {
-            lines: LineReader::open(path, self.config.follow, self.config.decode.max_line_len)?,
+            lines: self.line_reader(path)?,
             header_pending: decoder.expects_header(),
             decoder,
             partition,

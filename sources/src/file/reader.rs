@@ -117,11 +117,11 @@ impl FileReader {
                 }
                 continue;
             }
-            let (line, too_long) = match self.lines.next_line()? {
+            let (line, too_long, quoted) = match self.lines.next_line()? {
                 Line::Pending => return Ok(ReadStatus::CaughtUp),
                 Line::End => return Ok(ReadStatus::End),
-                Line::TooLong(prefix) => (prefix, true),
-                Line::Complete(line) => (line, false),
+                Line::TooLong(prefix, quoted) => (prefix, true, quoted),
+                Line::Complete(line) => (line, false, false),
             };
             if self.header_pending {
                 self.header_pending = false;
@@ -130,7 +130,13 @@ impl FileReader {
                 continue;
             }
             let (owner, reason) = if too_long {
-                let reason = too_long_reason(self.decoder.config().max_line_len);
+                let mut reason = too_long_reason(self.decoder.config().max_line_len);
+                if quoted {
+                    reason.push_str(
+                        " inside a quoted field (a quote that never closes takes in \
+                         the lines after it)",
+                    );
+                }
                 match self.ownership {
                     Ownership::Whole => (self.partition, Some(reason)),
                     Ownership::Shared { .. } => (0, Some(reason)),
