@@ -212,6 +212,45 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
+    /// A followed file shrank below what was already read (it was
+    /// truncated or rewritten, not appended to).
+    #[error(
+        "followed file \"{}\" was truncated: it holds {size} bytes, but {read} bytes of it \
+         were already read",
+        path.display()
+    )]
+    FileTruncated {
+        /// The file.
+        path: PathBuf,
+        /// Its size now.
+        size: u64,
+        /// How many bytes had been read.
+        read: u64,
+    },
+    /// The path of a followed file now names another file (it was deleted
+    /// and created again, or another file was moved over it).
+    #[error(
+        "followed file \"{}\" was replaced: the path now names another file",
+        path.display()
+    )]
+    FileReplaced {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A followed file was deleted.
+    #[error("followed file \"{}\" was deleted", path.display())]
+    FileDeleted {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file matching the partition glob appeared in a followed directory
+    /// after the source listed it: the partitions are fixed when the job
+    /// starts.
+    #[error("new partition file appeared: \"{}\"; restart to include it", path.display())]
+    NewPartitionFile {
+        /// The new file.
+        path: PathBuf,
+    },
     /// `open` was asked for a partition the source does not have.
     #[error("unknown partition {partition}: the source has {count} partitions")]
     UnknownPartition {

@@ -88,6 +88,30 @@ enum Fill {
     End,
 }
 
+/// Whether and how the file may grow while it is read.
+enum Growth {
+    /// Read to its end.
+    Bounded,
+    /// Followed: at its end, wait for more, after checking that the path
+    /// still names the file that was opened (device and inode, on Unix) and
+    /// that it did not shrink below what was read.
+    Follow { identity: Option<(u64, u64)> },
+}
+
+/// The device and inode of a file, where the platform has them.
+fn identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
 /// Reads a file record by record through one reusable buffer.
 pub(crate) struct LineReader {
     file: File,
@@ -111,7 +135,7 @@ pub(crate) struct LineReader {
     line_no: u64,
     /// The 1-based line number where the current record starts.
     record_line: u64,
-    follow: bool,
+    growth: Growth,
     max_line_len: usize,
     split: Split,
     /// Inside an over-long record: skip to its end.
@@ -125,10 +149,18 @@ impl LineReader {
         max_line_len: usize,
         split: Split,
     ) -> Result<Self, SourceError> {
-        let file = File::open(path).map_err(|source| SourceError::OpenPartition {
+        let open_error = |source| SourceError::OpenPartition {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let file = File::open(path).map_err(open_error)?;
+        let growth = if follow {
+            Growth::Follow {
+                identity: identity(&file.metadata().map_err(open_error)?),
+            }
+        } else {
+            Growth::Bounded
+        };
         Ok(LineReader {
             file,
             path: path.to_owned(),
@@ -142,7 +174,7 @@ impl LineReader {
             line_start: 0,
             line_no: 0,
             record_line: 1,
-            follow,
+            growth,
             max_line_len,
             split,
             discarding: false,
@@ -388,8 +420,15 @@ impl LineReader {
         loop {
             let spare = self.buf.get_mut(self.end..).unwrap_or_default();
             match self.file.read(spare) {
-                Ok(0) if self.follow => return Ok(Fill::Pending),
-                Ok(0) => return Ok(Fill::End),
+                Ok(0) => {
+                    return match &self.growth {
+                        Growth::Bounded => Ok(Fill::End),
+                        Growth::Follow { identity } => {
+                            self.check_followed(*identity)?;
+                            Ok(Fill::Pending)
+                        }
+                    }
+                }
                 Ok(n) => {
                     self.end += n;
                     return Ok(Fill::Data);
@@ -398,6 +437,36 @@ impl LineReader {
                 Err(e) => return Err(self.read_error(e)),
             }
         }
+    }
+}
+
+impl LineReader {
+    /// At the end of a followed file: fails if the file was deleted,
+    /// replaced or truncated, which an append-only log never is (and which
+    /// would otherwise leave records unread, or a stale file holding the
+    /// watermark back for ever).
+    fn check_followed(&self, opened: Option<(u64, u64)>) -> Result<(), SourceError> {
+        let path = || self.path.clone();
+        match std::fs::metadata(&self.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SourceError::FileDeleted { path: path() })
+            }
+            Err(e) => return Err(self.read_error(e)),
+            Ok(now) if identity(&now) != opened => {
+                return Err(SourceError::FileReplaced { path: path() })
+            }
+            Ok(_) => {}
+        }
+        let size = self.file.metadata().map_err(|e| self.read_error(e))?.len();
+        let read = self.buf_pos + self.end as u64;
+        if size < read {
+            return Err(SourceError::FileTruncated {
+                path: path(),
+                size,
+                read,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -41,13 +41,24 @@
 //!
 //! **Following** (`follow = true`): the files are treated as append-only
 //! logs. A reader returns what is there and then [`ReadStatus::CaughtUp`];
-//! lines appended later are read by later calls. A last line without its
-//! `\n` is not read until the `\n` arrives, unless it is already over the
-//! maximum length: it is then a dead letter at once, and the rest of it is
-//! skipped as it comes. Without follow, the end of a file is
-//! [`ReadStatus::End`] and a last line without `\n` is a record. Files that
-//! appear in the directory after the source listed it are not picked up,
-//! and truncating or rewriting a followed file is not supported.
+//! records appended later are read by later calls. A last record without
+//! its `\n` is not read until the `\n` arrives, unless it is already over
+//! the maximum length: it is then a dead letter at once, and the rest of it
+//! is skipped as it comes. Without follow, the end of a file is
+//! [`ReadStatus::End`] and a last record without `\n` is a record.
+//!
+//! Anything but appending stops the job with an error naming the file,
+//! instead of leaving records unread: each time a reader reaches the end
+//! of its file it checks that the file was not deleted
+//! ([`SourceError::FileDeleted`]), that its path still names the file it
+//! opened (device and inode, on Unix: a file deleted and created again, or
+//! one moved over it, is [`SourceError::FileReplaced`]), and that it is not
+//! shorter than what was read ([`SourceError::FileTruncated`]). A file
+//! rewritten to at least its old length between two checks cannot be told
+//! from one that grew. The partitions are fixed when the source first
+//! lists the directory: a new file matching the partition glob is
+//! [`SourceError::NewPartitionFile`] (the reader of partition 0 looks each
+//! time it is caught up); other new files are ignored.
 
 mod lines;
 mod names;
@@ -60,7 +71,7 @@ use serde::{Deserialize, Serialize};
 
 use self::lines::{Line, LineReader, Split};
 use self::names::{natural_cmp, Glob};
-use self::reader::{FileReader, Mark, Ownership};
+use self::reader::{DirectoryWatch, FileReader, Mark, Ownership};
 use crate::decode::{DecodeConfig, Decoder, Format};
 #[cfg(doc)]
 use crate::record::ReadStatus;
@@ -383,6 +394,7 @@ impl FileSource {
             from,
             pending_seek: None,
             file_name: path.display().to_string().into(),
+            watch: None,
         })
     }
 }
@@ -460,7 +472,16 @@ impl Source for FileSource {
                 let path = files
                     .get(partition as usize)
                     .ok_or_else(|| unknown(files.len()))?;
-                self.reader(path, partition, from, Ownership::Whole)?
+                let mut reader = self.reader(path, partition, from, Ownership::Whole)?;
+                if self.config.follow && partition == 0 {
+                    // One reader per directory looks for new files.
+                    reader.watch = Some(Arc::new(DirectoryWatch {
+                        dir: self.config.path.clone(),
+                        glob: self.glob.clone(),
+                        known: files.iter().cloned().collect(),
+                    }));
+                }
+                reader
             }
             Layout::File(path) if partition == 0 => {
                 self.reader(path, partition, from, Ownership::Whole)?

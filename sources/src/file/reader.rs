@@ -1,9 +1,13 @@
 //! [`FileReader`]: one partition of a [`FileSource`](super::FileSource),
 //! read line by line; lines before the start offset are counted, not decoded.
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::lines::{Line, LineReader, Skipped};
+use super::names::Glob;
+use super::{is_partition_file, visible_files};
 use crate::dead_letter::DeadLetter;
 use crate::decode::{too_long_reason, Decoder};
 use crate::record::{Decoded, Offset, PartitionId, ReadStatus};
@@ -58,6 +62,28 @@ pub(crate) struct FileReader {
     pub(crate) pending_seek: Option<Mark>,
     /// The file's name as dead letters give it.
     pub(crate) file_name: Arc<str>,
+    /// Followed directory, partition 0: refuse new partition files.
+    pub(crate) watch: Option<Arc<DirectoryWatch>>,
+}
+
+/// The partition files a followed directory had when the source listed
+/// it; a matching file beyond them is an error (partitions are fixed).
+#[derive(Debug)]
+pub(crate) struct DirectoryWatch {
+    pub(crate) dir: PathBuf,
+    pub(crate) glob: Glob,
+    pub(crate) known: BTreeSet<PathBuf>,
+}
+
+impl DirectoryWatch {
+    fn check(&self) -> Result<(), SourceError> {
+        for file in visible_files(&self.dir)? {
+            if is_partition_file(&file, &self.glob) && !self.known.contains(&file) {
+                return Err(SourceError::NewPartitionFile { path: file });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A known record start: its offset in the partition, its byte position
@@ -108,7 +134,7 @@ impl FileReader {
                     Skipped::Done => self.next = self.from,
                     Skipped::Pending(n) => {
                         self.next += n;
-                        return Ok(ReadStatus::CaughtUp);
+                        return self.caught_up();
                     }
                     Skipped::End(n) => {
                         self.next += n;
@@ -118,7 +144,7 @@ impl FileReader {
                 continue;
             }
             let (line, too_long, quoted) = match self.lines.next_line()? {
-                Line::Pending => return Ok(ReadStatus::CaughtUp),
+                Line::Pending => return self.caught_up(),
                 Line::End => return Ok(ReadStatus::End),
                 Line::TooLong(prefix, quoted) => (prefix, true, quoted),
                 Line::Complete(line) => (line, false, false),
@@ -166,6 +192,16 @@ impl FileReader {
                 produced += 1;
             }
         }
+    }
+}
+
+impl FileReader {
+    /// Nothing more for now: a good moment to look for new partition files.
+    fn caught_up(&self) -> Result<ReadStatus, SourceError> {
+        if let Some(watch) = &self.watch {
+            watch.check()?;
+        }
+        Ok(ReadStatus::CaughtUp)
     }
 }
 
