@@ -10,8 +10,8 @@
 //! Sources:
 //!
 //! - [`FileSource`]: a directory whose files are the partitions, or one file
-//!   whose records carry their partition; JSON lines or CSV; can follow
-//!   growing files.
+//!   (or standard input, `-`) whose records carry their partition; JSON
+//!   lines or CSV; can follow growing files.
 //! - [`GeneratorSource`]: a seeded, counter-based workload generator (the
 //!   shape of the project's `gen.py`), for benchmarks and tests.
 //! - [`MemorySource`]: records or raw lines held in memory.

@@ -203,6 +203,16 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
+    /// Reading standard input or a pipe into its temporary copy failed
+    /// (or the copy could not be made).
+    #[error("could not copy input \"{}\" to a temporary file", path.display())]
+    Spool {
+        /// The input (`<stdin>` for standard input).
+        path: PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: io::Error,
+    },
     /// Writing a partition file failed (generator output).
     #[error("could not write partition file \"{}\"", path.display())]
     WritePartition {

@@ -11,9 +11,11 @@
 //! split exactly like lines.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::spool::Spool;
 use crate::dead_letter::RAW_LIMIT;
 use crate::source::SourceError;
 
@@ -96,6 +98,8 @@ enum Growth {
     /// still names the file that was opened (device and inode, on Unix) and
     /// that it did not shrink below what was read.
     Follow { identity: Option<(u64, u64)> },
+    /// A spool file: at its end, wait for more until the copy is complete.
+    Spool(Arc<Spool>),
 }
 
 /// The device and inode of a file, where the platform has them.
@@ -161,9 +165,34 @@ impl LineReader {
         } else {
             Growth::Bounded
         };
-        Ok(LineReader {
+        Ok(LineReader::new(
             file,
-            path: path.to_owned(),
+            path.to_owned(),
+            growth,
+            max_line_len,
+            split,
+        ))
+    }
+
+    /// A reader of the spool file of a non-seekable input.
+    pub(crate) fn spooled(
+        spool: &Arc<Spool>,
+        max_line_len: usize,
+        split: Split,
+    ) -> Result<Self, SourceError> {
+        Ok(LineReader::new(
+            spool.reader_file()?,
+            spool.name().to_owned(),
+            Growth::Spool(Arc::clone(spool)),
+            max_line_len,
+            split,
+        ))
+    }
+
+    fn new(file: File, path: PathBuf, growth: Growth, max_line_len: usize, split: Split) -> Self {
+        LineReader {
+            file,
+            path,
             buf: vec![0; INITIAL_BUFFER],
             start: 0,
             end: 0,
@@ -178,7 +207,7 @@ impl LineReader {
             max_line_len,
             split,
             discarding: false,
-        })
+        }
     }
 
     /// The file position where the last returned record starts.
@@ -193,17 +222,13 @@ impl LineReader {
 
     /// Continues reading at byte `pos`, which must be the start of a record
     /// starting on line number `line_no`.
-    pub(crate) fn seek(&mut self, pos: u64, line_no: u64) -> Result<(), SourceError> {
-        self.file
-            .seek(SeekFrom::Start(pos))
-            .map_err(|e| self.read_error(e))?;
+    pub(crate) fn seek(&mut self, pos: u64, line_no: u64) {
         self.start = 0;
         self.end = 0;
         self.buf_pos = pos;
         self.record_line = line_no;
         self.discarding = false;
         self.reset_scan();
-        Ok(())
     }
 
     fn read_error(&self, source: io::Error) -> SourceError {
@@ -417,9 +442,16 @@ impl LineReader {
             let grown = (self.buf.len() * 2).min(self.max_line_len.saturating_add(2));
             self.buf.resize(grown.max(self.buf.len() + 1), 0);
         }
+        // A spool file is complete once the copy is: known before reading,
+        // so that a read that finds nothing after that really is the end.
+        let complete = match &self.growth {
+            Growth::Spool(spool) => spool.complete()?,
+            Growth::Bounded | Growth::Follow { .. } => false,
+        };
+        let pos = self.buf_pos + self.end as u64;
         loop {
             let spare = self.buf.get_mut(self.end..).unwrap_or_default();
-            match self.file.read(spare) {
+            match read_at(&self.file, spare, pos) {
                 Ok(0) => {
                     return match &self.growth {
                         Growth::Bounded => Ok(Fill::End),
@@ -427,6 +459,8 @@ impl LineReader {
                             self.check_followed(*identity)?;
                             Ok(Fill::Pending)
                         }
+                        Growth::Spool(_) if complete => Ok(Fill::End),
+                        Growth::Spool(_) => Ok(Fill::Pending),
                     }
                 }
                 Ok(n) => {
@@ -467,6 +501,26 @@ impl LineReader {
             });
         }
         Ok(())
+    }
+}
+
+/// Reads from byte `pos` of `file`, without using (or moving) its shared
+/// file offset.
+fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(file, buf, pos)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, pos)
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = file;
+        file.seek(SeekFrom::Start(pos))?;
+        file.read(buf)
     }
 }
 

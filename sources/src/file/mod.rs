@@ -39,6 +39,21 @@
 //! field) and keeps the position of every 4096th record of each partition,
 //! so opens start near their offset.
 //!
+//! **Standard input and pipes.** The path `-` reads standard input, and a
+//! path that is not a regular file (a named pipe such as `/dev/stdin` fed
+//! by a pipe, a terminal) is read the same way: a thread copies the input
+//! to an unnamed temporary file (in `TMPDIR`, gone when the source and the
+//! copy are done) as it arrives, and the readers read the copy, so several
+//! partitions (and an indexing pass) can all read an input that can be
+//! read only once. It is one file, read as it grows: a reader returns what
+//! has arrived and [`ReadStatus::CaughtUp`], and [`ReadStatus::End`] once
+//! the input is closed and all read, with or without `follow` (the checks
+//! of followed files do not apply). With a partition field and no
+//! [`FileSourceConfig::partition_count`], the whole input is read before
+//! the partitions are known (the source waits for its end in
+//! [`Source::partitions`]); set the count to start reading at once. Dead
+//! letters name the file `<stdin>` (or the pipe's path).
+//!
 //! **Following** (`follow = true`): the files are treated as append-only
 //! logs. A reader returns what is there and then [`ReadStatus::CaughtUp`];
 //! records appended later are read by later calls. A last record without
@@ -63,6 +78,7 @@
 mod lines;
 mod names;
 mod reader;
+mod spool;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -72,6 +88,7 @@ use serde::{Deserialize, Serialize};
 use self::lines::{Line, LineReader, Split};
 use self::names::{natural_cmp, Glob};
 use self::reader::{DirectoryWatch, FileReader, Mark, Ownership};
+use self::spool::{is_stream, Spool, SpoolInput};
 use crate::decode::{DecodeConfig, Decoder, Format};
 #[cfg(doc)]
 use crate::record::ReadStatus;
@@ -102,7 +119,7 @@ pub const MAX_SHARED_PARTITIONS: u32 = 1 << 16;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSourceConfig {
-    /// A directory of partition files, or one file.
+    /// A directory of partition files, or one file; `-` is standard input.
     pub path: PathBuf,
     /// Format, field names, time format, maximum line length.
     #[serde(flatten)]
@@ -217,6 +234,14 @@ impl Format {
 
 /// What the source found at its path, fixed the first time it looks.
 #[derive(Debug)]
+struct Found {
+    layout: Layout,
+    /// Standard input or a pipe, copied to a temporary file: the layout's
+    /// one path is a name for it, the readers read the copy.
+    spool: Option<Arc<Spool>>,
+}
+
+#[derive(Debug)]
 enum Layout {
     /// One file per partition.
     Directory(Vec<PathBuf>),
@@ -239,7 +264,7 @@ pub struct FileSource {
     config: FileSourceConfig,
     decoder: Decoder,
     glob: Glob,
-    layout: Mutex<Option<Arc<Layout>>>,
+    found: Mutex<Option<Arc<Found>>>,
 }
 
 impl FileSource {
@@ -273,7 +298,7 @@ impl FileSource {
             decoder: Decoder::new(&config.decode),
             glob,
             config,
-            layout: Mutex::new(None),
+            found: Mutex::new(None),
         })
     }
 
@@ -282,34 +307,61 @@ impl FileSource {
         &self.config
     }
 
-    fn layout(&self) -> Result<Arc<Layout>, SourceError> {
-        let mut cached = self.layout.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(layout) = cached.as_ref() {
-            return Ok(Arc::clone(layout));
+    fn found(&self) -> Result<Arc<Found>, SourceError> {
+        let mut cached = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = cached.as_ref() {
+            return Ok(Arc::clone(found));
         }
-        let layout = Arc::new(self.discover()?);
-        *cached = Some(Arc::clone(&layout));
-        Ok(layout)
+        let found = Arc::new(self.discover()?);
+        *cached = Some(Arc::clone(&found));
+        Ok(found)
     }
 
-    fn discover(&self) -> Result<Layout, SourceError> {
+    fn discover(&self) -> Result<Found, SourceError> {
         let path = &self.config.path;
-        let meta = std::fs::metadata(path).map_err(|source| SourceError::OpenInput {
-            path: path.clone(),
-            source,
-        })?;
-        if meta.is_dir() {
-            return list_directory(path, &self.glob).map(Layout::Directory);
-        }
-        if self.config.decode.fields.partition.is_none() {
-            return Ok(Layout::File(path.clone()));
-        }
-        self.index_shared(path)
+        let spool = if path.as_os_str() == STDIN {
+            Some(Spool::start(SpoolInput::Stdin)?)
+        } else {
+            let meta = std::fs::metadata(path).map_err(|source| SourceError::OpenInput {
+                path: path.clone(),
+                source,
+            })?;
+            if meta.is_dir() {
+                return Ok(Found {
+                    layout: Layout::Directory(list_directory(path, &self.glob)?),
+                    spool: None,
+                });
+            }
+            is_stream(&meta)
+                .then(|| Spool::start(SpoolInput::Path(path.clone())))
+                .transpose()?
+        };
+        let layout = match (&self.config.decode.fields.partition, &spool) {
+            (None, _) => Layout::File(path.clone()),
+            (Some(_), Some(_)) if self.config.partition_count.is_some() => {
+                // The partitions are known: no need to wait for the end of
+                // the input to index it (opens count from the start).
+                let count = self.config.partition_count.unwrap_or(1);
+                Layout::Shared {
+                    path: path.clone(),
+                    count,
+                    marks: vec![Vec::new(); count as usize],
+                }
+            }
+            (Some(_), spool) => {
+                if let Some(spool) = spool {
+                    // The partitions are in the input: all of it first.
+                    spool.wait()?;
+                }
+                self.index_shared(path, spool.as_ref())?
+            }
+        };
+        Ok(Found { layout, spool })
     }
 
     /// Scans a one-file layout: finds the partitions and indexes their lines.
-    fn index_shared(&self, path: &Path) -> Result<Layout, SourceError> {
-        let mut lines = self.line_reader(path)?;
+    fn index_shared(&self, path: &Path, spool: Option<&Arc<Spool>>) -> Result<Layout, SourceError> {
+        let mut lines = self.line_reader(path, spool)?;
         let mut decoder = self.decoder.clone();
         let mut header_pending = decoder.expects_header();
         let configured = self.config.partition_count;
@@ -363,29 +415,34 @@ impl FileSource {
         })
     }
 
-    fn line_reader(&self, path: &Path) -> Result<LineReader, SourceError> {
+    fn line_reader(
+        &self,
+        path: &Path,
+        spool: Option<&Arc<Spool>>,
+    ) -> Result<LineReader, SourceError> {
         let split = match self.config.decode.format {
             Format::Jsonl => Split::Lines,
             Format::Csv => Split::Csv,
         };
-        LineReader::open(
-            path,
-            self.config.follow,
-            self.config.decode.max_line_len,
-            split,
-        )
+        let max = self.config.decode.max_line_len;
+        match spool {
+            Some(spool) => LineReader::spooled(spool, max, split),
+            None => LineReader::open(path, self.config.follow, max, split),
+        }
     }
 
     fn reader(
         &self,
         path: &Path,
+        spool: Option<&Arc<Spool>>,
         partition: PartitionId,
         from: Offset,
         ownership: Ownership,
     ) -> Result<FileReader, SourceError> {
         let decoder = self.decoder.clone();
+        let file_name = spool.map_or(path, |s| s.name()).display().to_string();
         Ok(FileReader {
-            lines: self.line_reader(path)?,
+            lines: self.line_reader(path, spool)?,
             header_pending: decoder.expects_header(),
             decoder,
             partition,
@@ -393,7 +450,7 @@ impl FileSource {
             next: 0,
             from,
             pending_seek: None,
-            file_name: path.display().to_string().into(),
+            file_name: file_name.into(),
             watch: None,
         })
     }
@@ -449,7 +506,7 @@ fn list_directory(dir: &Path, glob: &Glob) -> Result<Vec<PathBuf>, SourceError> 
 
 impl Source for FileSource {
     fn partitions(&self) -> Result<Vec<PartitionId>, SourceError> {
-        let count = match &*self.layout()? {
+        let count = match &self.found()?.layout {
             Layout::Directory(files) => u32::try_from(files.len()).unwrap_or(u32::MAX),
             Layout::File(_) => 1,
             Layout::Shared { count, .. } => *count,
@@ -462,17 +519,18 @@ impl Source for FileSource {
         partition: PartitionId,
         from: Offset,
     ) -> Result<Box<dyn PartitionReader>, SourceError> {
-        let layout = self.layout()?;
+        let found = self.found()?;
+        let spool = found.spool.as_ref();
         let unknown = |count: usize| SourceError::UnknownPartition {
             partition,
             count: u32::try_from(count).unwrap_or(u32::MAX),
         };
-        let mut reader = match &*layout {
+        let mut reader = match &found.layout {
             Layout::Directory(files) => {
                 let path = files
                     .get(partition as usize)
                     .ok_or_else(|| unknown(files.len()))?;
-                let mut reader = self.reader(path, partition, from, Ownership::Whole)?;
+                let mut reader = self.reader(path, spool, partition, from, Ownership::Whole)?;
                 if self.config.follow && partition == 0 {
                     // One reader per directory looks for new files.
                     reader.watch = Some(Arc::new(DirectoryWatch {
@@ -484,19 +542,19 @@ impl Source for FileSource {
                 reader
             }
             Layout::File(path) if partition == 0 => {
-                self.reader(path, partition, from, Ownership::Whole)?
+                self.reader(path, spool, partition, from, Ownership::Whole)?
             }
             Layout::File(_) => return Err(unknown(1)),
             Layout::Shared { path, count, marks } => {
                 let marks = marks
                     .get(partition as usize)
                     .ok_or_else(|| unknown(*count as usize))?;
-                let mut reader =
-                    self.reader(path, partition, from, Ownership::Shared { count: *count })?;
+                let ownership = Ownership::Shared { count: *count };
+                let mut reader = self.reader(path, spool, partition, from, ownership)?;
                 let below = marks.partition_point(|mark| mark.offset <= from);
                 if let Some(mark) = below.checked_sub(1).and_then(|i| marks.get(i)) {
                     reader.pending_seek = Some(*mark);
-                    reader.apply_seek()?;
+                    reader.apply_seek();
                 }
                 reader
             }

@@ -98,14 +98,13 @@ pub(crate) struct Mark {
 impl FileReader {
     /// Jumps to a known line start (from an offset index), if one is pending
     /// and the header has been read.
-    pub(crate) fn apply_seek(&mut self) -> Result<(), SourceError> {
+    pub(crate) fn apply_seek(&mut self) {
         if !self.header_pending {
             if let Some(mark) = self.pending_seek.take() {
-                self.lines.seek(mark.pos, mark.line)?;
+                self.lines.seek(mark.pos, mark.line);
                 self.next = mark.offset;
             }
         }
-        Ok(())
     }
 
     /// Reads lines: with `out`, until `max` items were appended; without,
@@ -152,7 +151,7 @@ impl FileReader {
             if self.header_pending {
                 self.header_pending = false;
                 self.decoder.set_header(if too_long { b"" } else { line });
-                self.apply_seek()?;
+                self.apply_seek();
                 continue;
             }
             let (owner, reason) = if too_long {
