@@ -250,7 +250,7 @@ fn one_file_with_a_configured_partition_count() {
     let p0 = read_all(&source, 0, 0);
     assert_eq!(
         p0[0].as_ref().unwrap_err().reason,
-        "partition 3 out of range: the source has 2 partitions"
+        "partition out of range: 3 (the source has 2 partitions)"
     );
     assert_eq!(
         records(read_all(&source, 1, 0)),
@@ -444,4 +444,78 @@ fn formats_are_detected_from_extensions() {
     ));
     assert_eq!(Format::for_extension("json"), Some(Format::Jsonl));
     assert_eq!(Format::for_extension("CSV"), None);
+}
+
+#[test]
+fn partitions_above_the_limit_are_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.jsonl");
+    write(
+        dir.path(),
+        "all.jsonl",
+        br#"{"partition":1,"key":"a","ts":1,"value":1}
+{"partition":65535,"key":"b","ts":2,"value":2}
+{"partition":9999,"key":"c","ts":3,"value":3}
+{"partition":10000,"key":"d","ts":4,"value":4}
+"#,
+    );
+    let mut config = FileSourceConfig::new(&file, Format::Jsonl);
+    config.decode.fields.partition = Some("partition".into());
+    assert_eq!(config.max_partitions, 10_000);
+    let source = source(config.clone());
+    // 9999 is the largest partition below the limit.
+    assert_eq!(source.partitions().unwrap().len(), 10_000);
+    let p0 = read_all(&source, 0, 0);
+    let reasons: Vec<_> = p0
+        .iter()
+        .map(|d| {
+            let d = d.as_ref().unwrap_err();
+            (d.offset, d.line, d.reason.as_str())
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                0,
+                Some(2),
+                "partition out of range: 65535 (at most 10000 partitions; raise max_partitions \
+                 to allow more)"
+            ),
+            (
+                1,
+                Some(4),
+                "partition out of range: 10000 (at most 10000 partitions; raise max_partitions \
+                 to allow more)"
+            )
+        ]
+    );
+    assert_eq!(
+        records(read_all(&source, 9999, 0)),
+        vec![rec(9999, 0, "c", 3, Value::Int(3))]
+    );
+
+    // A lower limit: fewer partitions, more dead letters.
+    config.max_partitions = 2;
+    let small = FileSource::new(config.clone()).unwrap();
+    assert_eq!(small.partitions().unwrap(), [0, 1]);
+    assert_eq!(dead_count(&read_all(&small, 0, 0)), 3);
+
+    config.max_partitions = 0;
+    assert!(FileSource::new(config.clone()).is_err());
+    config.max_partitions = 70_000;
+    assert!(FileSource::new(config.clone()).is_err());
+    config.max_partitions = 4;
+    config.partition_count = Some(5);
+    assert_eq!(
+        FileSource::new(config).unwrap_err().to_string(),
+        "invalid source configuration: partition_count must be between 1 and max_partitions (4)"
+    );
+    let parsed: FileSourceConfig =
+        serde_json::from_str(r#"{"path":"x","max_partitions":64}"#).unwrap();
+    assert_eq!(parsed.max_partitions, 64);
+}
+
+fn dead_count(items: &[tidemark_sources::Decoded]) -> usize {
+    items.iter().filter(|d| d.is_err()).count()
 }

@@ -16,8 +16,9 @@
 //!   ([`FieldMapping::partition`](crate::FieldMapping::partition)), each line
 //!   names its partition; the partitions are `0..n`, with `n` from
 //!   [`FileSourceConfig::partition_count`] or else one more than the largest
-//!   partition in the file when the source first looks. A line naming no
-//!   valid partition belongs to partition 0, as a dead letter.
+//!   partition in the file when the source first looks, below
+//!   [`FileSourceConfig::max_partitions`]. A line naming no valid partition
+//!   (none, or one out of range) belongs to partition 0, as a dead letter.
 //!
 //! In both layouts **a record's offset is its index among its partition's
 //! records**, not counting a CSV header (each file starts with one when
@@ -99,9 +100,15 @@ use crate::source::{PartitionReader, Source, SourceError};
 /// keeps the line's byte position.
 const INDEX_STRIDE: u64 = 4096;
 
-/// The most partitions one file may hold; a line naming a larger partition
-/// is a dead letter of partition 0.
+/// The default of [`FileSourceConfig::max_partitions`].
+pub const DEFAULT_MAX_PARTITIONS: u32 = 10_000;
+
+/// The largest [`FileSourceConfig::max_partitions`] may be.
 pub const MAX_SHARED_PARTITIONS: u32 = 1 << 16;
+
+fn default_max_partitions() -> u32 {
+    DEFAULT_MAX_PARTITIONS
+}
 
 /// Where and how a [`FileSource`] reads.
 ///
@@ -138,6 +145,14 @@ pub struct FileSourceConfig {
     /// [default](Format::default_partition_glob).
     #[serde(default)]
     pub partition_glob: Option<String>,
+    /// One-file layout with a partition field: partitions `0..max_partitions`
+    /// may exist (default [`DEFAULT_MAX_PARTITIONS`], at most
+    /// [`MAX_SHARED_PARTITIONS`]). A record naming a partition at or above
+    /// it is a dead letter of partition 0, `partition out of range`, instead
+    /// of making that many partitions, each holding a reader and an open
+    /// file.
+    #[serde(default = "default_max_partitions")]
+    pub max_partitions: u32,
 }
 
 impl FileSourceConfig {
@@ -150,6 +165,7 @@ impl FileSourceConfig {
             follow: false,
             partition_count: None,
             partition_glob: None,
+            max_partitions: DEFAULT_MAX_PARTITIONS,
         }
     }
 
@@ -285,10 +301,16 @@ impl FileSource {
                 "field names must not be empty".to_owned(),
             ));
         }
+        let limit = config.max_partitions;
+        if limit == 0 || limit > MAX_SHARED_PARTITIONS {
+            return Err(SourceError::InvalidConfig(format!(
+                "max_partitions must be between 1 and {MAX_SHARED_PARTITIONS}"
+            )));
+        }
         if let Some(count) = config.partition_count {
-            if count == 0 || count > MAX_SHARED_PARTITIONS {
+            if count == 0 || count > limit {
                 return Err(SourceError::InvalidConfig(format!(
-                    "partition_count must be between 1 and {MAX_SHARED_PARTITIONS}"
+                    "partition_count must be between 1 and max_partitions ({limit})"
                 )));
             }
         }
@@ -365,8 +387,10 @@ impl FileSource {
         let mut decoder = self.decoder.clone();
         let mut header_pending = decoder.expects_header();
         let configured = self.config.partition_count;
+        let limit = self.config.max_partitions;
         let ownership = Ownership::Shared {
-            count: configured.unwrap_or(MAX_SHARED_PARTITIONS),
+            count: configured.unwrap_or(limit),
+            limit,
         };
         let mut counts: Vec<Offset> = Vec::new();
         let mut marks: Vec<Vec<Mark>> = Vec::new();
@@ -549,7 +573,10 @@ impl Source for FileSource {
                 let marks = marks
                     .get(partition as usize)
                     .ok_or_else(|| unknown(*count as usize))?;
-                let ownership = Ownership::Shared { count: *count };
+                let ownership = Ownership::Shared {
+                    count: *count,
+                    limit: self.config.max_partitions,
+                };
                 let mut reader = self.reader(path, spool, partition, from, ownership)?;
                 let below = marks.partition_point(|mark| mark.offset <= from);
                 if let Some(mark) = below.checked_sub(1).and_then(|i| marks.get(i)) {

@@ -23,6 +23,8 @@ pub(crate) enum Ownership {
     Shared {
         /// How many partitions the file holds.
         count: u32,
+        /// [`FileSourceConfig::max_partitions`](super::FileSourceConfig::max_partitions).
+        limit: u32,
     },
 }
 
@@ -32,12 +34,19 @@ impl Ownership {
     pub(crate) fn owner(self, decoder: &Decoder, line: &[u8]) -> (PartitionId, Option<String>) {
         match self {
             Ownership::Whole => (0, None),
-            Ownership::Shared { count } => match decoder.partition_of(line) {
+            Ownership::Shared { count, limit } => match decoder.partition_of(line) {
                 Ok(p) if p < count => (p, None),
+                Ok(p) if p >= limit => (
+                    0,
+                    Some(format!(
+                        "partition out of range: {p} (at most {limit} partitions; \
+                         raise max_partitions to allow more)"
+                    )),
+                ),
                 Ok(p) => (
                     0,
                     Some(format!(
-                        "partition {p} out of range: the source has {count} partitions"
+                        "partition out of range: {p} (the source has {count} partitions)"
                     )),
                 ),
                 Err(reason) => (0, Some(reason)),
