@@ -523,6 +523,9 @@ fn a_far_future_timestamp_is_a_dead_letter_with_the_guard() {
         "{}",
         letters[0].reason
     );
-    assert!(guarded.late_dropped * 4 < unguarded.late_dropped, "{guarded:?}");
+    assert!(
+        guarded.late_dropped * 4 < unguarded.late_dropped,
+        "{guarded:?}"
+    );
     assert_eq!(guarded.records, 999);
 }

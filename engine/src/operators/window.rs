@@ -133,6 +133,8 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                                     letter: DeadLetter {
                                         partition: b.partition,
                                         offset: b.offsets[i],
+                                        file: None,
+                                        line: None,
                                         reason: e.to_string(),
                                         raw,
                                     },

@@ -126,13 +126,24 @@ impl Encode<DeadLetter> for DeadJson {
     }
 }
 
-/// Formats a dead letter.
+/// Formats a dead letter (`file` and `line` are `null` when unknown).
 pub fn format_dead(letter: &DeadLetter, out: &mut String) {
     let _ = write!(
         out,
-        "{{\"partition\":{},\"offset\":{},\"reason\":",
+        "{{\"partition\":{},\"offset\":{},\"file\":",
         letter.partition, letter.offset
     );
+    match &letter.file {
+        Some(file) => push_json_string(file, out),
+        None => out.push_str("null"),
+    }
+    match letter.line {
+        Some(line) => {
+            let _ = write!(out, ",\"line\":{line}");
+        }
+        None => out.push_str(",\"line\":null"),
+    }
+    out.push_str(",\"reason\":");
     push_json_string(&letter.reason, out);
     out.push_str(",\"raw\":");
     push_json_string(&letter.raw, out);
