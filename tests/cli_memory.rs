@@ -72,3 +72,50 @@ fn partitions_hours_apart_on_one_worker_stay_within_a_memory_limit() {
     // had a record in each second.
     assert_eq!(rows.lines().count(), 2 * 25_000 * 10);
 }
+
+#[test]
+fn huge_sliding_updates_stay_within_a_memory_limit() {
+    // Sliding 1 d / 1 s in emit mode `updates`: every record corrects
+    // 86 400 windows, and one activation used to hold all of its rows (the
+    // process reached 24 GB). Rows now go to the sink in bounded chunks and
+    // the window operator waits for the sink to write them. The run is
+    // endless at this size; it must still be running, within the limit,
+    // after a few seconds.
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_tidemark");
+    let mut child = Command::new("sh")
+        .current_dir(tmp.path())
+        .arg("-c")
+        .arg("ulimit -v 300000; exec \"$0\" run \"$@\"")
+        .arg(bin)
+        .args([
+            "--input",
+            "gen:events=20000,keys=1,rate=0.5",
+            "--window",
+            "sliding:1d/1s",
+            "--emit",
+            "updates",
+            "--output",
+            "out.jsonl",
+            "-q",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh starts");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let status = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        status.is_none(),
+        "ended early ({status:?}), probably out of memory: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = fs::metadata(tmp.path().join("out.jsonl"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        written > 1_000_000,
+        "rows are written while it runs: {written} bytes"
+    );
+}

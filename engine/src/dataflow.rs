@@ -138,6 +138,11 @@ pub fn run<A: JobAggregator>(
         max_future_skew: config.max_future_skew,
     };
     let worker_control = Arc::clone(&control);
+    // The sink runs on worker 0, in process 0.
+    let sink_here = match &parallelism {
+        Parallelism::Workers(_) => true,
+        Parallelism::Cluster { process, .. } => *process == 0,
+    };
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
         let peers = worker.peers();
@@ -183,6 +188,7 @@ pub fn run<A: JobAggregator>(
                 Arc::clone(&control.stats),
                 Some(partitions.len()),
                 index,
+                sink_here,
             )
             .probe_with(&probe);
             sink(emitted, opened, control, peers, commit_interval);
@@ -318,7 +324,14 @@ pub fn windowed<'scope, A: JobAggregator>(
         },
     );
     let stats = Arc::new(Stats::default());
-    let emitted = window(batched, Some(state), Arc::clone(&stats), None, worker);
+    let emitted = window(
+        batched,
+        Some(state),
+        Arc::clone(&stats),
+        None,
+        worker,
+        false,
+    );
     let results = emitted.clone().flat_map(|e| match e {
         Emit::Rows(r) => r.rows,
         _ => Vec::new(),

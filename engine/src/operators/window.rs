@@ -19,7 +19,15 @@ use crate::order::EventOrder;
 use crate::sink::json::format_event;
 use crate::stats::Stats;
 
+/// Result rows after which an activation hands its rows on and lets the
+/// sink write them before applying more steps: the rows held at once stay
+/// bounded (one step's rows can still exceed it).
+const MAX_ROWS_PER_ACTIVATION: usize = 1 << 16;
+
 /// The window operator of worker `worker`.
+///
+/// With `sink_here` (the sink runs in this process), an activation that
+/// handed a chunk of rows on waits until the sink has written it.
 ///
 /// `state` is this worker's share of the window state (`None` if it could
 /// not be built: the operator then only lets its capability go). With
@@ -37,6 +45,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
     stats: Arc<Stats>,
     ends_expected: Option<usize>,
     worker: usize,
+    sink_here: bool,
 ) -> Stream<'scope, EventTime, Vec<Emit<A::Output>>> {
     let pact = Exchange::new(|item: &Ingest| match item {
         Ingest::Records(b) => u64::from(b.dest),
@@ -44,10 +53,12 @@ pub(crate) fn window<'scope, A: JobAggregator>(
         Ingest::End { dest, .. } | Ingest::Stop { dest, .. } => u64::from(*dest),
     });
     let mut state = state;
+    let scope = input.scope();
     input.unary_frontier::<CapacityContainerBuilder<Vec<Emit<A::Output>>>, _, _, _>(
         pact,
         "Window",
-        move |cap, _info| {
+        move |cap, info| {
+            let activator = scope.activator_for(info.address);
             let mut cap = Some(cap);
             let mut order = EventOrder::default();
             let mut ended: BTreeSet<PartitionId> = BTreeSet::new();
@@ -55,6 +66,8 @@ pub(crate) fn window<'scope, A: JobAggregator>(
             let mut changes = Vec::new();
             let mut emitted: Vec<Emit<A::Output>> = Vec::new();
             let mut missed = Vec::new();
+            // After handing a chunk on: wait for the sink to write it.
+            let mut handed_on = false;
             move |(input, frontier), output| {
                 input.for_each(|_time, data| {
                     for item in data.drain(..) {
@@ -77,6 +90,17 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     cap = None;
                     return;
                 };
+                if handed_on {
+                    // Flow control: the sink of this process has written up
+                    // to its frontier (`Stats::frontier`); go on once it has
+                    // taken what this operator handed on.
+                    let written = stats.frontier.load(std::sync::atomic::Ordering::Relaxed);
+                    if sink_here && written < *c.time() {
+                        activator.activate_after(std::time::Duration::from_micros(200));
+                        return;
+                    }
+                    handed_on = false;
+                }
                 let frontier_now = frontier.frontier().first().copied();
                 let finished = frontier_now.is_none()
                     && stop_at.is_none()
@@ -95,7 +119,16 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                 };
                 let (mut late_dropped, mut late_applied, mut unassigned, mut dead) =
                     (0u64, 0u64, 0u64, 0u64);
+                // The last step applied, when this activation stops early to
+                // hand a bounded chunk of rows on.
+                let mut last_step: Option<EventTime> = None;
+                let mut yielded = false;
                 while let Some(step) = order.next_step(upto) {
+                    if changes.len() >= MAX_ROWS_PER_ACTIVATION && last_step.is_some() {
+                        yielded = true;
+                        break;
+                    }
+                    last_step = Some(step);
                     state.advance(step, &mut changes);
                     order.drain_step(step, |b, i| {
                         missed.clear();
@@ -144,21 +177,39 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     });
                     state.end_step(&mut changes);
                 }
-                match upto {
-                    Some(f) => state.advance(f, &mut changes),
-                    None => state.finish(&mut changes),
+                if !yielded {
+                    match upto {
+                        Some(f) => state.advance(f, &mut changes),
+                        None => state.finish(&mut changes),
+                    }
                 }
                 Stats::add(&stats.late_dropped, late_dropped);
                 Stats::add(&stats.late_applied, late_applied);
                 Stats::add(&stats.unassigned, unassigned);
                 Stats::add(&stats.dead_letters, dead);
                 if !changes.is_empty() {
-                    let capacity = changes.len();
+                    let capacity = changes.len().min(MAX_ROWS_PER_ACTIVATION);
                     let rows = std::mem::replace(&mut changes, Vec::with_capacity(capacity));
                     emitted.push(Emit::Rows(Rows {
                         worker: worker as u32,
                         rows,
                     }));
+                }
+                if yielded {
+                    // The rows so far go on now; the rest of the steps the
+                    // frontier passed follow in the next activation. Later
+                    // rows all have times after the last step applied.
+                    if !emitted.is_empty() {
+                        output.session(&*c).give_iterator(emitted.drain(..));
+                    }
+                    if let Some(resume) = last_step.map(|s| s.saturating_add(1)) {
+                        if resume > *c.time() {
+                            c.downgrade(&resume);
+                        }
+                    }
+                    handed_on = true;
+                    activator.activate();
+                    return;
                 }
                 if frontier_now.is_none() {
                     emitted.push(match stop_at {
