@@ -255,7 +255,7 @@ where
     A: Aggregator,
 {
     fn advance(&mut self, cx: &Ctx<'_, A>, out: &mut Vec<Out<K, A>>) {
-        let (agg, policy, w) = (cx.agg, cx.policy, cx.watermark);
+        let (agg, policy, w) = (cx.agg, &cx.policy, cx.watermark);
         let assigner = &self.assigner;
         let size = assigner.size();
         let tumbling = size == assigner.slide();
@@ -309,6 +309,7 @@ where
         );
     }
 
+    #[inline]
     fn apply(
         &mut self,
         cx: &Ctx<'_, A>,
@@ -317,7 +318,7 @@ where
         input: &A::Input,
         missed: &mut Vec<Window>,
     ) -> Result<Applied, WindowError> {
-        let (agg, policy, w) = (cx.agg, cx.policy, cx.watermark);
+        let (agg, policy, w) = (cx.agg, &cx.policy, cx.watermark);
         let a = &self.assigner;
         let Some((pane_start, first, last)) = a.pane_bounds(time)? else {
             return Ok(Applied::default()); // between windows (slide > size)
@@ -403,7 +404,7 @@ where
         if self.touched.is_empty() {
             return;
         }
-        let (agg, policy) = (cx.agg, cx.policy);
+        let (agg, policy) = (cx.agg, &cx.policy);
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort();
         touched.dedup();

@@ -108,9 +108,13 @@ pub struct Snapshot<K, Acc, O> {
 
 /// What a store is called with: the aggregator, the policy, and the stream
 /// time and watermark of the current step.
+///
+/// The policy is a copy, not a reference: read through the context, which
+/// nothing else can write, its fields stay in registers on the per-record
+/// path instead of being reloaded after every store to window state.
 struct Ctx<'a, A> {
     agg: &'a A,
-    policy: &'a Policy,
+    policy: Policy,
     /// The stream time of the current step (the time of its corrections).
     frontier: EventTime,
     /// The global watermark: `frontier − delay`.
@@ -271,7 +275,7 @@ where
     fn parts(&mut self) -> (&mut StoreOf<K, A>, Ctx<'_, A>) {
         let cx = Ctx {
             agg: &self.agg,
-            policy: &self.policy,
+            policy: self.policy,
             frontier: self.frontier,
             watermark: watermark(self.frontier, self.policy.delay),
         };
@@ -292,7 +296,6 @@ where
 
     /// Applies one record whose stream time is the current frontier. Windows
     /// the record is too late for are pushed to `missed`.
-    #[inline]
     pub fn apply(
         &mut self,
         key: K,

@@ -122,7 +122,7 @@ where
     A: Aggregator,
 {
     fn advance(&mut self, cx: &Ctx<'_, A>, out: &mut Vec<Out<K, A>>) {
-        let (agg, policy, w) = (cx.agg, cx.policy, cx.watermark);
+        let (agg, policy, w) = (cx.agg, &cx.policy, cx.watermark);
         self.keyed.advance(
             w,
             false,
@@ -148,6 +148,7 @@ where
         );
     }
 
+    #[inline]
     fn apply(
         &mut self,
         cx: &Ctx<'_, A>,
@@ -156,7 +157,7 @@ where
         input: &A::Input,
         missed: &mut Vec<Window>,
     ) -> Result<Applied, WindowError> {
-        let (agg, policy, w) = (cx.agg, cx.policy, cx.watermark);
+        let (agg, policy, w) = (cx.agg, &cx.policy, cx.watermark);
         let gap = self.gap;
         let own = session_of(time, gap)?;
         let ks = self.keyed.keys.entry(key.clone()).or_default();
@@ -243,7 +244,7 @@ where
         if self.touched.is_empty() && self.retracted.is_empty() {
             return;
         }
-        let (agg, policy, w) = (cx.agg, cx.policy, cx.watermark);
+        let (agg, policy, w) = (cx.agg, &cx.policy, cx.watermark);
         let mut corrections = Corrections::new(cx.frontier);
         for (key, window, value) in self.retracted.drain(..) {
             corrections.retract(key, window, value);
