@@ -7,8 +7,9 @@
 //!   value)`; event times inside it may be out of order.
 //! - The **stream time** of a partition at a record is the largest event time
 //!   in that partition up to and including it. It never goes back.
-//! - The **partition watermark** is stream time − `D` (the delay of a
-//!   bounded watermark, [`watermark::Bounded`]); an ended partition has
+//! - The **partition watermark** is stream time − `D`, the delay of
+//!   [`Policy`] ([`time::watermark`]; bounded out-of-orderness is the one
+//!   kind of watermark, see [`watermark`]); an ended partition has
 //!   watermark +∞.
 //! - The **global watermark** is the minimum over partitions. The engine
 //!   carries it as the Timely frontier: records are applied in the order
@@ -88,7 +89,7 @@ pub use aggregate::{
     AggKind, Aggregator, Count, Max, Mean, MetricValues, Metrics, MetricsAcc, Min, Number, Sum,
     SumAcc, SumValue,
 };
-pub use assign::{Sliding, Tumbling, WindowAssigner, WindowError, WindowSpec};
+pub use assign::{Sliding, Tumbling, WindowError, WindowSpec};
 pub use change::{Change, ChangeKind, Phase};
 pub use log::{evaluate, Evaluation, LogRecord};
 pub use policy::{EmitMode, Policy};
