@@ -66,6 +66,38 @@ pub trait Aggregator {
 }
 
 /// A numeric input or result: an exact integer or a float.
+///
+/// # Text
+///
+/// [`Display`](std::fmt::Display) writes the value as JSON, the text of
+/// result rows:
+///
+/// | value | text |
+/// | --- | --- |
+/// | an integer | its digits, exactly: `-42` |
+/// | a finite float | the shortest decimal that reads back as the same `f64` (Ryū), always with a fraction or an exponent so it reads as a float: `21.0`, `0.1`, `-0.0`, `1e30`, `5e-324` |
+/// | +∞, −∞, NaN | the JSON strings `"Infinity"`, `"-Infinity"`, `"NaN"` |
+///
+/// JSON numbers cannot be infinite or NaN, and `null` would read as "no
+/// value"; the strings are the spellings of the protobuf JSON mapping,
+/// which JavaScript's `Number`, Python's `float`, Java's
+/// `Double.parseDouble`, Go's `strconv.ParseFloat` and Rust's `f64::from_str`
+/// all read back. A correctly rounded reader gets every finite float back
+/// bit for bit (serde_json does with its `float_roundtrip` feature, not
+/// with its default, best-effort parser).
+///
+/// Inputs are finite; a result is not finite only when a float sum
+/// overflows the `f64` range (see [`SumValue`]).
+///
+/// ```
+/// use tidemark_windows::Number;
+/// assert_eq!(Number::Int(21).to_string(), "21");
+/// assert_eq!(Number::Float(21.0).to_string(), "21.0");
+/// assert_eq!(Number::Float(1e30).to_string(), "1e30");
+/// assert_eq!(Number::Float(5e-324).to_string(), "5e-324");
+/// assert_eq!(Number::Float(f64::INFINITY).to_string(), r#""Infinity""#);
+/// assert_eq!(Number::Float(f64::NAN).to_string(), r#""NaN""#);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Number {
     /// An integer.
@@ -93,20 +125,26 @@ impl Number {
     }
 }
 
-/// Writes a float as a JSON number (`null` when not finite).
+/// Writes a float as JSON: finite floats in their shortest round-trip form
+/// (see [`Number`]), non-finite ones as the strings `"Infinity"`,
+/// `"-Infinity"` and `"NaN"`.
 fn fmt_float(f: f64, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        // Keep integral floats recognisably floats: `21.0`, not `21`.
-        write!(out, "{f:.1}")
-    } else if f.is_finite() {
-        write!(out, "{f}")
+    if f.is_finite() {
+        // Ryū's shortest form keeps `.0` on integral values below 1e16 and
+        // uses an exponent outside [1e-5, 1e16): a float never reads as an
+        // integer, and 5e-324 is 6 characters, not 326.
+        out.write_str(ryu::Buffer::new().format_finite(f))
+    } else if f.is_nan() {
+        out.write_str("\"NaN\"")
+    } else if f > 0.0 {
+        out.write_str("\"Infinity\"")
     } else {
-        out.write_str("null")
+        out.write_str("\"-Infinity\"")
     }
 }
 
-/// JSON number text: integers exactly, floats in their shortest
-/// round-trip form, non-finite floats as `null`.
+/// JSON text: integers exactly, floats in their shortest round-trip form,
+/// non-finite floats as strings (see [`Number`]).
 impl std::fmt::Display for Number {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
@@ -116,7 +154,7 @@ impl std::fmt::Display for Number {
     }
 }
 
-/// JSON number text, as for [`Number`].
+/// JSON text, as for [`Number`].
 impl std::fmt::Display for SumValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
@@ -246,6 +284,8 @@ impl SumAcc {
 }
 
 /// The result of a sum: exact for integers.
+///
+/// Text as for [`Number`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SumValue {
     /// Sum of integers, exact.
@@ -659,6 +699,84 @@ impl Aggregator for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Finite floats of every kind: any bit pattern, integral values, and
+    /// ordinary magnitudes.
+    fn finite() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<u64>()
+                .prop_map(f64::from_bits)
+                .prop_filter("finite", |f| f.is_finite()),
+            any::<i64>().prop_map(|i| i as f64),
+            -1e6f64..1e6,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+        /// The text of a finite float is a valid JSON number that reads as
+        /// a float (not an integer) and parses back to the same `f64`, sign
+        /// of zero included; sums print the same way.
+        ///
+        /// serde_json checks the JSON; the round trip is checked with a
+        /// correctly rounded parser (`f64::from_str`): serde_json's default
+        /// float parser is best-effort (it reads `1.1918318642540781e142`
+        /// several units in the last place off), which would test
+        /// serde_json, not the text.
+        #[test]
+        fn float_text_round_trips(f in finite()) {
+            let text = Number::Float(f).to_string();
+            prop_assert_eq!(&SumValue::Float(f).to_string(), &text);
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| TestCaseError::fail(format!("{text:?} is not JSON: {e}")))?;
+            prop_assert!(json.is_f64(), "{text:?} does not read as a float");
+            let back: f64 = text
+                .parse()
+                .map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+            prop_assert_eq!(back.to_bits(), f.to_bits(), "{} read back as {}", text, back);
+            prop_assert!(text.len() <= 24, "{text:?} is not the shortest form");
+        }
+    }
+
+    #[test]
+    fn float_text_examples() {
+        for (f, text) in [
+            (21.0, "21.0"),
+            (-0.0, "-0.0"),
+            (0.1, "0.1"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e16"),
+            (1e30, "1e30"),
+            (1.5e-7, "1.5e-7"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e308"),
+        ] {
+            assert_eq!(Number::Float(f).to_string(), text);
+        }
+        assert_eq!(Number::Int(-42).to_string(), "-42");
+        assert_eq!(SumValue::Int(i128::MAX).to_string(), i128::MAX.to_string());
+    }
+
+    #[test]
+    fn non_finite_floats_are_json_strings() {
+        for (f, text) in [
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (f64::NAN, "NaN"),
+        ] {
+            let shown = Number::Float(f).to_string();
+            assert_eq!(SumValue::Float(f).to_string(), shown);
+            let json: serde_json::Value = serde_json::from_str(&shown).unwrap();
+            assert_eq!(json.as_str(), Some(text), "{shown}");
+            let back: f64 = text.parse().unwrap();
+            assert_eq!(back.is_nan(), f.is_nan());
+            if !f.is_nan() {
+                assert_eq!(back, f);
+            }
+        }
+    }
 
     #[test]
     fn accumulators_are_compact() {

@@ -33,6 +33,17 @@
 //!  a late record here updates the window ──┘           └── past here: dropped
 //! ```
 //!
+//! # Result numbers
+//!
+//! Result rows are JSON, and their numbers are written by the `Display` of
+//! [`Number`] and [`SumValue`]: counts and integer sums as exact integers;
+//! float results (a sum involving floats, a mean, a float min or max) in
+//! their shortest round-trip form, always recognisable as floats (`21.0`,
+//! `0.1`, `1e30`, `5e-324`). A float sum that overflows the `f64` range is
+//! not finite and is stated as one of the JSON strings `"Infinity"`,
+//! `"-Infinity"` or `"NaN"`, not as `null`, which would read as a missing
+//! value.
+//!
 //! # Examples
 //!
 //! Tumbling one-second windows counting and summing, delay 100 ms:
