@@ -257,7 +257,15 @@ impl SumParts {
 
     fn value(&self, has_float: bool) -> SumValue {
         if has_float {
-            SumValue::Float(self.int() as f64 + (self.float + self.compensation))
+            // Once the float part overflows, the compensation is ±∞ or NaN
+            // and means nothing: the sum is the overflowed part (±∞, or NaN
+            // when partial sums overflowed both ways).
+            let float = if self.float.is_finite() {
+                self.float + self.compensation
+            } else {
+                self.float
+            };
+            SumValue::Float(self.int() as f64 + float)
         } else {
             SumValue::Int(self.int())
         }
@@ -285,7 +293,10 @@ impl SumAcc {
 
 /// The result of a sum: exact for integers.
 ///
-/// Text as for [`Number`].
+/// A sum involving floats whose float part leaves the `f64` range is
+/// `Float(±∞)` (`NaN` if parts of it overflowed in opposite directions),
+/// written as the JSON strings `"Infinity"`, `"-Infinity"` or `"NaN"`; text
+/// as for [`Number`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SumValue {
     /// Sum of integers, exact.
@@ -776,6 +787,36 @@ mod tests {
                 assert_eq!(back, f);
             }
         }
+    }
+
+    #[test]
+    fn an_overflowing_float_sum_is_infinite() {
+        let sum = |xs: &[f64]| {
+            let mut acc = SumAcc::default();
+            for x in xs {
+                acc.add(Number::Float(*x));
+            }
+            acc
+        };
+        let up = sum(&[f64::MAX, f64::MAX, -1.0]);
+        assert_eq!(up.value(), SumValue::Float(f64::INFINITY));
+        assert_eq!(up.value().to_string(), r#""Infinity""#);
+        let down = sum(&[-f64::MAX, -f64::MAX]);
+        assert_eq!(down.value(), SumValue::Float(f64::NEG_INFINITY));
+        let mut both = up;
+        both.merge(&down);
+        assert!(matches!(both.value(), SumValue::Float(f) if f.is_nan()));
+        // The shared accumulator of Metrics sums the same way.
+        let m = Metrics::new(&[AggKind::Sum, AggKind::Mean]);
+        let mut acc = MetricsAcc::default();
+        for x in [f64::MAX, f64::MAX] {
+            m.add(&mut acc, &Number::Float(x));
+        }
+        let out = m.finish(&acc);
+        assert_eq!(out.sum, Some(SumValue::Float(f64::INFINITY)));
+        assert_eq!(out.mean, Some(f64::INFINITY));
+        // Below the overflow, compensation still makes the sum exact.
+        assert_eq!(sum(&[1e308, 1.0, -1e308]).value(), SumValue::Float(1.0));
     }
 
     #[test]
