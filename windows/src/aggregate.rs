@@ -469,7 +469,7 @@ impl std::str::FromStr for AggKind {
 }
 
 /// The accumulator of [`Metrics`]: count, exact sum, min and max together,
-/// packed into 64 bytes (min and max as raw 8-byte values, every flag in
+/// packed into 64 bytes (min and max as raw 8-byte values, their kinds in
 /// one byte). Snapshots store it in its compact wire form.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "MetricsWire", into = "MetricsWire")]
@@ -478,17 +478,20 @@ pub struct MetricsAcc {
     sum: SumParts,
     min: u64,
     max: u64,
-    /// Bit 0: a float was summed; bits 1–2: what `min` holds; bits 3–4:
-    /// what `max` holds (0 for nothing, `INT` or `FLOAT`).
+    /// Bits 0–1: what `min` holds; bits 2–3: what `max` holds (0 for
+    /// nothing, `INT` or `FLOAT`).
     flags: u8,
+    /// Whether a float was summed. A `bool`, not a bit of `flags`: its
+    /// unused values let `Option<MetricsAcc>` (and the `Option` of a pane
+    /// holding one) need no tag of its own, 8 bytes less per open window.
+    has_float: bool,
 }
 
 // A packed extreme's kind: 0 means none.
 const INT: u8 = 1;
 const FLOAT: u8 = 2;
-const HAS_FLOAT: u8 = 1;
-const MIN_SHIFT: u8 = 1;
-const MAX_SHIFT: u8 = 3;
+const MIN_SHIFT: u8 = 0;
+const MAX_SHIFT: u8 = 2;
 
 #[inline]
 fn pack(n: Number) -> (u64, u8) {
@@ -515,7 +518,7 @@ impl MetricsAcc {
 
     /// The exact sum.
     pub fn sum(&self) -> SumValue {
-        self.sum.value(self.flags & HAS_FLOAT != 0)
+        self.sum.value(self.has_float)
     }
 
     /// The smallest value, if any.
@@ -571,7 +574,7 @@ impl From<MetricsAcc> for MetricsWire {
         MetricsWire {
             count: acc.count,
             sum: acc.sum,
-            has_float: acc.flags & HAS_FLOAT != 0,
+            has_float: acc.has_float,
             min: acc.min(),
             max: acc.max(),
         }
@@ -583,7 +586,7 @@ impl From<MetricsWire> for MetricsAcc {
         let mut acc = MetricsAcc {
             count: w.count,
             sum: w.sum,
-            flags: u8::from(w.has_float),
+            has_float: w.has_float,
             ..MetricsAcc::default()
         };
         if let Some(n) = w.min {
@@ -657,17 +660,17 @@ impl Aggregator for Metrics {
     fn add(&self, acc: &mut MetricsAcc, input: &Number) {
         acc.count += 1;
         if acc.sum.add(*input) {
-            acc.flags |= HAS_FLOAT;
+            acc.has_float = true;
         }
         acc.keep_extremes(*input);
     }
 
     fn merge(&self, acc: &mut MetricsAcc, other: &MetricsAcc) {
         acc.count += other.count;
-        let other_float = other.flags & HAS_FLOAT != 0;
+        let other_float = other.has_float;
         acc.sum.merge(&other.sum, other_float);
         if other_float {
-            acc.flags |= HAS_FLOAT;
+            acc.has_float = true;
         }
         if let Some(v) = other.min() {
             if acc.min().is_none_or(|m| v.total_cmp(m) == Ordering::Less) {

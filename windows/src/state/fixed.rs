@@ -15,7 +15,7 @@ use crate::aggregate::Aggregator;
 use crate::assign::{Sliding, WindowError};
 use crate::panes::Panes;
 use crate::policy::EmitMode;
-use crate::time::{EventTime, Millis};
+use crate::time::{EventTime, MaybeTime, Millis};
 use crate::window::Window;
 
 /// The panes of one key and what it shows downstream.
@@ -35,10 +35,10 @@ pub(super) struct KeyPanes<Acc, O> {
     /// mode `updates`, or allowed lateness above zero).
     shown: ThinVec<(EventTime, O)>,
     /// Emit mode `final`: the end of the next window to fire.
-    next_fire: Option<EventTime>,
+    next_fire: MaybeTime,
     /// When this key next needs attention (a fire or a drop); the queue
     /// holds an entry for it.
-    wake: Option<EventTime>,
+    wake: MaybeTime,
     /// Sliding windows: partial merges reused from one fire to the next
     /// (rebuilt from the panes when missing, e.g. after a snapshot).
     /// Boxed: most keys of tumbling windows never have one, and the per-key
@@ -85,15 +85,15 @@ impl<Acc, O> Default for KeyPanes<Acc, O> {
             cache_hi: EventTime::MIN,
             panes: Panes::default(),
             shown: ThinVec::new(),
-            next_fire: None,
-            wake: None,
+            next_fire: MaybeTime::NONE,
+            wake: MaybeTime::NONE,
         }
     }
 }
 
 impl<Acc, O> KeyState for KeyPanes<Acc, O> {
     #[inline]
-    fn wake(&mut self) -> &mut Option<EventTime> {
+    fn wake(&mut self) -> &mut MaybeTime {
         &mut self.wake
     }
 
@@ -218,7 +218,7 @@ impl<Acc: Clone, O> KeyPanes<Acc, O> {
             .and_then(|(ps, _)| assigner.last_end_of_pane(*ps))
             .map(|e| e.saturating_add(lateness));
         let shown_drop = self.shown.first().map(|(e, _)| e.saturating_add(lateness));
-        [self.next_fire, pane_drop, shown_drop]
+        [self.next_fire.get(), pane_drop, shown_drop]
             .into_iter()
             .flatten()
             .min()
@@ -269,7 +269,7 @@ where
             out,
             |key, kp, out| {
                 if policy.emit == EmitMode::Final {
-                    while let Some(end) = kp.next_fire.filter(|e| *e <= w) {
+                    while let Some(end) = kp.next_fire.get().filter(|e| *e <= w) {
                         let value = if tumbling {
                             kp.window_value(agg, size, end)
                         } else {
@@ -286,7 +286,7 @@ where
                                 value,
                             ));
                         }
-                        kp.next_fire = kp.next_end_after(assigner, end);
+                        kp.next_fire = kp.next_end_after(assigner, end).into();
                     }
                 }
                 // Drop what the watermark has passed by the allowed lateness.
@@ -390,8 +390,8 @@ where
         if new_pane {
             if policy.emit == EmitMode::Final && on_time_from <= last {
                 // The first on-time window holding the new pane.
-                if kp.next_fire.is_none_or(|f| on_time_from < f) {
-                    kp.next_fire = Some(on_time_from);
+                if kp.next_fire.get().is_none_or(|f| on_time_from < f) {
+                    kp.next_fire = MaybeTime::some(on_time_from);
                 }
             }
             let want = kp.desired_wake(a, lateness);

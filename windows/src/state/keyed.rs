@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use super::emit::sort_fires;
 use crate::change::Change;
-use crate::time::EventTime;
+use crate::time::{EventTime, MaybeTime};
 use crate::timers::Timers;
 
 /// The state of one key in a [`Keyed`] map.
 pub(super) trait KeyState: Default {
     /// When this key next needs attention; the queue holds an entry for it.
-    fn wake(&mut self) -> &mut Option<EventTime>;
+    fn wake(&mut self) -> &mut MaybeTime;
 
     /// Whether nothing is left: the key is removed.
     fn is_empty(&self) -> bool;
@@ -71,8 +71,8 @@ impl<K: Clone + Ord + Hash, S: KeyState> Keyed<K, S> {
     pub(super) fn wake_by(queue: &mut Timers<K>, key: &K, state: &mut S, want: Option<EventTime>) {
         if let Some(want) = want {
             let wake = state.wake();
-            if wake.is_none_or(|w| want < w) {
-                *wake = Some(want);
+            if wake.get().is_none_or(|w| want < w) {
+                *wake = MaybeTime::some(want);
                 queue.push(want, key.clone());
             }
         }
@@ -101,10 +101,10 @@ impl<K: Clone + Ord + Hash, S: KeyState> Keyed<K, S> {
                 continue;
             };
             let wake = state.wake();
-            if wake.is_none_or(|wake| wake > w) {
+            if wake.get().is_none_or(|wake| wake > w) {
                 continue; // stale, or already settled in this advance
             }
-            *wake = None;
+            *wake = MaybeTime::NONE;
             settle(&key, state, out);
             if state.is_empty() {
                 self.keys.remove(&key);

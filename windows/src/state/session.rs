@@ -13,7 +13,7 @@ use super::{Applied, Ctx, Out, WindowStore};
 use crate::aggregate::Aggregator;
 use crate::assign::{joins_session, session_of, WindowError};
 use crate::policy::{EmitMode, Policy};
-use crate::time::{EventTime, Millis};
+use crate::time::{EventTime, MaybeTime, Millis};
 use crate::window::Window;
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -43,21 +43,21 @@ pub(super) struct KeySessions<Acc, O> {
     sessions: SmallVec<[Session<Acc, O>; 1]>,
     /// When this key next needs attention (a fire or a drop); the queue holds
     /// an entry for it.
-    wake: Option<EventTime>,
+    wake: MaybeTime,
 }
 
 impl<Acc, O> Default for KeySessions<Acc, O> {
     fn default() -> Self {
         KeySessions {
             sessions: SmallVec::new(),
-            wake: None,
+            wake: MaybeTime::NONE,
         }
     }
 }
 
 impl<Acc, O> KeyState for KeySessions<Acc, O> {
     #[inline]
-    fn wake(&mut self) -> &mut Option<EventTime> {
+    fn wake(&mut self) -> &mut MaybeTime {
         &mut self.wake
     }
 
