@@ -72,6 +72,38 @@ pub trait Aggregator {
 /// integer never equals a float (`1` and `1.0` print differently), and
 /// floats compare by their IEEE total order (`-0.0 < 0.0`, NaN equals
 /// itself). For numeric order use [`Number::total_cmp`].
+///
+/// # Text
+///
+/// [`Display`](std::fmt::Display) writes the value as JSON, the text of
+/// result rows:
+///
+/// | value | text |
+/// | --- | --- |
+/// | an integer | its digits, exactly: `-42` |
+/// | a finite float | the shortest decimal that reads back as the same `f64` (Ryū), always with a fraction or an exponent so it reads as a float: `21.0`, `0.1`, `-0.0`, `1e30`, `5e-324` |
+/// | +∞, −∞, NaN | the JSON strings `"Infinity"`, `"-Infinity"`, `"NaN"` |
+///
+/// JSON numbers cannot be infinite or NaN, and `null` would read as "no
+/// value"; the strings are the spellings of the protobuf JSON mapping,
+/// which JavaScript's `Number`, Python's `float`, Java's
+/// `Double.parseDouble`, Go's `strconv.ParseFloat` and Rust's `f64::from_str`
+/// all read back. A correctly rounded reader gets every finite float back
+/// bit for bit (serde_json does with its `float_roundtrip` feature, not
+/// with its default, best-effort parser).
+///
+/// Inputs are finite; a result is not finite only when a float sum
+/// overflows the `f64` range (see [`SumValue`]).
+///
+/// ```
+/// use tidemark_windows::Number;
+/// assert_eq!(Number::Int(21).to_string(), "21");
+/// assert_eq!(Number::Float(21.0).to_string(), "21.0");
+/// assert_eq!(Number::Float(1e30).to_string(), "1e30");
+/// assert_eq!(Number::Float(5e-324).to_string(), "5e-324");
+/// assert_eq!(Number::Float(f64::INFINITY).to_string(), r#""Infinity""#);
+/// assert_eq!(Number::Float(f64::NAN).to_string(), r#""NaN""#);
+/// ```
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub enum Number {
     /// An integer.
@@ -99,20 +131,26 @@ impl Number {
     }
 }
 
-/// Writes a float as a JSON number (`null` when not finite).
+/// Writes a float as JSON: finite floats in their shortest round-trip form
+/// (see [`Number`]), non-finite ones as the strings `"Infinity"`,
+/// `"-Infinity"` and `"NaN"`.
 fn fmt_float(f: f64, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-        // Keep integral floats recognisably floats: `21.0`, not `21`.
-        write!(out, "{f:.1}")
-    } else if f.is_finite() {
-        write!(out, "{f}")
+    if f.is_finite() {
+        // Ryū's shortest form keeps `.0` on integral values below 1e16 and
+        // uses an exponent outside [1e-5, 1e16): a float never reads as an
+        // integer, and 5e-324 is 6 characters, not 326.
+        out.write_str(ryu::Buffer::new().format_finite(f))
+    } else if f.is_nan() {
+        out.write_str("\"NaN\"")
+    } else if f > 0.0 {
+        out.write_str("\"Infinity\"")
     } else {
-        out.write_str("null")
+        out.write_str("\"-Infinity\"")
     }
 }
 
-/// JSON number text: integers exactly, floats in their shortest
-/// round-trip form, non-finite floats as `null`.
+/// JSON text: integers exactly, floats in their shortest round-trip form,
+/// non-finite floats as strings (see [`Number`]).
 impl std::fmt::Display for Number {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
@@ -122,7 +160,7 @@ impl std::fmt::Display for Number {
     }
 }
 
-/// JSON number text, as for [`Number`].
+/// JSON text, as for [`Number`].
 impl std::fmt::Display for SumValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
@@ -225,7 +263,15 @@ impl SumParts {
 
     fn value(&self, has_float: bool) -> SumValue {
         if has_float {
-            SumValue::Float(self.int() as f64 + (self.float + self.compensation))
+            // Once the float part overflows, the compensation is ±∞ or NaN
+            // and means nothing: the sum is the overflowed part (±∞, or NaN
+            // when partial sums overflowed both ways).
+            let float = if self.float.is_finite() {
+                self.float + self.compensation
+            } else {
+                self.float
+            };
+            SumValue::Float(self.int() as f64 + float)
         } else {
             SumValue::Int(self.int())
         }
@@ -254,6 +300,11 @@ impl SumAcc {
 /// The result of a sum: exact for integers.
 ///
 /// Equality and [`Ord`] are structural and total, as for [`Number`].
+///
+/// A sum involving floats whose float part leaves the `f64` range is
+/// `Float(±∞)` (`NaN` if parts of it overflowed in opposite directions),
+/// written as the JSON strings `"Infinity"`, `"-Infinity"` or `"NaN"`; text
+/// as for [`Number`].
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub enum SumValue {
     /// Sum of integers, exact.
@@ -557,7 +608,7 @@ impl std::str::FromStr for AggKind {
 }
 
 /// The accumulator of [`Metrics`]: count, exact sum, min and max together,
-/// packed into 64 bytes (min and max as raw 8-byte values, every flag in
+/// packed into 64 bytes (min and max as raw 8-byte values, their kinds in
 /// one byte). Snapshots store it in its compact wire form.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(from = "MetricsWire", into = "MetricsWire")]
@@ -566,17 +617,20 @@ pub struct MetricsAcc {
     sum: SumParts,
     min: u64,
     max: u64,
-    /// Bit 0: a float was summed; bits 1–2: what `min` holds; bits 3–4:
-    /// what `max` holds (0 for nothing, `INT` or `FLOAT`).
+    /// Bits 0–1: what `min` holds; bits 2–3: what `max` holds (0 for
+    /// nothing, `INT` or `FLOAT`).
     flags: u8,
+    /// Whether a float was summed. A `bool`, not a bit of `flags`: its
+    /// unused values let `Option<MetricsAcc>` (and the `Option` of a pane
+    /// holding one) need no tag of its own, 8 bytes less per open window.
+    has_float: bool,
 }
 
 // A packed extreme's kind: 0 means none.
 const INT: u8 = 1;
 const FLOAT: u8 = 2;
-const HAS_FLOAT: u8 = 1;
-const MIN_SHIFT: u8 = 1;
-const MAX_SHIFT: u8 = 3;
+const MIN_SHIFT: u8 = 0;
+const MAX_SHIFT: u8 = 2;
 
 #[inline]
 fn pack(n: Number) -> (u64, u8) {
@@ -603,7 +657,7 @@ impl MetricsAcc {
 
     /// The exact sum.
     pub fn sum(&self) -> SumValue {
-        self.sum.value(self.flags & HAS_FLOAT != 0)
+        self.sum.value(self.has_float)
     }
 
     /// The smallest value, if any.
@@ -659,7 +713,7 @@ impl From<MetricsAcc> for MetricsWire {
         MetricsWire {
             count: acc.count,
             sum: acc.sum,
-            has_float: acc.flags & HAS_FLOAT != 0,
+            has_float: acc.has_float,
             min: acc.min(),
             max: acc.max(),
         }
@@ -671,7 +725,7 @@ impl From<MetricsWire> for MetricsAcc {
         let mut acc = MetricsAcc {
             count: w.count,
             sum: w.sum,
-            flags: u8::from(w.has_float),
+            has_float: w.has_float,
             ..MetricsAcc::default()
         };
         if let Some(n) = w.min {
@@ -749,17 +803,17 @@ impl Aggregator for Metrics {
     fn add(&self, acc: &mut MetricsAcc, input: &Number) {
         acc.count += 1;
         if acc.sum.add(*input) {
-            acc.flags |= HAS_FLOAT;
+            acc.has_float = true;
         }
         acc.keep_extremes(*input);
     }
 
     fn merge(&self, acc: &mut MetricsAcc, other: &MetricsAcc) {
         acc.count += other.count;
-        let other_float = other.flags & HAS_FLOAT != 0;
+        let other_float = other.has_float;
         acc.sum.merge(&other.sum, other_float);
         if other_float {
-            acc.flags |= HAS_FLOAT;
+            acc.has_float = true;
         }
         if let Some(v) = other.min() {
             if acc.min().is_none_or(|m| v.total_cmp(m) == Ordering::Less) {
@@ -802,6 +856,114 @@ impl Aggregator for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Finite floats of every kind: any bit pattern, integral values, and
+    /// ordinary magnitudes.
+    fn finite() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<u64>()
+                .prop_map(f64::from_bits)
+                .prop_filter("finite", |f| f.is_finite()),
+            any::<i64>().prop_map(|i| i as f64),
+            -1e6f64..1e6,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+        /// The text of a finite float is a valid JSON number that reads as
+        /// a float (not an integer) and parses back to the same `f64`, sign
+        /// of zero included; sums print the same way.
+        ///
+        /// serde_json checks the JSON; the round trip is checked with a
+        /// correctly rounded parser (`f64::from_str`): serde_json's default
+        /// float parser is best-effort (it reads `1.1918318642540781e142`
+        /// several units in the last place off), which would test
+        /// serde_json, not the text.
+        #[test]
+        fn float_text_round_trips(f in finite()) {
+            let text = Number::Float(f).to_string();
+            prop_assert_eq!(&SumValue::Float(f).to_string(), &text);
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| TestCaseError::fail(format!("{text:?} is not JSON: {e}")))?;
+            prop_assert!(json.is_f64(), "{text:?} does not read as a float");
+            let back: f64 = text
+                .parse()
+                .map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+            prop_assert_eq!(back.to_bits(), f.to_bits(), "{} read back as {}", text, back);
+            prop_assert!(text.len() <= 24, "{text:?} is not the shortest form");
+        }
+    }
+
+    #[test]
+    fn float_text_examples() {
+        for (f, text) in [
+            (21.0, "21.0"),
+            (-0.0, "-0.0"),
+            (0.1, "0.1"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e16"),
+            (1e30, "1e30"),
+            (1.5e-7, "1.5e-7"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e308"),
+        ] {
+            assert_eq!(Number::Float(f).to_string(), text);
+        }
+        assert_eq!(Number::Int(-42).to_string(), "-42");
+        assert_eq!(SumValue::Int(i128::MAX).to_string(), i128::MAX.to_string());
+    }
+
+    #[test]
+    fn non_finite_floats_are_json_strings() {
+        for (f, text) in [
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (f64::NAN, "NaN"),
+        ] {
+            let shown = Number::Float(f).to_string();
+            assert_eq!(SumValue::Float(f).to_string(), shown);
+            let json: serde_json::Value = serde_json::from_str(&shown).unwrap();
+            assert_eq!(json.as_str(), Some(text), "{shown}");
+            let back: f64 = text.parse().unwrap();
+            assert_eq!(back.is_nan(), f.is_nan());
+            if !f.is_nan() {
+                assert_eq!(back, f);
+            }
+        }
+    }
+
+    #[test]
+    fn an_overflowing_float_sum_is_infinite() {
+        let sum = |xs: &[f64]| {
+            let mut acc = SumAcc::default();
+            for x in xs {
+                acc.add(Number::Float(*x));
+            }
+            acc
+        };
+        let up = sum(&[f64::MAX, f64::MAX, -1.0]);
+        assert_eq!(up.value(), SumValue::Float(f64::INFINITY));
+        assert_eq!(up.value().to_string(), r#""Infinity""#);
+        let down = sum(&[-f64::MAX, -f64::MAX]);
+        assert_eq!(down.value(), SumValue::Float(f64::NEG_INFINITY));
+        let mut both = up;
+        both.merge(&down);
+        assert!(matches!(both.value(), SumValue::Float(f) if f.is_nan()));
+        // The shared accumulator of Metrics sums the same way.
+        let m = Metrics::new(&[AggKind::Sum, AggKind::Mean]);
+        let mut acc = MetricsAcc::default();
+        for x in [f64::MAX, f64::MAX] {
+            m.add(&mut acc, &Number::Float(x));
+        }
+        let out = m.finish(&acc);
+        assert_eq!(out.sum, Some(SumValue::Float(f64::INFINITY)));
+        assert_eq!(out.mean, Some(f64::INFINITY));
+        // Below the overflow, compensation still makes the sum exact.
+        assert_eq!(sum(&[1e308, 1.0, -1e308]).value(), SumValue::Float(1.0));
+    }
 
     #[test]
     fn accumulators_are_compact() {

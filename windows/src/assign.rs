@@ -58,17 +58,6 @@ pub enum WindowError {
 /// costs time in proportion to the windows it belongs to.
 pub const MAX_WINDOWS_PER_RECORD: i64 = 100_000;
 
-/// Maps an event time to the windows that contain it.
-///
-/// Implementations must be deterministic and must push windows in ascending
-/// `start` order; every pushed window must contain `time`. When a window that
-/// would contain `time` cannot be represented (its bounds overflow `i64`), the
-/// assigner returns [`WindowError::Unrepresentable`] and pushes nothing.
-pub trait WindowAssigner {
-    /// Pushes every window that contains `time` onto `out`.
-    fn assign(&self, time: EventTime, out: &mut Vec<Window>) -> Result<(), WindowError>;
-}
-
 /// The window kind of a job, as written in a job file.
 ///
 /// Windows are aligned to the epoch (plus `offset`), as in Flink.
@@ -185,7 +174,7 @@ impl std::fmt::Display for WindowSpec {
 /// Tumbling windows: `[offset + n*size, offset + (n+1)*size)`.
 ///
 /// ```
-/// use tidemark_windows::{Tumbling, Window, WindowAssigner};
+/// use tidemark_windows::{Tumbling, Window};
 /// let mut out = Vec::new();
 /// Tumbling::try_new(1000, 0).unwrap().assign(1500, &mut out).unwrap();
 /// assert_eq!(out, vec![Window::new(1000, 2000)]);
@@ -200,8 +189,10 @@ impl Tumbling {
     }
 }
 
-impl WindowAssigner for Tumbling {
-    fn assign(&self, time: EventTime, out: &mut Vec<Window>) -> Result<(), WindowError> {
+impl Tumbling {
+    /// Pushes the window that contains `time` onto `out`, as
+    /// [`Sliding::assign`].
+    pub fn assign(&self, time: EventTime, out: &mut Vec<Window>) -> Result<(), WindowError> {
         self.0.assign(time, out)
     }
 }
@@ -211,10 +202,12 @@ impl WindowAssigner for Tumbling {
 ///
 /// Every window is a union of consecutive panes of length
 /// `gcd(size, slide)`, so a record updates one pane whatever `size / slide`
-/// is, and a window's value is the merge of its panes when it fires.
+/// is, and a window's value is the merge of its panes when it fires. The
+/// window state works on panes ([`Sliding::pane_bounds`]) and never lists a
+/// record's windows; [`Sliding::assign`] lists them, for tests and tools.
 ///
 /// ```
-/// use tidemark_windows::{Sliding, Window, WindowAssigner};
+/// use tidemark_windows::{Sliding, Window};
 /// let mut out = Vec::new();
 /// Sliding::try_new(2000, 1000, 0).unwrap().assign(1500, &mut out).unwrap();
 /// assert_eq!(out, vec![Window::new(0, 2000), Window::new(1000, 3000)]);
@@ -365,8 +358,12 @@ impl Sliding {
     }
 }
 
-impl WindowAssigner for Sliding {
-    fn assign(&self, time: EventTime, out: &mut Vec<Window>) -> Result<(), WindowError> {
+impl Sliding {
+    /// Pushes every window that contains `time` onto `out`, in ascending
+    /// `start` order. When a window that would contain `time` cannot be
+    /// represented (its bounds overflow `i64`), returns
+    /// [`WindowError::Unrepresentable`] and pushes nothing.
+    pub fn assign(&self, time: EventTime, out: &mut Vec<Window>) -> Result<(), WindowError> {
         // Computed in i128 so that no intermediate value can overflow; a
         // window whose bounds leave the i64 range is reported, not wrapped.
         let (t, size, slide) = (time as i128, self.size as i128, self.slide as i128);

@@ -7,8 +7,9 @@
 //!   value)`; event times inside it may be out of order.
 //! - The **stream time** of a partition at a record is the largest event time
 //!   in that partition up to and including it. It never goes back.
-//! - The **partition watermark** is stream time − `D` (the delay of a
-//!   bounded watermark, [`watermark::Bounded`]); an ended partition has
+//! - The **partition watermark** is stream time − `D`, the delay of
+//!   [`Policy`] ([`time::watermark`]; bounded out-of-orderness is the one
+//!   kind of watermark, see [`watermark`]); an ended partition has
 //!   watermark +∞.
 //! - The **global watermark** is the minimum over partitions. The engine
 //!   carries it as the Timely frontier: records are applied in the order
@@ -31,6 +32,17 @@
 //!  allowed lateness                        ├──── L ────┤
 //!  a late record here updates the window ──┘           └── past here: dropped
 //! ```
+//!
+//! # Result numbers
+//!
+//! Result rows are JSON, and their numbers are written by the `Display` of
+//! [`Number`] and [`SumValue`]: counts and integer sums as exact integers;
+//! float results (a sum involving floats, a mean, a float min or max) in
+//! their shortest round-trip form, always recognisable as floats (`21.0`,
+//! `0.1`, `1e30`, `5e-324`). A float sum that overflows the `f64` range is
+//! not finite and is stated as one of the JSON strings `"Infinity"`,
+//! `"-Infinity"` or `"NaN"`, not as `null`, which would read as a missing
+//! value.
 //!
 //! # Examples
 //!
@@ -88,7 +100,7 @@ pub use aggregate::{
     AggKind, Aggregator, Count, Max, Mean, MetricValues, Metrics, MetricsAcc, Min, Number, Sum,
     SumAcc, SumValue,
 };
-pub use assign::{Sliding, Tumbling, WindowAssigner, WindowError, WindowSpec};
+pub use assign::{Sliding, Tumbling, WindowError, WindowSpec};
 pub use change::{Change, ChangeKind, Phase};
 pub use log::{evaluate, Evaluation, LogRecord};
 pub use policy::{EmitMode, Policy};

@@ -2,7 +2,9 @@
 //!
 //! Event times are epoch milliseconds in an `i64`. Every operation that could
 //! overflow at the `i64` extremes saturates (watermarks, fire times) or is
-//! checked and reported (window bounds, see [`crate::WindowError`]).
+//! checked and reported (window bounds, see [`crate::WindowError`]). An
+//! optional window end or wake time kept per key fits in 8 bytes
+//! (`MaybeTime`).
 
 /// An event time: milliseconds since the Unix epoch.
 pub type EventTime = i64;
@@ -44,4 +46,74 @@ pub(crate) fn gcd(mut a: i64, mut b: i64) -> i64 {
         b = t;
     }
     a.abs()
+}
+
+/// An optional window end or wake time in 8 bytes instead of the 16 of an
+/// `Option<EventTime>` (it is kept per key): `None` is stored as `i64::MIN`,
+/// which neither can be, as a window ends after its start and a wake time
+/// is a window end plus a non-negative lateness. Serialises as an
+/// `Option<EventTime>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MaybeTime(EventTime);
+
+impl MaybeTime {
+    /// No time.
+    pub(crate) const NONE: MaybeTime = MaybeTime(EventTime::MIN);
+
+    /// The time, if any.
+    #[inline]
+    pub(crate) fn get(self) -> Option<EventTime> {
+        (self.0 != EventTime::MIN).then_some(self.0)
+    }
+
+    /// `time`, which must be above `i64::MIN`.
+    #[inline]
+    pub(crate) fn some(time: EventTime) -> Self {
+        debug_assert!(time != EventTime::MIN, "i64::MIN is no window end");
+        MaybeTime(time)
+    }
+}
+
+impl From<Option<EventTime>> for MaybeTime {
+    #[inline]
+    fn from(time: Option<EventTime>) -> Self {
+        time.map_or(MaybeTime::NONE, MaybeTime::some)
+    }
+}
+
+impl serde::Serialize for MaybeTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MaybeTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Option::<EventTime>::deserialize(d)? {
+            Some(EventTime::MIN) => Err(serde::de::Error::custom(
+                "i64::MIN cannot be a window end or wake time",
+            )),
+            time => Ok(MaybeTime(time.unwrap_or(EventTime::MIN))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maybe_time_is_an_option_in_eight_bytes() {
+        assert_eq!(std::mem::size_of::<MaybeTime>(), 8);
+        for t in [None, Some(EventTime::MIN + 1), Some(0), Some(END_OF_TIME)] {
+            let m = MaybeTime::from(t);
+            assert_eq!(m.get(), t);
+            // Snapshots keep the wire form of an Option<EventTime>.
+            let bytes = postcard::to_allocvec(&m).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&t).unwrap());
+            assert_eq!(postcard::from_bytes::<MaybeTime>(&bytes).unwrap(), m);
+        }
+        let bad = postcard::to_allocvec(&Some(EventTime::MIN)).unwrap();
+        assert!(postcard::from_bytes::<MaybeTime>(&bad).is_err());
+    }
 }

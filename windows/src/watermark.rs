@@ -1,24 +1,25 @@
-//! Watermark generators: a partition's watermark as a function of that
-//! partition's own records.
+//! Stream time: the largest event time a partition has shown so far, the
+//! one quantity its watermark is derived from.
+//!
+//! There is one kind of watermark, bounded out-of-orderness: a partition's
+//! watermark is its stream time − `D` ([`crate::time::watermark`]), with `D`
+//! the policy's delay ([`crate::Policy::delay`]). Because the engine applies
+//! records in stream-time order, the global watermark is the frontier − `D`
+//! and lateness is a function of the log alone; a watermark computed any
+//! other way would not fit that model, so none can be plugged in.
 
-use crate::time::{watermark, EventTime, Millis, END_OF_TIME};
-
-/// Derives a partition's watermark from that partition's own records.
-///
-/// The returned watermark must never decrease: the engine relies on it to
-/// hold its progress capabilities, and a decreasing watermark would make
-/// lateness depend on timing.
-pub trait WatermarkGenerator {
-    /// Observes one record's event time and returns the partition watermark
-    /// after it.
-    fn on_event(&mut self, time: EventTime) -> EventTime;
-    /// The watermark once the partition has ended: +∞.
-    fn on_end(&mut self) -> EventTime {
-        END_OF_TIME
-    }
-}
+use crate::time::EventTime;
 
 /// Tracks a partition's stream time: the largest event time so far.
+///
+/// ```
+/// use tidemark_windows::time::watermark;
+/// use tidemark_windows::watermark::StreamTime;
+/// let mut s = StreamTime::new();
+/// assert_eq!(s.observe(1_000), 1_000);
+/// assert_eq!(s.observe(950), 1_000); // out of order: stream time holds
+/// assert_eq!(watermark(s.observe(1_200), 100), 1_100); // delay 100 ms
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StreamTime(Option<EventTime>);
 
@@ -44,37 +45,5 @@ impl StreamTime {
     /// The stream time so far (`None` before the first record).
     pub fn get(&self) -> Option<EventTime> {
         self.0
-    }
-}
-
-/// Bounded out-of-orderness: watermark = stream time − `delay`
-/// (`delay = 0` is the monotonic watermark).
-///
-/// ```
-/// use tidemark_windows::watermark::{Bounded, WatermarkGenerator};
-/// let mut g = Bounded::new(100);
-/// assert_eq!(g.on_event(1_000), 900);
-/// assert_eq!(g.on_event(950), 900); // out of order: the watermark holds
-/// assert_eq!(g.on_event(1_200), 1_100);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Bounded {
-    delay: Millis,
-    stream_time: StreamTime,
-}
-
-impl Bounded {
-    /// A generator with delay `delay` ms.
-    pub fn new(delay: Millis) -> Self {
-        Bounded {
-            delay,
-            stream_time: StreamTime::new(),
-        }
-    }
-}
-
-impl WatermarkGenerator for Bounded {
-    fn on_event(&mut self, time: EventTime) -> EventTime {
-        watermark(self.stream_time.observe(time), self.delay)
     }
 }

@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 use tidemark_windows::assign::joins_session;
-use tidemark_windows::{Sliding, Tumbling, Window, WindowAssigner, WindowError, WindowSpec};
+use tidemark_windows::{Sliding, Tumbling, Window, WindowError, WindowSpec};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
