@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod gen;
+pub mod loud;
 pub mod run;
 
 use std::process::ExitCode;

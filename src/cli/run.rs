@@ -11,7 +11,10 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tidemark::engine::{Parallelism, Stats, Summary};
+use tidemark::spec::OutputPath;
 use tidemark::{JobError, JobSpec};
+
+use super::loud::{summary_notes, DeadLetterEcho, Destinations};
 
 /// Flags of `tidemark run`: the job's options (each also a key of the job
 /// file) and the options of this run only.
@@ -89,12 +92,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(cluster) = args.cluster(workers)? {
         builder = builder.parallelism(cluster);
     }
+    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(Progress::new);
+    // Without a dead-letter file the bad lines are shown, not dropped.
+    let echo = match &spec.dead_letter {
+        Some(_) => None,
+        None => {
+            let (sink, count) = DeadLetterEcho::new(progress.as_ref().map(Progress::bar));
+            builder = builder.dead_letter_sink(sink);
+            Some(count)
+        }
+    };
     let job = builder.build()?;
     let delay = job.config().policy.delay;
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
-    let progress = (!args.quiet && std::io::stderr().is_terminal())
-        .then(|| Progress::start(Arc::clone(&stats), delay));
+    let progress = progress.map(|p| p.start(Arc::clone(&stats), delay));
     let signals = Signals::watch(Arc::clone(&stats))?;
     let result = job.run_with(Arc::clone(&stats));
     if let Some(p) = progress {
@@ -114,7 +126,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
     };
     if !args.quiet {
-        print_summary(&summary, started.elapsed(), delay);
+        let to = Destinations {
+            dead_letter: spec.dead_letter.as_ref().map(output_name),
+            echo,
+        };
+        print_summary(&summary, started.elapsed(), &to);
     }
     if let Some((signal, name)) = signals.received() {
         return Err(super::Interrupted {
@@ -125,6 +141,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// How the summary names an output.
+fn output_name(path: &OutputPath) -> String {
+    match path {
+        OutputPath::Stdout => "standard output".into(),
+        OutputPath::File(p) => p.display().to_string(),
+    }
 }
 
 fn watermark_text(w: Option<i64>) -> String {
@@ -178,7 +202,7 @@ impl Signals {
     }
 }
 
-fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
+fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations) {
     let secs = elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "tidemark: {} records from {} partition(s) in {:.2} s ({:.0} records/s)",
@@ -191,6 +215,9 @@ fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
         "  windows emitted {}, corrections {}, late dropped {}, late applied {}, dead letters {}",
         s.windows_emitted, s.corrections, s.late_dropped, s.late_applied, s.dead_letters
     );
+    for note in summary_notes(s, to) {
+        eprintln!("  {note}");
+    }
     if s.idle_releases > 0 {
         eprintln!(
             "  idle partitions released {} time(s) (--idle-after): results may depend on timing",
@@ -206,22 +233,37 @@ fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
     }
 }
 
-/// A progress bar fed from the job's counters by a polling thread.
+/// A progress bar, made before the job (so that dead letters can be
+/// printed around it) and fed from the job's counters by a polling thread.
 struct Progress {
+    bar: ProgressBar,
+}
+
+/// A running [`Progress`].
+struct Running {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Progress {
-    fn start(stats: Arc<Stats>, delay: i64) -> Progress {
+    fn new() -> Progress {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        Progress { bar }
+    }
+
+    fn bar(&self) -> ProgressBar {
+        self.bar.clone()
+    }
+
+    fn start(self, stats: Arc<Stats>, delay: i64) -> Running {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let bar = self.bar;
         let thread = std::thread::spawn(move || {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
             while !flag.load(Ordering::Relaxed) {
                 let s = stats.summary(delay);
                 let wm = match s.final_watermark {
@@ -241,9 +283,11 @@ impl Progress {
             }
             bar.finish_and_clear();
         });
-        Progress { stop, thread }
+        Running { stop, thread }
     }
+}
 
+impl Running {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();

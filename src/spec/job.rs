@@ -327,14 +327,15 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub late: Option<OutputPath>,
 
-    /// File for records that could not be decoded (default: discarded).
+    /// File for records that could not be decoded (default: the first few
+    /// are shown on standard error by `tidemark run`, the rest counted).
     #[cfg_attr(
         feature = "cli",
         arg(
             long,
             value_name = "PATH",
             help_heading = "Output",
-            help = help("File for lines that could not be decoded, with partition, offset and reason", "discarded")
+            help = help("File for lines that could not be decoded, with partition, offset and reason", "shown on standard error, the first 5, and counted in the summary")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
