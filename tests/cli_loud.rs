@@ -1,11 +1,14 @@
 //! The loud defaults of `tidemark run`, through the binary: dead letters
-//! without a file are shown on standard error and counted in the summary.
+//! without a file are shown on standard error and counted in the summary;
+//! a run whose lines are mostly bad fails (exit 1) with a hint naming the
+//! likely cause (wrong field name, time format, format, header).
 //!
 //! Run with `cargo test --test cli_loud`.
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tidemark"))
@@ -139,4 +142,304 @@ fn dead_letters_without_a_file_are_shown_and_counted() {
     assert_eq!(dead.lines().count(), 7, "{dead}");
     assert_eq!(filed.stdout(), shown.stdout(), "the results do not change");
     assert_eq!(shown.stdout().lines().count(), 2, "{}", shown.describe());
+}
+
+#[test]
+fn a_run_of_only_bad_lines_fails_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text: String = (0..3)
+        .map(|i| format!("{{\"user\":\"u{i}\",\"ts\":{},\"amount\":5}}\n", 1000 * i))
+        .collect();
+    fs::write(tmp.path().join("in.jsonl"), text).unwrap();
+    let base = ["--input", "in.jsonl", "--window", "tumbling:1s"];
+    // No --key: every record lacks the default "key".
+    run_in(tmp.path(), &base).expect(
+        1,
+        &[
+            "error: 3 of 3 lines read (100%) could not be decoded, more than --max-bad-ratio 0.5 allows\n",
+            "hint: the records have no field \"key\" (--key, the default): the line at partition 0, offset 0 has the fields \"amount\", \"ts\", \"user\"; perhaps --key user\n",
+            "  first bad line, at partition 0, offset 0: missing field \"key\"\n",
+        ],
+    );
+    // The same in quiet mode: the failure is not a summary.
+    run_in(tmp.path(), &[&base[..], &["--quiet"]].concat())
+        .expect(1, &["error: 3 of 3 lines read (100%) could not be decoded"]);
+    // Allowed: it runs, writes nothing and says why.
+    let allowed = run_in(tmp.path(), &[&base[..], &["--max-bad-ratio", "1"]].concat());
+    allowed.expect(0, &["dead letters: 3 lines could not be decoded"]);
+    assert!(allowed.stdout().is_empty());
+    // With the key named, the value field is the one missing.
+    run_in(tmp.path(), &[&base[..], &["--key", "user"]].concat()).expect(
+        1,
+        &["hint: the records have no field \"value\" (--value, the default): the line at partition 0, offset 0 has the fields \"amount\", \"ts\", \"user\"; perhaps --value amount\n"],
+    );
+    // With both, it works.
+    let good = run_in(
+        tmp.path(),
+        &[&base[..], &["--key", "user", "--value", "amount", "-q"]].concat(),
+    );
+    good.expect(0, &[]);
+    assert_eq!(good.stdout().lines().count(), 3);
+}
+
+#[test]
+fn the_ratio_is_checked_against_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 1 bad line of 4: 25%.
+    let text = [
+        json_line("a", 1000, 1),
+        "oops\n".into(),
+        json_line("a", 1100, 1),
+        json_line("a", 1200, 1),
+    ]
+    .concat();
+    fs::write(tmp.path().join("in.jsonl"), text).unwrap();
+    let base = ["--input", "in.jsonl", "--window", "tumbling:1s", "-q"];
+    run_in(tmp.path(), &base).expect(0, &["bad line at partition 0, offset 1"]);
+    for (limit, code) in [("0.25", 0), ("25%", 0), ("0.2", 1), ("0", 1), ("1", 0)] {
+        let r = run_in(
+            tmp.path(),
+            &[&base[..], &["--max-bad-ratio", limit]].concat(),
+        );
+        assert_eq!(
+            r.code(),
+            Some(code),
+            "--max-bad-ratio {limit}: {}",
+            r.describe()
+        );
+        // The results are written either way.
+        assert!(r.stdout().contains("\"count\":3"), "{}", r.describe());
+    }
+    run_in(tmp.path(), &[&base[..], &["--max-bad-ratio", "0.2"]].concat()).expect(
+        1,
+        &["error: 1 of 4 lines read (25%) could not be decoded, more than --max-bad-ratio 0.2 allows"],
+    );
+    // As a job-file key, a number or a percentage.
+    fs::write(tmp.path().join("job.toml"), "max-bad-ratio = \"10%\"\n").unwrap();
+    run_in(tmp.path(), &[&base[..], &["--job", "job.toml"]].concat())
+        .expect(1, &["more than --max-bad-ratio 0.1 allows"]);
+    // With --on-bad-record fail the first bad line stops the run instead.
+    run_in(
+        tmp.path(),
+        &[
+            &base[..],
+            &["--on-bad-record", "fail", "--max-bad-ratio", "0"],
+        ]
+        .concat(),
+    )
+    .expect(1, &["partition 0 at offset 1"]);
+}
+
+#[test]
+fn rfc3339_times_read_as_epoch_ms_name_the_time_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text: String = (0..4)
+        .map(|i| format!("{{\"key\":\"a\",\"ts\":\"2026-11-01T10:00:0{i}Z\",\"value\":1}}\n"))
+        .collect();
+    fs::write(tmp.path().join("in.jsonl"), text).unwrap();
+    let base = ["--input", "in.jsonl", "--window", "tumbling:1s"];
+    run_in(tmp.path(), &base).expect(
+        1,
+        &[
+            "error: 4 of 4 lines read (100%) could not be decoded",
+            "hint: the times in field \"ts\" (--time, the default) are RFC 3339 text (\"2026-11-01T10:00:00Z\"), but they are read with --time-format epoch-ms (the default): add --time-format rfc3339\n",
+        ],
+    );
+    let fixed = run_in(
+        tmp.path(),
+        &[&base[..], &["--time-format", "rfc3339", "-q"]].concat(),
+    );
+    fixed.expect(0, &[]);
+    assert_eq!(fixed.stdout().lines().count(), 4);
+    // The other way round: epoch milliseconds read as RFC 3339.
+    fs::write(
+        tmp.path().join("ms.jsonl"),
+        json_line("a", 1_793_610_000_000, 1),
+    )
+    .unwrap();
+    run_in(
+        tmp.path(),
+        &["--input", "ms.jsonl", "--window", "tumbling:1s", "--time-format", "rfc3339"],
+    )
+    .expect(
+        1,
+        &["hint: the times in field \"ts\" (--time, the default) are numbers, milliseconds since 1970 by their size, but they are read with --time-format rfc3339: use --time-format epoch-ms\n"],
+    );
+}
+
+#[test]
+fn the_wrong_format_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json: String = (0..3).map(|i| json_line("a", 1000 + i, 1)).collect();
+    fs::write(tmp.path().join("in.jsonl"), &json).unwrap();
+    run_in(
+        tmp.path(),
+        &[
+            "--input",
+            "in.jsonl",
+            "--window",
+            "tumbling:1s",
+            "--format",
+            "csv",
+            "--key",
+            "0",
+            "--time",
+            "1",
+            "--value",
+            "2",
+        ],
+    )
+    .expect(
+        1,
+        &["hint: the lines are JSON objects, but they are read as CSV: use --format jsonl\n"],
+    );
+    // A .csv name makes CSV the default format: the hint says so.
+    fs::write(tmp.path().join("events.csv"), &json).unwrap();
+    run_in(
+        tmp.path(),
+        &[
+            "--input", "events.csv", "--window", "tumbling:1s", "--key", "0", "--time", "1",
+            "--value", "2",
+        ],
+    )
+    .expect(
+        1,
+        &["hint: the lines are JSON objects, but they are read as CSV (the input path ends in .csv): use --format jsonl\n"],
+    );
+    // CSV read as JSON lines.
+    fs::write(
+        tmp.path().join("rows.txt"),
+        "a,1000,1\nb,1200,2\nc,1300,3\n",
+    )
+    .unwrap();
+    run_in(tmp.path(), &["--input", "rows.txt", "--window", "tumbling:1s"]).expect(
+        1,
+        &["hint: the lines look like CSV, but they are read as JSON lines: use --format csv (and --header if the first line names the columns)\n"],
+    );
+}
+
+#[test]
+fn csv_headers_missing_or_taken_for_data_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    fs::create_dir_all(&dir).unwrap();
+    for p in 0..2 {
+        fs::write(
+            dir.join(format!("part-{p}.csv")),
+            format!("key,ts,value\na,{},1\nb,{},2\n", 1000 + p, 1500 + p),
+        )
+        .unwrap();
+    }
+    let columns = ["--key", "0", "--time", "1", "--value", "2"];
+    let base = [
+        &[
+            "--input",
+            "in",
+            "--window",
+            "tumbling:1s",
+            "--format",
+            "csv",
+        ][..],
+        &columns,
+    ]
+    .concat();
+    // Two header lines of six: shown, but within the default limit.
+    let r = run_in(tmp.path(), &base);
+    r.expect(
+        0,
+        &[
+            "tidemark: bad line at partition 0, offset 0: invalid time \"ts\" for format epoch-ms in field \"1\"\n    key,ts,value\n",
+            "tidemark: bad line at partition 1, offset 0:",
+        ],
+    );
+    run_in(tmp.path(), &[&base[..], &["--max-bad-ratio", "0.25"]].concat()).expect(
+        1,
+        &[
+            "error: 2 of 6 lines read (33%) could not be decoded, more than --max-bad-ratio 0.25 allows",
+            "hint: the first line of partition 0 names the columns (\"key\", \"ts\", \"value\"), but without --header it is read as a record: add --header, then --key, --time and --value name columns\n",
+        ],
+    );
+    let fixed = run_in(
+        tmp.path(),
+        &[
+            "--input",
+            "in",
+            "--window",
+            "tumbling:1s",
+            "--format",
+            "csv",
+            "--header",
+            "-q",
+        ],
+    );
+    fixed.expect(0, &[]);
+    assert_eq!(fixed.stdout().lines().count(), 2, "{}", fixed.describe());
+    assert!(fixed.stderr().is_empty(), "{}", fixed.describe());
+
+    // --header on files without one: the first record is taken for names.
+    fs::write(
+        tmp.path().join("rows.csv"),
+        "a,1000,1\nb,1200,2\nc,1300,3\n",
+    )
+    .unwrap();
+    run_in(tmp.path(), &["--input", "rows.csv", "--window", "tumbling:1s", "--header"]).expect(
+        1,
+        &["hint: with --header the first line of \"rows.csv\" (a,1000,1) is taken for the column names, but it looks like a record: drop --header and give --key, --time and --value as column numbers (0, 1, ...)\n"],
+    );
+
+    // A header whose names differ from the job's.
+    fs::write(
+        tmp.path().join("named.csv"),
+        "user,ts,value\na,1000,1\nb,1200,2\n",
+    )
+    .unwrap();
+    run_in(tmp.path(), &["--input", "named.csv", "--window", "tumbling:1s", "--header"]).expect(
+        1,
+        &["hint: the records have no field \"key\" (--key, the default): the header of \"named.csv\" names the columns \"user\", \"ts\", \"value\"; perhaps --key user\n"],
+    );
+}
+
+#[test]
+fn a_followed_run_of_bad_lines_stops_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    fs::create_dir_all(&dir).unwrap();
+    let text: String = (0..150)
+        .map(|i| format!("{{\"user\":\"a\",\"ts\":{},\"value\":1}}\n", 100 * i))
+        .collect();
+    fs::write(dir.join("part-0.jsonl"), text).unwrap();
+    let mut child = bin()
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            "--input",
+            "in",
+            "--follow",
+            "--window",
+            "tumbling:1s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("a followed run of bad lines is still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = Run {
+        out: child.wait_with_output().unwrap(),
+    };
+    r.expect(
+        1,
+        &[
+            "tidemark: 150 of the first 150 lines read could not be decoded (more than --max-bad-ratio 0.5): stopping\n",
+            "error: 150 of 150 lines read (100%) could not be decoded, more than --max-bad-ratio 0.5 allows; the run was stopped, its outputs hold every result the watermark completed",
+            "hint: the records have no field \"key\" (--key, the default)",
+        ],
+    );
 }

@@ -1,19 +1,29 @@
 //! The loud defaults of `tidemark run`: dead letters without a file are
-//! shown on standard error, and the summary says where they went.
+//! shown on standard error, the summary says where they went, and a run in
+//! which too many lines were bad fails ([`TooManyBad`], checked by
+//! [`BadLineWatch`] while a followed run goes and from the summary at the
+//! end).
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use indicatif::ProgressBar;
-use tidemark::engine::{Frontier, Sink, Summary};
+use tidemark::engine::{Frontier, Sink, Stats, Summary};
 use tidemark::sources::DeadLetter;
+use tidemark::spec::BadRatio;
 
 /// How many dead letters are shown on standard error when they have no file.
 pub const SHOWN_DEAD_LETTERS: u64 = 5;
 
 /// The most characters of a bad line shown on standard error.
 const SHOWN_RAW: usize = 160;
+
+/// A followed run is judged by its share of bad lines once it has read
+/// this many lines (a bounded run only at its end, so that its verdict is a
+/// function of its input, not of timing).
+pub const EARLY_CHECK_LINES: u64 = 100;
 
 /// Where a dead letter came from, for people: `partition P, offset O`.
 pub fn location(d: &DeadLetter) -> String {
@@ -96,6 +106,92 @@ impl Sink<DeadLetter> for DeadLetterEcho {
     }
 }
 
+/// A run whose share of bad lines was more than `--max-bad-ratio`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{bad} of {read} lines read ({percent}) could not be decoded, more than --max-bad-ratio {limit} allows{stopped}",
+    percent = percent(*bad, *read),
+    stopped = if *stopped_early {
+        format!("; the run was stopped, its outputs hold every result the watermark completed ({watermark})")
+    } else {
+        String::new()
+    }
+)]
+pub struct TooManyBad {
+    /// Bad lines.
+    pub bad: u64,
+    /// Lines read, good and bad.
+    pub read: u64,
+    /// The limit.
+    pub limit: BadRatio,
+    /// Whether the run was stopped for it before its input ended.
+    pub stopped_early: bool,
+    /// Where the outputs are complete, for people.
+    pub watermark: String,
+    /// The likely cause and its remedy.
+    pub hint: String,
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    let p = 100.0 * part as f64 / whole.max(1) as f64;
+    if p == 100.0 || p == 0.0 || p >= 10.0 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+/// Watches the counters of a followed run and stops it once it has read
+/// [`EARLY_CHECK_LINES`] lines of which more than the limit were bad.
+pub struct BadLineWatch {
+    done: Arc<AtomicBool>,
+    tripped: Arc<Mutex<Option<(u64, u64)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BadLineWatch {
+    /// Starts watching `stats` (only when `follow`; otherwise a watch that
+    /// never trips).
+    pub fn start(stats: Arc<Stats>, limit: BadRatio, follow: bool) -> BadLineWatch {
+        let done = Arc::new(AtomicBool::new(false));
+        let tripped: Arc<Mutex<Option<(u64, u64)>>> = Arc::default();
+        let thread = follow.then(|| {
+            let (done, tripped) = (Arc::clone(&done), Arc::clone(&tripped));
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let bad = stats.dead_letters.load(Ordering::Relaxed);
+                    let read = bad + stats.records.load(Ordering::Relaxed);
+                    if read >= EARLY_CHECK_LINES && limit.exceeded(bad, read) {
+                        if let Ok(mut t) = tripped.lock() {
+                            *t = Some((bad, read));
+                        }
+                        eprintln!(
+                            "tidemark: {bad} of the first {read} lines read could not be decoded (more than --max-bad-ratio {limit}): stopping"
+                        );
+                        stats.request_stop();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        });
+        BadLineWatch {
+            done,
+            tripped,
+            thread,
+        }
+    }
+
+    /// Stops watching; the (bad, read) counts if the watch stopped the run.
+    pub fn finish(mut self) -> Option<(u64, u64)> {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.tripped.lock().ok().and_then(|t| *t)
+    }
+}
+
 /// Where the summary says the dead letters went.
 pub struct Destinations {
     /// The dead-letter file, if any.
@@ -142,5 +238,12 @@ mod tests {
         assert_eq!(shorten("abc", 5), "abc");
         assert_eq!(shorten("äöüßé", 3), "äöü...");
         assert_eq!(shorten("a\tb", 5), "a b");
+    }
+
+    #[test]
+    fn percent_is_short() {
+        assert_eq!(percent(3, 3), "100%");
+        assert_eq!(percent(1, 3), "33%");
+        assert_eq!(percent(1, 200), "0.5%");
     }
 }

@@ -11,10 +11,10 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tidemark::engine::{Parallelism, Stats, Summary};
-use tidemark::spec::OutputPath;
+use tidemark::spec::{OnBadRecord, OutputPath};
 use tidemark::{JobError, JobSpec};
 
-use super::loud::{summary_notes, DeadLetterEcho, Destinations};
+use super::loud::{summary_notes, BadLineWatch, DeadLetterEcho, Destinations, TooManyBad};
 
 /// Flags of `tidemark run`: the job's options (each also a key of the job
 /// file) and the options of this run only.
@@ -108,7 +108,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let progress = progress.map(|p| p.start(Arc::clone(&stats), delay));
     let signals = Signals::watch(Arc::clone(&stats))?;
+    let fail_on_bad = spec.on_bad_record == Some(OnBadRecord::Fail);
+    let limit = spec.max_bad_ratio();
+    let watch = BadLineWatch::start(
+        Arc::clone(&stats),
+        limit,
+        !fail_on_bad && spec.follow == Some(true),
+    );
     let result = job.run_with(Arc::clone(&stats));
+    let tripped = watch.finish();
     if let Some(p) = progress {
         p.stop();
     }
@@ -132,11 +140,28 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         print_summary(&summary, started.elapsed(), &to);
     }
+    let watermark = watermark_text(summary.final_watermark);
+    let (bad, read) =
+        tripped.unwrap_or((summary.dead_letters, summary.records + summary.dead_letters));
+    if !fail_on_bad && limit.exceeded(bad, read) {
+        if let Some((_, name)) = signals.received() {
+            eprintln!("tidemark: stopped by {name}");
+        }
+        return Err(TooManyBad {
+            bad,
+            read,
+            limit,
+            stopped_early: tripped.is_some(),
+            watermark,
+            hint: super::diagnose::diagnose(&spec),
+        }
+        .into());
+    }
     if let Some((signal, name)) = signals.received() {
         return Err(super::Interrupted {
             signal,
             name,
-            watermark: watermark_text(summary.final_watermark),
+            watermark,
         }
         .into());
     }
