@@ -1,7 +1,9 @@
 //! The loud defaults of `tidemark run`, through the binary: dead letters
 //! without a file are shown on standard error and counted in the summary;
 //! a run whose lines are mostly bad fails (exit 1) with a hint naming the
-//! likely cause (wrong field name, time format, format, header).
+//! likely cause (wrong field name, time format, format, header); late
+//! records without a file and records in no window are counted in the
+//! summary.
 //!
 //! Run with `cargo test --test cli_loud`.
 
@@ -441,5 +443,57 @@ fn a_followed_run_of_bad_lines_stops_itself() {
             "error: 150 of 150 lines read (100%) could not be decoded, more than --max-bad-ratio 0.5 allows; the run was stopped, its outputs hold every result the watermark completed",
             "hint: the records have no field \"key\" (--key, the default)",
         ],
+    );
+}
+
+#[test]
+fn records_in_no_window_and_late_records_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    // sliding:1s/2s covers [0, 1s), [2s, 3s), ...: 1500 and 3500 fall in gaps.
+    let text: String = [500, 1500, 2500, 3500]
+        .iter()
+        .map(|&t| json_line("a", t, 1))
+        .collect();
+    fs::write(tmp.path().join("in.jsonl"), text).unwrap();
+    let r = run_in(
+        tmp.path(),
+        &["--input", "in.jsonl", "--window", "sliding:1s/2s"],
+    );
+    r.expect(
+        0,
+        &["  records in no window: 2 (sliding:1s/2s leaves gaps: each 2s slide, windows cover only 1s, so a record between two windows is in none; a slide at most the size places every record)\n"],
+    );
+    assert_eq!(r.stdout().lines().count(), 2, "{}", r.describe());
+    let covered = run_in(
+        tmp.path(),
+        &["--input", "in.jsonl", "--window", "sliding:2s/1s"],
+    );
+    covered.expect(0, &[]);
+    assert!(
+        !covered.stderr().contains("no window"),
+        "{}",
+        covered.describe()
+    );
+
+    // A record too late, without --late: counted, with the flag to keep it.
+    fs::write(
+        tmp.path().join("late.jsonl"),
+        [json_line("a", 1500, 1), json_line("a", 500, 2)].concat(),
+    )
+    .unwrap();
+    let late = ["--input", "late.jsonl", "--window", "tumbling:1s"];
+    run_in(tmp.path(), &late).expect(
+        0,
+        &["  late records: 1 dropped as too late for their window (see --delay and --lateness); --late FILE keeps them\n"],
+    );
+    let kept = run_in(
+        tmp.path(),
+        &[&late[..], &["--late", "late-out.jsonl"]].concat(),
+    );
+    kept.expect(0, &["late dropped 1"]);
+    assert!(
+        !kept.stderr().contains("late records:"),
+        "{}",
+        kept.describe()
     );
 }

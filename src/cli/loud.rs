@@ -1,8 +1,8 @@
 //! The loud defaults of `tidemark run`: dead letters without a file are
-//! shown on standard error, the summary says where they went, and a run in
-//! which too many lines were bad fails ([`TooManyBad`], checked by
-//! [`BadLineWatch`] while a followed run goes and from the summary at the
-//! end).
+//! shown on standard error, a run in which too many lines were bad fails
+//! ([`TooManyBad`], checked by [`BadLineWatch`] while a followed run goes and
+//! from the summary at the end), and the summary names what went nowhere
+//! (dead letters and late records without a file, records in no window).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +12,8 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 use tidemark::engine::{Frontier, Sink, Stats, Summary};
 use tidemark::sources::DeadLetter;
-use tidemark::spec::BadRatio;
+use tidemark::spec::{BadRatio, JobWindow};
+use tidemark::windows::WindowSpec;
 
 /// How many dead letters are shown on standard error when they have no file.
 pub const SHOWN_DEAD_LETTERS: u64 = 5;
@@ -192,15 +193,21 @@ impl BadLineWatch {
     }
 }
 
-/// Where the summary says the dead letters went.
+/// Where the summary says the dead letters and late records went.
 pub struct Destinations {
     /// The dead-letter file, if any.
     pub dead_letter: Option<String>,
+    /// The late file, if any.
+    pub late: Option<String>,
     /// The dead-letter echo's counts, when there is no dead-letter file.
     pub echo: Option<Arc<EchoCount>>,
+    /// The job's window.
+    pub window: Option<JobWindow>,
 }
 
-/// The summary lines about where the dead letters went.
+/// The summary lines about what went nowhere or needs a look: dead letters
+/// (with or without a file), late records without a file, records in no
+/// window.
 pub fn summary_notes(s: &Summary, to: &Destinations) -> Vec<String> {
     let mut notes = Vec::new();
     if s.dead_letters > 0 {
@@ -226,7 +233,29 @@ pub fn summary_notes(s: &Summary, to: &Destinations) -> Vec<String> {
             }
         });
     }
+    if s.late_dropped > 0 && to.late.is_none() {
+        notes.push(format!(
+            "late records: {} dropped as too late for their window (see --delay and --lateness); --late FILE keeps them",
+            s.late_dropped
+        ));
+    }
+    if s.unassigned > 0 {
+        let why = match to.window.map(|w| (w, w.spec())) {
+            Some((w, WindowSpec::Sliding { size, slide, .. })) if slide > size => format!(
+                "{w} leaves gaps: each {} slide, windows cover only {}, so a record between two windows is in none; a slide at most the size places every record",
+                duration(slide),
+                duration(size)
+            ),
+            _ => "no window could be formed for their event time; they are in the dead letters"
+                .to_owned(),
+        };
+        notes.push(format!("records in no window: {} ({why})", s.unassigned));
+    }
     notes
+}
+
+fn duration(ms: i64) -> String {
+    tidemark::spec::DurationMs::new(ms).map_or_else(|_| format!("{ms}ms"), |d| d.to_string())
 }
 
 #[cfg(test)]
@@ -245,5 +274,22 @@ mod tests {
         assert_eq!(percent(3, 3), "100%");
         assert_eq!(percent(1, 3), "33%");
         assert_eq!(percent(1, 200), "0.5%");
+    }
+
+    #[test]
+    fn gaps_of_sliding_windows_are_explained() {
+        let s = Summary {
+            unassigned: 4,
+            ..Summary::default()
+        };
+        let to = Destinations {
+            dead_letter: None,
+            late: None,
+            echo: None,
+            window: Some("sliding:1s/2s".parse().unwrap()),
+        };
+        let notes = summary_notes(&s, &to);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with("records in no window: 4 (sliding:1s/2s leaves gaps"));
     }
 }

@@ -136,7 +136,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if !args.quiet {
         let to = Destinations {
             dead_letter: spec.dead_letter.as_ref().map(output_name),
+            late: spec.late.as_ref().map(output_name),
             echo,
+            window: spec.window,
         };
         print_summary(&summary, started.elapsed(), &to);
     }
