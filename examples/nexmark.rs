@@ -18,7 +18,7 @@
 //! watermark delay is 0 (the bids of one generator are in time order).
 //!
 //! Throughput is reported two ways, both over the process's CPU time during
-//! the job (`tidemark::bench::cpu_time`): bids (records processed) per CPU
+//! the job (`cpu_time` of `src/harness.rs`): bids (records processed) per CPU
 //! second, and events — persons and auctions included, as Nexmark counts
 //! them — per CPU second, the unit of Flink's "Throughput/Cores" column.
 //! The comparison is indicative only: Flink runs SQL over full rows on a
@@ -29,12 +29,15 @@
 //! default 10 000 000; RATE: events per second of event time, default
 //! 100 000, so the default run spans 100 s of event time).
 
+#[path = "../src/harness.rs"]
+mod harness;
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tidemark::bench::cpu_time;
+use harness::cpu_time;
 use tidemark::engine::{Collect, Row};
 use tidemark::sources::nexmark::{NexmarkConfig, NexmarkKey, NexmarkSource};
 use tidemark::windows::{AggKind, MetricValues, Number, WindowSpec};

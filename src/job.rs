@@ -125,6 +125,7 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     sinks: Sinks<A::Output>,
     idle_after: Option<Duration>,
     commit_interval: Option<Duration>,
+    max_future_skew: Option<Millis>,
     start: BTreeMap<u32, Position>,
     initial_state: Option<Arc<StateSnapshot<A>>>,
     problem: Option<String>,
@@ -143,6 +144,7 @@ impl Default for JobBuilder {
             sinks: Sinks::default(),
             idle_after: None,
             commit_interval: None,
+            max_future_skew: None,
             start: Default::default(),
             initial_state: None,
             problem: None,
@@ -197,6 +199,7 @@ impl<A: JobAggregator> JobBuilder<A> {
             },
             idle_after: self.idle_after,
             commit_interval: self.commit_interval,
+            max_future_skew: self.max_future_skew,
             start: self.start,
             initial_state: None,
             problem,
@@ -280,6 +283,14 @@ impl<A: JobAggregator> JobBuilder<A> {
         self.idle_after = Some(after);
         self
     }
+    /// Guards against far-future timestamps: a record more than `skew` ms
+    /// ahead of its partition's stream time is a dead letter ("future
+    /// timestamp") and does not advance stream time; see
+    /// [`EngineConfig::max_future_skew`].
+    pub fn max_future_skew(mut self, skew: Millis) -> Self {
+        self.max_future_skew = Some(skew);
+        self
+    }
     /// How often the outputs are committed (made visible) while the job
     /// runs; see [`EngineConfig::commit_interval`].
     pub fn commit_interval(mut self, every: Duration) -> Self {
@@ -316,6 +327,7 @@ impl<A: JobAggregator> JobBuilder<A> {
         config.idle_after = self.idle_after;
         config.start = self.start;
         config.initial_state = self.initial_state;
+        config.max_future_skew = self.max_future_skew;
         if let Some(every) = self.commit_interval {
             config.commit_interval = every;
         }

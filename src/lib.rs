@@ -5,13 +5,55 @@
 //! re-exports the workspace crates and offers the [`Job`] builder that the
 //! `tidemark` command line uses too.
 //!
+//! A job over an in-memory log with two partitions, on two workers, its
+//! result rows delivered typed, in canonical order:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tidemark::prelude::*;
+//! use tidemark::sources::{MemorySource, Record, Value};
+//!
+//! let rec = |key: &str, event_time, v| Record {
+//!     partition: 0, offset: 0, key: key.into(), event_time, value: Value::Int(v),
+//! };
+//! let log = MemorySource::new(vec![
+//!     vec![rec("a", 100, 1), rec("a", 1_300, 4)],
+//!     vec![rec("a", 700, 2), rec("b", 1_200, 5)],
+//! ]);
+//! let (rows, collected) = Collect::new();
+//! let summary = Job::builder()
+//!     .source(Arc::new(log))
+//!     .window(WindowSpec::tumbling(1_000))
+//!     .aggs(&[AggKind::Count, AggKind::Sum])
+//!     .workers(2)
+//!     .results_sink(rows)
+//!     .build()?
+//!     .run()?;
+//! let rows = collected.lock().unwrap();
+//! let first = &rows[0];
+//! assert_eq!((first.key.as_str(), first.window.start, first.window.end), ("a", 0, 1_000));
+//! assert_eq!(first.value.count, Some(2));
+//! assert_eq!(first.value.sum, Some(SumValue::Int(3)));
+//! assert_eq!(first.kind, ChangeKind::Final);
+//! assert_eq!(rows.len(), 3);
+//! assert_eq!(summary.records, 4);
+//! # Ok::<(), tidemark::JobError>(())
+//! ```
+//!
+//! Rows can also go to JSON lines or CSV ([`engine::Target`],
+//! [`engine::CsvRows`]), a closure or a channel ([`engine::Callback`],
+//! [`engine::channel`]); any [`windows::Aggregator`] runs through
+//! [`JobBuilder::aggregator`] (see [`engine::Named`]);
+//! [`engine::windowed`] builds the operators inside a Timely worker of
+//! one's own, and [`engine::changelog`] views the results as a
+//! differential-dataflow collection.
+//!
 //! - [`windows`]: pure window semantics (vocabulary, state machine,
 //!   reference model);
 //! - [`sources`]: partitioned, offset-addressed logs;
 //! - [`engine`]: the Timely dataflow.
 #![warn(missing_docs)]
 
-pub mod bench;
 pub mod job;
 pub mod spec;
 
@@ -28,7 +70,9 @@ pub struct ReadmeDoctests;
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::engine::{BadRecords, Parallelism, Summary, Target};
-    pub use crate::windows::{AggKind, EmitMode, WindowSpec};
+    pub use crate::engine::{
+        BadRecords, Callback, Collect, LateRecord, Parallelism, Row, Sink, Summary, Target,
+    };
+    pub use crate::windows::{AggKind, ChangeKind, EmitMode, MetricValues, SumValue, WindowSpec};
     pub use crate::{Job, JobBuilder, JobSpec};
 }

@@ -2,6 +2,7 @@
 //! `bench` the engine.
 
 mod cli;
+mod harness;
 
 use std::process::ExitCode;
 

@@ -174,3 +174,21 @@ final:
     // The allowed-late click of `bo` corrects [0, 1000) at frontier 1200.
     assert!(out.contains("t=1200  fr [0, 1000) +1"), "{out}");
 }
+
+#[test]
+fn channel_source_windows_events_pushed_while_the_job_runs() {
+    assert_eq!(
+        stdout_of("channel_source", &[]),
+        "\
+sensor-a [0, 1000) count 6 sum 30
+sensor-b [0, 1000) count 5 sum 25
+sensor-c [0, 1000) count 11 sum 55
+sensor-a [1000, 2000) count 5 sum 80
+sensor-b [1000, 2000) count 5 sum 75
+sensor-c [1000, 2000) count 10 sum 155
+sensor-a [2000, 3000) count 4 sum 100
+sensor-b [2000, 3000) count 5 sum 125
+sensor-c [2000, 3000) count 9 sum 225
+"
+    );
+}

@@ -99,6 +99,14 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     /// frontier has completed. Commits happen at completed frontier steps
     /// only, and always once more at the end.
     pub commit_interval: Duration,
+    /// Guard against far-future timestamps: a record whose event time is
+    /// more than this ahead of its partition's stream time is a dead letter
+    /// ("future timestamp") and does not advance the stream time. A
+    /// function of the log, so still deterministic; off by default. The
+    /// trade-off: a partition whose times genuinely jump ahead by more than
+    /// this (a producer that was down for a day) sends the jump to the dead
+    /// letters instead of closing every window before it.
+    pub max_future_skew: Option<tidemark_windows::Millis>,
 }
 
 impl<A: JobAggregator> Clone for EngineConfig<A> {
@@ -113,6 +121,7 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             idle_after: self.idle_after,
             initial_state: self.initial_state.clone(),
             commit_interval: self.commit_interval,
+            max_future_skew: self.max_future_skew,
         }
     }
 }
@@ -129,6 +138,7 @@ impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
             .field("idle_after", &self.idle_after)
             .field("initial_state", &self.initial_state.is_some())
             .field("commit_interval", &self.commit_interval)
+            .field("max_future_skew", &self.max_future_skew)
             .finish()
     }
 }
@@ -159,6 +169,7 @@ impl<A: JobAggregator> EngineConfig<A> {
             idle_after: None,
             initial_state: None,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
+            max_future_skew: None,
         }
     }
 
@@ -169,6 +180,11 @@ impl<A: JobAggregator> EngineConfig<A> {
         if self.aggregator.field_names().is_empty() {
             return Err(EngineError::Config(
                 "at least one aggregation is needed".into(),
+            ));
+        }
+        if self.max_future_skew.is_some_and(|s| s < 0) {
+            return Err(EngineError::Config(
+                "the maximum future skew must not be negative".into(),
             ));
         }
         if self.batch_size == 0 {

@@ -135,6 +135,7 @@ pub fn run<A: JobAggregator>(
         batch_size: config.batch_size,
         fail_on_bad: config.bad_records == BadRecords::Fail,
         idle_after: config.idle_after,
+        max_future_skew: config.max_future_skew,
     };
     let worker_control = Arc::clone(&control);
     let guards = timely::execute(timely_config, move |worker| {

@@ -29,13 +29,37 @@ pub struct Event {
 /// [`Change::canonical_cmp`].
 pub type Row<O> = Change<Key, O>;
 
-/// A record dropped from at least one of its windows as too late.
+/// A record dropped from at least one of its windows as too late, or in
+/// no window at all: nothing is dropped silently.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LateRecord {
     /// The record.
     pub event: Event,
-    /// The windows it was too late for.
+    /// The windows it was too late for (none when it is in no window).
     pub missed: Vec<Window>,
+    /// Why it is on the late output.
+    pub reason: LateReason,
+}
+
+/// Why a record is on the late output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LateReason {
+    /// Its partition's watermark had passed at least one of its windows by
+    /// more than the allowed lateness: it was dropped from those.
+    TooLate,
+    /// Its event time lies in no window (sliding windows whose slide is
+    /// larger than their size leave gaps).
+    NoWindow,
+}
+
+impl LateReason {
+    /// The text written on the late output.
+    pub fn name(self) -> &'static str {
+        match self {
+            LateReason::TooLate => "too late",
+            LateReason::NoWindow => "in no window",
+        }
+    }
 }
 
 /// Records of one partition bound for one worker, in offset order, as

@@ -51,7 +51,7 @@ pub use config::{
 };
 pub use dataflow::{run, windowed, Windowed};
 pub use error::{EngineError, Result};
-pub use event::{Event, LateRecord, Row};
+pub use event::{Event, LateReason, LateRecord, Row};
 pub use sink::{
     channel, format_dead, format_late, format_row, Callback, Collect, CsvRows, Discard, Encode,
     Frontier, JsonLines, Output, Outputs, Receiver, Sender, Sink, Sinks, Target,

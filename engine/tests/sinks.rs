@@ -430,3 +430,102 @@ fn a_stop_request_writes_a_prefix_and_returns_the_summary() {
     assert!(full.starts_with(&prefix));
     assert!(prefix.len() < full.len());
 }
+
+#[test]
+fn records_in_no_window_go_to_the_late_output() {
+    // Sliding windows of 1 s every 2 s: [0, 1000), [2000, 3000), ...
+    let log: Vec<Record> = (0..40)
+        .map(|i| Record {
+            partition: 0,
+            offset: 0,
+            key: "k".into(),
+            event_time: i * 100,
+            value: Value::Int(1),
+        })
+        .collect();
+    let config = EngineConfig::new(WindowSpec::sliding(1_000, 2_000), Policy::default(), aggs());
+    let (late, late_records) = Collect::new();
+    let (rows, collected) = Collect::new();
+    let summary = run(
+        Arc::new(MemorySource::new(vec![log])),
+        config,
+        Parallelism::Workers(2),
+        Sinks {
+            results: Output::Sink(Box::new(rows)),
+            late: Output::Sink(Box::new(late)),
+            ..Sinks::default()
+        },
+        Arc::new(Stats::default()),
+    )
+    .unwrap();
+    let late = late_records.lock().unwrap();
+    assert_eq!(summary.unassigned, 20);
+    assert_eq!(summary.late_dropped, 0);
+    assert_eq!(late.len(), 20);
+    assert!(late
+        .iter()
+        .all(|l| l.reason == tidemark_engine::LateReason::NoWindow
+            && l.missed.is_empty()
+            && (1_000..2_000).contains(&(l.event.time % 2_000))));
+    let counted: u64 = collected
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.value.count.unwrap_or(0))
+        .sum();
+    assert_eq!(counted + late.len() as u64, 40, "every record is somewhere");
+}
+
+#[test]
+fn a_far_future_timestamp_is_a_dead_letter_with_the_guard() {
+    // One record stamped in 2100 in the middle of a partition.
+    let mut log: Vec<Record> = (0..1_000)
+        .map(|i| Record {
+            partition: 0,
+            offset: 0,
+            key: format!("k{}", i % 3).into(),
+            event_time: 1_000 + i * 10 - (i % 7) * 25,
+            value: Value::Int(1),
+        })
+        .collect();
+    log[400].event_time = 4_102_444_800_000;
+    let run_with = |skew: Option<i64>| {
+        let mut config = EngineConfig::new(
+            WindowSpec::tumbling(100),
+            Policy::new(50, 0, EmitMode::Final),
+            vec![AggKind::Count],
+        );
+        config.max_future_skew = skew;
+        let (dead, letters) = Collect::new();
+        let summary = run(
+            Arc::new(MemorySource::new(vec![log.clone()])),
+            config,
+            Parallelism::Workers(1),
+            Sinks {
+                dead_letters: Output::Sink(Box::new(dead)),
+                ..Sinks::default()
+            },
+            Arc::new(Stats::default()),
+        )
+        .unwrap();
+        let letters = letters.lock().unwrap().clone();
+        (summary, letters)
+    };
+    let (unguarded, _) = run_with(None);
+    // Without the guard, everything after the poison record is late.
+    assert!(unguarded.late_dropped > 500, "{unguarded:?}");
+    let (guarded, letters) = run_with(Some(60_000));
+    assert_eq!(guarded.dead_letters, 1);
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].partition, letters[0].offset), (0, 400));
+    assert!(
+        letters[0].reason.starts_with("future timestamp"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(
+        guarded.late_dropped * 4 < unguarded.late_dropped,
+        "{guarded:?}"
+    );
+    assert_eq!(guarded.records, 999);
+}

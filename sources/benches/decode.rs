@@ -2,9 +2,11 @@
 //!
 //! - `decode/*`: records per second decoding generated lines held in memory
 //!   (`gen`-shaped `partition,offset,key,ts,value` rows), CSV and JSON lines,
-//!   on the fast path (`decode`) and the general `csv` / `serde_json` path
-//!   (`general`). The control, `lines`, only counts the lines with `memchr`:
-//!   the floor any line decoder pays. Each loop asserts its count.
+//!   on the fast path (`decode`) and the general csv-core / `serde_json`
+//!   path (`general`); `csv-quoted` is the CSV with every key quoted and
+//!   holding a comma (`"k1, x"`), the shape of spreadsheet exports. The
+//!   control, `lines`, only counts the lines with `memchr`: the floor any
+//!   line decoder pays. Each loop asserts its count.
 //! - `file/*`: the same through a [`FileSource`] reading a file (page cache).
 //! - `seek/*`: on one partition file of `TIDEMARK_SEEK_RECORDS` CSV rows
 //!   (default 10,000,000), opening at the last offset and reading one batch,
@@ -53,6 +55,20 @@ fn decode_config(format: Format) -> DecodeConfig {
     config
 }
 
+/// `gen`-shaped CSV rows with the key (third field) quoted around a comma.
+fn quoted_keys(data: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(data).expect("generated CSV is UTF-8");
+    let mut out = String::with_capacity(data.len() * 2);
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(',').collect();
+        out.push_str(&format!(
+            "{},{},\"{}, x\",{},{}\n",
+            fields[0], fields[1], fields[2], fields[3], fields[4]
+        ));
+    }
+    out.into_bytes()
+}
+
 fn decode_all(decoder: &Decoder, data: &[u8], general: bool, out: &mut Vec<Decoded>) {
     out.clear();
     let mut start = 0;
@@ -71,14 +87,21 @@ fn decode(c: &mut Criterion) {
     let source = generator(RECORDS);
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(RECORDS));
-    for format in [Format::Csv, Format::Jsonl] {
+    for (name, format, quoted) in [
+        ("csv", Format::Csv, false),
+        ("csv-quoted", Format::Csv, true),
+        ("jsonl", Format::Jsonl, false),
+    ] {
         let mut data = Vec::new();
         source
             .write_partition(0, format, false, &mut data)
             .expect("write to memory");
+        if quoted {
+            data = quoted_keys(&data);
+        }
         let decoder = Decoder::new(&decode_config(format));
         let mut out = Vec::with_capacity(RECORDS as usize);
-        group.bench_function(BenchmarkId::new("lines", format), |b| {
+        group.bench_function(BenchmarkId::new("lines", name), |b| {
             b.iter(|| {
                 assert_eq!(
                     memchr::memchr_iter(b'\n', black_box(&data)).count() as u64,
@@ -86,7 +109,7 @@ fn decode(c: &mut Criterion) {
                 )
             })
         });
-        group.bench_function(BenchmarkId::new("decode", format), |b| {
+        group.bench_function(BenchmarkId::new("decode", name), |b| {
             b.iter(|| {
                 decode_all(&decoder, black_box(&data), false, &mut out);
                 assert_eq!(out.len() as u64, RECORDS);
@@ -95,18 +118,25 @@ fn decode(c: &mut Criterion) {
         });
     }
     group.finish();
-    // The general path is much slower (a `csv` reader per line): fewer lines.
+    // The general path is slower: fewer lines.
     let source = generator(GENERAL_RECORDS);
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(GENERAL_RECORDS));
-    for format in [Format::Csv, Format::Jsonl] {
+    for (name, format, quoted) in [
+        ("csv", Format::Csv, false),
+        ("csv-quoted", Format::Csv, true),
+        ("jsonl", Format::Jsonl, false),
+    ] {
         let mut data = Vec::new();
         source
             .write_partition(0, format, false, &mut data)
             .expect("write to memory");
+        if quoted {
+            data = quoted_keys(&data);
+        }
         let decoder = Decoder::new(&decode_config(format));
         let mut out = Vec::with_capacity(GENERAL_RECORDS as usize);
-        group.bench_function(BenchmarkId::new("general", format), |b| {
+        group.bench_function(BenchmarkId::new("general", name), |b| {
             b.iter(|| {
                 decode_all(&decoder, black_box(&data), true, &mut out);
                 assert_eq!(out.len() as u64, GENERAL_RECORDS);

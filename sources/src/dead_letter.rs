@@ -1,5 +1,8 @@
 //! Dead letters: input that could not be decoded, kept as data with its
-//! partition, offset and the reason, so nothing is lost silently.
+//! partition, offset, file and line, and the reason, so nothing is lost
+//! silently.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +22,17 @@ pub struct DeadLetter {
     pub partition: PartitionId,
     /// The offset the record would have had.
     pub offset: Offset,
+    /// The file the input was read from, when it came from a file (the
+    /// path as configured, joined with the file name for a directory;
+    /// `<stdin>` for standard input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Arc<str>>,
+    /// The 1-based line of that file where the input starts, counting every
+    /// line of the file (a CSV header, the lines of other partitions in a
+    /// one-file layout). It differs from `offset`, which counts only the
+    /// partition's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
     /// Why it was rejected, e.g. `missing field "ts"`.
     pub reason: String,
     /// The start of the input, lossily decoded as UTF-8 and cut to at most
@@ -27,7 +41,8 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// A dead letter for `raw`, keeping at most [`RAW_LIMIT`] bytes of it.
+    /// A dead letter for `raw`, keeping at most [`RAW_LIMIT`] bytes of it,
+    /// with no file or line.
     pub fn new(
         partition: PartitionId,
         offset: Offset,
@@ -37,9 +52,18 @@ impl DeadLetter {
         DeadLetter {
             partition,
             offset,
+            file: None,
+            line: None,
             reason: reason.into(),
             raw: truncate_raw(raw),
         }
+    }
+
+    /// The same dead letter, found at `line` (1-based) of `file`.
+    pub fn at(mut self, file: &Arc<str>, line: u64) -> Self {
+        self.file = Some(Arc::clone(file));
+        self.line = Some(line);
+        self
     }
 }
 

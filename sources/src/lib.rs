@@ -10,11 +10,18 @@
 //! Sources:
 //!
 //! - [`FileSource`]: a directory whose files are the partitions, or one file
-//!   whose records carry their partition; JSON lines or CSV; can follow
-//!   growing files.
+//!   (or standard input, `-`) whose records carry their partition; JSON
+//!   lines or CSV; can follow growing files.
 //! - [`GeneratorSource`]: a seeded, counter-based workload generator (the
 //!   shape of the project's `gen.py`), for benchmarks and tests.
 //! - [`MemorySource`]: records or raw lines held in memory.
+//! - [`ChannelSource`]: partitions that application code pushes events
+//!   into while a job runs.
+//!
+//! To plug in a log of your own, implement [`Source`] and
+//! [`PartitionReader`]; the [`source`] module docs show how, and what the
+//! engine relies on (a `read` that never blocks, the same records at the
+//! same offsets on every run).
 //!
 //! # Examples
 //!
@@ -37,6 +44,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod channel;
 mod computed;
 mod dead_letter;
 pub mod decode;
@@ -45,8 +53,9 @@ pub mod generator;
 mod memory;
 pub mod nexmark;
 mod record;
-mod source;
+pub mod source;
 
+pub use crate::channel::{ChannelSender, ChannelSource, PushError};
 pub use crate::dead_letter::{DeadLetter, RAW_LIMIT};
 pub use crate::decode::{
     DecodeConfig, Decoder, FieldMapping, Format, TimeFormat, DEFAULT_MAX_LINE_LEN,

@@ -70,7 +70,8 @@ pub type Decoded = Result<Record, DeadLetter>;
 pub enum ReadStatus {
     /// `max` items were appended and more may follow: call again.
     More,
-    /// A followed input has nothing more right now; call again later.
+    /// A live input (a followed file, standard input, a channel) has
+    /// nothing more right now; call again later.
     CaughtUp,
     /// A bounded input is finished: no later call will yield anything.
     End,

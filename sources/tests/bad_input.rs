@@ -25,13 +25,14 @@ fn dead_letter_for(config: &DecodeConfig, bad: &[u8]) -> (u32, u64, String, Stri
         (Format::Csv, TimeFormat::Rfc3339) => b"k,2024-01-01T00:00:00Z,1",
         (Format::Csv, _) => b"k,1,1",
     };
-    write(dir.path(), "p0", good);
+    let name = |p: u32| format!("p{p}.{}", config.format);
+    write(dir.path(), &name(0), good);
     let mut text = good.to_vec();
     text.push(b'\n');
     text.extend_from_slice(bad);
     text.push(b'\n');
     text.extend_from_slice(good);
-    write(dir.path(), "p1", &text);
+    write(dir.path(), &name(1), &text);
     let mut file_config = FileSourceConfig::new(dir.path(), config.format);
     file_config.decode = config.clone();
     let source = FileSource::new(file_config).unwrap();
@@ -191,7 +192,11 @@ fn over_long_lines() {
     let fits = format!(r#"{{"key":"{}","ts":1,"value":1}}"#, "x".repeat(64 - 27));
     assert_eq!(fits.len(), 64);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "p", format!("{fits}\r\n{fits}").as_bytes());
+    write(
+        dir.path(),
+        "p.jsonl",
+        format!("{fits}\r\n{fits}").as_bytes(),
+    );
     let mut file_config = FileSourceConfig::new(dir.path(), Format::Jsonl);
     file_config.decode = config;
     let items = read_all(&FileSource::new(file_config).unwrap(), 0, 0);
@@ -226,4 +231,135 @@ fn memory_lines_decode_like_files() {
         "invalid utf-8 at byte 0"
     );
     assert_eq!(items[2].as_ref().unwrap_err().offset, 2);
+}
+
+#[test]
+fn dead_letters_name_their_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A header (line 1), a good row, a bad row (line 3), a blank line (4),
+    // a good row, and an over-long row (line 6).
+    let long = format!("k,{},1", "9".repeat(100));
+    let text = format!("key,ts,value\nk,1,1\nk,soon,1\n\nk,2,2\n{long}\n");
+    write(dir.path(), "p-0.csv", text.as_bytes());
+    let mut config = FileSourceConfig::new(dir.path(), Format::Csv);
+    config.decode.header = true;
+    config.decode.max_line_len = 64;
+    let source = FileSource::new(config).unwrap();
+    let file = dir.path().join("p-0.csv").display().to_string();
+    let expect = [(1, 3), (2, 4), (4, 6)];
+    for from in 0..=5 {
+        let items = read_all(&source, 0, from);
+        let got: Vec<(u64, Option<&str>, Option<u64>)> = items
+            .iter()
+            .filter_map(|d| d.as_ref().err())
+            .map(|d| (d.offset, d.file.as_deref(), d.line))
+            .collect();
+        let want: Vec<_> = expect
+            .iter()
+            .filter(|(offset, _)| *offset >= from)
+            .map(|&(offset, line)| (offset, Some(file.as_str()), Some(line)))
+            .collect();
+        assert_eq!(got, want, "from {from}");
+    }
+}
+
+#[test]
+fn dead_letters_in_one_file_count_the_lines_of_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.jsonl");
+    let mut text = String::new();
+    // Partition 1 gets every third line; its bad records sit at known lines.
+    for i in 0..30_000u64 {
+        let p = u64::from(i % 3 == 0);
+        if p == 1 && i % 999 == 0 {
+            text.push_str(&format!(
+                "{{\"partition\":1,\"key\":\"k\",\"ts\":\"bad{i}\",\"value\":1}}\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "{{\"partition\":{p},\"key\":\"k\",\"ts\":{i},\"value\":1}}\n"
+            ));
+        }
+    }
+    write(dir.path(), "all.jsonl", text.as_bytes());
+    let mut config = FileSourceConfig::new(&path, Format::Jsonl);
+    config.decode.fields.partition = Some("partition".into());
+    let source = FileSource::new(config).unwrap();
+    let want: Vec<(u64, u64)> = (0..30_000u64)
+        .filter(|i| i % 3 == 0 && i % 999 == 0)
+        .map(|i| (i / 3, i + 1))
+        .collect();
+    // From 0, and from offsets past the one-file index's first marks.
+    for from in [0, 1, 4096, 5000, 8192, 9500] {
+        let got: Vec<(u64, u64)> = read_all(&source, 1, from)
+            .iter()
+            .filter_map(|d| d.as_ref().err())
+            .map(|d| {
+                assert_eq!(d.file.as_deref(), Some(path.display().to_string().as_str()));
+                (d.offset, d.line.unwrap())
+            })
+            .collect();
+        let want: Vec<_> = want.iter().copied().filter(|(o, _)| *o >= from).collect();
+        assert_eq!(got, want, "from {from}");
+    }
+}
+
+#[test]
+fn memory_dead_letters_have_no_file() {
+    let source = MemorySource::from_lines(vec![vec!["nope"]], jsonl());
+    let dead = read_all(&source, 0, 0).remove(0).unwrap_err();
+    assert_eq!((dead.file, dead.line), (None, None));
+}
+
+#[test]
+fn an_optional_value_counts_as_one() {
+    let mut config = jsonl();
+    config.require_value = false;
+    let source = MemorySource::from_lines(
+        vec![vec![
+            r#"{"key":"k","ts":1}"#,
+            r#"{"key":"k","ts":2,"value":null}"#,
+            r#"{"key":"k","ts":3,"value":7}"#,
+            r#"{"key":"k","ts":4,"value":"lots"}"#,
+            r#"{"key":"k","value":1}"#,
+        ]],
+        config,
+    );
+    let items = read_all(&source, 0, 0);
+    let values: Vec<_> = items[..3]
+        .iter()
+        .map(|d| d.as_ref().unwrap().value)
+        .collect();
+    assert_eq!(
+        values,
+        [
+            tidemark_sources::Value::Int(1),
+            tidemark_sources::Value::Int(1),
+            tidemark_sources::Value::Int(7)
+        ]
+    );
+    // Present but not a number, or another field missing: still dead letters.
+    assert_eq!(
+        items[3].as_ref().unwrap_err().reason,
+        "invalid value \"lots\" in field \"value\": expected a number"
+    );
+    assert_eq!(
+        items[4].as_ref().unwrap_err().reason,
+        "missing field \"ts\""
+    );
+
+    let mut config = csv();
+    config.require_value = false;
+    let source = MemorySource::from_lines(vec![vec!["k,1", "k,2,", "k,3, ", "k,4,5"]], config);
+    let values: Vec<_> = read_all(&source, 0, 0)
+        .into_iter()
+        .map(|d| d.unwrap().value)
+        .collect();
+    use tidemark_sources::Value::Int;
+    assert_eq!(values, [Int(1), Int(1), Int(1), Int(5)]);
+    // The default still requires it.
+    assert_eq!(
+        reason(&csv(), "k,1,"),
+        "invalid value \"\" in field \"2\": expected a number"
+    );
 }

@@ -44,6 +44,12 @@ fn configs() -> Vec<Decoder> {
         let mut decoder = Decoder::new(&header);
         decoder.set_header(b"value,ts,key");
         out.push(decoder);
+        let mut optional = json.clone();
+        optional.require_value = false;
+        out.push(Decoder::new(&optional));
+        let mut optional = csv.clone();
+        optional.require_value = false;
+        out.push(Decoder::new(&optional));
     }
     out
 }
@@ -120,6 +126,13 @@ fn csv_field() -> impl Strategy<Value = String> {
         "[a-z,]{0,6}".prop_map(|s| format!("\"{s}\"")),
         Just("2023-11-14T22:13:20.123Z".to_owned()),
         Just("\"x\"\"y\"".to_owned()),
+        // Quoted fields holding line breaks, commas and doubled quotes.
+        "[a-z,\n\r\" ]{0,8}".prop_map(|s| format!("\"{}\"", s.replace('"', "\"\""))),
+        // Stray quotes: inside an unquoted field, after a closing quote,
+        // never closed.
+        "[a-z]{0,3}\"[a-z]{0,3}",
+        "[a-z]{0,3}".prop_map(|s| format!("\"{s}\"x")),
+        "[a-z\n]{0,4}".prop_map(|s| format!("\"{s}")),
     ]
 }
 
@@ -205,10 +218,18 @@ proptest! {
             text.extend_from_slice(line);
             text.push(b'\n');
         }
-        common::write(dir.path(), "p", &text);
+        common::write(dir.path(), "p.jsonl", &text);
         let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
         config.decode.max_line_len = 100;
-        let from_file = common::read_all(&FileSource::new(config.clone()).unwrap(), 0, 0);
+        let mut from_file = common::read_all(&FileSource::new(config.clone()).unwrap(), 0, 0);
+        // Only file dead letters know their file and line: line i + 1 here.
+        for (i, item) in from_file.iter_mut().enumerate() {
+            if let Err(dead) = item {
+                prop_assert_eq!(dead.line, Some(i as u64 + 1));
+                prop_assert!(dead.file.is_some());
+                (dead.file, dead.line) = (None, None);
+            }
+        }
         // A file's first line loses a leading byte-order mark; memory lines do not.
         let mut memory_lines = lines.clone();
         if let Some(first) = memory_lines.first_mut() {

@@ -250,7 +250,7 @@ fn one_file_with_a_configured_partition_count() {
     let p0 = read_all(&source, 0, 0);
     assert_eq!(
         p0[0].as_ref().unwrap_err().reason,
-        "partition 3 out of range: the source has 2 partitions"
+        "partition out of range: 3 (the source has 2 partitions)"
     );
     assert_eq!(
         records(read_all(&source, 1, 0)),
@@ -335,9 +335,187 @@ fn config_reads_from_json_and_formats_parse() {
     assert_eq!(config.decode.fields.key, "user");
     assert_eq!(config.decode.fields.time, "ts");
     assert_eq!(config.decode.fields.partition.as_deref(), Some("p"));
+    assert!(config.decode.require_value);
+    let optional: FileSourceConfig =
+        serde_json::from_str(r#"{"path":"in/","require_value":false,"partition_glob":"*.log"}"#)
+            .unwrap();
+    assert!(!optional.decode.require_value);
+    assert_eq!(optional.effective_partition_glob(), "*.log");
     assert_eq!("csv".parse::<Format>(), Ok(Format::Csv));
     assert_eq!("jsonl".parse::<Format>(), Ok(Format::Jsonl));
     assert_eq!("rfc3339".parse::<TimeFormat>(), Ok(TimeFormat::Rfc3339));
     assert_eq!("epoch-ms".parse::<TimeFormat>(), Ok(TimeFormat::EpochMs));
     assert!("xml".parse::<Format>().is_err());
+}
+
+fn line(key: &str) -> String {
+    format!("{{\"key\":\"{key}\",\"ts\":1,\"value\":1}}\n")
+}
+
+fn first_keys(source: &FileSource) -> Vec<String> {
+    source
+        .partitions()
+        .unwrap()
+        .into_iter()
+        .map(|p| records(read_all(source, p, 0))[0].key.to_string())
+        .collect()
+}
+
+#[test]
+fn directory_partitions_are_the_matching_files_in_natural_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for p in [10, 2, 1, 0] {
+        write(
+            dir.path(),
+            &format!("part-{p}.jsonl"),
+            line(&format!("p{p}")).as_bytes(),
+        );
+    }
+    write(dir.path(), "extra.ndjson", line("nd").as_bytes());
+    write(dir.path(), "notes.txt", b"not a partition\n");
+    write(dir.path(), "part-3.jsonl.tmp", b"half written\n");
+    write(dir.path(), "p.csv", b"k,1,1\n");
+    let source = source(FileSourceConfig::new(dir.path(), Format::Jsonl));
+    assert_eq!(first_keys(&source), ["nd", "p0", "p1", "p2", "p10"]);
+
+    let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+    config.partition_glob = Some("part-[!1]*.jsonl".into());
+    assert_eq!(config.effective_partition_glob(), "part-[!1]*.jsonl");
+    assert_eq!(first_keys(&FileSource::new(config).unwrap()), ["p0", "p2"]);
+}
+
+#[test]
+fn a_directory_without_matching_files_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "part-0.jsonl", line("a").as_bytes());
+    let csv = source(FileSourceConfig::new(dir.path(), Format::Csv));
+    let err = csv.partitions().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no partition files matching \"*.csv\" in directory \"{}\"",
+            dir.path().display()
+        )
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let empty = source(FileSourceConfig::new(empty.path(), Format::Jsonl));
+    assert!(matches!(
+        empty.partitions(),
+        Err(SourceError::NoPartitionFiles { pattern, .. }) if pattern == "*.{jsonl,json,ndjson}"
+    ));
+    let mut config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+    config.partition_glob = Some("*.{a".into());
+    assert_eq!(
+        FileSource::new(config).unwrap_err().to_string(),
+        "invalid source configuration: invalid partition glob \"*.{a\": '{' without '}'"
+    );
+}
+
+#[test]
+fn formats_are_detected_from_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.csv", b"k,1,1\n");
+    write(dir.path(), "README", b"about\n");
+    write(dir.path(), ".b.jsonl", b"hidden\n");
+    assert_eq!(Format::detect(dir.path()).unwrap(), Format::Csv);
+    assert_eq!(
+        Format::detect(dir.path().join("a.csv")).unwrap(),
+        Format::Csv
+    );
+    assert_eq!(
+        Format::detect(dir.path().join("README")).unwrap(),
+        Format::Jsonl
+    );
+    assert_eq!(Format::detect("-").unwrap(), Format::Jsonl);
+    write(dir.path(), "b.ndjson", b"{}\n");
+    let err = Format::detect(dir.path()).unwrap_err();
+    assert!(matches!(err, SourceError::MixedFormats { .. }));
+    assert!(err.to_string().contains("b.ndjson"), "{err}");
+    assert!(err.to_string().ends_with("; set the format"), "{err}");
+    let other = tempfile::tempdir().unwrap();
+    write(other.path(), "p.txt", b"x\n");
+    assert!(matches!(
+        Format::detect(other.path()),
+        Err(SourceError::UnknownFormat { .. })
+    ));
+    assert!(matches!(
+        Format::detect(other.path().join("missing")),
+        Err(SourceError::OpenInput { .. })
+    ));
+    assert_eq!(Format::for_extension("json"), Some(Format::Jsonl));
+    assert_eq!(Format::for_extension("CSV"), None);
+}
+
+#[test]
+fn partitions_above_the_limit_are_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.jsonl");
+    write(
+        dir.path(),
+        "all.jsonl",
+        br#"{"partition":1,"key":"a","ts":1,"value":1}
+{"partition":65535,"key":"b","ts":2,"value":2}
+{"partition":9999,"key":"c","ts":3,"value":3}
+{"partition":10000,"key":"d","ts":4,"value":4}
+"#,
+    );
+    let mut config = FileSourceConfig::new(&file, Format::Jsonl);
+    config.decode.fields.partition = Some("partition".into());
+    assert_eq!(config.max_partitions, 10_000);
+    let source = source(config.clone());
+    // 9999 is the largest partition below the limit.
+    assert_eq!(source.partitions().unwrap().len(), 10_000);
+    let p0 = read_all(&source, 0, 0);
+    let reasons: Vec<_> = p0
+        .iter()
+        .map(|d| {
+            let d = d.as_ref().unwrap_err();
+            (d.offset, d.line, d.reason.as_str())
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                0,
+                Some(2),
+                "partition out of range: 65535 (at most 10000 partitions; raise max_partitions \
+                 to allow more)"
+            ),
+            (
+                1,
+                Some(4),
+                "partition out of range: 10000 (at most 10000 partitions; raise max_partitions \
+                 to allow more)"
+            )
+        ]
+    );
+    assert_eq!(
+        records(read_all(&source, 9999, 0)),
+        vec![rec(9999, 0, "c", 3, Value::Int(3))]
+    );
+
+    // A lower limit: fewer partitions, more dead letters.
+    config.max_partitions = 2;
+    let small = FileSource::new(config.clone()).unwrap();
+    assert_eq!(small.partitions().unwrap(), [0, 1]);
+    assert_eq!(dead_count(&read_all(&small, 0, 0)), 3);
+
+    config.max_partitions = 0;
+    assert!(FileSource::new(config.clone()).is_err());
+    config.max_partitions = 70_000;
+    assert!(FileSource::new(config.clone()).is_err());
+    config.max_partitions = 4;
+    config.partition_count = Some(5);
+    assert_eq!(
+        FileSource::new(config).unwrap_err().to_string(),
+        "invalid source configuration: partition_count must be between 1 and max_partitions (4)"
+    );
+    let parsed: FileSourceConfig =
+        serde_json::from_str(r#"{"path":"x","max_partitions":64}"#).unwrap();
+    assert_eq!(parsed.max_partitions, 64);
+}
+
+fn dead_count(items: &[tidemark_sources::Decoded]) -> usize {
+    items.iter().filter(|d| d.is_err()).count()
 }

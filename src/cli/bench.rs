@@ -1,11 +1,11 @@
 //! `tidemark bench`: measured throughput of the standard scenarios beside
 //! an in-process plain-loop baseline from the same run.
 
-use clap::{Args, Subcommand};
-use tidemark::bench::{
+use crate::harness::{
     cpu_ceiling, peak_rss_bytes, plain_loop, plain_stream, run_engine, standard_scenarios,
     Measurement, Workload,
 };
+use clap::{Args, Subcommand};
 
 /// Flags of `tidemark bench`.
 #[derive(Args, Debug)]

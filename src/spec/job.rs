@@ -520,9 +520,13 @@ impl JobSpec {
     pub fn input_format(&self) -> InputFormat {
         match (&self.format, &self.input) {
             (Some(f), _) => *f,
-            (None, Some(Input::Path(p))) if p.to_string_lossy().ends_with(".csv") => {
-                InputFormat::Csv
-            }
+            // A file by its extension, a directory by its files' (when they
+            // all share one); an undecidable directory falls back to the
+            // default and its error comes from listing it.
+            (None, Some(Input::Path(p))) => match tidemark_sources::Format::detect(p) {
+                Ok(tidemark_sources::Format::Csv) => InputFormat::Csv,
+                _ => defaults::FORMAT,
+            },
             _ => defaults::FORMAT,
         }
     }
@@ -578,6 +582,11 @@ impl JobSpec {
             partition: self.partition_field.clone(),
         };
         decode.time_format = self.time_format.unwrap_or(defaults::TIME_FORMAT).into();
+        // A count needs no value field.
+        decode.require_value = self
+            .agg
+            .as_ref()
+            .is_none_or(|a| a.kinds() != [tidemark_windows::AggKind::Count]);
         let mut config = FileSourceConfig::new(path.clone(), format);
         config.decode = decode;
         config.follow = self.follow.unwrap_or(defaults::FOLLOW);

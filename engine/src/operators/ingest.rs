@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tidemark_sources::{Decoded, PartitionId, PartitionReader, ReadStatus, Source, Value};
+use tidemark_sources::{
+    DeadLetter, Decoded, PartitionId, PartitionReader, ReadStatus, Record, Source, Value,
+};
 use tidemark_windows::watermark::StreamTime;
 use tidemark_windows::{EventTime, Number};
 use timely::container::CapacityContainerBuilder;
@@ -36,6 +38,7 @@ pub(crate) struct IngestSettings {
     pub(crate) batch_size: usize,
     pub(crate) fail_on_bad: bool,
     pub(crate) idle_after: Option<Duration>,
+    pub(crate) max_future_skew: Option<EventTime>,
 }
 
 struct Partition {
@@ -59,6 +62,34 @@ impl Partition {
 /// window operators have completed. Only flow control: it bounds buffering
 /// when one worker's partitions are faster, and never changes results.
 const MAX_LEAD: EventTime = 1_000;
+
+/// Whether `time` is further ahead of the partition's stream time than the
+/// guard allows (never for a partition's first record).
+fn is_future(skew: Option<EventTime>, stream_time: &StreamTime, time: EventTime) -> bool {
+    match (skew, stream_time.get()) {
+        (Some(skew), Some(st)) => time > st.saturating_add(skew),
+        _ => false,
+    }
+}
+
+/// The dead letter of a record stamped too far in the future.
+fn future_letter(r: &Record, stream_time: EventTime, skew: EventTime) -> DeadLetter {
+    let raw = format!(
+        "{{\"key\":{},\"ts\":{}}}",
+        serde_json::to_string(r.key.as_str()).unwrap_or_default(),
+        r.event_time
+    );
+    DeadLetter::new(
+        r.partition,
+        r.offset,
+        format!(
+            "future timestamp: {} is {} ms ahead of the partition's stream time {stream_time} (maximum future skew {skew} ms)",
+            r.event_time,
+            r.event_time.saturating_sub(stream_time)
+        ),
+        raw.as_bytes(),
+    )
+}
 
 /// The markers that tell every window operator this ingest stops at `at`.
 fn stop_markers(at: EventTime, peers: usize) -> impl Iterator<Item = Ingest> {
@@ -115,6 +146,7 @@ pub(crate) fn ingest<'scope>(
             let batch_size = settings.batch_size;
             let fail_on_bad = settings.fail_on_bad;
             let idle_after = settings.idle_after;
+            let max_future_skew = settings.max_future_skew;
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 if control.stopping() {
@@ -135,7 +167,19 @@ pub(crate) fn ingest<'scope>(
                 }
                 let (mut records, mut dead) = (0u64, 0u64);
                 let mut caught_up = false;
+                // Flow control between this worker's own partitions: one
+                // far ahead of the slowest waits for it (what it would read
+                // could only be buffered downstream).
+                let floor = parts
+                    .iter()
+                    .filter(|p| !p.ended && !p.idle)
+                    .map(Partition::hold)
+                    .min()
+                    .unwrap_or(EventTime::MAX);
                 for part in parts.iter_mut().filter(|p| !p.ended) {
+                    if part.hold() > floor.saturating_add(MAX_LEAD) {
+                        continue;
+                    }
                     decoded.clear();
                     let mut reached_end = false;
                     match part.reader.read(batch_size, &mut decoded) {
@@ -169,6 +213,20 @@ pub(crate) fn ingest<'scope>(
                     );
                     for d in decoded.drain(..) {
                         match d {
+                            Ok(r)
+                                if is_future(max_future_skew, &part.stream_time, r.event_time) =>
+                            {
+                                dead += 1;
+                                let at = part.hold();
+                                extra.push(Ingest::Dead {
+                                    at,
+                                    letter: future_letter(
+                                        &r,
+                                        at,
+                                        max_future_skew.unwrap_or_default(),
+                                    ),
+                                });
+                            }
                             Ok(r) => {
                                 let stream_time = part.stream_time.observe(r.event_time);
                                 records += 1;

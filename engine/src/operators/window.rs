@@ -14,8 +14,9 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::Stream;
 
 use crate::aggregator::JobAggregator;
-use crate::event::{Emit, Ingest, LateRecord, Rows};
+use crate::event::{Emit, Ingest, LateReason, LateRecord, Rows};
 use crate::order::EventOrder;
+use crate::sink::json::format_event;
 use crate::stats::Stats;
 
 /// The window operator of worker `worker`.
@@ -92,7 +93,8 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     (Some(f), Some(s)) => Some(f.min(s)),
                     (f, s) => f.or(s),
                 };
-                let (mut late_dropped, mut late_applied, mut unassigned) = (0u64, 0u64, 0u64);
+                let (mut late_dropped, mut late_applied, mut unassigned, mut dead) =
+                    (0u64, 0u64, 0u64, 0u64);
                 while let Some(step) = order.next_step(upto) {
                     state.advance(step, &mut changes);
                     order.drain_step(step, |b, i| {
@@ -104,25 +106,37 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                                     late_applied += 1;
                                 }
                                 if applied.windows == 0 && applied.missed == 0 {
+                                    // In no window (sliding windows with gaps):
+                                    // not dropped silently.
                                     unassigned += 1;
-                                }
-                                if applied.is_dropped() {
+                                    emitted.push(Emit::Late(LateRecord {
+                                        event: b.event(i),
+                                        missed: Vec::new(),
+                                        reason: LateReason::NoWindow,
+                                    }));
+                                } else if applied.is_dropped() {
                                     late_dropped += 1;
                                     emitted.push(Emit::Late(LateRecord {
                                         event: b.event(i),
                                         missed: missed.clone(),
+                                        reason: LateReason::TooLate,
                                     }));
                                 }
                             }
                             Err(e) => {
-                                unassigned += 1;
+                                dead += 1;
+                                let event = b.event(i);
+                                let mut raw = String::new();
+                                format_event(&event, &mut raw);
                                 emitted.push(Emit::Dead {
                                     at: step,
                                     letter: DeadLetter {
                                         partition: b.partition,
                                         offset: b.offsets[i],
+                                        file: None,
+                                        line: None,
                                         reason: e.to_string(),
-                                        raw: String::new(),
+                                        raw,
                                     },
                                 });
                             }
@@ -137,6 +151,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                 Stats::add(&stats.late_dropped, late_dropped);
                 Stats::add(&stats.late_applied, late_applied);
                 Stats::add(&stats.unassigned, unassigned);
+                Stats::add(&stats.dead_letters, dead);
                 if !changes.is_empty() {
                     let capacity = changes.len();
                     let rows = std::mem::replace(&mut changes, Vec::with_capacity(capacity));

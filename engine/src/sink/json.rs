@@ -82,22 +82,31 @@ pub struct LateJson;
 impl Encode<LateRecord> for LateJson {
     fn encode(&self, item: &LateRecord, out: &mut String) {
         format_late(&item.event, &item.missed, out);
+        // Reopen the object for the reason.
+        out.pop();
+        out.push_str(",\"reason\":\"");
+        out.push_str(item.reason.name());
+        out.push_str("\"}");
     }
 }
 
-/// Formats a late record: the input record and the windows it missed.
-pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
+/// Formats a record as the input it was: partition, offset, key, event time
+/// and value.
+pub(crate) fn format_event(event: &Event, out: &mut String) {
     let _ = write!(
         out,
         "{{\"partition\":{},\"offset\":{},\"key\":",
         event.partition, event.offset
     );
     push_json_string(&event.key, out);
-    let _ = write!(
-        out,
-        ",\"ts\":{},\"value\":{},\"missed\":[",
-        event.time, event.value
-    );
+    let _ = write!(out, ",\"ts\":{},\"value\":{}}}", event.time, event.value);
+}
+
+/// Formats a late record: the input record and the windows it missed.
+pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
+    format_event(event, out);
+    out.pop();
+    out.push_str(",\"missed\":[");
     for (i, w) in missed.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -117,13 +126,24 @@ impl Encode<DeadLetter> for DeadJson {
     }
 }
 
-/// Formats a dead letter.
+/// Formats a dead letter (`file` and `line` are `null` when unknown).
 pub fn format_dead(letter: &DeadLetter, out: &mut String) {
     let _ = write!(
         out,
-        "{{\"partition\":{},\"offset\":{},\"reason\":",
+        "{{\"partition\":{},\"offset\":{},\"file\":",
         letter.partition, letter.offset
     );
+    match &letter.file {
+        Some(file) => push_json_string(file, out),
+        None => out.push_str("null"),
+    }
+    match letter.line {
+        Some(line) => {
+            let _ = write!(out, ",\"line\":{line}");
+        }
+        None => out.push_str(",\"line\":null"),
+    }
+    out.push_str(",\"reason\":");
     push_json_string(&letter.reason, out);
     out.push_str(",\"raw\":");
     push_json_string(&letter.raw, out);

@@ -102,6 +102,17 @@ pub(super) fn value(found: Option<Scalar<'_>>, name: &str) -> Result<Value, Stri
     }
 }
 
+/// The value when the value field is optional: absent, JSON `null` or a
+/// blank CSV field is `Int(1)`, anything else as [`value`].
+#[inline]
+pub(super) fn optional_value(found: Option<Scalar<'_>>, name: &str) -> Result<Value, String> {
+    match found {
+        None | Some(Scalar::Other("null")) => Ok(Value::Int(1)),
+        Some(Scalar::Str(s)) if s.trim().is_empty() => Ok(Value::Int(1)),
+        found => value(found, name),
+    }
+}
+
 fn in_range(ms: i64) -> bool {
     (MIN_EVENT_TIME..=MAX_EVENT_TIME).contains(&ms)
 }

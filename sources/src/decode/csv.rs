@@ -1,7 +1,16 @@
-//! CSV rows: the fast splitter for rows without quotes and the general path
-//! on the `csv` crate (quoting, embedded commas, anything unusual).
+//! CSV records: the fast splitter for records without line breaks or
+//! irregular quotes, and the general path on the `csv` crate (quoted line
+//! breaks, anything unusual), which also rejects stray quotes.
+//!
+//! Quoting follows RFC 4180 strictly: a field holding a quote, a comma or a
+//! line break is quoted, with each of its quotes doubled (`"say ""hi"""`).
+//! A quote inside an unquoted field (`5'10"`), text after a closing quote
+//! (`"a"b`) and a quoted field that never closes are dead letters, where
+//! the `csv` crate alone would guess. Fields are numbered from 0 in the
+//! reasons, as CSV field names are without a header.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use super::{FieldMapping, Fields, Scalar, Slot};
 
@@ -102,8 +111,9 @@ impl CsvColumns {
                         }
                     }
                 }
-            } else if memchr::memchr2(b'\r', b'\n', bytes.get(pos..)?).is_some() {
-                // Past the last needed column: only a line break matters.
+            } else if memchr::memchr3(b'"', b'\r', b'\n', bytes.get(pos..)?).is_some() {
+                // Past the last needed column: only a quote (which may be
+                // stray) or a line break matters.
                 return None;
             } else {
                 break;
@@ -114,13 +124,15 @@ impl CsvColumns {
         Some(fields)
     }
 
-    /// The general path: parse the line with the `csv` crate.
+    /// The general path: check the quoting, then parse the record with the
+    /// `csv` crate's parser (csv-core).
     pub(super) fn general<'a>(&self, text: &str) -> Result<Fields<'a>, String> {
+        check_quotes(text.as_bytes())?;
         let record = parse_row(text)?;
         let mut fields = Fields::default();
         for (slot, column) in &self.columns {
             if let Some(field) = column.and_then(|c| record.get(c)) {
-                fields.set(*slot, Scalar::Str(Cow::Owned(field.to_owned())));
+                fields.set(*slot, Scalar::Str(Cow::Owned(field.clone())));
             }
         }
         Ok(fields)
@@ -156,25 +168,139 @@ fn quoted(s: &str) -> Option<(Cow<'_, str>, usize)> {
     }
 }
 
-/// Parses one line as exactly one CSV record.
-fn parse_row(text: &str) -> Result<::csv::StringRecord, String> {
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut record = ::csv::StringRecord::new();
-    match reader.read_record(&mut record) {
-        Ok(true) => {}
-        Ok(false) => return Err("empty line".to_owned()),
-        Err(e) => return Err(format!("invalid csv: {e}")),
+/// Rejects a record whose quotes the `csv` crate would accept by guessing:
+/// a quote inside an unquoted field, text after a closing quote, a quoted
+/// field that does not close.
+fn check_quotes(bytes: &[u8]) -> Result<(), String> {
+    // The parser skips a byte-order mark at the start, and so does this.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
     }
-    let mut extra = ::csv::StringRecord::new();
-    match reader.read_record(&mut extra) {
-        Ok(false) => Ok(record),
-        Ok(true) => {
-            Err("invalid csv: a line break splits the line into several records".to_owned())
+    let mut state = State::FieldStart;
+    let mut field = 0;
+    for &b in bytes {
+        state = match (state, b) {
+            (State::FieldStart, b'"') => State::Quoted,
+            (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b',') => {
+                field += 1;
+                State::FieldStart
+            }
+            (State::FieldStart | State::Unquoted, _) if b == b'"' => {
+                return Err(format!(
+                    "invalid csv: quote inside unquoted field {field} \
+                     (quote the field and double its quotes)"
+                ))
+            }
+            (State::FieldStart | State::Unquoted, _) => State::Unquoted,
+            (State::Quoted, b'"') => State::QuoteInQuoted,
+            (State::Quoted, _) => State::Quoted,
+            (State::QuoteInQuoted, b'"') => State::Quoted,
+            (State::QuoteInQuoted, _) => {
+                return Err(format!(
+                    "invalid csv: text after the closing quote of field {field}"
+                ))
+            }
+        };
+    }
+    if state == State::Quoted {
+        return Err(format!("invalid csv: quoted field {field} does not close"));
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// A csv-core reader per thread, reset for each record: building one
+    /// costs far more than parsing a short record.
+    static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
+}
+
+/// Parses one record as exactly one CSV record, by the `csv` crate's rules
+/// (its csv-core parser, default settings).
+fn parse_row(text: &str) -> Result<Vec<String>, String> {
+    PARSER.with(|parser| parser.borrow_mut().parse(text.as_bytes()))
+}
+
+/// A reusable csv-core reader and its output buffers.
+struct Parser {
+    reader: csv_core::Reader,
+    output: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Parser {
+    fn new() -> Self {
+        Parser {
+            reader: csv_core::Reader::new(),
+            output: Vec::new(),
+            ends: Vec::new(),
         }
-        Err(e) => Err(format!("invalid csv: {e}")),
+    }
+
+    fn parse(&mut self, mut input: &[u8]) -> Result<Vec<String>, String> {
+        self.reader.reset();
+        // Unquoting only shrinks a record, and it has one field more than
+        // it has delimiters: the buffers fit at once (they grow otherwise).
+        let fields = memchr::memchr_iter(b',', input).count() + 1;
+        if self.output.len() < input.len() + 1 {
+            self.output.resize(input.len() + 1, 0);
+        }
+        if self.ends.len() < fields + 1 {
+            self.ends.resize(fields + 1, 0);
+        }
+        let record = self.read_one(&mut input)?.ok_or("empty line")?;
+        match self.read_one(&mut input)? {
+            None => Ok(record),
+            Some(_) => Err(
+                "invalid csv: a line break outside quotes splits the record into several"
+                    .to_owned(),
+            ),
+        }
+    }
+
+    /// The next record of `input` (consuming it), or `None` at its end.
+    fn read_one(&mut self, input: &mut &[u8]) -> Result<Option<Vec<String>>, String> {
+        use csv_core::ReadRecordResult;
+        let (mut out_len, mut ends_len) = (0, 0);
+        loop {
+            let output = self.output.get_mut(out_len..).unwrap_or_default();
+            let ends = self.ends.get_mut(ends_len..).unwrap_or_default();
+            let (result, read, written, ended) = self.reader.read_record(input, output, ends);
+            *input = input.get(read..).unwrap_or_default();
+            out_len += written;
+            ends_len += ended;
+            match result {
+                // All of the record is given: the next call, with nothing
+                // left, tells the reader that the input ended.
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => self.output.resize(self.output.len() * 2 + 1, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2 + 1, 0),
+                ReadRecordResult::End => return Ok(None),
+                ReadRecordResult::Record => {
+                    let bytes = self.output.get(..out_len).unwrap_or_default();
+                    let mut fields = Vec::with_capacity(ends_len);
+                    let mut start = 0;
+                    for (i, &end) in self
+                        .ends
+                        .get(..ends_len)
+                        .unwrap_or_default()
+                        .iter()
+                        .enumerate()
+                    {
+                        let field = bytes.get(start..end).unwrap_or_default();
+                        let field = std::str::from_utf8(field)
+                            .map_err(|_| format!("invalid csv: invalid utf-8 in field {i}"))?;
+                        fields.push(field.to_owned());
+                        start = end;
+                    }
+                    return Ok(Some(fields));
+                }
+            }
+        }
     }
 }
 
@@ -182,10 +308,7 @@ fn parse_row(text: &str) -> Result<::csv::StringRecord, String> {
 /// names no columns, so every row reports its fields missing).
 pub(crate) fn split_header(line: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(line);
-    match parse_row(&text) {
-        Ok(record) => record.iter().map(str::to_owned).collect(),
-        Err(_) => Vec::new(),
-    }
+    parse_row(&text).unwrap_or_default()
 }
 
 #[cfg(test)]

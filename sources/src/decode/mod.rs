@@ -4,10 +4,12 @@
 //! format, maximum line length). Each format has two paths that must agree:
 //!
 //! - a hand-written fast path for the common line (a flat JSON object
-//!   without escapes or nesting, a CSV row without quotes) that scans bytes
-//!   and allocates nothing but the key, and
+//!   without escapes or nesting, a CSV record without line breaks whose
+//!   fields are plain or wholly quoted) that scans bytes and allocates
+//!   nothing but the key, and
 //! - a general path on `serde_json` / `csv` for everything else (nested
-//!   paths, escapes, quoting), which also produces the error messages.
+//!   paths, escapes, quoted line breaks), which also produces the error
+//!   messages and rejects stray CSV quotes.
 //!
 //! The fast path never rejects a line: when it is not sure, it hands the line
 //! to the general path, so both give the same answer for every input (the
@@ -57,7 +59,8 @@ pub enum Format {
     /// One JSON object per line.
     #[default]
     Jsonl,
-    /// One CSV row per line (a quoted field must not contain a line break).
+    /// CSV records, one per line except where a quoted field holds a line
+    /// break (RFC 4180 quoting; stray quotes are dead letters).
     Csv,
 }
 
@@ -181,6 +184,13 @@ pub struct DecodeConfig {
     pub time_format: TimeFormat,
     /// Lines longer than this many bytes are dead letters (default 1 MiB).
     pub max_line_len: usize,
+    /// Whether a record must have a value (default `true`). When `false`, a
+    /// record whose value field is absent, JSON `null` or a blank CSV field
+    /// decodes with the value `Value::Int(1)` (one event, so a sum of values
+    /// is the count) instead of being a dead letter `missing field "value"`;
+    /// a value that is present but not a number is still a dead letter. Set
+    /// it to `false` when the only aggregation is a count.
+    pub require_value: bool,
 }
 
 impl Default for DecodeConfig {
@@ -191,6 +201,7 @@ impl Default for DecodeConfig {
             fields: FieldMapping::default(),
             time_format: TimeFormat::default(),
             max_line_len: DEFAULT_MAX_LINE_LEN,
+            require_value: true,
         }
     }
 }
@@ -290,7 +301,9 @@ impl Decoder {
         }
     }
 
-    /// Decodes one line (without its `\n`) found at `offset` of `partition`.
+    /// Decodes one line (without its `\n`; for CSV, one record, which may
+    /// hold line breaks inside quoted fields) found at `offset` of
+    /// `partition`.
     pub fn decode(&self, partition: PartitionId, offset: Offset, line: &[u8]) -> Decoded {
         self.decode_with(partition, offset, line, true)
     }
@@ -317,7 +330,12 @@ impl Decoder {
         let key = convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?;
         let event_time = convert::time(fields.take(Slot::Time), &f.time, self.config.time_format)
             .map_err(dead)?;
-        let value = convert::value(fields.take(Slot::Value), &f.value).map_err(dead)?;
+        let value = if self.config.require_value {
+            convert::value(fields.take(Slot::Value), &f.value)
+        } else {
+            convert::optional_value(fields.take(Slot::Value), &f.value)
+        }
+        .map_err(dead)?;
         Ok(Record {
             partition,
             offset,

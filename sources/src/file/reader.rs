@@ -1,7 +1,13 @@
 //! [`FileReader`]: one partition of a [`FileSource`](super::FileSource),
 //! read line by line; lines before the start offset are counted, not decoded.
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use super::lines::{Line, LineReader, Skipped};
+use super::names::Glob;
+use super::{is_partition_file, visible_files};
 use crate::dead_letter::DeadLetter;
 use crate::decode::{too_long_reason, Decoder};
 use crate::record::{Decoded, Offset, PartitionId, ReadStatus};
@@ -17,6 +23,8 @@ pub(crate) enum Ownership {
     Shared {
         /// How many partitions the file holds.
         count: u32,
+        /// [`FileSourceConfig::max_partitions`](super::FileSourceConfig::max_partitions).
+        limit: u32,
     },
 }
 
@@ -26,12 +34,19 @@ impl Ownership {
     pub(crate) fn owner(self, decoder: &Decoder, line: &[u8]) -> (PartitionId, Option<String>) {
         match self {
             Ownership::Whole => (0, None),
-            Ownership::Shared { count } => match decoder.partition_of(line) {
+            Ownership::Shared { count, limit } => match decoder.partition_of(line) {
                 Ok(p) if p < count => (p, None),
+                Ok(p) if p >= limit => (
+                    0,
+                    Some(format!(
+                        "partition out of range: {p} (at most {limit} partitions; \
+                         raise max_partitions to allow more)"
+                    )),
+                ),
                 Ok(p) => (
                     0,
                     Some(format!(
-                        "partition {p} out of range: the source has {count} partitions"
+                        "partition out of range: {p} (the source has {count} partitions)"
                     )),
                 ),
                 Err(reason) => (0, Some(reason)),
@@ -52,21 +67,53 @@ pub(crate) struct FileReader {
     pub(crate) from: Offset,
     /// The next line is the CSV header.
     pub(crate) header_pending: bool,
-    /// A position (byte, offset) to jump to once the header is read.
-    pub(crate) pending_seek: Option<(u64, Offset)>,
+    /// A position to jump to once the header is read.
+    pub(crate) pending_seek: Option<Mark>,
+    /// The file's name as dead letters give it.
+    pub(crate) file_name: Arc<str>,
+    /// Followed directory, partition 0: refuse new partition files.
+    pub(crate) watch: Option<Arc<DirectoryWatch>>,
+}
+
+/// The partition files a followed directory had when the source listed
+/// it; a matching file beyond them is an error (partitions are fixed).
+#[derive(Debug)]
+pub(crate) struct DirectoryWatch {
+    pub(crate) dir: PathBuf,
+    pub(crate) glob: Glob,
+    pub(crate) known: BTreeSet<PathBuf>,
+}
+
+impl DirectoryWatch {
+    fn check(&self) -> Result<(), SourceError> {
+        for file in visible_files(&self.dir)? {
+            if is_partition_file(&file, &self.glob) && !self.known.contains(&file) {
+                return Err(SourceError::NewPartitionFile { path: file });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A known record start: its offset in the partition, its byte position
+/// and its 1-based line number in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub(crate) offset: Offset,
+    pub(crate) pos: u64,
+    pub(crate) line: u64,
 }
 
 impl FileReader {
     /// Jumps to a known line start (from an offset index), if one is pending
     /// and the header has been read.
-    pub(crate) fn apply_seek(&mut self) -> Result<(), SourceError> {
+    pub(crate) fn apply_seek(&mut self) {
         if !self.header_pending {
-            if let Some((pos, offset)) = self.pending_seek.take() {
-                self.lines.seek(pos)?;
-                self.next = offset;
+            if let Some(mark) = self.pending_seek.take() {
+                self.lines.seek(mark.pos, mark.line);
+                self.next = mark.offset;
             }
         }
-        Ok(())
     }
 
     /// Reads lines: with `out`, until `max` items were appended; without,
@@ -95,7 +142,7 @@ impl FileReader {
                     Skipped::Done => self.next = self.from,
                     Skipped::Pending(n) => {
                         self.next += n;
-                        return Ok(ReadStatus::CaughtUp);
+                        return self.caught_up();
                     }
                     Skipped::End(n) => {
                         self.next += n;
@@ -104,20 +151,26 @@ impl FileReader {
                 }
                 continue;
             }
-            let (line, too_long) = match self.lines.next_line()? {
-                Line::Pending => return Ok(ReadStatus::CaughtUp),
+            let (line, too_long, quoted) = match self.lines.next_line()? {
+                Line::Pending => return self.caught_up(),
                 Line::End => return Ok(ReadStatus::End),
-                Line::TooLong(prefix) => (prefix, true),
-                Line::Complete(line) => (line, false),
+                Line::TooLong(prefix, quoted) => (prefix, true, quoted),
+                Line::Complete(line) => (line, false, false),
             };
             if self.header_pending {
                 self.header_pending = false;
                 self.decoder.set_header(if too_long { b"" } else { line });
-                self.apply_seek()?;
+                self.apply_seek();
                 continue;
             }
             let (owner, reason) = if too_long {
-                let reason = too_long_reason(self.decoder.config().max_line_len);
+                let mut reason = too_long_reason(self.decoder.config().max_line_len);
+                if quoted {
+                    reason.push_str(
+                        " inside a quoted field (a quote that never closes takes in \
+                         the lines after it)",
+                    );
+                }
                 match self.ownership {
                     Ownership::Whole => (self.partition, Some(reason)),
                     Ownership::Shared { .. } => (0, Some(reason)),
@@ -139,13 +192,24 @@ impl FileReader {
                 continue;
             }
             if let Some(out) = out.as_deref_mut() {
-                out.push(match reason {
+                let decoded = match reason {
                     Some(reason) => Err(DeadLetter::new(self.partition, offset, reason, line)),
                     None => self.decoder.decode(self.partition, offset, line),
-                });
+                };
+                out.push(decoded.map_err(|d| d.at(&self.file_name, self.lines.line_no())));
                 produced += 1;
             }
         }
+    }
+}
+
+impl FileReader {
+    /// Nothing more for now: a good moment to look for new partition files.
+    fn caught_up(&self) -> Result<ReadStatus, SourceError> {
+        if let Some(watch) = &self.watch {
+            watch.check()?;
+        }
+        Ok(ReadStatus::CaughtUp)
     }
 }
 

@@ -2,7 +2,9 @@
 //! the built-in generator, beside an in-process plain-loop baseline measured
 //! in the same run (this machine is shared and noisy: compare ratios).
 //!
-//! Used by `tidemark bench throughput` and the criterion benches.
+//! Shared by `tidemark bench`, the criterion benches and the Nexmark
+//! example (each includes this file); not part of the library's API.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use rustc_hash::FxHashMap;
 use tidemark_sources::{GeneratorConfig, GeneratorSource, Key, Source, Value};
 use tidemark_windows::{AggKind, WindowSpec};
 
-use crate::{Job, JobError};
+use tidemark::{Job, JobError};
 
 /// One benchmark scenario: a window and its policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
