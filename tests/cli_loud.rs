@@ -98,7 +98,8 @@ fn dead_letters_without_a_file_are_shown_and_counted() {
         .iter()
         .map(|o| {
             format!(
-                "tidemark: bad line at partition 0, offset {o}: invalid json: expected value at line 1 column 1\n    broken line {o}\n"
+                "tidemark: bad line at in.jsonl:{} (partition 0, offset {o}): invalid json: expected value at line 1 column 1\n    broken line {o}\n",
+                o + 1
             )
         })
         .collect();
@@ -111,7 +112,7 @@ fn dead_letters_without_a_file_are_shown_and_counted() {
     shown.expect(0, &needles.iter().map(String::as_str).collect::<Vec<_>>());
     let err = shown.stderr();
     for o in &bad[5..] {
-        assert!(!err.contains(&format!("offset {o}:")), "{err}");
+        assert!(!err.contains(&format!("offset {o})")), "{err}");
     }
     // Shown in offset order, before the summary.
     let at = |n: &str| err.find(n).unwrap();
@@ -159,8 +160,8 @@ fn a_run_of_only_bad_lines_fails_unless_allowed() {
         1,
         &[
             "error: 3 of 3 lines read (100%) could not be decoded, more than --max-bad-ratio 0.5 allows\n",
-            "hint: the records have no field \"key\" (--key, the default): the line at partition 0, offset 0 has the fields \"amount\", \"ts\", \"user\"; perhaps --key user\n",
-            "  first bad line, at partition 0, offset 0: missing field \"key\"\n",
+            "hint: the records have no field \"key\" (--key, the default): the line at in.jsonl:1 (partition 0, offset 0) has the fields \"amount\", \"ts\", \"user\"; perhaps --key user\n",
+            "  first bad line, at in.jsonl:1 (partition 0, offset 0): missing field \"key\"\n",
         ],
     );
     // The same in quiet mode: the failure is not a summary.
@@ -173,7 +174,7 @@ fn a_run_of_only_bad_lines_fails_unless_allowed() {
     // With the key named, the value field is the one missing.
     run_in(tmp.path(), &[&base[..], &["--key", "user"]].concat()).expect(
         1,
-        &["hint: the records have no field \"value\" (--value, the default): the line at partition 0, offset 0 has the fields \"amount\", \"ts\", \"user\"; perhaps --value amount\n"],
+        &["hint: the records have no field \"value\" (--value, the default): the line at in.jsonl:1 (partition 0, offset 0) has the fields \"amount\", \"ts\", \"user\"; perhaps --value amount\n"],
     );
     // With both, it works.
     let good = run_in(
@@ -182,6 +183,37 @@ fn a_run_of_only_bad_lines_fails_unless_allowed() {
     );
     good.expect(0, &[]);
     assert_eq!(good.stdout().lines().count(), 3);
+}
+
+#[test]
+fn standard_input_is_diagnosed_from_the_lines_the_run_saw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .current_dir(tmp.path())
+        .args(["run", "--input", "-", "--window", "tumbling:1s"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"{\"user\":\"a\",\"ts\":1000,\"value\":1}\n{\"user\":\"b\",\"ts\":1500,\"value\":2}\n")
+            .unwrap();
+    }
+    let r = Run {
+        out: child.wait_with_output().unwrap(),
+    };
+    r.expect(
+        1,
+        &[
+            "tidemark: bad line at <stdin>:2 (partition 0, offset 1): missing field \"key\"\n",
+            "error: 2 of 2 lines read (100%) could not be decoded",
+            "hint: the records have no field \"key\" (--key, the default): the line at <stdin>:1 (partition 0, offset 0) has the fields \"ts\", \"user\", \"value\"; perhaps --key user\n",
+        ],
+    );
 }
 
 #[test]
@@ -197,7 +229,7 @@ fn the_ratio_is_checked_against_the_limit() {
     .concat();
     fs::write(tmp.path().join("in.jsonl"), text).unwrap();
     let base = ["--input", "in.jsonl", "--window", "tumbling:1s", "-q"];
-    run_in(tmp.path(), &base).expect(0, &["bad line at partition 0, offset 1"]);
+    run_in(tmp.path(), &base).expect(0, &["bad line at in.jsonl:2 (partition 0, offset 1)"]);
     for (limit, code) in [("0.25", 0), ("25%", 0), ("0.2", 1), ("0", 1), ("1", 0)] {
         let r = run_in(
             tmp.path(),
@@ -306,7 +338,7 @@ fn the_wrong_format_is_named() {
     )
     .expect(
         1,
-        &["hint: the lines are JSON objects, but they are read as CSV (the input path ends in .csv): use --format jsonl\n"],
+        &["hint: the lines are JSON objects, but they are read as CSV (the input's file names end in .csv): use --format jsonl\n"],
     );
     // CSV read as JSON lines.
     fs::write(
@@ -350,15 +382,15 @@ fn csv_headers_missing_or_taken_for_data_are_named() {
     r.expect(
         0,
         &[
-            "tidemark: bad line at partition 0, offset 0: invalid time \"ts\" for format epoch-ms in field \"1\"\n    key,ts,value\n",
-            "tidemark: bad line at partition 1, offset 0:",
+            "tidemark: bad line at in/part-0.csv:1 (partition 0, offset 0): invalid time \"ts\" for format epoch-ms in field \"1\"\n    key,ts,value\n",
+            "tidemark: bad line at in/part-1.csv:1 (partition 1, offset 0):",
         ],
     );
     run_in(tmp.path(), &[&base[..], &["--max-bad-ratio", "0.25"]].concat()).expect(
         1,
         &[
             "error: 2 of 6 lines read (33%) could not be decoded, more than --max-bad-ratio 0.25 allows",
-            "hint: the first line of partition 0 names the columns (\"key\", \"ts\", \"value\"), but without --header it is read as a record: add --header, then --key, --time and --value name columns\n",
+            "hint: the first line of \"in/part-0.csv\" names the columns (\"key\", \"ts\", \"value\"), but without --header it is read as a record: add --header, then --key, --time and --value name columns\n",
         ],
     );
     let fixed = run_in(

@@ -25,7 +25,21 @@ struct Sample {
     bad: Vec<DeadLetter>,
 }
 
-fn sample(spec: &JobSpec) -> Option<Sample> {
+/// Whether the input can be read again: a directory or a regular file
+/// (not standard input or a pipe, which the run has consumed).
+fn rereadable(spec: &JobSpec) -> bool {
+    match &spec.input {
+        Some(Input::Path(p)) if p.as_os_str() != "-" => {
+            std::fs::metadata(p).is_ok_and(|m| m.is_dir() || m.is_file())
+        }
+        _ => false,
+    }
+}
+
+fn sample(spec: &JobSpec, seen: &[DeadLetter]) -> Option<Sample> {
+    if !rereadable(spec) {
+        return Some(Sample { bad: seen.to_vec() });
+    }
     let source = spec.source().ok()?;
     let mut bad = Vec::new();
     let mut read = Vec::new();
@@ -174,12 +188,20 @@ fn looks_like_names(cols: &[String]) -> bool {
             .all(|c| !c.is_empty() && number(c).is_none() && !looks_like_rfc3339(c))
 }
 
-/// The first line of the first partition file, BOM and line end removed.
-fn first_line(spec: &JobSpec) -> Option<(PathBuf, String)> {
+/// The first line of the file a bad line came from, else of the first
+/// partition file, BOM and line end removed.
+fn first_line(spec: &JobSpec, bad: &[DeadLetter]) -> Option<(PathBuf, String)> {
+    let named = bad
+        .iter()
+        .filter_map(|d| d.file.as_deref())
+        .map(PathBuf::from)
+        .find(|f| f.is_file());
     let Some(Input::Path(path)) = &spec.input else {
         return None;
     };
-    let file = if path.is_dir() {
+    let file = if let Some(file) = named {
+        file
+    } else if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .ok()?
             .filter_map(Result::ok)
@@ -228,9 +250,10 @@ fn quoted_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// The likely cause of the bad lines of `spec`'s input, with its remedy,
-/// and the first bad line.
-pub fn diagnose(spec: &JobSpec) -> String {
-    let Some(sample) = sample(spec) else {
+/// and the first bad line. The input is read again from its start when it
+/// can be; otherwise `seen`, the first bad lines of the run, are looked at.
+pub fn diagnose(spec: &JobSpec, seen: &[DeadLetter]) -> String {
+    let Some(sample) = sample(spec, seen) else {
         return "check --format, --key, --time, --value and --time-format against the input".into();
     };
     let Some(first) = sample.bad.first() else {
@@ -257,7 +280,7 @@ fn cause(spec: &JobSpec, sample: &Sample) -> Option<String> {
     let bad = &sample.bad;
     let majority = |n: usize| 2 * n > bad.len();
     let why_csv = if spec.format.is_none() {
-        " (the input path ends in .csv)"
+        " (the input's file names end in .csv)"
     } else {
         ""
     };
@@ -296,15 +319,18 @@ fn cause(spec: &JobSpec, sample: &Sample) -> Option<String> {
             .iter()
             .find(|d| d.offset == 0 && looks_like_names(&columns(&d.raw)))
         {
+            let file = match &d.file {
+                Some(f) => format!("\"{f}\""),
+                None => format!("partition {}", d.partition),
+            };
             return Some(format!(
-                "the first line of partition {} names the columns ({}), but without --header it is read as a record: add --header, then --key, --time and --value name columns",
-                d.partition,
+                "the first line of {file} names the columns ({}), but without --header it is read as a record: add --header, then --key, --time and --value name columns",
                 quoted_list(columns(&d.raw).iter().map(String::as_str))
             ));
         }
     }
     let header_line = (format == InputFormat::Csv && header)
-        .then(|| first_line(spec))
+        .then(|| first_line(spec, bad))
         .flatten();
     if let Some((file, line)) = &header_line {
         let cols = columns(line);

@@ -26,10 +26,20 @@ const SHOWN_RAW: usize = 160;
 /// function of its input, not of timing).
 pub const EARLY_CHECK_LINES: u64 = 100;
 
-/// Where a dead letter came from, for people: `partition P, offset O`.
+/// Where a dead letter came from, for people: `FILE:LINE (partition P,
+/// offset O)`, or `partition P, offset O` when the source names no file.
 pub fn location(d: &DeadLetter) -> String {
-    format!("partition {}, offset {}", d.partition, d.offset)
+    match (&d.file, d.line) {
+        (Some(file), Some(line)) => format!(
+            "{file}:{line} (partition {}, offset {})",
+            d.partition, d.offset
+        ),
+        _ => format!("partition {}, offset {}", d.partition, d.offset),
+    }
 }
+
+/// How many dead letters [`DeadLetterEcho`] keeps for a diagnosis.
+const KEPT_DEAD_LETTERS: usize = 64;
 
 /// `text` on one line, cut to at most `limit` characters (with `...`).
 pub fn shorten(text: &str, limit: usize) -> String {
@@ -50,6 +60,9 @@ pub struct EchoCount {
     pub written: AtomicU64,
     /// Dead letters shown on standard error.
     pub shown: AtomicU64,
+    /// The first dead letters, kept for a diagnosis of an input that cannot
+    /// be read again (standard input, a pipe).
+    pub first: Mutex<Vec<DeadLetter>>,
 }
 
 /// The dead-letter sink of a run without `--dead-letter`: shows the first
@@ -85,6 +98,11 @@ impl DeadLetterEcho {
 impl Sink<DeadLetter> for DeadLetterEcho {
     fn write(&mut self, d: &DeadLetter) -> io::Result<()> {
         let n = self.count.written.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.count.first.lock() {
+            if first.len() < KEPT_DEAD_LETTERS {
+                first.push(d.clone());
+            }
+        }
         if n < SHOWN_DEAD_LETTERS {
             let mut text = format!("tidemark: bad line at {}: {}", location(d), d.reason);
             if !d.raw.is_empty() {

@@ -137,11 +137,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let to = Destinations {
             dead_letter: spec.dead_letter.as_ref().map(output_name),
             late: spec.late.as_ref().map(output_name),
-            echo,
+            echo: echo.clone(),
             window: spec.window,
         };
         print_summary(&summary, started.elapsed(), &to);
     }
+    let seen = echo
+        .as_ref()
+        .and_then(|e| e.first.lock().ok().map(|f| f.clone()))
+        .unwrap_or_default();
     let watermark = watermark_text(summary.final_watermark);
     let (bad, read) =
         tripped.unwrap_or((summary.dead_letters, summary.records + summary.dead_letters));
@@ -155,7 +159,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             limit,
             stopped_early: tripped.is_some(),
             watermark,
-            hint: super::diagnose::diagnose(&spec),
+            hint: super::diagnose::diagnose(&spec, &seen),
         }
         .into());
     }
