@@ -533,7 +533,7 @@ fn the_readme_job_table_matches_run_help() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 21, "every job option has a row");
+    assert_eq!(checked, 22, "every job option has a row");
 }
 
 #[test]
@@ -554,6 +554,8 @@ fn malformed_values_name_their_flag() {
         (&["--batch-size", "lots"], "invalid --batch-size: \"lots\" is not a whole number"),
         (&["--follow=maybe"], "invalid --follow: unknown value \"maybe\""),
         (&["--output", ""], "invalid --output: an empty output path"),
+        (&["--max-bad-ratio", "2"], "invalid --max-bad-ratio: \"2\": a ratio lies between 0 and 1 (or 0% and 100%)"),
+        (&["--max-bad-ratio", "some"], "invalid --max-bad-ratio: \"some\" is not a ratio"),
     ] {
         refused(dir, &[&gen[..], flags].concat(), message);
     }

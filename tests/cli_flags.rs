@@ -261,6 +261,21 @@ const CASES: &[Case] = &[
         other: "on-bad-record = \"skip\"",
         check: |r| r.code() == Some(1) && r.stderr().contains("partition 0 at offset 1"),
     },
+    Case {
+        // BAD holds one bad line of two: the default (0.5) accepts it.
+        name: "max-bad-ratio",
+        files: &[("in.jsonl", BAD)],
+        base: &["--input", "in.jsonl", "--window", "tumbling:1s"],
+        flag: &["--max-bad-ratio", "0.4"],
+        key: "max-bad-ratio = 0.4",
+        other: "max-bad-ratio = \"90%\"",
+        check: |r| {
+            r.code() == Some(1)
+                && r.stderr().contains(
+                    "1 of 2 lines read (50%) could not be decoded, more than --max-bad-ratio 0.4 allows",
+                )
+        },
+    },
 ];
 
 fn run_in(dir: &Path, args: &[&str], job: Option<&str>) -> Run {

@@ -2,7 +2,9 @@
 //! library facade.
 
 pub mod bench;
+pub mod diagnose;
 pub mod gen;
+pub mod loud;
 pub mod run;
 
 use std::process::ExitCode;
@@ -90,11 +92,14 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// A hint for errors with a known remedy.
-pub fn hint(e: &anyhow::Error) -> Option<&'static str> {
+pub fn hint(e: &anyhow::Error) -> Option<String> {
+    if let Some(too_many) = e.downcast_ref::<loud::TooManyBad>() {
+        return Some(too_many.hint.clone());
+    }
     match e.downcast_ref::<JobError>() {
-        Some(JobError::Engine(tidemark::engine::EngineError::BadRecord { .. })) => {
-            Some("rerun with --on-bad-record skip to send bad records to --dead-letter and go on")
-        }
+        Some(JobError::Engine(tidemark::engine::EngineError::BadRecord { .. })) => Some(
+            "rerun with --on-bad-record skip to send bad records to --dead-letter and go on".into(),
+        ),
         _ => None,
     }
 }

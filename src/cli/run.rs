@@ -11,7 +11,10 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tidemark::engine::{Parallelism, Stats, Summary};
+use tidemark::spec::{OnBadRecord, OutputPath};
 use tidemark::{JobError, JobSpec};
+
+use super::loud::{summary_notes, BadLineWatch, DeadLetterEcho, Destinations, TooManyBad};
 
 /// Flags of `tidemark run`: the job's options (each also a key of the job
 /// file) and the options of this run only.
@@ -89,14 +92,31 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(cluster) = args.cluster(workers)? {
         builder = builder.parallelism(cluster);
     }
+    let progress = (!args.quiet && std::io::stderr().is_terminal()).then(Progress::new);
+    // Without a dead-letter file the bad lines are shown, not dropped.
+    let echo = match &spec.dead_letter {
+        Some(_) => None,
+        None => {
+            let (sink, count) = DeadLetterEcho::new(progress.as_ref().map(Progress::bar));
+            builder = builder.dead_letter_sink(sink);
+            Some(count)
+        }
+    };
     let job = builder.build()?;
     let delay = job.config().policy.delay;
     let stats = Arc::new(Stats::default());
     let started = Instant::now();
-    let progress = (!args.quiet && std::io::stderr().is_terminal())
-        .then(|| Progress::start(Arc::clone(&stats), delay));
+    let progress = progress.map(|p| p.start(Arc::clone(&stats), delay));
     let signals = Signals::watch(Arc::clone(&stats))?;
+    let fail_on_bad = spec.on_bad_record == Some(OnBadRecord::Fail);
+    let limit = spec.max_bad_ratio();
+    let watch = BadLineWatch::start(
+        Arc::clone(&stats),
+        limit,
+        !fail_on_bad && spec.follow == Some(true),
+    );
     let result = job.run_with(Arc::clone(&stats));
+    let tripped = watch.finish();
     if let Some(p) = progress {
         p.stop();
     }
@@ -114,17 +134,52 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
     };
     if !args.quiet {
-        print_summary(&summary, started.elapsed(), delay);
+        let to = Destinations {
+            dead_letter: spec.dead_letter.as_ref().map(output_name),
+            late: spec.late.as_ref().map(output_name),
+            echo: echo.clone(),
+            window: spec.window,
+        };
+        print_summary(&summary, started.elapsed(), &to);
+    }
+    let seen = echo
+        .as_ref()
+        .and_then(|e| e.first.lock().ok().map(|f| f.clone()))
+        .unwrap_or_default();
+    let watermark = watermark_text(summary.final_watermark);
+    let (bad, read) =
+        tripped.unwrap_or((summary.dead_letters, summary.records + summary.dead_letters));
+    if !fail_on_bad && limit.exceeded(bad, read) {
+        if let Some((_, name)) = signals.received() {
+            eprintln!("tidemark: stopped by {name}");
+        }
+        return Err(TooManyBad {
+            bad,
+            read,
+            limit,
+            stopped_early: tripped.is_some(),
+            watermark,
+            hint: super::diagnose::diagnose(&spec, &seen),
+        }
+        .into());
     }
     if let Some((signal, name)) = signals.received() {
         return Err(super::Interrupted {
             signal,
             name,
-            watermark: watermark_text(summary.final_watermark),
+            watermark,
         }
         .into());
     }
     Ok(())
+}
+
+/// How the summary names an output.
+fn output_name(path: &OutputPath) -> String {
+    match path {
+        OutputPath::Stdout => "standard output".into(),
+        OutputPath::File(p) => p.display().to_string(),
+    }
 }
 
 fn watermark_text(w: Option<i64>) -> String {
@@ -178,7 +233,7 @@ impl Signals {
     }
 }
 
-fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
+fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations) {
     let secs = elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "tidemark: {} records from {} partition(s) in {:.2} s ({:.0} records/s)",
@@ -191,6 +246,9 @@ fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
         "  windows emitted {}, corrections {}, late dropped {}, late applied {}, dead letters {}",
         s.windows_emitted, s.corrections, s.late_dropped, s.late_applied, s.dead_letters
     );
+    for note in summary_notes(s, to) {
+        eprintln!("  {note}");
+    }
     if s.idle_releases > 0 {
         eprintln!(
             "  idle partitions released {} time(s) (--idle-after): results may depend on timing",
@@ -206,22 +264,37 @@ fn print_summary(s: &Summary, elapsed: Duration, _delay: i64) {
     }
 }
 
-/// A progress bar fed from the job's counters by a polling thread.
+/// A progress bar, made before the job (so that dead letters can be
+/// printed around it) and fed from the job's counters by a polling thread.
 struct Progress {
+    bar: ProgressBar,
+}
+
+/// A running [`Progress`].
+struct Running {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Progress {
-    fn start(stats: Arc<Stats>, delay: i64) -> Progress {
+    fn new() -> Progress {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        Progress { bar }
+    }
+
+    fn bar(&self) -> ProgressBar {
+        self.bar.clone()
+    }
+
+    fn start(self, stats: Arc<Stats>, delay: i64) -> Running {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let bar = self.bar;
         let thread = std::thread::spawn(move || {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
             while !flag.load(Ordering::Relaxed) {
                 let s = stats.summary(delay);
                 let wm = match s.final_watermark {
@@ -241,9 +314,11 @@ impl Progress {
             }
             bar.finish_and_clear();
         });
-        Progress { stop, thread }
+        Running { stop, thread }
     }
+}
 
+impl Running {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();

@@ -12,8 +12,8 @@ use tidemark_sources::{
 };
 
 use super::values::{
-    AggList, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow, OnBadRecord,
-    OutputPath,
+    AggList, BadRatio, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow,
+    OnBadRecord, OutputPath,
 };
 use super::SpecError;
 use crate::job::{Job, JobBuilder, JobError};
@@ -22,7 +22,9 @@ use crate::job::{Job, JobBuilder, JobError};
 /// [`JobSpec::to_builder`] applies exactly these, and `tidemark run --help`
 /// shows them.
 pub mod defaults {
-    use super::{DurationMs, Emit, EventTimeFormat, InputFormat, OnBadRecord, OutputPath};
+    use super::{
+        BadRatio, DurationMs, Emit, EventTimeFormat, InputFormat, OnBadRecord, OutputPath,
+    };
     use tidemark_windows::AggKind;
 
     /// `key`: the key field.
@@ -51,6 +53,11 @@ pub mod defaults {
     pub const BATCH_SIZE: usize = 1024;
     /// `on-bad-record`.
     pub const ON_BAD_RECORD: OnBadRecord = OnBadRecord::Skip;
+    /// `max-bad-ratio`: a run fails when more than half of the lines it
+    /// read were bad. A wrong field name, format or time format makes
+    /// (nearly) every line bad; real data where most lines are bad is rare
+    /// enough to ask for `max-bad-ratio = 1`.
+    pub const MAX_BAD_RATIO: BadRatio = BadRatio::raw(0.5);
     /// `follow`.
     pub const FOLLOW: bool = false;
     /// `output`: standard output.
@@ -327,14 +334,15 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub late: Option<OutputPath>,
 
-    /// File for records that could not be decoded (default: discarded).
+    /// File for records that could not be decoded (default: the first few
+    /// are shown on standard error by `tidemark run`, the rest counted).
     #[cfg_attr(
         feature = "cli",
         arg(
             long,
             value_name = "PATH",
             help_heading = "Output",
-            help = help("File for lines that could not be decoded, with partition, offset and reason", "discarded")
+            help = help("File for lines that could not be decoded, with partition, offset and reason", "shown on standard error, the first 5, and counted in the summary")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,6 +360,23 @@ pub struct JobSpec {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_bad_record: Option<OnBadRecord>,
+
+    /// The largest share of the lines read that may be bad before the run
+    /// fails (default 0.5). Applied by `tidemark run` (see
+    /// [`JobSpec::max_bad_ratio`]); a job built with
+    /// [`JobSpec::to_builder`] does not check it.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "RATIO",
+            allow_hyphen_values = true,
+            help_heading = "Input",
+            help = help("With --on-bad-record skip: the run fails (exit 1, after writing its results) when more than this share of the lines read could not be decoded, 0 to 1 or a percentage (0.01, 1%); 1 never fails", defaults::MAX_BAD_RATIO)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bad_ratio: Option<BadRatio>,
 
     /// Follow the input files as they grow (tail mode) instead of ending at
     /// their end (default false).
@@ -450,6 +475,7 @@ impl JobSpec {
             late,
             dead_letter,
             on_bad_record,
+            max_bad_ratio,
             follow,
             idle_after,
         } = other;
@@ -473,9 +499,16 @@ impl JobSpec {
             late: late.or(self.late),
             dead_letter: dead_letter.or(self.dead_letter),
             on_bad_record: on_bad_record.or(self.on_bad_record),
+            max_bad_ratio: max_bad_ratio.or(self.max_bad_ratio),
             follow: follow.or(self.follow),
             idle_after: idle_after.or(self.idle_after),
         }
+    }
+
+    /// The share of bad lines above which a run counts as failed: the
+    /// spec's `max-bad-ratio`, else [`defaults::MAX_BAD_RATIO`].
+    pub fn max_bad_ratio(&self) -> BadRatio {
+        self.max_bad_ratio.unwrap_or(defaults::MAX_BAD_RATIO)
     }
 
     fn target(path: &Option<OutputPath>) -> Target {

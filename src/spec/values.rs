@@ -425,6 +425,114 @@ impl<'de> Deserialize<'de> for OutputPath {
     }
 }
 
+/// The largest share of the lines read that may be bad (not decodable)
+/// before a run counts as failed: a number from 0 to 1 or a percentage,
+/// `0.5`, `50%`, `0.1%`. `0` fails on any bad line (after writing every
+/// result, unlike `on-bad-record = "fail"`), `1` never fails for bad lines.
+///
+/// ```
+/// use tidemark::spec::BadRatio;
+/// let r: BadRatio = "10%".parse().unwrap();
+/// assert_eq!(r, "0.1".parse().unwrap());
+/// assert!(r.exceeded(11, 100));
+/// assert!(!r.exceeded(10, 100));
+/// assert!(!"1".parse::<BadRatio>().unwrap().exceeded(100, 100));
+/// assert!("0".parse::<BadRatio>().unwrap().exceeded(1, 1_000_000));
+/// assert!("1.5".parse::<BadRatio>().is_err());
+/// assert_eq!(r.to_string(), "0.1");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct BadRatio(f64);
+
+impl BadRatio {
+    /// A ratio known to lie in 0..=1 (for constants).
+    pub(crate) const fn raw(ratio: f64) -> BadRatio {
+        BadRatio(ratio)
+    }
+
+    /// `ratio`, if it lies in 0..=1.
+    pub fn new(ratio: f64) -> Result<BadRatio, SpecError> {
+        if (0.0..=1.0).contains(&ratio) {
+            Ok(BadRatio(ratio))
+        } else {
+            err(format!(
+                "\"{ratio}\": a ratio lies between 0 and 1 (or 0% and 100%), e.g. 0.5 or 50%"
+            ))
+        }
+    }
+
+    /// The share, from 0 to 1.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// Whether `bad` bad lines out of `read` lines read (good and bad) are
+    /// more than this share. No line read is never too many.
+    pub fn exceeded(self, bad: u64, read: u64) -> bool {
+        read > 0 && bad as f64 > self.0 * read as f64
+    }
+}
+
+impl FromStr for BadRatio {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let t = text.trim();
+        let (number, scale) = match t.strip_suffix('%') {
+            Some(n) => (n.trim_end(), 100.0),
+            None => (t, 1.0),
+        };
+        match number.parse::<f64>() {
+            Ok(n) if n.is_finite() => BadRatio::new(n / scale).map_err(|_| {
+                SpecError(format!(
+                    "\"{t}\": a ratio lies between 0 and 1 (or 0% and 100%), e.g. 0.5 or 50%"
+                ))
+            }),
+            _ => err(format!(
+                "\"{t}\" is not a ratio: give a number from 0 to 1 or a percentage, e.g. 0.5 or 50%"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for BadRatio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for BadRatio {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for BadRatio {
+    /// A number (`0.5`, `1`) or a string (`"50%"`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BadRatio;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a ratio from 0 to 1 such as 0.5, or a percentage such as \"50%\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BadRatio, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<BadRatio, E> {
+                BadRatio::new(v).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<BadRatio, E> {
+                BadRatio::new(v as f64).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<BadRatio, E> {
+                BadRatio::new(v as f64).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// Declares a job-option enum: serde names, clap values (with the `cli`
 /// feature), `FromStr`/`Display` with those names, and the conversion into
 /// the type the engine or sources take.
