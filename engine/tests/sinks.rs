@@ -590,3 +590,52 @@ fn rows_handed_on_in_chunks_keep_the_canonical_order() {
         );
     }
 }
+
+#[test]
+fn a_stop_before_any_good_record_still_writes_the_dead_letters_read() {
+    // Partition 0's lines are all bad, so it holds the frontier at its
+    // start; a stop then completes nothing, but the dead letters read must
+    // not vanish.
+    let bad: Vec<String> = (0..100_000).map(|i| format!("not json {i}")).collect();
+    let good: Vec<String> = (0..1_000)
+        .map(|i| format!("{{\"key\":\"k\",\"ts\":{},\"value\":1}}", 1_000 + i))
+        .collect();
+    let source = MemorySource::from_lines(vec![bad, good], DecodeConfig::new(Format::Jsonl));
+    let (dead, letters) = Collect::new();
+    let stats = Arc::new(Stats::default());
+    let watcher = {
+        let stats = Arc::clone(&stats);
+        std::thread::spawn(move || {
+            while stats
+                .dead_letters
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < 1_000
+            {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            stats.request_stop();
+        })
+    };
+    let mut config = EngineConfig::new(WindowSpec::tumbling(100), Policy::default(), aggs());
+    config.batch_size = 50;
+    let summary = run(
+        Arc::new(source),
+        config,
+        Parallelism::Workers(1),
+        Sinks {
+            dead_letters: Output::Sink(Box::new(dead)),
+            ..Sinks::default()
+        },
+        Arc::clone(&stats),
+    )
+    .unwrap();
+    watcher.join().unwrap();
+    let letters = letters.lock().unwrap();
+    assert!(
+        summary.dead_letters >= 1_000 && summary.dead_letters < 100_000,
+        "{summary:?}"
+    );
+    assert_eq!(letters.len() as u64, summary.dead_letters, "{summary:?}");
+    let offsets: Vec<u64> = letters.iter().map(|d| d.offset).collect();
+    assert_eq!(offsets, (0..offsets.len() as u64).collect::<Vec<_>>());
+}

@@ -112,10 +112,14 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
             let mut upto = frontier.frontier().first().copied();
             if upto.is_none() {
                 if let Some(at) = stopped_at {
-                    // Stopped early: the input is complete below `at`.
+                    // Stopped early: the input is complete below `at`. The
+                    // dead letters read past it are written too, after the
+                    // complete part (a record that was read and could not be
+                    // decoded is never dropped silently).
                     upto = Some(at);
                     if let Some(s) = sinks.as_mut() {
                         let result = write_ready(s, &mut rows, &mut pending, upto, &control.stats)
+                            .and_then(|()| write_dead_letters(s, &mut pending))
                             .and_then(|()| s.commit(Frontier::At(at)));
                         if let Err(e) = result {
                             control.fail(e);
@@ -186,6 +190,29 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
             }
         }
     });
+}
+
+/// Writes every dead letter still waiting, by time, partition and offset.
+fn write_dead_letters<O: 'static>(
+    s: &mut OpenSinks<O>,
+    pending: &mut BTreeMap<EventTime, Vec<Pending>>,
+) -> Result<()> {
+    for (_, items) in std::mem::take(pending) {
+        let mut dead: Vec<DeadLetter> = items
+            .into_iter()
+            .filter_map(|item| match item {
+                Pending::Dead(d) => Some(d),
+                Pending::Late(_) => None,
+            })
+            .collect();
+        dead.sort_by_key(|d| (d.partition, d.offset));
+        for d in &dead {
+            s.dead_letters
+                .write(d)
+                .map_err(|e| output_error("dead letters", &s.dead_letters, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes what the frontier `upto` has completed (everything once the

@@ -23,7 +23,9 @@
 //! job, whatever the number of workers, batch sizes or timing.
 //! [`Frontier::Done`] is the last commit of a job whose input ended; a job
 //! that stops early (an error, a stop request) ends with a commit of the
-//! last frontier it completed and never writes the windows still open.
+//! last frontier it completed and never writes the windows still open; the
+//! dead letters it read past that frontier are written after the complete
+//! part, so that no record read is dropped silently.
 
 mod csv;
 pub(crate) mod json;
