@@ -43,6 +43,16 @@ pub enum WindowError {
         /// Distance between window starts.
         slide: Millis,
     },
+    /// A size, slide, gap, delay or lateness longer than [`MAX_SPAN`]: no
+    /// event time could ever complete such a window (and its bounds would
+    /// overflow).
+    #[error("{what} of {value} ms is longer than the {max} ms (about 285 000 years) event times can span", max = MAX_SPAN)]
+    TooLong {
+        /// Which parameter.
+        what: &'static str,
+        /// The value given.
+        value: Millis,
+    },
     /// A snapshot whose window state does not belong to its window spec.
     #[error("the snapshot's window state does not match its window spec")]
     SnapshotMismatch,
@@ -53,6 +63,10 @@ pub enum WindowError {
         time: EventTime,
     },
 }
+
+/// The longest size, slide, gap, delay or allowed lateness: 2^53 ms, the
+/// span of the event times a source accepts (±2^53 ms).
+pub const MAX_SPAN: Millis = 1 << 53;
 
 /// The largest `size / slide` a sliding window may have: a late record
 /// costs time in proportion to the windows it belongs to.
@@ -114,10 +128,12 @@ impl WindowSpec {
     /// Checks that sizes, slides and gaps are positive.
     pub fn validate(&self) -> Result<(), WindowError> {
         let positive = |what, value: Millis| {
-            if value > 0 {
-                Ok(())
-            } else {
+            if value <= 0 {
                 Err(WindowError::NotPositive { what, value })
+            } else if value > MAX_SPAN {
+                Err(WindowError::TooLong { what, value })
+            } else {
+                Ok(())
             }
         };
         match *self {

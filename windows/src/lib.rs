@@ -100,7 +100,7 @@ pub use aggregate::{
     AggKind, Aggregator, Count, Max, Mean, MetricValues, Metrics, MetricsAcc, Min, Number, Sum,
     SumAcc, SumValue,
 };
-pub use assign::{Sliding, Tumbling, WindowError, WindowSpec};
+pub use assign::{Sliding, Tumbling, WindowError, WindowSpec, MAX_SPAN};
 pub use change::{Change, ChangeKind, Phase};
 pub use log::{evaluate, Evaluation, LogRecord};
 pub use policy::{EmitMode, Policy};

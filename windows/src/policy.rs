@@ -63,6 +63,9 @@ impl Policy {
             if value < 0 {
                 return Err(WindowError::Negative { what, value });
             }
+            if value > crate::assign::MAX_SPAN {
+                return Err(WindowError::TooLong { what, value });
+            }
         }
         Ok(())
     }

@@ -125,3 +125,22 @@ fn invalid_specs_are_errors() {
     a.assign(105, &mut out).unwrap();
     assert_eq!(out, vec![Window::new(100, 110)]);
 }
+
+#[test]
+fn impossible_windows_are_rejected_at_config_time() {
+    use tidemark_windows::{EmitMode, Policy, WindowError, WindowSpec, MAX_SPAN};
+    for spec in [
+        WindowSpec::session(i64::MAX),
+        WindowSpec::tumbling(MAX_SPAN + 1),
+        WindowSpec::sliding(i64::MAX, i64::MAX / 2),
+    ] {
+        assert!(
+            matches!(spec.validate(), Err(WindowError::TooLong { .. })),
+            "{spec:?}"
+        );
+    }
+    assert!(WindowSpec::session(MAX_SPAN).validate().is_ok());
+    let policy = Policy::new(0, i64::MAX, EmitMode::Final);
+    let err = policy.validate().unwrap_err();
+    assert!(err.to_string().contains("allowed lateness"), "{err}");
+}
