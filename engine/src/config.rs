@@ -29,6 +29,15 @@ pub enum Parallelism {
     Workers(usize),
     /// Timely's own multi-process mode: `workers` threads in each process,
     /// this one being `process` of the `hosts` (one `host:port` each).
+    ///
+    /// Before any record is read the processes connect (within
+    /// [`EngineConfig::connect_timeout`]) and compare their jobs: window,
+    /// aggregation, policy, input, workers per process and host list must
+    /// be the same everywhere, or every process refuses to run with an
+    /// [`EngineError::Config`] naming the setting and both values. A
+    /// process that goes away mid-run makes [`run`](crate::run) return
+    /// [`EngineError::PeerLost`] on the others, their outputs holding what
+    /// the completed frontiers held.
     Cluster {
         /// Worker threads per process.
         workers: usize,
@@ -107,6 +116,11 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     /// this (a producer that was down for a day) sends the jump to the dead
     /// letters instead of closing every window before it.
     pub max_future_skew: Option<tidemark_windows::Millis>,
+    /// With [`Parallelism::Cluster`]: how long a process waits for all the
+    /// others to be connected (and to have agreed that they run the same
+    /// job) before [`run`](crate::run) gives up with
+    /// [`EngineError::Unreachable`] naming those it did not reach.
+    pub connect_timeout: Duration,
 }
 
 impl<A: JobAggregator> Clone for EngineConfig<A> {
@@ -122,6 +136,7 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             initial_state: self.initial_state.clone(),
             commit_interval: self.commit_interval,
             max_future_skew: self.max_future_skew,
+            connect_timeout: self.connect_timeout,
         }
     }
 }
@@ -139,12 +154,16 @@ impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
             .field("initial_state", &self.initial_state.is_some())
             .field("commit_interval", &self.commit_interval)
             .field("max_future_skew", &self.max_future_skew)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
 
 /// The default [`EngineConfig::commit_interval`].
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The default [`EngineConfig::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl EngineConfig<Metrics> {
     /// A job with `window`, `policy` and the built-in aggregations `aggs`,
@@ -170,6 +189,7 @@ impl<A: JobAggregator> EngineConfig<A> {
             initial_state: None,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             max_future_skew: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 

@@ -33,18 +33,28 @@
 //! peer) fires no open window: the outputs hold exactly what the completed
 //! frontiers hold.
 
+use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tidemark_sources::{DeadLetter, Key, Source};
 use tidemark_windows::{EventTime, WindowState};
+use timely::communication::AllocatorBuilder;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::vec::{Broadcast, ToStream};
+use timely::dataflow::operators::{Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Stream};
+use timely::execute::execute_from;
+use timely::worker::Worker;
+use timely::WorkerConfig;
 
 use crate::aggregator::JobAggregator;
+use crate::cluster::{self, Link, Network};
 use crate::collection::{changelog, Changelog};
 use crate::config::{BadRecords, EngineConfig, Parallelism};
 use crate::error::{EngineError, Result};
@@ -77,10 +87,81 @@ fn worker_state<A: JobAggregator>(
     Ok(state)
 }
 
-fn timely_config(parallelism: &Parallelism) -> Result<timely::Config> {
-    Ok(match parallelism {
-        Parallelism::Workers(n) if *n <= 1 => timely::Config::thread(),
-        Parallelism::Workers(n) => timely::Config::process(*n),
+/// How often a worker of a cluster looks whether a peer was lost while it
+/// has nothing to do.
+const LOSS_POLL: Duration = Duration::from_millis(50);
+
+/// How one worker's part of a run ended.
+enum Outcome {
+    /// The dataflow completed; on the first worker of each process of a
+    /// cluster, the summary of every process.
+    Done(Option<Vec<Summary>>),
+    /// A cluster peer was lost before the dataflow completed.
+    Lost,
+}
+
+/// Steps `worker` until its dataflows complete (`false`) or a cluster peer
+/// is lost (`true`).
+fn drive(worker: &mut Worker, link: Option<&Link>) -> bool {
+    let poll = link.map(|_| LOSS_POLL);
+    loop {
+        if link.is_some_and(Link::is_lost) {
+            return true;
+        }
+        if !worker.step_or_park(poll) {
+            return false;
+        }
+    }
+}
+
+/// Drops the worker's dataflows, so that it can end although they did not
+/// complete.
+fn drop_dataflows(worker: &mut Worker) {
+    for id in worker.installed_dataflows() {
+        worker.drop_dataflow(id);
+    }
+}
+
+/// After the job, the first worker of each process sends its process's
+/// summary to every worker; returns them all (`None` when a peer was lost
+/// meanwhile).
+fn gather(worker: &mut Worker, mine: Option<Summary>, link: &Link) -> Option<Vec<Summary>> {
+    let got: Rc<RefCell<Vec<Summary>>> = Rc::default();
+    let into = Rc::clone(&got);
+    worker.dataflow::<u64, _, _>(move |scope| {
+        mine.into_iter()
+            .to_stream(scope)
+            .broadcast()
+            .inspect(move |s| into.borrow_mut().push(s.clone()));
+    });
+    if drive(worker, Some(link)) {
+        drop_dataflows(worker);
+        return None;
+    }
+    Some(got.take())
+}
+
+/// What [`start`] returns: the workers' allocators, what must live as long
+/// as they run, and this process's connections in cluster mode.
+type Started = (Vec<AllocatorBuilder>, Box<dyn Any + Send>, Option<Network>);
+
+/// The Timely allocators of this process's workers, and in cluster mode
+/// the connections to the other processes (made, and the jobs compared,
+/// here).
+fn start<A: JobAggregator>(
+    parallelism: &Parallelism,
+    config: &EngineConfig<A>,
+    source: &dyn Source,
+    partitions: usize,
+) -> Result<Started> {
+    let local = |c: timely::CommunicationConfig| {
+        c.try_build()
+            .map(|(builders, others)| (builders, others, None))
+            .map_err(EngineError::Runtime)
+    };
+    match parallelism {
+        Parallelism::Workers(n) if *n <= 1 => local(timely::CommunicationConfig::Thread),
+        Parallelism::Workers(n) => local(timely::CommunicationConfig::Process(*n)),
         Parallelism::Cluster {
             workers,
             process,
@@ -92,18 +173,18 @@ fn timely_config(parallelism: &Parallelism) -> Result<timely::Config> {
                     hosts.len()
                 )));
             }
-            timely::Config {
-                communication: timely::CommunicationConfig::Cluster {
-                    threads: (*workers).max(1),
-                    process: *process,
-                    addresses: hosts.clone(),
-                    report: false,
-                    zerocopy: false,
-                },
-                worker: timely::WorkerConfig::default(),
-            }
+            let workers = (*workers).max(1);
+            let fingerprint = cluster::fingerprint(config, source, partitions, workers, hosts);
+            let (network, builders) = Network::start(
+                hosts,
+                *process,
+                workers,
+                &fingerprint,
+                config.connect_timeout,
+            )?;
+            Ok((builders, Box::new(()), Some(network)))
         }
-    })
+    }
 }
 
 /// Runs a job to completion and returns its summary.
@@ -117,6 +198,16 @@ fn timely_config(parallelism: &Parallelism) -> Result<timely::Config> {
 /// A job that fails (a bad record with [`BadRecords::Fail`], an I/O error)
 /// returns the error; its outputs then hold exactly what the frontier had
 /// completed, up to [`Stats::frontier`].
+///
+/// In cluster mode ([`Parallelism::Cluster`]) the processes first connect
+/// and compare their jobs: a process started with a different job makes
+/// every process return [`EngineError::Config`] naming the setting, and
+/// processes not connected within [`EngineConfig::connect_timeout`] give
+/// [`EngineError::Unreachable`]. A process that goes away while the job
+/// runs gives [`EngineError::PeerLost`] on the others, their outputs
+/// ending at the last completed frontier. Each process's summary names
+/// the process, has the job's final watermark and holds the cluster's
+/// totals ([`Summary::cluster`]).
 pub fn run<A: JobAggregator>(
     source: Arc<dyn Source>,
     config: EngineConfig<A>,
@@ -127,7 +218,13 @@ pub fn run<A: JobAggregator>(
     config.validate()?;
     let partitions = source.partitions()?;
     let delay = config.policy.delay;
-    let timely_config = timely_config(&parallelism)?;
+    let (builders, others, network) = start(&parallelism, &config, &*source, partitions.len())?;
+    let link = network.as_ref().map(|n| Arc::clone(&n.link));
+    let loss = link.clone();
+    let per_process = match &parallelism {
+        Parallelism::Cluster { workers, .. } => (*workers).max(1),
+        Parallelism::Workers(n) => (*n).max(1),
+    };
     let control = Arc::new(Control::new(Arc::clone(&stats)));
     let sinks = Arc::new(Mutex::new(Some(outputs.into())));
     let settings = IngestSettings {
@@ -143,7 +240,7 @@ pub fn run<A: JobAggregator>(
         Parallelism::Workers(_) => true,
         Parallelism::Cluster { process, .. } => *process == 0,
     };
-    let guards = timely::execute(timely_config, move |worker| {
+    let work = move |worker: &mut Worker| {
         let index = worker.index();
         let peers = worker.peers();
         let control = Arc::clone(&worker_control);
@@ -170,14 +267,15 @@ pub fn run<A: JobAggregator>(
         let settings = settings.clone();
         let commit_interval = config.commit_interval;
         let partitions = partitions.clone();
-        worker.dataflow::<EventTime, _, _>(move |scope| {
+        let sink_control = Arc::clone(&control);
+        let end = worker.dataflow::<EventTime, _, _>(move |scope| {
             let probe = ProbeHandle::new();
             let ingested = ingest(
                 scope,
                 source,
                 &partitions,
                 settings,
-                Arc::clone(&control),
+                Arc::clone(&sink_control),
                 index,
                 peers,
                 probe.clone(),
@@ -185,23 +283,66 @@ pub fn run<A: JobAggregator>(
             let emitted = window(
                 ingested,
                 state,
-                Arc::clone(&control.stats),
+                Arc::clone(&sink_control.stats),
                 Some(partitions.len()),
                 index,
                 sink_here,
             )
             .probe_with(&probe);
-            sink(emitted, opened, control, peers, commit_interval);
+            sink(emitted, opened, sink_control, peers, commit_interval)
         });
-    })
-    .map_err(EngineError::Runtime)?;
-    for result in guards.join() {
-        result.map_err(EngineError::Worker)?;
+        let link = link.as_deref();
+        if drive(worker, link) {
+            // The outputs end at the last completed frontier.
+            end.abandon();
+            drop_dataflows(worker);
+            return Outcome::Lost;
+        }
+        let Some(link) = link else {
+            return Outcome::Done(None);
+        };
+        let first = index.is_multiple_of(per_process);
+        let mine = first.then(|| {
+            let mut s = control.stats.summary(delay);
+            s.process = Some(index / per_process);
+            s
+        });
+        let all = gather(worker, mine, link);
+        Outcome::Done(all.filter(|_| first))
+    };
+    let guards = execute_from(builders, others, WorkerConfig::default(), work)
+        .map_err(EngineError::Runtime)?;
+    let results = guards.join();
+    if let Some(network) = network {
+        network.close();
+    }
+    let mut lost = false;
+    let mut all = None;
+    for result in results {
+        match result.map_err(EngineError::Worker)? {
+            Outcome::Lost => lost = true,
+            Outcome::Done(Some(summaries)) => all = Some(summaries),
+            Outcome::Done(None) => {}
+        }
+    }
+    if let Some(link) = loss.filter(|_| lost) {
+        return Err(link.error());
     }
     if let Some(error) = control.take_error() {
         return Err(error);
     }
-    Ok(stats.summary(delay))
+    let mut summary = stats.summary(delay);
+    if let Parallelism::Cluster { process, .. } = parallelism {
+        summary.process = Some(process);
+        if let Some(all) = all {
+            // Process 0 writes the outputs: its watermark is the job's.
+            if let Some(first) = all.iter().find(|s| s.process == Some(0)) {
+                summary.final_watermark = first.final_watermark;
+            }
+            summary.cluster = Some(Box::new(Summary::total(&all, summary.final_watermark)));
+        }
+    }
+    Ok(summary)
 }
 
 /// The streams [`windowed`] returns, on each worker: that worker's share of

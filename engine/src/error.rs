@@ -41,9 +41,36 @@ pub enum EngineError {
     /// A worker thread panicked.
     #[error("a worker failed: {0}")]
     Worker(String),
-    /// An invalid job option.
+    /// An invalid job option, or (in cluster mode) processes started with
+    /// different jobs.
     #[error("{0}")]
     Config(String),
+    /// A process of the cluster went away while the job ran (it was killed,
+    /// its machine or the network failed). The outputs hold what the
+    /// completed frontiers held.
+    #[error("lost cluster process {process} ({address}): {reason}")]
+    PeerLost {
+        /// The lost process's index.
+        process: usize,
+        /// Its address in the host list.
+        address: String,
+        /// What the connection reported.
+        reason: String,
+    },
+    /// Not every process of the cluster was connected within
+    /// [`EngineConfig::connect_timeout`](crate::EngineConfig::connect_timeout).
+    #[error("cluster processes not connected within {timeout:?}: {}", .peers.join("; "))]
+    Unreachable {
+        /// The processes not connected: index, address and the last
+        /// failure, e.g. `process 1 (10.0.0.2:2101): connection refused`.
+        peers: Vec<String>,
+        /// How long this process waited.
+        timeout: std::time::Duration,
+    },
+    /// The cluster could not be set up: this process's listen address,
+    /// or a peer that does not speak the protocol.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// The engine's result type.

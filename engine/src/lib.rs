@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregator;
+mod cluster;
 pub mod collection;
 pub mod config;
 pub mod dataflow;
@@ -48,6 +49,7 @@ pub use aggregator::{JobAggregator, Named};
 pub use collection::{changelog, Changelog};
 pub use config::{
     BadRecords, EngineConfig, Parallelism, Position, StateSnapshot, DEFAULT_COMMIT_INTERVAL,
+    DEFAULT_CONNECT_TIMEOUT,
 };
 pub use dataflow::{run, windowed, Windowed};
 pub use error::{EngineError, Result};

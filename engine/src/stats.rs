@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Live counters, shared by all workers of a process; readable while the
 /// job runs (for a progress bar).
@@ -92,12 +92,19 @@ impl Stats {
             } else {
                 Some(tidemark_windows::time::watermark(frontier, delay))
             },
+            process: None,
+            cluster: None,
         }
     }
 }
 
 /// What a finished job did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+///
+/// The counters are this process's: in cluster mode each process counts
+/// the records it read and the windows its workers kept, and process 0,
+/// which writes the outputs, counts the rows; [`cluster`](Summary::cluster)
+/// holds the totals over every process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// Records decoded.
     pub records: u64,
@@ -119,6 +126,36 @@ pub struct Summary {
     /// non-zero the results may depend on timing.
     pub idle_releases: u64,
     /// The global watermark at the end: `None` when every partition ended
-    /// (the watermark reached +∞).
+    /// (the watermark reached +∞). In cluster mode, after a job that
+    /// completed, the watermark of process 0 (which writes the outputs).
     pub final_watermark: Option<i64>,
+    /// In cluster mode, this process's index (`None` otherwise).
+    pub process: Option<usize>,
+    /// In cluster mode, the totals over every process, the same on each
+    /// (with `process` and `cluster` `None`). `None` otherwise, and when
+    /// the totals could not be gathered (a peer went away after the job).
+    pub cluster: Option<Box<Summary>>,
+}
+
+impl Summary {
+    /// The sum of the processes' counters, with the global
+    /// `final_watermark`.
+    pub(crate) fn total(all: &[Summary], final_watermark: Option<i64>) -> Summary {
+        let mut t = Summary {
+            final_watermark,
+            ..Summary::default()
+        };
+        for s in all {
+            t.records += s.records;
+            t.dead_letters += s.dead_letters;
+            t.late_dropped += s.late_dropped;
+            t.late_applied += s.late_applied;
+            t.unassigned += s.unassigned;
+            t.windows_emitted += s.windows_emitted;
+            t.corrections += s.corrections;
+            t.partitions += s.partitions;
+            t.idle_releases += s.idle_releases;
+        }
+        t
+    }
 }

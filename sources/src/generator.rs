@@ -356,6 +356,13 @@ impl Source for GeneratorSource {
     ) -> Result<Box<dyn PartitionReader>, SourceError> {
         computed::open(&self.plan, partition, from)
     }
+
+    fn describe(&self) -> String {
+        format!(
+            "generator {}",
+            serde_json::to_string(&self.plan.config).unwrap_or_default()
+        )
+    }
 }
 
 /// What [`write_partition_files`] wrote.

@@ -410,6 +410,13 @@ impl Source for NexmarkSource {
     ) -> Result<Box<dyn PartitionReader>, SourceError> {
         computed::open(&self.plan, partition, from)
     }
+
+    fn describe(&self) -> String {
+        format!(
+            "nexmark {}",
+            serde_json::to_string(&self.plan.config).unwrap_or_default()
+        )
+    }
 }
 
 #[cfg(test)]

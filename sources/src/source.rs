@@ -138,6 +138,15 @@ pub trait Source: Send + Sync {
         partition: PartitionId,
         from: Offset,
     ) -> Result<Box<dyn PartitionReader>, SourceError>;
+
+    /// What this source reads, in one line: the processes of a cluster
+    /// compare it before they run a job together, so two sources that may
+    /// yield different records should describe themselves differently.
+    /// Called after [`partitions`](Source::partitions); must not fail or
+    /// read records. The default is the source's type name.
+    fn describe(&self) -> String {
+        std::any::type_name::<Self>().to_owned()
+    }
 }
 
 /// Reads one partition in offset order.

@@ -519,3 +519,52 @@ fn partitions_above_the_limit_are_dead_letters() {
 fn dead_count(items: &[tidemark_sources::Decoded]) -> usize {
     items.iter().filter(|d| d.is_err()).count()
 }
+
+#[test]
+fn describe_names_the_configuration_and_the_partition_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = b"{\"key\":\"k\",\"ts\":1,\"value\":1}\n";
+    for name in ["p1.jsonl", "p2.jsonl", "p10.jsonl"] {
+        write(dir.path(), name, line);
+    }
+    let listed = |config: FileSourceConfig| {
+        let s = source(config);
+        s.partitions().unwrap();
+        s.describe()
+    };
+    let config = FileSourceConfig::new(dir.path(), Format::Jsonl);
+    let d = listed(config.clone());
+    assert!(
+        d.contains("partition files p1.jsonl, p2.jsonl, p10.jsonl"),
+        "{d}"
+    );
+    assert!(d.contains("\"format\":\"jsonl\""), "{d}");
+    // The same input describes itself the same way every time.
+    assert_eq!(d, listed(config.clone()));
+    // Another field, another file, or following changes it.
+    let mut other_field = config.clone();
+    other_field.decode.fields.value = "amount".into();
+    assert_ne!(d, listed(other_field));
+    let mut follow = config.clone();
+    follow.follow = true;
+    assert_ne!(d, listed(follow));
+    write(dir.path(), "p3.jsonl", line);
+    assert_ne!(d, listed(config));
+
+    // Many files: their count, the ends and a digest of every name.
+    let many = tempfile::tempdir().unwrap();
+    for i in 0..40 {
+        write(many.path(), &format!("part-{i:02}.jsonl"), line);
+    }
+    let d = listed(FileSourceConfig::new(many.path(), Format::Jsonl));
+    assert!(
+        d.contains("40 partition files part-00.jsonl to part-39.jsonl (names digest "),
+        "{d}"
+    );
+    std::fs::rename(
+        many.path().join("part-17.jsonl"),
+        many.path().join("part-17b.jsonl"),
+    )
+    .unwrap();
+    assert_ne!(d, listed(FileSourceConfig::new(many.path(), Format::Jsonl)));
+}

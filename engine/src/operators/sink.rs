@@ -3,7 +3,9 @@
 //! job's [`Sink`](crate::Sink)s, and commits them at completed frontier
 //! steps.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +64,49 @@ impl<O: 'static> OpenSinks<O> {
     }
 }
 
+/// What the sink operator shares with the worker that runs it: the open
+/// sinks and how far they are written and committed.
+struct Written<O> {
+    sinks: Option<OpenSinks<O>>,
+    /// The last frontier whose items are all written.
+    frontier_seen: Option<EventTime>,
+    /// The last frontier committed.
+    committed: Option<EventTime>,
+    /// Nothing more is written.
+    done: bool,
+}
+
+/// The worker's handle on its sink operator, to end the outputs when the
+/// dataflow cannot go on (a lost cluster peer).
+pub(crate) struct SinkEnd<O: 'static> {
+    written: Rc<RefCell<Written<O>>>,
+    control: Arc<Control>,
+}
+
+impl<O: 'static> SinkEnd<O> {
+    /// Ends the outputs where the completed frontiers left them: commits
+    /// the last frontier whose items are all written (if it was not yet)
+    /// and writes nothing more. The windows still open are not written.
+    pub(crate) fn abandon(&self) {
+        let Ok(mut written) = self.written.try_borrow_mut() else {
+            return;
+        };
+        let w = &mut *written;
+        if std::mem::replace(&mut w.done, true) {
+            return;
+        }
+        if let (Some(s), Some(f)) = (w.sinks.as_mut(), w.frontier_seen) {
+            if w.committed != Some(f) {
+                if let Err(e) = s.commit(Frontier::At(f)) {
+                    self.control.fail(e);
+                }
+                w.committed = Some(f);
+            }
+        }
+        w.sinks = None;
+    }
+}
+
 /// The sink operator. `sinks` is `Some` on the worker that writes
 /// (worker 0 of process 0); `workers` is the number of window operators,
 /// whose end markers make a clean end.
@@ -71,16 +116,22 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
     control: Arc<Control>,
     workers: usize,
     commit_interval: Duration,
-) {
-    let mut sinks = sinks;
+) -> SinkEnd<O> {
+    let written = Rc::new(RefCell::new(Written {
+        sinks,
+        frontier_seen: None,
+        committed: None,
+        done: false,
+    }));
+    let end = SinkEnd {
+        written: Rc::clone(&written),
+        control: Arc::clone(&control),
+    };
     let mut pending: BTreeMap<EventTime, Vec<Pending>> = BTreeMap::new();
     let mut rows: RowMerge<O> = RowMerge::default();
     let mut finished = 0usize;
     let mut stopped_at: Option<EventTime> = None;
-    let mut done = false;
     let mut last_commit = Instant::now();
-    let mut committed: Option<EventTime> = None;
-    let mut frontier_seen: Option<EventTime> = None;
     let scope = emitted.scope();
     let mut builder = OperatorBuilder::new("Sink".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
@@ -106,7 +157,13 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                     }
                 }
             });
-            if done {
+            let Ok(mut written) = written.try_borrow_mut() else {
+                return;
+            };
+            let w = &mut *written;
+            if w.done {
+                rows.clear();
+                pending.clear();
                 return;
             }
             let mut upto = frontier.frontier().first().copied();
@@ -117,7 +174,7 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                     // complete part (a record that was read and could not be
                     // decoded is never dropped silently).
                     upto = Some(at);
-                    if let Some(s) = sinks.as_mut() {
+                    if let Some(s) = w.sinks.as_mut() {
                         let result = write_ready(s, &mut rows, &mut pending, upto, &control.stats)
                             .and_then(|()| write_dead_letters(s, &mut pending))
                             .and_then(|()| s.commit(Frontier::At(at)));
@@ -128,7 +185,7 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                     control.stats.frontier.store(at, Ordering::Relaxed);
                     rows.clear();
                     pending.clear();
-                    done = true;
+                    w.done = true;
                     return;
                 }
             }
@@ -137,9 +194,9 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                 // the rest is incomplete.
                 rows.clear();
                 pending.clear();
-                done = true;
-                if let Some(s) = sinks.as_mut() {
-                    if let Some(f) = frontier_seen.filter(|&f| committed != Some(f)) {
+                w.done = true;
+                if let Some(s) = w.sinks.as_mut() {
+                    if let Some(f) = w.frontier_seen.filter(|&f| w.committed != Some(f)) {
                         if let Err(e) = s.commit(Frontier::At(f)) {
                             control.fail(e);
                         }
@@ -147,25 +204,25 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                 }
                 return;
             }
-            if let Some(s) = sinks.as_mut() {
+            if let Some(s) = w.sinks.as_mut() {
                 if let Err(e) = write_ready(s, &mut rows, &mut pending, upto, &control.stats) {
                     control.fail(e);
-                    sinks = None;
+                    w.sinks = None;
                 }
             }
             match upto {
                 Some(f) => {
                     control.stats.frontier.store(f, Ordering::Relaxed);
-                    frontier_seen = Some(f);
-                    if let Some(s) = sinks.as_mut() {
-                        if committed != Some(f) {
+                    w.frontier_seen = Some(f);
+                    if let Some(s) = w.sinks.as_mut() {
+                        if w.committed != Some(f) {
                             let since = last_commit.elapsed();
                             if since >= commit_interval {
                                 if let Err(e) = s.commit(Frontier::At(f)) {
                                     control.fail(e);
-                                    sinks = None;
+                                    w.sinks = None;
                                 }
-                                committed = Some(f);
+                                w.committed = Some(f);
                                 last_commit = Instant::now();
                             } else {
                                 // Commit this frontier once the interval is
@@ -180,16 +237,17 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                         .stats
                         .frontier
                         .store(EventTime::MAX, Ordering::Relaxed);
-                    if let Some(s) = sinks.as_mut() {
+                    if let Some(s) = w.sinks.as_mut() {
                         if let Err(e) = s.commit(Frontier::Done) {
                             control.fail(e);
                         }
                     }
-                    done = true;
+                    w.done = true;
                 }
             }
         }
     });
+    end
 }
 
 /// Writes every dead letter still waiting, by time, partition and offset.

@@ -599,4 +599,52 @@ impl Source for FileSource {
         }
         Ok(Box::new(reader))
     }
+
+    /// The configuration (path, format, fields, follow mode, partition
+    /// settings) and the partition files found: their names in partition
+    /// order when there are a few, else their count, the first and last
+    /// names and a digest of all of them.
+    fn describe(&self) -> String {
+        let config = serde_json::to_string(&self.config).unwrap_or_default();
+        let found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        let layout = match found.as_ref().map(|f| &f.layout) {
+            None => "not listed yet".to_owned(),
+            Some(Layout::File(path)) => format!("file {}", path.display()),
+            Some(Layout::Shared { path, count, .. }) => {
+                format!("file {} with {count} partitions", path.display())
+            }
+            Some(Layout::Directory(files)) => describe_files(files),
+        };
+        format!("files {config}: {layout}")
+    }
+}
+
+/// The partition files of a directory, for [`Source::describe`].
+fn describe_files(files: &[PathBuf]) -> String {
+    const LISTED: usize = 16;
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.file_name().map_or_else(
+                || f.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    if names.len() <= LISTED {
+        return format!("partition files {}", names.join(", "));
+    }
+    // FNV-1a over the names, so that two listings differing anywhere differ.
+    let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in &names {
+        for b in name.bytes().chain([0]) {
+            digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!(
+        "{} partition files {} to {} (names digest {digest:016x})",
+        names.len(),
+        names[0],
+        names[names.len() - 1]
+    )
 }

@@ -1,0 +1,313 @@
+//! `tidemark run` in cluster mode with real processes on loopback, each
+//! test bounded in time (children are killed if a test fails):
+//!
+//! - processes started with different windows both refuse (exit 2) with
+//!   the same message naming the setting and both values;
+//! - killing one of two processes while records flow makes the other exit
+//!   1 with a clean message naming the lost process (no panic), and what
+//!   process 0 wrote is a prefix of a one-process run's output.
+//!
+//! Run with `cargo test --test cluster`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tidemark"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A hostfile for `n` processes on loopback.
+fn hostfile(dir: &Path, n: usize) -> (PathBuf, Vec<String>) {
+    let hosts: Vec<String> = (0..n)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let path = dir.join("hosts");
+    fs::write(&path, hosts.join("\n") + "\n").unwrap();
+    (path, hosts)
+}
+
+/// Child processes that are killed when the test ends, however it ends.
+#[derive(Default)]
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Children {
+    fn spawn(&mut self, cmd: &mut Command) -> usize {
+        self.0
+            .push(cmd.stderr(Stdio::piped()).spawn().expect("tidemark starts"));
+        self.0.len() - 1
+    }
+
+    /// Waits for child `i` at most `limit`.
+    fn wait(&mut self, i: usize, limit: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + limit;
+        let child = &mut self.0[i];
+        // Read stderr on a thread so a chatty child cannot block on a full pipe.
+        let mut pipe = child.stderr.take().expect("stderr is piped");
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut s);
+            s
+        });
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, reader.join().unwrap());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("process {i} did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn run_cmd(window: &str, out: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.args(["run", "--window", window, "--delay", "50ms"])
+        .args(["--agg", "count,sum,max"])
+        .arg("--output")
+        .arg(out.join("results.jsonl"))
+        .arg("--late")
+        .arg(out.join("late.jsonl"));
+    cmd
+}
+
+fn cluster_args(cmd: &mut Command, process: usize, hostfile: &Path, workers: &str) {
+    cmd.args(["--workers", workers, "--processes", "2", "--process"])
+        .arg(process.to_string())
+        .arg("--hostfile")
+        .arg(hostfile);
+}
+
+fn generate(dir: &Path, events: &str) -> PathBuf {
+    let data = dir.join("log");
+    let status = bin()
+        .args([
+            "gen",
+            "--events",
+            events,
+            "--keys",
+            "30",
+            "--partitions",
+            "4",
+        ])
+        .args(["--rate", "2", "--disorder", "30ms", "--seed", "5", "--out"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    data
+}
+
+fn assert_clean(stderr: &str) {
+    for bad in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "MergeQueue",
+        "timely communication error",
+    ] {
+        assert!(!stderr.contains(bad), "stderr shows a panic:\n{stderr}");
+    }
+}
+
+#[test]
+fn processes_with_different_windows_both_refuse_naming_the_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "2000");
+    let (hosts, addrs) = hostfile(tmp.path(), 2);
+    let mut children = Children::default();
+    let mut spawn = |process: usize, window: &str| {
+        let out = tmp.path().join(format!("out{process}"));
+        fs::create_dir_all(&out).unwrap();
+        let mut cmd = run_cmd(window, &out);
+        cluster_args(&mut cmd, process, &hosts, "1");
+        cmd.arg("--input").arg(&data);
+        children.spawn(&mut cmd)
+    };
+    let p1 = spawn(1, "tumbling:2s");
+    let p0 = spawn(0, "tumbling:1s");
+    let (s0, e0) = children.wait(p0, Duration::from_secs(60));
+    let (s1, e1) = children.wait(p1, Duration::from_secs(60));
+    assert_eq!(s0.code(), Some(2), "{e0}");
+    assert_eq!(s1.code(), Some(2), "{e1}");
+    let expected = format!(
+        "window is \"tumbling 1000ms\" on process 0 ({}) but \"tumbling 2000ms\" on process 1 ({})",
+        addrs[0], addrs[1]
+    );
+    for e in [&e0, &e1] {
+        assert!(e.contains(&expected), "{e}");
+        assert_clean(e);
+        // No connection retry chatter.
+        assert!(!e.contains("retrying"), "{e}");
+    }
+    // Refused before anything was opened.
+    assert!(!tmp.path().join("out0/results.jsonl").exists());
+}
+
+/// Appends the second part of every partition file of `full` to `live`
+/// a few lines at a time, while `keep_going` says so.
+struct Feeder {
+    rest: Vec<(PathBuf, Vec<String>)>,
+    next: usize,
+}
+
+impl Feeder {
+    /// Copies the first `head` lines of each partition of `full` into
+    /// `live`; the rest is fed later.
+    fn start(full: &Path, live: &Path, head: usize) -> Feeder {
+        fs::create_dir_all(live).unwrap();
+        let mut files: Vec<PathBuf> = fs::read_dir(full)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let rest = files
+            .iter()
+            .map(|f| {
+                let text = fs::read_to_string(f).unwrap();
+                let lines: Vec<String> = text.lines().map(|l| format!("{l}\n")).collect();
+                let to = live.join(f.file_name().unwrap());
+                fs::write(&to, lines[..head].concat()).unwrap();
+                (to, lines[head..].to_vec())
+            })
+            .collect();
+        Feeder { rest, next: 0 }
+    }
+
+    /// Appends the next `n` lines to each partition; false when done.
+    fn feed(&mut self, n: usize) -> bool {
+        let mut more = false;
+        for (path, lines) in &self.rest {
+            let to = (self.next + n).min(lines.len());
+            if self.next < to {
+                let mut f = OpenOptions::new().append(true).open(path).unwrap();
+                f.write_all(lines[self.next..to].concat().as_bytes())
+                    .unwrap();
+                more |= to < lines.len();
+            }
+        }
+        self.next += n;
+        more
+    }
+}
+
+/// Two processes follow a log that grows; once process 0 has written
+/// results, process `victim` is killed. The other must exit 1 naming it.
+fn kill_one_mid_run(victim: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = generate(tmp.path(), "40000");
+    // What one process writes for the whole log.
+    let single = tmp.path().join("single");
+    fs::create_dir_all(&single).unwrap();
+    let status = run_cmd("tumbling:1s", &single)
+        .args(["--quiet", "--input"])
+        .arg(&full)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let one = fs::read_to_string(single.join("results.jsonl")).unwrap();
+
+    let live = tmp.path().join("live");
+    let mut feeder = Feeder::start(&full, &live, 200);
+    let (hosts, addrs) = hostfile(tmp.path(), 2);
+    let mut children = Children::default();
+    let mut pids = Vec::new();
+    for process in [1, 0] {
+        let out = tmp.path().join(format!("out{process}"));
+        fs::create_dir_all(&out).unwrap();
+        let mut cmd = run_cmd("tumbling:1s", &out);
+        cluster_args(&mut cmd, process, &hosts, "2");
+        cmd.arg("--follow").arg("--input").arg(&live);
+        pids.push((process, children.spawn(&mut cmd)));
+    }
+    let index = |p: usize| pids.iter().find(|(q, _)| *q == p).unwrap().1;
+    let results = tmp.path().join("out0/results.jsonl");
+    // Feed until process 0 has committed some results, then a bit more,
+    // and kill the victim while records still flow.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut fed_after = 0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no results from the cluster in time"
+        );
+        assert!(
+            feeder.feed(50),
+            "the log ran out before the cluster wrote results"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        let written = fs::metadata(&results).map(|m| m.len()).unwrap_or(0);
+        if written > 0 {
+            fed_after += 1;
+            if fed_after == 5 {
+                break;
+            }
+        }
+    }
+    let victim_child = index(victim);
+    children.0[victim_child].kill().unwrap();
+    let _ = children.0[victim_child].wait();
+    // Records keep arriving at the survivor's partitions for a while.
+    for _ in 0..5 {
+        feeder.feed(50);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survivor = 1 - victim;
+    let (status, stderr) = children.wait(index(survivor), Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "lost cluster process {victim} ({})",
+            addrs[victim]
+        )),
+        "{stderr}"
+    );
+    assert_clean(&stderr);
+    let mut written = fs::read_to_string(&results).unwrap();
+    if victim == 0 {
+        // Killed mid-write: its last line may be cut.
+        written.truncate(written.rfind('\n').map_or(0, |i| i + 1));
+    } else {
+        assert!(written.ends_with('\n'), "the survivor writes whole lines");
+    }
+    assert!(!written.is_empty());
+    assert!(
+        one.starts_with(&written),
+        "process 0's results are not a prefix of the one-process results"
+    );
+    assert!(
+        written.len() < one.len(),
+        "the killed run cannot have everything"
+    );
+}
+
+#[test]
+fn killing_process_1_mid_run_ends_process_0_cleanly_with_a_prefix() {
+    kill_one_mid_run(1);
+}
+
+#[test]
+fn killing_process_0_mid_run_ends_process_1_cleanly() {
+    kill_one_mid_run(0);
+}
