@@ -259,7 +259,10 @@ const CASES: &[Case] = &[
         flag: &["--on-bad-record", "fail"],
         key: "on-bad-record = \"fail\"",
         other: "on-bad-record = \"skip\"",
-        check: |r| r.code() == Some(1) && r.stderr().contains("partition 0 at offset 1"),
+        check: |r| {
+            r.code() == Some(1)
+                && r.stderr().contains("error: bad record at in.jsonl:2 (partition 0, offset 1): ")
+        },
     },
     Case {
         // BAD holds one bad line of two: the default (0.5) accepts it.
