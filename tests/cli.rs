@@ -486,7 +486,7 @@ fn malformed_records_go_to_dead_letters_or_stop_the_job() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr_of(&out);
-    assert!(err.contains("partition 0 at offset 1"), "{err}");
+    assert!(err.contains("a.jsonl:2 (partition 0, offset 1): "), "{err}");
     assert!(err.contains("hint:"), "{err}");
 }
 

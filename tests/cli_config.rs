@@ -533,7 +533,7 @@ fn the_readme_job_table_matches_run_help() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 22, "every job option has a row");
+    assert_eq!(checked, 26, "every job option has a row");
 }
 
 #[test]
@@ -556,10 +556,18 @@ fn malformed_values_name_their_flag() {
         (&["--output", ""], "invalid --output: an empty output path"),
         (&["--max-bad-ratio", "2"], "invalid --max-bad-ratio: \"2\": a ratio lies between 0 and 1 (or 0% and 100%)"),
         (&["--max-bad-ratio", "some"], "invalid --max-bad-ratio: \"some\" is not a ratio"),
+        (&["--max-future-skew", "60"], "invalid --max-future-skew: \"60\": a duration needs a unit"),
+        (&["--partition-count", "two"], "invalid --partition-count: \"two\" is not a whole number"),
+        (&["--max-partitions", "-1"], "invalid --max-partitions: \"-1\" is not a whole number"),
     ] {
         refused(dir, &[&gen[..], flags].concat(), message);
     }
     refused(dir, &["--window", "tumbling:1s"], "missing --input");
+    refused(
+        dir,
+        &["--window", "tumbling:1s", "--input", ""],
+        "invalid --input: an empty input path (give a partition directory, a file, - for standard input, or gen:KNOBS)",
+    );
     refused(
         dir,
         &["--input", "gen:events=10", "--follow"],

@@ -5,7 +5,8 @@
 //! check must fail without the option, pass with the flag, pass with the
 //! same key in a TOML job file, fail with another value in the job file,
 //! and pass again when the flag is given over that job file (flags
-//! override the job file). `--follow` and `--idle-after` are tested on
+//! override the job file). A case's file named `-` is not written: it is
+//! piped to the run's standard input. `--follow` and `--idle-after` are tested on
 //! running processes, as flags, keys and flags over keys, by polling the
 //! output for the rows a few records complete (these need the engine to
 //! flush outputs while following), and with thousands of rows, more than
@@ -57,9 +58,9 @@ impl Run {
     }
 }
 
-/// One job option: the input it needs, the flags every run gets, the
-/// option as a flag, as a job-file key, another value as a job-file key,
-/// and the effect of the option.
+/// One job option: the input it needs (a file named `-` is standard
+/// input), the flags every run gets, the option as a flag, as a job-file
+/// key, another value as a job-file key, and the effect of the option.
 struct Case {
     name: &'static str,
     files: &'static [(&'static str, &'static str)],
@@ -77,6 +78,12 @@ const CSV: &str = "key,ts,value\na,1000,1\na,1500,2\n";
 const CSV_ROW: &str =
     "{\"key\":\"a\",\"start\":1000,\"end\":2000,\"count\":2,\"sum\":3,\"kind\":\"final\"}";
 const BAD: &str = "{\"key\":\"a\",\"ts\":1000,\"value\":1}\nnot json\n";
+/// One record stamped in 2100 among records of 1970.
+const FUTURE: &str = "{\"key\":\"a\",\"ts\":1000,\"value\":1}\n{\"key\":\"a\",\"ts\":4102444800000,\"value\":1}\n{\"key\":\"a\",\"ts\":1500,\"value\":1}\n{\"key\":\"a\",\"ts\":2500,\"value\":1}\n";
+/// Lines of partitions 0, 1 and 2 of one input, by a field `p`.
+const THREE_PARTITIONS: &str = "{\"p\":0,\"key\":\"a\",\"ts\":1000,\"value\":1}\n{\"p\":1,\"key\":\"b\",\"ts\":1000,\"value\":1}\n{\"p\":2,\"key\":\"c\",\"ts\":1000,\"value\":1}\n{\"p\":0,\"key\":\"a\",\"ts\":1500,\"value\":1}\n";
+/// Lines of partitions 0 and 5 of one file, by a field `p`.
+const PARTITION_5: &str = "{\"p\":0,\"key\":\"a\",\"ts\":1000,\"value\":1}\n{\"p\":0,\"key\":\"a\",\"ts\":1500,\"value\":1}\n{\"p\":5,\"key\":\"b\",\"ts\":1000,\"value\":1}\n";
 
 const CASES: &[Case] = &[
     Case {
@@ -90,6 +97,30 @@ const CASES: &[Case] = &[
         key: "input = \"a.jsonl\"",
         other: "input = \"b.jsonl\"",
         check: |r| r.ok() && r.stdout().contains("\"key\":\"from-a\""),
+    },
+    Case {
+        // `-` in a job file is standard input too, not a file beside it.
+        name: "input-stdin",
+        files: &[
+            ("-", "{\"key\":\"from-stdin\",\"ts\":1,\"value\":1}\n"),
+            ("b.jsonl", "{\"key\":\"from-b\",\"ts\":1,\"value\":1}\n"),
+        ],
+        base: &["--window", "tumbling:1s"],
+        flag: &["--input", "-"],
+        key: "input = \"-\"",
+        other: "input = \"b.jsonl\"",
+        check: |r| r.ok() && r.stdout().contains("\"key\":\"from-stdin\""),
+    },
+    Case {
+        // The run's directory holds a.log (and job.toml): no file has a
+        // format's extension.
+        name: "partition-glob",
+        files: &[("a.log", "{\"key\":\"from-log\",\"ts\":1,\"value\":1}\n")],
+        base: &["--input", ".", "--window", "tumbling:1s"],
+        flag: &["--partition-glob", "*.log"],
+        key: "partition-glob = \"*.log\"",
+        other: "partition-glob = \"*.txt\"",
+        check: |r| r.ok() && r.stdout().contains("\"key\":\"from-log\""),
     },
     Case {
         name: "format",
@@ -151,6 +182,52 @@ const CASES: &[Case] = &[
         check: |r| r.ok() && r.stdout().contains("\"key\":\"b\""),
     },
     Case {
+        // Through a pipe on standard input: with the count, a line naming
+        // partition 2 is out of range.
+        name: "partition-count",
+        files: &[("-", THREE_PARTITIONS)],
+        base: &[
+            "--input",
+            "-",
+            "--partition-field",
+            "p",
+            "--window",
+            "tumbling:1s",
+            "--dead-letter",
+            "dead.jsonl",
+        ],
+        flag: &["--partition-count", "2"],
+        key: "partition-count = 2",
+        other: "partition-count = 3",
+        check: |r| {
+            r.ok()
+                && r.file("dead.jsonl")
+                    .contains("partition out of range: 2 (the source has 2 partitions)")
+        },
+    },
+    Case {
+        name: "max-partitions",
+        files: &[("in.jsonl", PARTITION_5)],
+        base: &[
+            "--input",
+            "in.jsonl",
+            "--partition-field",
+            "p",
+            "--window",
+            "tumbling:1s",
+            "--dead-letter",
+            "dead.jsonl",
+        ],
+        flag: &["--max-partitions", "5"],
+        key: "max-partitions = 5",
+        other: "max-partitions = 6",
+        check: |r| {
+            r.ok()
+                && r.file("dead.jsonl")
+                    .contains("partition out of range: 5 (at most 5 partitions")
+        },
+    },
+    Case {
         name: "time-format",
         files: &[("in.jsonl", "{\"key\":\"a\",\"ts\":2,\"value\":1}\n")],
         base: &["--input", "in.jsonl", "--window", "tumbling:1s"],
@@ -185,6 +262,28 @@ const CASES: &[Case] = &[
         key: "lateness = \"1s\"",
         other: "lateness = \"0s\"",
         check: |r| r.ok() && r.stdout().contains(WINDOW_0),
+    },
+    Case {
+        // Without the guard the record of 2100 fires [1000, 2000) with one
+        // record and makes 1500 and 2500 late.
+        name: "max-future-skew",
+        files: &[("in.jsonl", FUTURE)],
+        base: &[
+            "--input",
+            "in.jsonl",
+            "--window",
+            "tumbling:1s",
+            "--dead-letter",
+            "dead.jsonl",
+        ],
+        flag: &["--max-future-skew", "1h"],
+        key: "max-future-skew = \"1h\"",
+        other: "max-future-skew = \"100000d\"",
+        check: |r| {
+            r.ok()
+                && r.stdout().contains("\"start\":1000,\"end\":2000,\"count\":2,")
+                && r.file("dead.jsonl").contains("future timestamp: 4102444800000")
+        },
     },
     Case {
         name: "emit",
@@ -259,7 +358,10 @@ const CASES: &[Case] = &[
         flag: &["--on-bad-record", "fail"],
         key: "on-bad-record = \"fail\"",
         other: "on-bad-record = \"skip\"",
-        check: |r| r.code() == Some(1) && r.stderr().contains("partition 0 at offset 1"),
+        check: |r| {
+            r.code() == Some(1)
+                && r.stderr().contains("error: bad record at in.jsonl:2 (partition 0, offset 1): ")
+        },
     },
     Case {
         // BAD holds one bad line of two: the default (0.5) accepts it.
@@ -279,15 +381,37 @@ const CASES: &[Case] = &[
 ];
 
 fn run_in(dir: &Path, args: &[&str], job: Option<&str>) -> Run {
+    run_piped(dir, &[&["--quiet"][..], args].concat(), job, None)
+}
+
+/// `tidemark run ARGS` in `dir`, with `job` as its job file and `stdin`
+/// piped to its standard input (else none).
+fn run_piped(dir: &Path, args: &[&str], job: Option<&str>, stdin: Option<&str>) -> Run {
     let mut cmd = bin();
-    cmd.current_dir(dir).args(["run", "--quiet"]).args(args);
+    cmd.current_dir(dir).arg("run").args(args);
     if let Some(text) = job {
         fs::write(dir.join("job.toml"), text).unwrap();
         cmd.args(["--job", "job.toml"]);
     }
+    let out = match stdin {
+        None => cmd.output().expect("tidemark starts"),
+        Some(text) => {
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("tidemark starts");
+            let mut pipe = child.stdin.take().unwrap();
+            // A run that refuses its options never reads: ignore a closed pipe.
+            let _ = pipe.write_all(text.as_bytes());
+            drop(pipe);
+            child.wait_with_output().unwrap()
+        }
+    };
     Run {
         dir: dir.to_owned(),
-        out: cmd.output().expect("tidemark starts"),
+        out,
     }
 }
 
@@ -298,10 +422,18 @@ fn every_job_option_reaches_the_job_as_flag_and_as_key() {
         let fresh = |step: &str| {
             let dir = tmp.path().join(format!("{}-{step}", case.name));
             fs::create_dir_all(&dir).unwrap();
-            for (name, text) in case.files {
+            for (name, text) in case.files.iter().filter(|(name, _)| *name != "-") {
                 fs::write(dir.join(name), text).unwrap();
             }
             dir
+        };
+        let stdin = case
+            .files
+            .iter()
+            .find(|(name, _)| *name == "-")
+            .map(|(_, text)| *text);
+        let run_in = |dir: &Path, args: &[&str], job: Option<&str>| {
+            run_piped(dir, &[&["--quiet"][..], args].concat(), job, stdin)
         };
         let with = |flags: &[&'static str]| [case.base, flags].concat();
         let name = case.name;
@@ -884,4 +1016,370 @@ fn idle_after_releases_an_empty_partition_for_thousands_of_windows() {
             running.stderr()
         );
     }
+}
+
+/// A JSON-lines record of key `key` at `ts` with value 1, with a
+/// partition field `p` when `partition` is given.
+fn record(partition: Option<u32>, key: &str, ts: i64) -> String {
+    match partition {
+        Some(p) => format!("{{\"p\":{p},\"key\":\"{key}\",\"ts\":{ts},\"value\":1}}\n"),
+        None => format!("{{\"key\":\"{key}\",\"ts\":{ts},\"value\":1}}\n"),
+    }
+}
+
+#[test]
+fn a_far_future_record_is_one_dead_letter_and_makes_nothing_late() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("in.jsonl"), FUTURE).unwrap();
+    let base = ["--input", "in.jsonl", "--window", "tumbling:1s"];
+    let without = run_piped(tmp.path(), &base, None, None);
+    assert!(
+        without.ok()
+            && without
+                .stderr()
+                .contains("late dropped 2, late applied 0, dead letters 0"),
+        "{}",
+        without.describe()
+    );
+    let with = run_piped(
+        tmp.path(),
+        &[&base[..], &["--max-future-skew", "1h"]].concat(),
+        None,
+        None,
+    );
+    assert!(
+        with.ok()
+            && with.stderr().contains("late dropped 0, late applied 0, dead letters 1")
+            && with.stderr().contains(
+                "future timestamp: 4102444800000 is 4102444799000 ms ahead of the partition's stream time 1000 (maximum future skew 3600000 ms)"
+            ),
+        "{}",
+        with.describe()
+    );
+
+    // The trade-off: a genuine jump of 2 h, over a 1 h guard, sends what
+    // follows it to the dead letters (the stream time stays behind).
+    let jump = [
+        record(None, "a", 1000),
+        record(None, "a", 7_201_000),
+        record(None, "a", 7_202_000),
+    ]
+    .concat();
+    fs::write(tmp.path().join("jump.jsonl"), jump).unwrap();
+    let r = run_piped(
+        tmp.path(),
+        &[
+            "--input",
+            "jump.jsonl",
+            "--window",
+            "tumbling:1s",
+            "--max-future-skew",
+            "1h",
+            "--max-bad-ratio",
+            "1",
+        ],
+        None,
+        None,
+    );
+    assert!(
+        r.ok()
+            && r.stderr().contains("dead letters 2")
+            && r.stdout().lines().count() == 1
+            && r.stdout().contains("\"start\":1000,"),
+        "{}",
+        r.describe()
+    );
+    refused_in(
+        tmp.path(),
+        &[&base[..], &["--max-future-skew", "-1h"]].concat(),
+        "invalid --max-future-skew: \"-1h\": durations cannot be negative",
+    );
+}
+
+/// Asserts that `tidemark run ARGS` in `dir` is refused (exit 2) with
+/// `message` on standard error.
+fn refused_in(dir: &Path, args: &[&str], message: &str) {
+    let r = run_in(dir, args, None);
+    assert!(
+        r.code() == Some(2) && r.stderr().contains(message),
+        "{args:?}: expected exit 2 with {message:?}\n{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn partition_glob_picks_the_files_in_natural_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    fs::write(logs.join("part-2.log"), record(None, "two", 1000)).unwrap();
+    fs::write(
+        logs.join("part-10.log"),
+        [record(None, "ten", 1000), "not json\n".into()].concat(),
+    )
+    .unwrap();
+    fs::write(logs.join("notes.txt"), "not a partition\n").unwrap();
+    fs::write(logs.join(".part-3.log"), "hidden, not a partition\n").unwrap();
+
+    // No file has a format's extension: the error names the directory and
+    // the pattern, and the hint the files' extension.
+    let r = run_in(
+        tmp.path(),
+        &["--input", "logs", "--window", "tumbling:1s"],
+        None,
+    );
+    assert!(
+        r.code() == Some(1)
+            && r.stderr().contains(
+                "error: no partition files matching \"*.{jsonl,json,ndjson}\" in directory \"logs\""
+            )
+            && r.stderr().contains("hint: name the partition files with --partition-glob, e.g. --partition-glob '*.log'"),
+        "{}",
+        r.describe()
+    );
+
+    // part-2 is partition 0 and part-10 partition 1 (by name, part-10
+    // would come first).
+    let r = run_in(
+        tmp.path(),
+        &[
+            "--input",
+            "logs",
+            "--window",
+            "tumbling:1s",
+            "--partition-glob",
+            "part-*.log",
+            "--dead-letter",
+            "dead.jsonl",
+        ],
+        None,
+    );
+    assert!(r.ok(), "{}", r.describe());
+    assert!(
+        r.stdout().contains("\"key\":\"two\"") && r.stdout().contains("\"key\":\"ten\""),
+        "{}",
+        r.describe()
+    );
+    let dead = r.file("dead.jsonl");
+    assert!(
+        dead.contains("\"partition\":1,\"offset\":1,")
+            && dead.contains("logs/part-10.log\",\"line\":2,"),
+        "{dead}"
+    );
+
+    // A glob ending in .csv reads CSV, whatever else the directory holds.
+    let mixed = tmp.path().join("mixed");
+    fs::create_dir_all(&mixed).unwrap();
+    fs::write(mixed.join("a.csv"), CSV).unwrap();
+    fs::write(mixed.join("b.jsonl"), record(None, "json", 1000)).unwrap();
+    let r = run_in(
+        tmp.path(),
+        &[
+            "--input",
+            "mixed",
+            "--window",
+            "tumbling:1s",
+            "--header",
+            "--partition-glob",
+            "*.csv",
+        ],
+        None,
+    );
+    assert!(r.ok() && r.stdout().contains(CSV_ROW), "{}", r.describe());
+
+    let w = ["--window", "tumbling:1s"];
+    refused_in(
+        tmp.path(),
+        &[&w[..], &["--input", "logs/part-2.log", "--partition-glob", "*.log"]].concat(),
+        "--partition-glob selects the partition files of an input directory; it does not apply to \"logs/part-2.log\", a file",
+    );
+    refused_in(
+        tmp.path(),
+        &[
+            &w[..],
+            &["--input", "gen:events=10", "--partition-glob", "*.log"],
+        ]
+        .concat(),
+        "it does not apply to a gen: input",
+    );
+    refused_in(
+        tmp.path(),
+        &[&w[..], &["--input", "logs", "--partition-glob", "{a,b"]].concat(),
+        "invalid partition glob \"{a,b\": '{' without '}'",
+    );
+}
+
+#[test]
+fn max_partitions_bounds_the_partitions_a_field_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(
+        tmp.path().join("in.jsonl"),
+        [
+            record(Some(0), "a", 1000),
+            "{\"partition\":65535,\"key\":\"b\",\"ts\":1000,\"value\":1}\n".into(),
+            record(Some(0), "a", 1500),
+        ]
+        .concat()
+        .replace("\"p\":", "\"partition\":"),
+    )
+    .unwrap();
+    let base = [
+        "--input",
+        "in.jsonl",
+        "--partition-field",
+        "partition",
+        "--window",
+        "tumbling:1s",
+    ];
+    // One partition and a dead letter, not 65 536 partitions.
+    let r = run_piped(tmp.path(), &base, None, None);
+    assert!(
+        r.ok()
+            && r.stderr().contains("tidemark: 2 records from 1 partition(s)")
+            && r.stderr().contains(
+                "bad line at in.jsonl:2 (partition 0, offset 1): partition out of range: 65535 (at most 10000 partitions"
+            )
+            && r.stdout().contains("\"count\":2,"),
+        "{}",
+        r.describe()
+    );
+    refused_in(
+        tmp.path(),
+        &[&base[..], &["--max-partitions", "65537"]].concat(),
+        "invalid --max-partitions 65537: must be 1 to 65536",
+    );
+    refused_in(
+        tmp.path(),
+        &[&base[..], &["--max-partitions", "0"]].concat(),
+        "invalid --max-partitions 0",
+    );
+    refused_in(
+        tmp.path(),
+        &[&base[..], &["--max-partitions", "99999999999"]].concat(),
+        "invalid --max-partitions: \"99999999999\" is too large",
+    );
+    refused_in(
+        tmp.path(),
+        &[
+            &base[..],
+            &["--partition-count", "20", "--max-partitions", "10"],
+        ]
+        .concat(),
+        "invalid --partition-count 20: more than --max-partitions 10",
+    );
+    refused_in(
+        tmp.path(),
+        &[&base[..], &["--partition-count", "0"]].concat(),
+        "invalid --partition-count 0",
+    );
+    for flag in ["--max-partitions", "--partition-count"] {
+        refused_in(
+            tmp.path(),
+            &["--input", "in.jsonl", "--window", "tumbling:1s", flag, "2"],
+            &format!("{flag} applies only with --partition-field"),
+        );
+    }
+}
+
+#[test]
+fn standard_input_is_an_input_with_and_without_a_partition_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    // b's record is late behind a's in one partition, on time in its own.
+    let text = [record(Some(0), "a", 5000), record(Some(1), "b", 100)].concat();
+    let base = ["--input", "-", "--window", "tumbling:1s"];
+    let r = run_piped(tmp.path(), &base, None, Some(&text));
+    assert!(
+        r.ok()
+            && r.stderr()
+                .contains("tidemark: 2 records from 1 partition(s)")
+            && r.stderr().contains("late dropped 1")
+            && !r.stdout().contains("\"key\":\"b\""),
+        "{}",
+        r.describe()
+    );
+    let r = run_piped(
+        tmp.path(),
+        &[&base[..], &["--partition-field", "p"]].concat(),
+        None,
+        Some(&text),
+    );
+    assert!(
+        r.ok()
+            && r.stderr()
+                .contains("tidemark: 2 records from 2 partition(s)")
+            && r.stderr().contains("late dropped 0")
+            && r.stdout().contains("\"key\":\"b\""),
+        "{}",
+        r.describe()
+    );
+    // Dead letters name standard input.
+    let r = run_piped(tmp.path(), &base, None, Some("not json\n"));
+    assert!(
+        r.stderr()
+            .contains("bad line at <stdin>:1 (partition 0, offset 0)"),
+        "{}",
+        r.describe()
+    );
+}
+
+/// Feeds a pipe on standard input lines that complete a window in each of
+/// two partitions, keeps it open, and says whether the window's rows are
+/// in the output before the pipe is closed; then closes it and checks
+/// that the run ends with every row.
+fn rows_before_the_pipe_closes(extra: &[&str]) -> bool {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .current_dir(tmp.path())
+        .args(["run", "--quiet", "--input", "-", "--partition-field", "p"])
+        .args(["--window", "tumbling:1s", "--output", "out.jsonl"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tidemark starts");
+    let mut pipe = child.stdin.take().unwrap();
+    let lines = [
+        record(Some(0), "a", 1000),
+        record(Some(1), "b", 1000),
+        record(Some(0), "a", 2500),
+        record(Some(1), "b", 2500),
+    ]
+    .concat();
+    pipe.write_all(lines.as_bytes()).unwrap();
+    pipe.flush().unwrap();
+    let out = tmp.path().join("out.jsonl");
+    let row =
+        "{\"key\":\"b\",\"start\":1000,\"end\":2000,\"count\":1,\"sum\":1,\"kind\":\"final\"}";
+    let early = if extra.is_empty() {
+        // Nothing can be read before the end: any row would be wrong.
+        std::thread::sleep(Duration::from_secs(2));
+        fs::read_to_string(&out).is_ok_and(|t| t.contains(row))
+    } else {
+        poll_for(&out, row)
+    };
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{extra:?}: the run ended with its input still open"
+    );
+    drop(pipe);
+    let status = child.wait().unwrap();
+    let text = fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        status.success() && text.lines().count() == 4 && text.contains(row),
+        "{extra:?}: {status:?}, output:\n{text}"
+    );
+    early
+}
+
+#[test]
+fn partition_count_reads_standard_input_at_once() {
+    assert!(
+        rows_before_the_pipe_closes(&["--partition-count", "2"]),
+        "with --partition-count the rows did not come before the pipe closed"
+    );
+    assert!(
+        !rows_before_the_pipe_closes(&[]),
+        "without --partition-count the input was read before its end"
+    );
 }

@@ -261,7 +261,10 @@ fn the_ratio_is_checked_against_the_limit() {
         ]
         .concat(),
     )
-    .expect(1, &["partition 0 at offset 1"]);
+    .expect(
+        1,
+        &["error: bad record at in.jsonl:2 (partition 0, offset 1): "],
+    );
 }
 
 #[test]

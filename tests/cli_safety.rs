@@ -378,7 +378,7 @@ fn a_run_stopped_by_a_bad_record_writes_a_prefix_of_the_full_output() {
         assert_eq!(failed.status.code(), Some(1), "{err}");
         assert!(
             err.contains(
-                "error: bad record in partition 1 at offset 50501: invalid time \"soon\" for format epoch-ms in field \"ts\""
+                "error: bad record at in/part-1.jsonl:50502 (partition 1, offset 50501): invalid time \"soon\" for format epoch-ms in field \"ts\""
             ),
             "{err}"
         );

@@ -1,5 +1,7 @@
 //! Errors of the engine.
 
+use std::sync::Arc;
+
 use tidemark_sources::SourceError;
 use tidemark_windows::WindowError;
 
@@ -14,12 +16,16 @@ pub enum EngineError {
     Window(#[from] WindowError),
     /// A record could not be decoded and the job was asked to stop on bad
     /// records.
-    #[error("bad record in partition {partition} at offset {offset}: {reason}")]
+    #[error("bad record {}: {reason}", record_location(*partition, *offset, file.as_deref(), *line))]
     BadRecord {
         /// Partition of the record.
         partition: u32,
         /// Offset of the record.
         offset: u64,
+        /// The file it was read from, when the source names one.
+        file: Option<Arc<str>>,
+        /// The 1-based line of that file where it starts, when known.
+        line: Option<u64>,
         /// Why it could not be decoded.
         reason: String,
     },
@@ -73,5 +79,40 @@ pub enum EngineError {
     Cluster(String),
 }
 
+/// `at FILE:LINE (partition P, offset O)`, or `in partition P at offset O`
+/// when the file or line is not known.
+fn record_location(partition: u32, offset: u64, file: Option<&str>, line: Option<u64>) -> String {
+    match (file, line) {
+        (Some(file), Some(line)) => {
+            format!("at {file}:{line} (partition {partition}, offset {offset})")
+        }
+        _ => format!("in partition {partition} at offset {offset}"),
+    }
+}
+
 /// The engine's result type.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_record_names_its_file_and_line_when_known() {
+        let bad = |file: Option<&str>, line| EngineError::BadRecord {
+            partition: 1,
+            offset: 7,
+            file: file.map(Arc::from),
+            line,
+            reason: "empty line".into(),
+        };
+        assert_eq!(
+            bad(Some("in/p.jsonl"), Some(9)).to_string(),
+            "bad record at in/p.jsonl:9 (partition 1, offset 7): empty line"
+        );
+        assert_eq!(
+            bad(None, None).to_string(),
+            "bad record in partition 1 at offset 7: empty line"
+        );
+    }
+}

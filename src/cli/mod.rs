@@ -100,6 +100,33 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         Some(JobError::Engine(tidemark::engine::EngineError::BadRecord { .. })) => Some(
             "rerun with --on-bad-record skip to send bad records to --dead-letter and go on".into(),
         ),
+        Some(JobError::Engine(tidemark::engine::EngineError::Source(
+            tidemark::sources::SourceError::NoPartitionFiles { dir, .. },
+        ))) => common_extension(dir).map(|ext| {
+            format!(
+                "name the partition files with --partition-glob, e.g. --partition-glob '*.{ext}'"
+            )
+        }),
         _ => None,
     }
+}
+
+/// The extension most of the visible files of `dir` have, if any.
+fn common_extension(dir: &std::path::Path) -> Option<String> {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for entry in std::fs::read_dir(dir).ok()?.filter_map(Result::ok) {
+        let path = entry.path();
+        let visible = !entry.file_name().to_string_lossy().starts_with('.');
+        if visible && path.is_file() {
+            if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+                *counts.entry(ext.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    // The most files; of those, the first in name order.
+    let most = counts.values().copied().max()?;
+    counts
+        .into_iter()
+        .find(|(_, n)| *n == most)
+        .map(|(ext, _)| ext)
 }

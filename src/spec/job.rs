@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tidemark_engine::{EngineError, Target};
 use tidemark_sources::{
-    DecodeConfig, FieldMapping, FileSource, FileSourceConfig, GeneratorSource, Source,
+    DecodeConfig, FieldMapping, FileSource, FileSourceConfig, GeneratorSource, Source, SourceError,
 };
 
 use super::values::{
@@ -33,7 +33,8 @@ pub mod defaults {
     pub const TIME: &str = "ts";
     /// `value`: the value field.
     pub const VALUE: &str = "value";
-    /// `format`, unless the input path ends in `.csv` (then csv).
+    /// `format`, unless the input is detected as csv (see
+    /// [`JobSpec::input_format`](super::JobSpec::input_format)).
     pub const FORMAT: InputFormat = InputFormat::Jsonl;
     /// `header`.
     pub const HEADER: bool = false;
@@ -60,18 +61,27 @@ pub mod defaults {
     pub const MAX_BAD_RATIO: BadRatio = BadRatio::raw(0.5);
     /// `follow`.
     pub const FOLLOW: bool = false;
+    /// `max-partitions`: with a partition field, the partitions `0..N` a
+    /// file may hold.
+    pub const MAX_PARTITIONS: u32 = tidemark_sources::file::DEFAULT_MAX_PARTITIONS;
     /// `output`: standard output.
     pub const OUTPUT: OutputPath = OutputPath::Stdout;
 }
 
-const MISSING_INPUT: &str = "missing --input (a partition directory, a file, or gen:KNOBS)";
+const MISSING_INPUT: &str =
+    "missing --input (a partition directory, a file, - for standard input, or gen:KNOBS)";
 
 /// A count from the command line: a whole number.
 #[cfg(feature = "cli")]
-fn count(text: &str) -> Result<usize, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a whole number"))
+fn count<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    let digits = text.trim();
+    digits.parse().map_err(|_| {
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            format!("\"{text}\" is too large")
+        } else {
+            format!("\"{text}\" is not a whole number")
+        }
+    })
 }
 
 /// The most worker threads a process may run.
@@ -79,6 +89,10 @@ pub const MAX_WORKERS: usize = 1024;
 
 /// The largest batch size.
 pub const MAX_BATCH_SIZE: usize = 1_000_000;
+
+/// The largest `max-partitions`: the most partitions one file with a
+/// partition field may hold.
+pub const MAX_PARTITIONS: u32 = tidemark_sources::file::MAX_SHARED_PARTITIONS;
 
 /// "TEXT [default: VALUE]", the way clap shows defaults, for options whose
 /// default must not be a clap default (it would hide the job file's value).
@@ -109,7 +123,8 @@ fn aggs_default() -> String {
 ///
 /// In a job file, relative paths (`input`, `output`, `late`,
 /// `dead-letter`) are relative to the job file's directory
-/// ([`JobSpec::from_file`]); as flags, to the current directory.
+/// ([`JobSpec::from_file`]); as flags, to the current directory. `-` is
+/// standard input (or output) in both, never a path.
 ///
 /// ```
 /// use tidemark::JobSpec;
@@ -124,6 +139,25 @@ fn aggs_default() -> String {
 /// // The same spec prints back as a job file.
 /// let text = toml::to_string(&spec).unwrap();
 /// assert_eq!(toml::from_str::<JobSpec>(&text).unwrap(), spec);
+///
+/// let spec: JobSpec = toml::from_str(r#"
+///     input = "gen:events=100"
+///     window = "tumbling:1s"
+///     max-future-skew = "1h"
+/// "#).unwrap();
+/// let job = spec.to_builder().unwrap().build().unwrap();
+/// assert_eq!(job.config().max_future_skew, Some(3_600_000));
+///
+/// // `-` is standard input, in a job file as in a flag.
+/// let stdin: JobSpec = toml::from_str(r#"
+///     input = "-"
+///     partition-field = "p"
+///     partition-count = 4
+///     max-partitions = 16
+/// "#).unwrap();
+/// assert_eq!(stdin.input, Some(tidemark::spec::Input::Stdin));
+/// let text = toml::to_string(&stdin).unwrap();
+/// assert_eq!(toml::from_str::<JobSpec>(&text).unwrap(), stdin);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -137,11 +171,26 @@ pub struct JobSpec {
             long,
             value_name = "PATH",
             help_heading = "Input",
-            help = "A directory of partition files (one partition per file), one file, or gen:KNOBS for the built-in generator (e.g. gen:events=1000,keys=10; see tidemark gen --help)"
+            help = "A directory of partition files (one partition per file, see --partition-glob), one file (one partition, or those --partition-field names), - for standard input (read as one file), or gen:KNOBS for the built-in generator (e.g. gen:events=1000,keys=10; see tidemark gen --help)"
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<Input>,
+
+    /// A directory input: the files that are its partitions, a file-name
+    /// glob (default: the format's extensions, `*.{jsonl,json,ndjson}` or
+    /// `*.csv`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "GLOB",
+            help_heading = "Input",
+            help = help("With a directory --input: the files that are its partitions, a file-name pattern (*, ?, [a-z], {a,b}; hidden files never match), numbered in natural name order (part-2 before part-10); no matching file is an error. Without --format, the pattern's extension (*.csv) sets the format, else jsonl", "*.{jsonl,json,ndjson}, or *.csv for csv")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_glob: Option<String>,
 
     /// How input lines are encoded (default jsonl, or csv when the input
     /// path ends in `.csv`).
@@ -150,7 +199,7 @@ pub struct JobSpec {
         arg(
             long,
             help_heading = "Input",
-            help = help("How input lines are encoded", "jsonl, or csv when the input path ends in .csv")
+            help = help("How input lines are encoded", "jsonl, or csv for a file ending in .csv or a directory of .csv files")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -212,6 +261,39 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition_field: Option<String>,
 
+    /// With `partition-field`: how many partitions the file holds, so
+    /// that standard input or a followed file need not be read first to
+    /// find them (default: one more than the largest in the input).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "N",
+            value_parser = count::<u32>,
+            allow_hyphen_values = true,
+            help_heading = "Input",
+            help = help("With --partition-field: the file holds partitions 0 to N-1 (a line naming another is a dead letter). Standard input and pipes are then read at once instead of to their end first, and a followed file has its partitions before their first line", "one more than the largest in the input, read first")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_count: Option<u32>,
+
+    /// With `partition-field`: a line naming a partition at or above this
+    /// is a dead letter `partition out of range` (default 10000).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "N",
+            value_parser = count::<u32>,
+            allow_hyphen_values = true,
+            help_heading = "Input",
+            help = help(&format!("With --partition-field: a line naming partition N or above is a dead letter (\"partition out of range\") instead of making that many partitions, each with its reader; 1 to {MAX_PARTITIONS}"), defaults::MAX_PARTITIONS)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_partitions: Option<u32>,
+
     /// How the time field encodes event time (default `epoch-ms`).
     #[cfg_attr(
         feature = "cli",
@@ -261,6 +343,22 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lateness: Option<DurationMs>,
 
+    /// A record more than this ahead of its partition's stream time is a
+    /// dead letter `future timestamp` and does not advance the stream time
+    /// (default: off).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DUR",
+            allow_hyphen_values = true,
+            help_heading = "Windows",
+            help = help("A record stamped more than this ahead of its partition's stream time is a dead letter (\"future timestamp\") and does not move the stream time, so one bad clock does not fire every open window and make the records after it late, e.g. 1h. The trade-off: after a genuine jump ahead by more than this, the partition's records are dead letters (its stream time stays behind them). A partition's first record is never judged", "off")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_future_skew: Option<DurationMs>,
+
     /// When results are written (default `final`).
     #[cfg_attr(
         feature = "cli",
@@ -289,7 +387,7 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "N",
-            value_parser = count,
+            value_parser = count::<usize>,
             allow_hyphen_values = true,
             help_heading = "Execution",
             help = help(&format!("Worker threads per process, 1 to {MAX_WORKERS} (the output does not depend on it)"), defaults::WORKERS)
@@ -304,7 +402,7 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "N",
-            value_parser = count,
+            value_parser = count::<usize>,
             allow_hyphen_values = true,
             help_heading = "Execution",
             help = help(&format!("Records read from a partition per batch, 1 to {MAX_BATCH_SIZE} (the output does not depend on it)"), defaults::BATCH_SIZE)
@@ -457,16 +555,20 @@ impl JobSpec {
         // No `..`: a new field that is not overlaid does not compile.
         let JobSpec {
             input,
+            partition_glob,
             format,
             header,
             key,
             time,
             value,
             partition_field,
+            partition_count,
+            max_partitions,
             time_format,
             window,
             delay,
             lateness,
+            max_future_skew,
             emit,
             agg,
             workers,
@@ -481,16 +583,20 @@ impl JobSpec {
         } = other;
         JobSpec {
             input: input.or(self.input),
+            partition_glob: partition_glob.or(self.partition_glob),
             format: format.or(self.format),
             header: header.or(self.header),
             key: key.or(self.key),
             time: time.or(self.time),
             value: value.or(self.value),
             partition_field: partition_field.or(self.partition_field),
+            partition_count: partition_count.or(self.partition_count),
+            max_partitions: max_partitions.or(self.max_partitions),
             time_format: time_format.or(self.time_format),
             window: window.or(self.window),
             delay: delay.or(self.delay),
             lateness: lateness.or(self.lateness),
+            max_future_skew: max_future_skew.or(self.max_future_skew),
             emit: emit.or(self.emit),
             agg: agg.or(self.agg),
             workers: workers.or(self.workers),
@@ -515,19 +621,78 @@ impl JobSpec {
         path.as_ref().map_or(Target::Discard, OutputPath::target)
     }
 
-    /// The input format: `format` if set, else csv for a path ending in
-    /// `.csv`, else the default.
+    /// The input format: `format` if set, else detected from the input:
+    /// a file by its extension (csv for `.csv`), a directory by the
+    /// extension its files share, or by the extension of its
+    /// `partition-glob` when one is set (`*.csv`); else the default.
     pub fn input_format(&self) -> InputFormat {
-        match (&self.format, &self.input) {
-            (Some(f), _) => *f,
+        let detect = |p: &Path| match tidemark_sources::Format::detect(p) {
+            Ok(tidemark_sources::Format::Csv) => InputFormat::Csv,
+            _ => defaults::FORMAT,
+        };
+        match (&self.format, &self.input, &self.partition_glob) {
+            (Some(f), _, _) => *f,
+            // The glob picks the partition files, so the files beside them
+            // say nothing: its extension decides, if it has a known one.
+            (None, Some(Input::Path(p)), Some(glob)) if p.is_dir() => {
+                let extension = glob.rsplit_once('.').map_or("", |(_, e)| e);
+                match tidemark_sources::Format::for_extension(extension) {
+                    Some(tidemark_sources::Format::Csv) => InputFormat::Csv,
+                    _ => defaults::FORMAT,
+                }
+            }
             // A file by its extension, a directory by its files' (when they
             // all share one); an undecidable directory falls back to the
             // default and its error comes from listing it.
-            (None, Some(Input::Path(p))) => match tidemark_sources::Format::detect(p) {
-                Ok(tidemark_sources::Format::Csv) => InputFormat::Csv,
-                _ => defaults::FORMAT,
-            },
+            (None, Some(Input::Path(p)), _) => detect(p),
             _ => defaults::FORMAT,
+        }
+    }
+
+    /// Refuses the input-layout options that do not apply to this input:
+    /// `partition-glob` without a directory, `partition-count` and
+    /// `max-partitions` without a partition field, and their values out of
+    /// range.
+    fn check_layout(&self) -> Result<(), SpecError> {
+        if self.partition_glob.is_some() {
+            let not = match &self.input {
+                Some(Input::Gen(_)) => Some("a gen: input".to_owned()),
+                Some(Input::Stdin) => Some("standard input".to_owned()),
+                Some(Input::Path(p)) if p.exists() && !p.is_dir() => {
+                    Some(format!("\"{}\", a file", p.display()))
+                }
+                _ => None,
+            };
+            if let Some(not) = not {
+                return Err(SpecError(format!(
+                    "--partition-glob selects the partition files of an input directory; it does not apply to {not}"
+                )));
+            }
+        }
+        for (flag, set) in [
+            ("--partition-count", self.partition_count.is_some()),
+            ("--max-partitions", self.max_partitions.is_some()),
+        ] {
+            if set && self.partition_field.is_none() {
+                return Err(SpecError(format!(
+                    "{flag} applies only with --partition-field (one file holding every partition)"
+                )));
+            }
+        }
+        let limit = self.max_partitions.unwrap_or(defaults::MAX_PARTITIONS);
+        if !(1..=MAX_PARTITIONS).contains(&limit) {
+            return Err(SpecError(format!(
+                "invalid --max-partitions {limit}: must be 1 to {MAX_PARTITIONS}"
+            )));
+        }
+        match self.partition_count {
+            Some(0) => Err(SpecError(
+                "invalid --partition-count 0: a file holds at least 1 partition".into(),
+            )),
+            Some(count) if count > limit => Err(SpecError(format!(
+                "invalid --partition-count {count}: more than --max-partitions {limit} (raise it, up to {MAX_PARTITIONS})"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -537,6 +702,7 @@ impl JobSpec {
             .input
             .as_ref()
             .ok_or_else(|| SpecError(MISSING_INPUT.into()))?;
+        self.check_layout()?;
         let path = match input {
             Input::Gen(config) => {
                 if self.follow == Some(true) {
@@ -549,7 +715,8 @@ impl JobSpec {
                     .map_err(|e| SpecError(format!("invalid --input gen:{config}: {e}")))?;
                 return Ok(Arc::new(source));
             }
-            Input::Path(path) => path,
+            Input::Path(path) => path.clone(),
+            Input::Stdin => PathBuf::from("-"),
         };
         let format = self.input_format();
         let header = self.header.unwrap_or(defaults::HEADER);
@@ -587,10 +754,18 @@ impl JobSpec {
             .agg
             .as_ref()
             .is_none_or(|a| a.kinds() != [tidemark_windows::AggKind::Count]);
-        let mut config = FileSourceConfig::new(path.clone(), format);
+        let mut config = FileSourceConfig::new(path, format);
         config.decode = decode;
         config.follow = self.follow.unwrap_or(defaults::FOLLOW);
-        let source = FileSource::new(config).map_err(EngineError::from)?;
+        config.partition_glob = self.partition_glob.clone();
+        config.partition_count = self.partition_count;
+        config.max_partitions = self.max_partitions.unwrap_or(defaults::MAX_PARTITIONS);
+        // The source checks its configuration without I/O: what it refuses
+        // is an option given wrong (a malformed glob, an empty field name).
+        let source = FileSource::new(config).map_err(|e| match e {
+            SourceError::InvalidConfig(reason) => JobError::from(SpecError(reason)),
+            e => EngineError::from(e).into(),
+        })?;
         Ok(Arc::new(source))
     }
 
@@ -715,6 +890,9 @@ impl JobSpec {
             .bad_records(self.on_bad_record.unwrap_or(defaults::ON_BAD_RECORD).into());
         if let Some(after) = self.idle_after {
             b = b.idle_after(after.into());
+        }
+        if let Some(skew) = self.max_future_skew {
+            b = b.max_future_skew(skew.millis());
         }
         let results = self.output.as_ref().unwrap_or(&defaults::OUTPUT).target();
         Ok(b.results(results)

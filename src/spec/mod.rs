@@ -10,7 +10,7 @@ mod job;
 mod values;
 
 pub use gen::GenSpec;
-pub use job::{defaults, JobSpec, MAX_BATCH_SIZE, MAX_WORKERS};
+pub use job::{defaults, JobSpec, MAX_BATCH_SIZE, MAX_PARTITIONS, MAX_WORKERS};
 pub use values::{
     AggList, BadRatio, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow,
     OnBadRecord, OutputPath,

@@ -318,8 +318,8 @@ impl<'de> Deserialize<'de> for AggList {
     }
 }
 
-/// Where a job reads: a partition directory or one file, or the built-in
-/// generator (`gen:KNOBS`, see [`GenSpec`]).
+/// Where a job reads: a partition directory or one file, standard input
+/// (`-`), or the built-in generator (`gen:KNOBS`, see [`GenSpec`]).
 ///
 /// ```
 /// use tidemark::spec::Input;
@@ -327,11 +327,16 @@ impl<'de> Deserialize<'de> for AggList {
 /// assert!(matches!(&i, Input::Gen(g) if g.events == 10 && g.keys == 2));
 /// assert_eq!(i.to_string(), "gen:events=10,keys=2");
 /// assert!(matches!("logs/".parse().unwrap(), Input::Path(_)));
+/// let stdin: Input = "-".parse().unwrap();
+/// assert_eq!((&stdin, stdin.to_string().as_str()), (&Input::Stdin, "-"));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     /// A directory of partition files, or one file.
     Path(PathBuf),
+    /// Standard input (`-`), read as one file: one partition, or those
+    /// its partition field names.
+    Stdin,
     /// The built-in generator with these knobs.
     Gen(GenSpec),
 }
@@ -343,12 +348,14 @@ impl FromStr for Input {
         if let Some(knobs) = text.strip_prefix("gen:") {
             return Ok(Input::Gen(knobs.parse()?));
         }
-        if text.is_empty() {
-            return err(
-                "an empty input path (give a partition directory, a file, or gen:KNOBS)".into(),
-            );
+        match text {
+            "" => err(
+                "an empty input path (give a partition directory, a file, - for standard input, or gen:KNOBS)"
+                    .into(),
+            ),
+            "-" => Ok(Input::Stdin),
+            path => Ok(Input::Path(PathBuf::from(path))),
         }
-        Ok(Input::Path(PathBuf::from(text)))
     }
 }
 
@@ -356,6 +363,7 @@ impl fmt::Display for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Input::Path(p) => write!(f, "{}", p.display()),
+            Input::Stdin => f.write_str("-"),
             Input::Gen(g) => write!(f, "gen:{g}"),
         }
     }

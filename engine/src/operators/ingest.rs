@@ -253,6 +253,8 @@ pub(crate) fn ingest<'scope>(
                                     control.fail(EngineError::BadRecord {
                                         partition: letter.partition,
                                         offset: letter.offset,
+                                        file: letter.file.clone(),
+                                        line: letter.line,
                                         reason: letter.reason.clone(),
                                     });
                                     part.ended = true;
