@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregator;
+pub mod checkpoint;
 mod cluster;
 pub mod collection;
 pub mod config;
@@ -46,6 +47,7 @@ pub mod sink;
 pub mod stats;
 
 pub use aggregator::{JobAggregator, Named};
+pub use checkpoint::{Checkpoint, CheckpointDir, CheckpointError, CheckpointId, JobFingerprint};
 pub use collection::{changelog, Changelog};
 pub use config::{
     BadRecords, EngineConfig, Parallelism, Position, StateSnapshot, DEFAULT_COMMIT_INTERVAL,

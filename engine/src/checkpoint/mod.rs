@@ -1,0 +1,248 @@
+//! Checkpoint storage: what a checkpoint holds ([`Checkpoint`]), how it is
+//! kept on disk ([`CheckpointDir`]: atomic, checksummed, the newest few
+//! kept), the digests of committed output ([`OutputDigest`]) and the job
+//! fingerprint that guards a resume ([`JobFingerprint`]).
+//!
+//! This module stores and finds checkpoints; it does not decide when one is
+//! taken. A checkpoint describes a completed frontier `t`: every record
+//! whose stream time is below `t` has been applied to the window state,
+//! none other; each partition's position is the offset of its first record
+//! not applied; each output is committed up to the bytes that the frontier
+//! steps before `t` produced.
+//!
+//! # On disk
+//!
+//! ```text
+//! <dir>/
+//!   LOCK                    held by the one process that writes
+//!   ckpt-0000000041/
+//!     state.bin             the window state, opaque bytes
+//!     MANIFEST              everything else, the CRC32 of state.bin, its own CRC32
+//!   ckpt-0000000042/
+//!     …
+//! ```
+//!
+//! A checkpoint is written as: create `ckpt-N/`; write `state.bin.tmp`,
+//! fsync it, rename it to `state.bin`, fsync the directory; then the same
+//! for `MANIFEST` (written last), then fsync `<dir>`. The manifest's
+//! presence is what makes a checkpoint complete, and its checksums what
+//! make it valid ([`manifest`] has the format). A crash at any instant
+//! leaves the previous checkpoints untouched and at most one incomplete
+//! `ckpt-N/`, which [`CheckpointDir::newest_valid`] skips with a warning and
+//! the next write removes. After a write, the newest
+//! [`keep`](CheckpointDir::with_keep) complete checkpoints stay and older
+//! ones are deleted (manifest first, so a deletion cut short leaves an
+//! incomplete checkpoint, never a wrong one).
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use tidemark_engine::checkpoint::{Checkpoint, CheckpointDir, CommittedOutputs, Counters,
+//!     InputIdentity, JobFingerprint};
+//! use tidemark_engine::{EngineConfig, Position};
+//! use tidemark_windows::{AggKind, Policy, WindowSpec};
+//!
+//! let config = EngineConfig::new(WindowSpec::tumbling(1_000), Policy::default(), vec![AggKind::Count]);
+//! let fingerprint = JobFingerprint::of(&config, InputIdentity::default(), BTreeMap::new());
+//! let checkpoint = Checkpoint {
+//!     frontier: 5_000,
+//!     positions: BTreeMap::from([(0, Position { offset: 42, stream_time: Some(4_990) })]),
+//!     state: b"window state".to_vec(),
+//!     outputs: CommittedOutputs::default(),
+//!     fingerprint,
+//!     counters: Counters::default(),
+//! };
+//!
+//! let tmp = std::env::temp_dir().join(format!("tidemark-doc-{}", std::process::id()));
+//! let mut dir = CheckpointDir::open(&tmp)?;
+//! let id = dir.write(&checkpoint)?;
+//! let recovery = dir.newest_valid()?;
+//! let found = recovery.found.expect("a checkpoint");
+//! assert!(recovery.skipped.is_empty());
+//! assert_eq!((found.id, &found.checkpoint), (id, &checkpoint));
+//! # std::fs::remove_dir_all(&tmp).unwrap();
+//! # Ok::<(), tidemark_engine::checkpoint::CheckpointError>(())
+//! ```
+
+pub mod digest;
+pub mod fingerprint;
+pub mod manifest;
+mod store;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tidemark_sources::PartitionId;
+use tidemark_windows::EventTime;
+
+use crate::config::Position;
+use crate::stats::Summary;
+
+pub use digest::{
+    digest_file, digest_prefix, digest_reader, Digest, OutputCheck, OutputDigest, OutputPosition,
+};
+pub use fingerprint::{mismatch_message, Difference, InputIdentity, JobFingerprint};
+pub use manifest::{FileEntry, Invalid, Manifest};
+pub use store::{CheckpointDir, CheckpointInfo, Found, Recovery, Skipped, DEFAULT_KEEP};
+
+/// A checkpoint's creation sequence number: each one written in a
+/// directory gets a larger number than every checkpoint before it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CheckpointId(pub u64);
+
+impl fmt::Display for CheckpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a checkpoint holds: the state of a job after every record below a
+/// completed frontier, and how far its outputs were committed then.
+///
+/// [`CheckpointDir`] stores the `state` in a file of its own and the rest
+/// in the [`Manifest`]; the struct is also serde, for callers that move a
+/// checkpoint elsewhere.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The stream time the checkpoint was taken at, exclusive: every record
+    /// whose stream time is smaller has been applied, and no other.
+    pub frontier: EventTime,
+    /// Per partition, the next offset to read and the partition's stream
+    /// time before it (the [`EngineConfig::start`](crate::EngineConfig::start)
+    /// of a resumed run).
+    pub positions: BTreeMap<PartitionId, Position>,
+    /// The window state, opaque here (the caller serialises a
+    /// [`StateSnapshot`](crate::StateSnapshot) with postcard).
+    pub state: Vec<u8>,
+    /// How far each output was committed.
+    pub outputs: CommittedOutputs,
+    /// The job that took it.
+    pub fingerprint: JobFingerprint,
+    /// The summary counters up to the frontier, for a resumed run to go on
+    /// from.
+    pub counters: Counters,
+}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("frontier", &self.frontier)
+            .field("positions", &self.positions)
+            .field("state", &format_args!("{} bytes", self.state.len()))
+            .field("outputs", &self.outputs)
+            .field("fingerprint", &self.fingerprint)
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+/// How far each output of a job was committed; `None` for an output that
+/// is not a file that can be resumed (discarded, standard output, a
+/// callback).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOutputs {
+    /// The result rows.
+    pub results: Option<OutputPosition>,
+    /// The late records.
+    pub late: Option<OutputPosition>,
+    /// The dead letters.
+    pub dead_letters: Option<OutputPosition>,
+}
+
+/// The counters of a job's [`Summary`] that accumulate over the input, as
+/// far as a checkpoint's frontier.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    /// Records decoded.
+    pub records: u64,
+    /// Records that went to the dead-letter output.
+    pub dead_letters: u64,
+    /// Records dropped from at least one window as too late.
+    pub late_dropped: u64,
+    /// Records applied after their window fired.
+    pub late_applied: u64,
+    /// Records in no window.
+    pub unassigned: u64,
+    /// Rows of kind `final`.
+    pub windows_emitted: u64,
+    /// Rows of kind `retract` or `update`.
+    pub corrections: u64,
+    /// Times a followed partition was released as idle.
+    pub idle_releases: u64,
+}
+
+impl From<&Summary> for Counters {
+    fn from(s: &Summary) -> Self {
+        Counters {
+            records: s.records,
+            dead_letters: s.dead_letters,
+            late_dropped: s.late_dropped,
+            late_applied: s.late_applied,
+            unassigned: s.unassigned,
+            windows_emitted: s.windows_emitted,
+            corrections: s.corrections,
+            idle_releases: s.idle_releases,
+        }
+    }
+}
+
+/// What can go wrong storing or finding checkpoints. A damaged checkpoint
+/// found while looking for the newest valid one is not an error (it is
+/// [`Skipped`]); this is for I/O that fails and for checkpoints asked for
+/// by id.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file or directory could not be read, written, synced or removed.
+    #[error("could not {action} \"{path}\"")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the directory's write lock.
+    #[error("the checkpoint directory \"{path}\" is in use by another run")]
+    Locked {
+        /// The checkpoint directory.
+        path: PathBuf,
+    },
+    /// The checkpoint asked for cannot be used.
+    #[error("checkpoint {id} in \"{path}\" cannot be used: {reason}")]
+    Invalid {
+        /// The checkpoint.
+        id: CheckpointId,
+        /// Its directory.
+        path: PathBuf,
+        /// Why.
+        reason: Invalid,
+    },
+    /// The manifest could not be encoded.
+    #[error("could not encode the checkpoint manifest: {0}")]
+    Encode(String),
+    /// A new checkpoint was written, but an old one could not be deleted
+    /// (the new one is complete and usable).
+    #[error(
+        "checkpoint {written} was written, but the old checkpoint \"{path}\" could not be deleted"
+    )]
+    Prune {
+        /// The checkpoint just written.
+        written: CheckpointId,
+        /// The checkpoint that could not be deleted.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The job differs from the one that took the checkpoint.
+    #[error("{}", mismatch_message(differences))]
+    JobChanged {
+        /// Every setting that differs.
+        differences: Vec<Difference>,
+    },
+}
