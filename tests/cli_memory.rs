@@ -119,3 +119,51 @@ fn huge_sliding_updates_stay_within_a_memory_limit() {
         "rows are written while it runs: {written} bytes"
     );
 }
+
+#[test]
+fn a_partition_of_bad_lines_does_not_hold_its_dead_letters_in_memory() {
+    // Partition 0 starts with 300 000 lines that cannot be decoded: it used
+    // to hold the frontier at its start, so all of its dead letters waited
+    // in memory (and the other partition's records with them).
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    fs::create_dir_all(&input).unwrap();
+    let mut bad = std::io::BufWriter::new(fs::File::create(input.join("part-0.jsonl")).unwrap());
+    for i in 0..300_000 {
+        writeln!(bad, "this line is not json at all {i}").unwrap();
+    }
+    drop(bad);
+    let mut good = std::io::BufWriter::new(fs::File::create(input.join("part-1.jsonl")).unwrap());
+    for i in 0..300_000i64 {
+        writeln!(
+            good,
+            "{{\"key\":\"k{}\",\"ts\":{},\"value\":1}}",
+            i % 100,
+            1_700_000_000_000 + i * 10
+        )
+        .unwrap();
+    }
+    drop(good);
+    let (ok, stderr) = run_limited(
+        tmp.path(),
+        64 * 1024,
+        &[
+            "--input",
+            "in",
+            "--window",
+            "tumbling:1s",
+            "--output",
+            "out.jsonl",
+            "--dead-letter",
+            "dead.jsonl",
+            "--max-bad-ratio",
+            "1",
+        ],
+    );
+    assert!(ok, "failed under a 64 MiB address-space limit: {stderr}");
+    let dead = fs::read_to_string(tmp.path().join("dead.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 300_000);
+    // In offset order.
+    assert!(dead.lines().next().unwrap().contains("\"offset\":0,"));
+    assert!(dead.lines().last().unwrap().contains("\"offset\":299999,"));
+}

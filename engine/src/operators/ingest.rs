@@ -53,9 +53,35 @@ struct Partition {
 }
 
 impl Partition {
+    /// The lowest time this partition may still send at: its stream time,
+    /// or, before its first decodable record, the time of its next offset
+    /// in the region below every event time (see [`before_first_record`]).
     fn hold(&self) -> EventTime {
-        self.stream_time.get().unwrap_or(EventTime::MIN)
+        self.stream_time
+            .get()
+            .unwrap_or_else(|| before_first_record(self.reader.position()))
     }
+
+    /// The time a dead letter at `offset` is found at.
+    fn dead_letter_time(&self, offset: u64) -> EventTime {
+        self.stream_time
+            .get()
+            .unwrap_or_else(|| before_first_record(offset))
+    }
+}
+
+/// Before a partition's first decodable record its stream time is unknown;
+/// its dead letters are found at `i64::MIN + offset`, a time below every
+/// event time a source accepts (−2^53 and up), and the partition holds the
+/// frontier at the time of its next offset. So a partition that begins with
+/// bad lines moves the frontier on as it reads them: its dead letters are
+/// written as they come, instead of waiting (in memory) for its first good
+/// record. A function of the log: the same log gives the same times.
+fn before_first_record(offset: u64) -> EventTime {
+    let floor = tidemark_sources::MIN_EVENT_TIME - 1;
+    EventTime::MIN
+        .saturating_add(i64::try_from(offset).unwrap_or(i64::MAX))
+        .min(floor)
 }
 
 /// How far (in stream time) a worker's ingest may run ahead of what the
@@ -261,7 +287,7 @@ pub(crate) fn ingest<'scope>(
                                     reached_end = false;
                                     break;
                                 }
-                                let at = part.stream_time.get().unwrap_or(EventTime::MIN);
+                                let at = part.dead_letter_time(letter.offset);
                                 extra.push(Ingest::Dead { at, letter });
                             }
                         }
