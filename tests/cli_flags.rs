@@ -1108,6 +1108,37 @@ fn refused_in(dir: &Path, args: &[&str], message: &str) {
 }
 
 #[test]
+fn a_run_stopped_before_its_outputs_says_none_was_opened() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("empty")).unwrap();
+    fs::write(tmp.path().join("out.jsonl"), "an earlier run's results\n").unwrap();
+    for input in ["missing", "empty"] {
+        let r = run_piped(
+            tmp.path(),
+            &[
+                "--input",
+                input,
+                "--window",
+                "tumbling:1s",
+                "--output",
+                "out.jsonl",
+            ],
+            None,
+            None,
+        );
+        assert_eq!(r.code(), Some(1), "{input}: {}", r.describe());
+        assert!(
+            r.stderr()
+                .contains("tidemark: the job did not start; no output was opened"),
+            "{input}: {}",
+            r.describe()
+        );
+        assert!(!r.stderr().contains("the job failed"), "{}", r.describe());
+        assert_eq!(r.file("out.jsonl"), "an earlier run's results\n");
+    }
+}
+
+#[test]
 fn partition_glob_picks_the_files_in_natural_order() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");

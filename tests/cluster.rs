@@ -5,7 +5,8 @@
 //!   the same message naming the setting and both values;
 //! - killing one of two processes while records flow makes the other exit
 //!   1 with a clean message naming the lost process (no panic), and what
-//!   process 0 wrote is a prefix of a one-process run's output.
+//!   process 0 wrote is a prefix of a one-process run's output; only
+//!   process 0 says what its outputs hold.
 //!
 //! Run with `cargo test --test cluster`.
 
@@ -160,6 +161,12 @@ fn processes_with_different_windows_both_refuse_naming_the_setting() {
         assert_clean(e);
         // No connection retry chatter.
         assert!(!e.contains("retrying"), "{e}");
+        // Nothing was opened, and the run says so.
+        assert!(!e.contains("the job failed"), "{e}");
+        assert!(
+            e.contains("tidemark: the job did not start; no output was opened"),
+            "{e}"
+        );
     }
     // Refused before anything was opened.
     assert!(!tmp.path().join("out0/results.jsonl").exists());
@@ -284,6 +291,11 @@ fn kill_one_mid_run(victim: usize) {
         "{stderr}"
     );
     assert_clean(&stderr);
+    // Process 0 says how far its outputs are complete; process 1 writes
+    // none and says nothing about them.
+    let note = "the job failed; its outputs hold every result the watermark completed";
+    assert_eq!(stderr.contains(note), survivor == 0, "{stderr}");
+    assert!(!stderr.contains("did not start"), "{stderr}");
     let mut written = fs::read_to_string(&results).unwrap();
     if victim == 0 {
         // Killed mid-write: its last line may be cut.

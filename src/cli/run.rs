@@ -124,11 +124,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         Ok(summary) => summary,
         Err(e) => {
             let e = anyhow::Error::from(e);
-            if !args.quiet && !super::is_broken_pipe(&e) {
-                eprintln!(
-                    "tidemark: the job failed; its outputs hold every result the watermark completed ({})",
-                    watermark_text(stats.summary(delay).final_watermark)
-                );
+            if !args.quiet {
+                let watermark = || watermark_text(stats.summary(delay).final_watermark);
+                if let Some(note) = failure_note(&e, args.process, watermark) {
+                    eprintln!("tidemark: {note}");
+                }
             }
             return Err(e);
         }
@@ -180,6 +180,48 @@ fn output_name(path: &OutputPath) -> String {
         OutputPath::Stdout => "standard output".into(),
         OutputPath::File(p) => p.display().to_string(),
     }
+}
+
+/// The line printed with the error of a failed run, on what its outputs
+/// hold: that none was opened when the run stopped before opening them,
+/// else how far they are complete (`watermark`), or nothing when the reader
+/// of an output went away (it has what it wanted) or this is a cluster
+/// process other than 0 (it writes no output).
+fn failure_note(
+    e: &anyhow::Error,
+    process: Option<usize>,
+    watermark: impl FnOnce() -> String,
+) -> Option<String> {
+    use tidemark::engine::EngineError;
+    use tidemark::sources::SourceError;
+    // Stopped before any output was opened: a refusal of the cluster's
+    // handshake or an unreachable peer, the runtime, or listing the input.
+    let before_outputs = matches!(
+        e.downcast_ref::<JobError>(),
+        Some(JobError::Engine(
+            EngineError::Config(_)
+                | EngineError::Unreachable { .. }
+                | EngineError::Cluster(_)
+                | EngineError::Runtime(_)
+                | EngineError::Source(
+                    SourceError::OpenInput { .. }
+                        | SourceError::ListDirectory { .. }
+                        | SourceError::NoPartitionFiles { .. }
+                        | SourceError::MixedFormats { .. }
+                        | SourceError::UnknownFormat { .. }
+                )
+        ))
+    );
+    if before_outputs {
+        return Some("the job did not start; no output was opened".into());
+    }
+    if super::is_broken_pipe(e) || process.is_some_and(|p| p != 0) {
+        return None;
+    }
+    Some(format!(
+        "the job failed; its outputs hold every result the watermark completed ({})",
+        watermark()
+    ))
 }
 
 fn watermark_text(w: Option<i64>) -> String {
