@@ -11,7 +11,8 @@
 //! output for the rows a few records complete (these need the engine to
 //! flush outputs while following), and with thousands of rows, more than
 //! the output buffer holds. `--quiet` and the cluster flags, which are not
-//! job keys, are tested on their own.
+//! job keys, are tested on their own, with `--connect-timeout` where it is
+//! refused; its effect is tested in `tests/cluster.rs`.
 //!
 //! Run with `cargo test --test cli_flags`.
 
@@ -615,6 +616,38 @@ fn cluster_flags_come_together() {
             r.describe()
         );
     }
+    // The connect timeout is the cluster's: refused without it, as a flag
+    // and as a key, and refused at 0.
+    let gen = ["--input", "gen:events=10", "--window", "tumbling:1s"];
+    for (flags, job) in [
+        (&["--connect-timeout", "5s"][..], None),
+        (&[], Some("connect-timeout = \"5s\"")),
+    ] {
+        let r = run_in(tmp.path(), &[&gen[..], flags].concat(), job);
+        assert_eq!(r.code(), Some(2), "{flags:?} {job:?}: {}", r.describe());
+        assert!(
+            r.stderr().contains(
+                "error: --connect-timeout applies only in cluster mode (with --processes, --process and --hostfile)"
+            ),
+            "{}",
+            r.describe()
+        );
+    }
+    fs::write(tmp.path().join("hosts2"), "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
+    let cluster = ["--processes", "2", "--process", "1", "--hostfile", "hosts2"];
+    let r = run_in(
+        tmp.path(),
+        &[&gen[..], &cluster, &["--connect-timeout", "0"]].concat(),
+        None,
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.describe());
+    assert!(
+        r.stderr().contains(
+            "error: invalid --connect-timeout 0: the processes need some time to connect"
+        ),
+        "{}",
+        r.describe()
+    );
     fs::write(tmp.path().join("hosts"), "127.0.0.1:1\n").unwrap();
     let r = run_in(
         tmp.path(),

@@ -6,7 +6,10 @@
 //! - killing one of two processes while records flow makes the other exit
 //!   1 with a clean message naming the lost process (no panic), and what
 //!   process 0 wrote is a prefix of a one-process run's output; only
-//!   process 0 says what its outputs hold.
+//!   process 0 says what its outputs hold;
+//! - a process whose peer never starts gives up after `--connect-timeout`
+//!   (flag, job-file key, flag over key), exit 1, naming the peer, with a
+//!   hint and without claiming to have written anything.
 //!
 //! Run with `cargo test --test cluster`.
 
@@ -322,4 +325,89 @@ fn killing_process_1_mid_run_ends_process_0_cleanly_with_a_prefix() {
 #[test]
 fn killing_process_0_mid_run_ends_process_1_cleanly() {
     kill_one_mid_run(0);
+}
+
+/// Starts process `process` of the two in `hosts` alone (its peer never
+/// starts), with `extra` flags and `job` as its job file, and returns its
+/// exit status, standard error and how long it ran.
+fn alone(
+    dir: &Path,
+    hosts: &Path,
+    process: usize,
+    extra: &[&str],
+    job: Option<&str>,
+) -> (ExitStatus, String, Duration) {
+    let out = dir.join(format!("alone{process}"));
+    fs::create_dir_all(&out).unwrap();
+    let mut cmd = run_cmd("tumbling:1s", &out);
+    cluster_args(&mut cmd, process, hosts, "1");
+    cmd.args(["--input", "gen:events=100"]).args(extra);
+    if let Some(text) = job {
+        let path = out.join("job.toml");
+        fs::write(&path, text).unwrap();
+        cmd.arg("--job").arg(path);
+    }
+    let mut children = Children::default();
+    let started = Instant::now();
+    let i = children.spawn(&mut cmd);
+    // Far less than the default timeout of 60 s: the option must act.
+    let (status, stderr) = children.wait(i, Duration::from_secs(20));
+    assert!(
+        !out.join("results.jsonl").exists(),
+        "an output was opened:\n{stderr}"
+    );
+    (status, stderr, started.elapsed())
+}
+
+#[test]
+fn connect_timeout_names_the_peer_that_never_came() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hosts, addrs) = hostfile(tmp.path(), 2);
+    // Process 0 waits for process 1 to connect; process 1 connects to 0.
+    let cases: [(usize, &[&str], Option<&str>, String); 3] = [
+        (
+            0,
+            &["--connect-timeout", "1s"],
+            None,
+            format!("process 1 ({}): did not connect", addrs[1]),
+        ),
+        (
+            1,
+            &[],
+            Some("connect-timeout = \"1s\""),
+            format!("process 0 ({}): ", addrs[0]),
+        ),
+        (
+            0,
+            &["--connect-timeout", "1s"],
+            Some("connect-timeout = \"1h\""),
+            format!("process 1 ({}): did not connect", addrs[1]),
+        ),
+    ];
+    for (process, extra, job, peer) in cases {
+        let (status, stderr, took) = alone(tmp.path(), &hosts, process, extra, job);
+        let what = format!("process {process}, {extra:?}, job {job:?}");
+        assert_eq!(status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(15),
+            "{what}: ran {took:?}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "error: cluster processes not connected within 1s: {peer}"
+            )),
+            "{what}: {stderr}"
+        );
+        assert!(
+            stderr
+                .contains("hint: start every process of the hostfile, or raise --connect-timeout"),
+            "{what}: {stderr}"
+        );
+        assert!(
+            stderr.contains("tidemark: the job did not start; no output was opened"),
+            "{what}: {stderr}"
+        );
+        assert!(!stderr.contains("the job failed"), "{what}: {stderr}");
+        assert_clean(&stderr);
+    }
 }

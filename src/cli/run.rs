@@ -89,8 +89,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     .overlay(args.spec.clone());
     let mut builder = spec.to_builder()?;
     let workers = spec.workers.unwrap_or(tidemark::spec::defaults::WORKERS);
-    if let Some(cluster) = args.cluster(workers)? {
-        builder = builder.parallelism(cluster);
+    match args.cluster(workers)? {
+        Some(cluster) => builder = builder.parallelism(cluster),
+        None if spec.connect_timeout.is_some() => {
+            return Err(JobError::Spec(tidemark::spec::SpecError(
+                "--connect-timeout applies only in cluster mode (with --processes, --process and --hostfile)".into(),
+            ))
+            .into());
+        }
+        None => {}
     }
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(Progress::new);
     // Without a dead-letter file the bad lines are shown, not dropped.
