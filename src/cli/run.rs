@@ -147,7 +147,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             echo: echo.clone(),
             window: spec.window,
         };
-        print_summary(&summary, started.elapsed(), &to);
+        print_summary(&summary, started.elapsed(), &to, args.processes);
     }
     let seen = echo
         .as_ref()
@@ -282,15 +282,53 @@ impl Signals {
     }
 }
 
-fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations) {
+/// The summary on standard error. In cluster mode each process names
+/// itself and what it read; process 0, which writes the outputs, then
+/// gives the cluster's totals (the rows it wrote, the records every process
+/// read), and the others say that it does.
+fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations, processes: Option<usize>) {
     let secs = elapsed.as_secs_f64().max(1e-9);
-    eprintln!(
-        "tidemark: {} records from {} partition(s) in {:.2} s ({:.0} records/s)",
-        s.records,
-        s.partitions,
-        secs,
-        s.records as f64 / secs
-    );
+    let read = |s: &Summary| {
+        format!(
+            "{} records from {} partition(s) in {:.2} s ({:.0} records/s)",
+            s.records,
+            s.partitions,
+            secs,
+            s.records as f64 / secs
+        )
+    };
+    let Some(process) = s.process else {
+        eprintln!("tidemark: {}", read(s));
+        print_details(s, to);
+        return;
+    };
+    let of = processes.map_or(String::new(), |n| format!(" of {n}"));
+    eprintln!("tidemark: process {process}{of}: {}", read(s));
+    match (&s.cluster, process) {
+        (Some(total), 0) => {
+            let n = processes.map_or(String::new(), |n| format!(" of {n} processes"));
+            eprintln!("tidemark: cluster{n}: {}", read(total));
+            print_details(total, to);
+        }
+        (None, 0) => {
+            print_details(s, to);
+            eprintln!(
+                "  the cluster's totals could not be gathered (a process went away after the job); the counts above are this process's"
+            );
+        }
+        _ => {
+            eprintln!(
+                "  late dropped {}, late applied {}, dead letters {}; process 0 writes the outputs and prints the cluster's totals",
+                s.late_dropped, s.late_applied, s.dead_letters
+            );
+            print_watermark(s);
+        }
+    }
+}
+
+/// The counts of a summary after its first line, its notes, and the final
+/// watermark.
+fn print_details(s: &Summary, to: &Destinations) {
     eprintln!(
         "  windows emitted {}, corrections {}, late dropped {}, late applied {}, dead letters {}",
         s.windows_emitted, s.corrections, s.late_dropped, s.late_applied, s.dead_letters
@@ -304,6 +342,10 @@ fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations) {
             s.idle_releases
         );
     }
+    print_watermark(s);
+}
+
+fn print_watermark(s: &Summary) {
     match s.final_watermark {
         None => eprintln!("  final watermark: +inf (every partition ended)"),
         Some(w) if w <= i64::MIN / 2 => {
