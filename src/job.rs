@@ -126,6 +126,7 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     idle_after: Option<Duration>,
     commit_interval: Option<Duration>,
     max_future_skew: Option<Millis>,
+    connect_timeout: Option<Duration>,
     start: BTreeMap<u32, Position>,
     initial_state: Option<Arc<StateSnapshot<A>>>,
     problem: Option<String>,
@@ -145,6 +146,7 @@ impl Default for JobBuilder {
             idle_after: None,
             commit_interval: None,
             max_future_skew: None,
+            connect_timeout: None,
             start: Default::default(),
             initial_state: None,
             problem: None,
@@ -200,6 +202,7 @@ impl<A: JobAggregator> JobBuilder<A> {
             idle_after: self.idle_after,
             commit_interval: self.commit_interval,
             max_future_skew: self.max_future_skew,
+            connect_timeout: self.connect_timeout,
             start: self.start,
             initial_state: None,
             problem,
@@ -291,6 +294,15 @@ impl<A: JobAggregator> JobBuilder<A> {
         self.max_future_skew = Some(skew);
         self
     }
+    /// In cluster mode ([`Parallelism::Cluster`]): how long each process
+    /// waits for every other to be connected before the run fails with
+    /// [`EngineError::Unreachable`] naming those it did not reach; see
+    /// [`EngineConfig::connect_timeout`] (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`](tidemark_engine::DEFAULT_CONNECT_TIMEOUT)).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
     /// How often the outputs are committed (made visible) while the job
     /// runs; see [`EngineConfig::commit_interval`].
     pub fn commit_interval(mut self, every: Duration) -> Self {
@@ -328,6 +340,9 @@ impl<A: JobAggregator> JobBuilder<A> {
         config.start = self.start;
         config.initial_state = self.initial_state;
         config.max_future_skew = self.max_future_skew;
+        if let Some(timeout) = self.connect_timeout {
+            config.connect_timeout = timeout;
+        }
         if let Some(every) = self.commit_interval {
             config.commit_interval = every;
         }

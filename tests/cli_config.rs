@@ -533,7 +533,7 @@ fn the_readme_job_table_matches_run_help() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 26, "every job option has a row");
+    assert_eq!(checked, 27, "every job option has a row");
 }
 
 #[test]
@@ -557,6 +557,7 @@ fn malformed_values_name_their_flag() {
         (&["--max-bad-ratio", "2"], "invalid --max-bad-ratio: \"2\": a ratio lies between 0 and 1 (or 0% and 100%)"),
         (&["--max-bad-ratio", "some"], "invalid --max-bad-ratio: \"some\" is not a ratio"),
         (&["--max-future-skew", "60"], "invalid --max-future-skew: \"60\": a duration needs a unit"),
+        (&["--connect-timeout", "soon"], "invalid --connect-timeout: invalid duration \"soon\""),
         (&["--partition-count", "two"], "invalid --partition-count: \"two\" is not a whole number"),
         (&["--max-partitions", "-1"], "invalid --max-partitions: \"-1\" is not a whole number"),
     ] {

@@ -11,7 +11,8 @@
 //! output for the rows a few records complete (these need the engine to
 //! flush outputs while following), and with thousands of rows, more than
 //! the output buffer holds. `--quiet` and the cluster flags, which are not
-//! job keys, are tested on their own.
+//! job keys, are tested on their own, with `--connect-timeout` where it is
+//! refused; its effect is tested in `tests/cluster.rs`.
 //!
 //! Run with `cargo test --test cli_flags`.
 
@@ -615,6 +616,38 @@ fn cluster_flags_come_together() {
             r.describe()
         );
     }
+    // The connect timeout is the cluster's: refused without it, as a flag
+    // and as a key, and refused at 0.
+    let gen = ["--input", "gen:events=10", "--window", "tumbling:1s"];
+    for (flags, job) in [
+        (&["--connect-timeout", "5s"][..], None),
+        (&[], Some("connect-timeout = \"5s\"")),
+    ] {
+        let r = run_in(tmp.path(), &[&gen[..], flags].concat(), job);
+        assert_eq!(r.code(), Some(2), "{flags:?} {job:?}: {}", r.describe());
+        assert!(
+            r.stderr().contains(
+                "error: --connect-timeout applies only in cluster mode (with --processes, --process and --hostfile)"
+            ),
+            "{}",
+            r.describe()
+        );
+    }
+    fs::write(tmp.path().join("hosts2"), "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
+    let cluster = ["--processes", "2", "--process", "1", "--hostfile", "hosts2"];
+    let r = run_in(
+        tmp.path(),
+        &[&gen[..], &cluster, &["--connect-timeout", "0"]].concat(),
+        None,
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.describe());
+    assert!(
+        r.stderr().contains(
+            "error: invalid --connect-timeout 0: the processes need some time to connect"
+        ),
+        "{}",
+        r.describe()
+    );
     fs::write(tmp.path().join("hosts"), "127.0.0.1:1\n").unwrap();
     let r = run_in(
         tmp.path(),
@@ -1105,6 +1138,37 @@ fn refused_in(dir: &Path, args: &[&str], message: &str) {
         "{args:?}: expected exit 2 with {message:?}\n{}",
         r.describe()
     );
+}
+
+#[test]
+fn a_run_stopped_before_its_outputs_says_none_was_opened() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir_all(tmp.path().join("empty")).unwrap();
+    fs::write(tmp.path().join("out.jsonl"), "an earlier run's results\n").unwrap();
+    for input in ["missing", "empty"] {
+        let r = run_piped(
+            tmp.path(),
+            &[
+                "--input",
+                input,
+                "--window",
+                "tumbling:1s",
+                "--output",
+                "out.jsonl",
+            ],
+            None,
+            None,
+        );
+        assert_eq!(r.code(), Some(1), "{input}: {}", r.describe());
+        assert!(
+            r.stderr()
+                .contains("tidemark: the job did not start; no output was opened"),
+            "{input}: {}",
+            r.describe()
+        );
+        assert!(!r.stderr().contains("the job failed"), "{}", r.describe());
+        assert_eq!(r.file("out.jsonl"), "an earlier run's results\n");
+    }
 }
 
 #[test]

@@ -5,7 +5,13 @@
 //!   the same message naming the setting and both values;
 //! - killing one of two processes while records flow makes the other exit
 //!   1 with a clean message naming the lost process (no panic), and what
-//!   process 0 wrote is a prefix of a one-process run's output.
+//!   process 0 wrote is a prefix of a one-process run's output; only
+//!   process 0 says what its outputs hold;
+//! - a process whose peer never starts gives up after `--connect-timeout`
+//!   (flag, job-file key, flag over key), exit 1, naming the peer, with a
+//!   hint and without claiming to have written anything;
+//! - two processes that complete each summarize what they read, and
+//!   process 0 the cluster's totals, which are a one-process run's counts.
 //!
 //! Run with `cargo test --test cluster`.
 
@@ -160,6 +166,12 @@ fn processes_with_different_windows_both_refuse_naming_the_setting() {
         assert_clean(e);
         // No connection retry chatter.
         assert!(!e.contains("retrying"), "{e}");
+        // Nothing was opened, and the run says so.
+        assert!(!e.contains("the job failed"), "{e}");
+        assert!(
+            e.contains("tidemark: the job did not start; no output was opened"),
+            "{e}"
+        );
     }
     // Refused before anything was opened.
     assert!(!tmp.path().join("out0/results.jsonl").exists());
@@ -284,6 +296,11 @@ fn kill_one_mid_run(victim: usize) {
         "{stderr}"
     );
     assert_clean(&stderr);
+    // Process 0 says how far its outputs are complete; process 1 writes
+    // none and says nothing about them.
+    let note = "the job failed; its outputs hold every result the watermark completed";
+    assert_eq!(stderr.contains(note), survivor == 0, "{stderr}");
+    assert!(!stderr.contains("did not start"), "{stderr}");
     let mut written = fs::read_to_string(&results).unwrap();
     if victim == 0 {
         // Killed mid-write: its last line may be cut.
@@ -310,4 +327,207 @@ fn killing_process_1_mid_run_ends_process_0_cleanly_with_a_prefix() {
 #[test]
 fn killing_process_0_mid_run_ends_process_1_cleanly() {
     kill_one_mid_run(0);
+}
+
+/// Starts process `process` of the two in `hosts` alone (its peer never
+/// starts), with `extra` flags and `job` as its job file, and returns its
+/// exit status, standard error and how long it ran.
+fn alone(
+    dir: &Path,
+    hosts: &Path,
+    process: usize,
+    extra: &[&str],
+    job: Option<&str>,
+) -> (ExitStatus, String, Duration) {
+    let out = dir.join(format!("alone{process}"));
+    fs::create_dir_all(&out).unwrap();
+    let mut cmd = run_cmd("tumbling:1s", &out);
+    cluster_args(&mut cmd, process, hosts, "1");
+    cmd.args(["--input", "gen:events=100"]).args(extra);
+    if let Some(text) = job {
+        let path = out.join("job.toml");
+        fs::write(&path, text).unwrap();
+        cmd.arg("--job").arg(path);
+    }
+    let mut children = Children::default();
+    let started = Instant::now();
+    let i = children.spawn(&mut cmd);
+    // Far less than the default timeout of 60 s: the option must act.
+    let (status, stderr) = children.wait(i, Duration::from_secs(20));
+    assert!(
+        !out.join("results.jsonl").exists(),
+        "an output was opened:\n{stderr}"
+    );
+    (status, stderr, started.elapsed())
+}
+
+#[test]
+fn connect_timeout_names_the_peer_that_never_came() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hosts, addrs) = hostfile(tmp.path(), 2);
+    // Process 0 waits for process 1 to connect; process 1 connects to 0.
+    let cases: [(usize, &[&str], Option<&str>, String); 3] = [
+        (
+            0,
+            &["--connect-timeout", "1s"],
+            None,
+            format!("process 1 ({}): did not connect", addrs[1]),
+        ),
+        (
+            1,
+            &[],
+            Some("connect-timeout = \"1s\""),
+            format!("process 0 ({}): ", addrs[0]),
+        ),
+        (
+            0,
+            &["--connect-timeout", "1s"],
+            Some("connect-timeout = \"1h\""),
+            format!("process 1 ({}): did not connect", addrs[1]),
+        ),
+    ];
+    for (process, extra, job, peer) in cases {
+        let (status, stderr, took) = alone(tmp.path(), &hosts, process, extra, job);
+        let what = format!("process {process}, {extra:?}, job {job:?}");
+        assert_eq!(status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(15),
+            "{what}: ran {took:?}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "error: cluster processes not connected within 1s: {peer}"
+            )),
+            "{what}: {stderr}"
+        );
+        assert!(
+            stderr
+                .contains("hint: start every process of the hostfile, or raise --connect-timeout"),
+            "{what}: {stderr}"
+        );
+        assert!(
+            stderr.contains("tidemark: the job did not start; no output was opened"),
+            "{what}: {stderr}"
+        );
+        assert!(!stderr.contains("the job failed"), "{what}: {stderr}");
+        assert_clean(&stderr);
+    }
+}
+
+/// `N` and `P` of "PREFIX N records from P partition(s)" in `text`.
+fn read_counts(text: &str, prefix: &str) -> Option<(u64, u64)> {
+    let rest = &text[text.find(prefix)? + prefix.len()..];
+    let (records, rest) = rest.split_once(" records from ")?;
+    let (partitions, _) = rest.split_once(" partition(s)")?;
+    Some((records.parse().ok()?, partitions.parse().ok()?))
+}
+
+/// The number after "LABEL " in `text`.
+fn count_after(text: &str, label: &str) -> Option<u64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn each_process_summarizes_itself_and_process_0_the_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    // With stragglers later than the delay, so that some are dropped.
+    let data = tmp.path().join("log");
+    let status = bin()
+        .args([
+            "gen",
+            "--events",
+            "3000",
+            "--keys",
+            "30",
+            "--partitions",
+            "4",
+        ])
+        .args(["--rate", "2", "--late-frac", "0.05"])
+        .args(["--late-extra", "2s", "--seed", "7", "--out"])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let single = tmp.path().join("single");
+    fs::create_dir_all(&single).unwrap();
+    let one = run_cmd("tumbling:1s", &single)
+        .arg("--input")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(one.status.success());
+    let one_err = String::from_utf8_lossy(&one.stderr).into_owned();
+    let one_rows = fs::read_to_string(single.join("results.jsonl")).unwrap();
+    let (records, partitions) = read_counts(&one_err, "tidemark: ").unwrap();
+    assert_eq!((records, partitions), (3000, 4), "{one_err}");
+    let emitted = count_after(&one_err, "windows emitted ").unwrap();
+    let late = count_after(&one_err, "late dropped ").unwrap();
+    assert_eq!(emitted, one_rows.lines().count() as u64);
+    assert!(late > 0, "{one_err}");
+
+    let (hosts, _) = hostfile(tmp.path(), 2);
+    let mut children = Children::default();
+    let mut index = [0; 2];
+    for process in [1, 0] {
+        let out = tmp.path().join(format!("out{process}"));
+        fs::create_dir_all(&out).unwrap();
+        let mut cmd = run_cmd("tumbling:1s", &out);
+        cluster_args(&mut cmd, process, &hosts, "2");
+        cmd.arg("--input").arg(&data);
+        index[process] = children.spawn(&mut cmd);
+    }
+    let (s0, e0) = children.wait(index[0], Duration::from_secs(60));
+    let (s1, e1) = children.wait(index[1], Duration::from_secs(60));
+    assert!(s0.success(), "{e0}");
+    assert!(s1.success(), "{e1}");
+    assert_clean(&e0);
+    assert_clean(&e1);
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("out0/results.jsonl")).unwrap(),
+        one_rows
+    );
+    assert!(!tmp.path().join("out1/results.jsonl").exists());
+
+    // Each names itself and what it read; together, the whole input.
+    let (r0, p0) = read_counts(&e0, "tidemark: process 0 of 2: ").expect(&e0);
+    let (r1, p1) = read_counts(&e1, "tidemark: process 1 of 2: ").expect(&e1);
+    assert_eq!((r0 + r1, p0 + p1), (records, partitions), "{e0}\n{e1}");
+    assert!(r0 > 0 && r1 > 0, "{e0}\n{e1}");
+
+    // Process 0 gives the cluster's totals: the one-process counts.
+    let cluster = "tidemark: cluster of 2 processes: ";
+    assert_eq!(
+        read_counts(&e0, cluster),
+        Some((records, partitions)),
+        "{e0}"
+    );
+    let totals = &e0[e0.find(cluster).unwrap()..];
+    assert_eq!(
+        count_after(totals, "windows emitted "),
+        Some(emitted),
+        "{e0}"
+    );
+    assert_eq!(count_after(totals, "late dropped "), Some(late), "{e0}");
+    assert!(
+        totals.contains("final watermark: +inf (every partition ended)"),
+        "{e0}"
+    );
+
+    // Process 1 writes nothing and says who does.
+    assert!(!e1.contains("cluster of"), "{e1}");
+    assert!(!e1.contains("windows emitted"), "{e1}");
+    assert!(
+        e1.contains("process 0 writes the outputs and prints the cluster's totals"),
+        "{e1}"
+    );
+    assert!(
+        e1.contains("final watermark: +inf (every partition ended)"),
+        "{e1}"
+    );
 }

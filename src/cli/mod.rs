@@ -100,6 +100,9 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         Some(JobError::Engine(tidemark::engine::EngineError::BadRecord { .. })) => Some(
             "rerun with --on-bad-record skip to send bad records to --dead-letter and go on".into(),
         ),
+        Some(JobError::Engine(tidemark::engine::EngineError::Unreachable { .. })) => {
+            Some("start every process of the hostfile, or raise --connect-timeout".into())
+        }
         Some(JobError::Engine(tidemark::engine::EngineError::Source(
             tidemark::sources::SourceError::NoPartitionFiles { dir, .. },
         ))) => common_extension(dir).map(|ext| {

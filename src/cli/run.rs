@@ -89,8 +89,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     .overlay(args.spec.clone());
     let mut builder = spec.to_builder()?;
     let workers = spec.workers.unwrap_or(tidemark::spec::defaults::WORKERS);
-    if let Some(cluster) = args.cluster(workers)? {
-        builder = builder.parallelism(cluster);
+    match args.cluster(workers)? {
+        Some(cluster) => builder = builder.parallelism(cluster),
+        None if spec.connect_timeout.is_some() => {
+            return Err(JobError::Spec(tidemark::spec::SpecError(
+                "--connect-timeout applies only in cluster mode (with --processes, --process and --hostfile)".into(),
+            ))
+            .into());
+        }
+        None => {}
     }
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(Progress::new);
     // Without a dead-letter file the bad lines are shown, not dropped.
@@ -124,11 +131,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         Ok(summary) => summary,
         Err(e) => {
             let e = anyhow::Error::from(e);
-            if !args.quiet && !super::is_broken_pipe(&e) {
-                eprintln!(
-                    "tidemark: the job failed; its outputs hold every result the watermark completed ({})",
-                    watermark_text(stats.summary(delay).final_watermark)
-                );
+            if !args.quiet {
+                let watermark = || watermark_text(stats.summary(delay).final_watermark);
+                if let Some(note) = failure_note(&e, args.process, watermark) {
+                    eprintln!("tidemark: {note}");
+                }
             }
             return Err(e);
         }
@@ -140,7 +147,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             echo: echo.clone(),
             window: spec.window,
         };
-        print_summary(&summary, started.elapsed(), &to);
+        print_summary(&summary, started.elapsed(), &to, args.processes);
     }
     let seen = echo
         .as_ref()
@@ -180,6 +187,48 @@ fn output_name(path: &OutputPath) -> String {
         OutputPath::Stdout => "standard output".into(),
         OutputPath::File(p) => p.display().to_string(),
     }
+}
+
+/// The line printed with the error of a failed run, on what its outputs
+/// hold: that none was opened when the run stopped before opening them,
+/// else how far they are complete (`watermark`), or nothing when the reader
+/// of an output went away (it has what it wanted) or this is a cluster
+/// process other than 0 (it writes no output).
+fn failure_note(
+    e: &anyhow::Error,
+    process: Option<usize>,
+    watermark: impl FnOnce() -> String,
+) -> Option<String> {
+    use tidemark::engine::EngineError;
+    use tidemark::sources::SourceError;
+    // Stopped before any output was opened: a refusal of the cluster's
+    // handshake or an unreachable peer, the runtime, or listing the input.
+    let before_outputs = matches!(
+        e.downcast_ref::<JobError>(),
+        Some(JobError::Engine(
+            EngineError::Config(_)
+                | EngineError::Unreachable { .. }
+                | EngineError::Cluster(_)
+                | EngineError::Runtime(_)
+                | EngineError::Source(
+                    SourceError::OpenInput { .. }
+                        | SourceError::ListDirectory { .. }
+                        | SourceError::NoPartitionFiles { .. }
+                        | SourceError::MixedFormats { .. }
+                        | SourceError::UnknownFormat { .. }
+                )
+        ))
+    );
+    if before_outputs {
+        return Some("the job did not start; no output was opened".into());
+    }
+    if super::is_broken_pipe(e) || process.is_some_and(|p| p != 0) {
+        return None;
+    }
+    Some(format!(
+        "the job failed; its outputs hold every result the watermark completed ({})",
+        watermark()
+    ))
 }
 
 fn watermark_text(w: Option<i64>) -> String {
@@ -233,15 +282,53 @@ impl Signals {
     }
 }
 
-fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations) {
+/// The summary on standard error. In cluster mode each process names
+/// itself and what it read; process 0, which writes the outputs, then
+/// gives the cluster's totals (the rows it wrote, the records every process
+/// read), and the others say that it does.
+fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations, processes: Option<usize>) {
     let secs = elapsed.as_secs_f64().max(1e-9);
-    eprintln!(
-        "tidemark: {} records from {} partition(s) in {:.2} s ({:.0} records/s)",
-        s.records,
-        s.partitions,
-        secs,
-        s.records as f64 / secs
-    );
+    let read = |s: &Summary| {
+        format!(
+            "{} records from {} partition(s) in {:.2} s ({:.0} records/s)",
+            s.records,
+            s.partitions,
+            secs,
+            s.records as f64 / secs
+        )
+    };
+    let Some(process) = s.process else {
+        eprintln!("tidemark: {}", read(s));
+        print_details(s, to);
+        return;
+    };
+    let of = processes.map_or(String::new(), |n| format!(" of {n}"));
+    eprintln!("tidemark: process {process}{of}: {}", read(s));
+    match (&s.cluster, process) {
+        (Some(total), 0) => {
+            let n = processes.map_or(String::new(), |n| format!(" of {n} processes"));
+            eprintln!("tidemark: cluster{n}: {}", read(total));
+            print_details(total, to);
+        }
+        (None, 0) => {
+            print_details(s, to);
+            eprintln!(
+                "  the cluster's totals could not be gathered (a process went away after the job); the counts above are this process's"
+            );
+        }
+        _ => {
+            eprintln!(
+                "  late dropped {}, late applied {}, dead letters {}; process 0 writes the outputs and prints the cluster's totals",
+                s.late_dropped, s.late_applied, s.dead_letters
+            );
+            print_watermark(s);
+        }
+    }
+}
+
+/// The counts of a summary after its first line, its notes, and the final
+/// watermark.
+fn print_details(s: &Summary, to: &Destinations) {
     eprintln!(
         "  windows emitted {}, corrections {}, late dropped {}, late applied {}, dead letters {}",
         s.windows_emitted, s.corrections, s.late_dropped, s.late_applied, s.dead_letters
@@ -255,6 +342,10 @@ fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations) {
             s.idle_releases
         );
     }
+    print_watermark(s);
+}
+
+fn print_watermark(s: &Summary) {
     match s.final_watermark {
         None => eprintln!("  final watermark: +inf (every partition ended)"),
         Some(w) if w <= i64::MIN / 2 => {

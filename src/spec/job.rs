@@ -66,6 +66,9 @@ pub mod defaults {
     pub const MAX_PARTITIONS: u32 = tidemark_sources::file::DEFAULT_MAX_PARTITIONS;
     /// `output`: standard output.
     pub const OUTPUT: OutputPath = OutputPath::Stdout;
+    /// `connect-timeout`: the engine's
+    /// [`DEFAULT_CONNECT_TIMEOUT`](tidemark_engine::DEFAULT_CONNECT_TIMEOUT).
+    pub const CONNECT_TIMEOUT: std::time::Duration = tidemark_engine::DEFAULT_CONNECT_TIMEOUT;
 }
 
 const MISSING_INPUT: &str =
@@ -147,6 +150,14 @@ fn aggs_default() -> String {
 /// "#).unwrap();
 /// let job = spec.to_builder().unwrap().build().unwrap();
 /// assert_eq!(job.config().max_future_skew, Some(3_600_000));
+///
+/// let spec: JobSpec = toml::from_str(r#"
+///     input = "gen:events=100"
+///     window = "tumbling:1s"
+///     connect-timeout = "5s"
+/// "#).unwrap();
+/// let job = spec.to_builder().unwrap().build().unwrap();
+/// assert_eq!(job.config().connect_timeout, std::time::Duration::from_secs(5));
 ///
 /// // `-` is standard input, in a job file as in a flag.
 /// let stdin: JobSpec = toml::from_str(r#"
@@ -411,6 +422,22 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
 
+    /// Cluster mode: how long a process waits for every other process of
+    /// the hostfile to be connected before it fails naming those it did
+    /// not reach (default 60s).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DUR",
+            allow_hyphen_values = true,
+            help_heading = "Cluster",
+            help = help("Cluster mode: how long this process waits for every other process of the hostfile to be connected (and to run the same job) before it fails, naming those it did not reach, e.g. 5m", format!("{}s", defaults::CONNECT_TIMEOUT.as_secs()))
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<DurationMs>,
+
     /// Results file, `-` for standard output (the default).
     #[cfg_attr(
         feature = "cli",
@@ -573,6 +600,7 @@ impl JobSpec {
             agg,
             workers,
             batch_size,
+            connect_timeout,
             output,
             late,
             dead_letter,
@@ -601,6 +629,7 @@ impl JobSpec {
             agg: agg.or(self.agg),
             workers: workers.or(self.workers),
             batch_size: batch_size.or(self.batch_size),
+            connect_timeout: connect_timeout.or(self.connect_timeout),
             output: output.or(self.output),
             late: late.or(self.late),
             dead_letter: dead_letter.or(self.dead_letter),
@@ -874,6 +903,13 @@ impl JobSpec {
             )
             .into());
         }
+        if self.connect_timeout == Some(DurationMs::ZERO) {
+            return Err(SpecError(
+                "invalid --connect-timeout 0: the processes need some time to connect, e.g. 30s"
+                    .into(),
+            )
+            .into());
+        }
         let aggs = match &self.agg {
             Some(list) => list.kinds(),
             None => defaults::AGGS,
@@ -893,6 +929,9 @@ impl JobSpec {
         }
         if let Some(skew) = self.max_future_skew {
             b = b.max_future_skew(skew.millis());
+        }
+        if let Some(timeout) = self.connect_timeout {
+            b = b.connect_timeout(timeout.into());
         }
         let results = self.output.as_ref().unwrap_or(&defaults::OUTPUT).target();
         Ok(b.results(results)
