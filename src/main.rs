@@ -62,6 +62,8 @@ enum Command {
     Gen(cli::gen::GenArgs),
     /// Measure throughput against an in-process plain-loop baseline.
     Bench(cli::bench::BenchArgs),
+    /// The SHA-256 digest of output files, as a run's summary prints it.
+    Digest(cli::digest::DigestArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(args),
         Command::Gen(args) => cli::gen::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Digest(args) => cli::digest::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod diagnose;
+pub mod digest;
 pub mod gen;
 pub mod loud;
 pub mod run;

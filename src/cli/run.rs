@@ -148,6 +148,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             window: spec.window,
         };
         print_summary(&summary, started.elapsed(), &to, args.processes);
+        // The results file's digest (process 0 writes the outputs).
+        if let (Some(OutputPath::File(path)), None | Some(0)) = (&spec.output, args.process) {
+            if let Ok(p) = tidemark::engine::checkpoint::digest_file(path) {
+                eprintln!(
+                    "  results digest: sha256 {} ({} bytes; tidemark digest FILE gives the same)",
+                    p.digest, p.len
+                );
+            }
+        }
     }
     let seen = echo
         .as_ref()
