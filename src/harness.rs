@@ -262,17 +262,12 @@ pub fn cpu_ceiling(events: &[(Key, i64, i64)], threads: usize) -> f64 {
     threads as f64 * one.as_secs_f64() / all.as_secs_f64().max(1e-9)
 }
 
-/// CPU time (user + system) of this process so far, from `/proc/self/stat`
-/// (Linux); `None` elsewhere.
+/// CPU time (user + system) of this process so far, in nanoseconds
+/// (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` through the cpu-time crate).
 pub fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // Clock ticks are 100 per second on Linux.
-    Some(Duration::from_millis((utime + stime) * 10))
+    cpu_time::ProcessTime::try_now()
+        .ok()
+        .map(|t| t.as_duration())
 }
 
 /// Peak resident memory of this process in bytes (`VmHWM`, Linux); `None`

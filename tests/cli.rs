@@ -560,3 +560,20 @@ fn bench_scaling_compares_workers_with_the_machine() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scenario"));
 }
+
+#[test]
+fn bench_refuses_unknown_scenarios_and_too_few_events() {
+    for args in [
+        &["bench", "throughput", "--scenario", "tumbl"][..],
+        &["bench", "throughput", "--events", "0"][..],
+        &["bench", "scaling", "--events", "10"][..],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("unknown scenario \"tumbl\"") || err.contains("too few to measure"),
+            "{args:?}: {err}"
+        );
+    }
+}

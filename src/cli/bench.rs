@@ -92,6 +92,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 fn scaling(args: &ScalingArgs) -> anyhow::Result<()> {
     let workers = args.workers.max(2);
     let runs = args.runs.max(1);
+    check_events(args.events)?;
     let Some(scenario) = standard_scenarios()
         .into_iter()
         .find(|s| s.name == args.scenario)
@@ -163,6 +164,16 @@ fn scaling(args: &ScalingArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Too few events make the per-event figures noise, and none make them
+/// NaN.
+fn check_events(events: u64) -> anyhow::Result<()> {
+    const MIN_EVENTS: u64 = 1_000;
+    if events < MIN_EVENTS {
+        anyhow::bail!("--events {events} is too few to measure: give at least {MIN_EVENTS}");
+    }
+    Ok(())
+}
+
 fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
     let workload = Workload {
         events: t.events,
@@ -172,6 +183,16 @@ fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
         ..Workload::default()
     };
     let runs = t.runs.max(1);
+    check_events(t.events)?;
+    let wanted: Vec<&str> = t.scenario.split(',').map(str::trim).collect();
+    let known: Vec<String> = standard_scenarios().into_iter().map(|s| s.name).collect();
+    if let Some(unknown) = wanted.iter().find(|w| !known.iter().any(|k| k == *w)) {
+        anyhow::bail!(
+            "unknown scenario {unknown:?} in --scenario {:?} (expected any of {})",
+            t.scenario,
+            known.join(",")
+        );
+    }
     println!(
         "tidemark bench throughput: {} events, {} keys, {} worker(s), 50 ms disorder, delay 50 ms; median of {runs} run(s)",
         workload.events, workload.keys, workload.workers
@@ -186,7 +207,6 @@ fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
     let events = plain_stream(&workload)?;
     let mut baselines = Vec::new();
     let mut results = Vec::new();
-    let wanted: Vec<&str> = t.scenario.split(',').map(str::trim).collect();
     for scenario in standard_scenarios()
         .into_iter()
         .filter(|s| wanted.contains(&s.name.as_str()))
