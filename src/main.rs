@@ -64,6 +64,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// The SHA-256 digest of output files, as a run's summary prints it.
     Digest(cli::digest::DigestArgs),
+    /// What each checkpoint of a checkpoint directory holds.
+    Inspect(cli::inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => cli::gen::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Digest(args) => cli::digest::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod diagnose;
 pub mod digest;
 pub mod gen;
+pub mod inspect;
 pub mod loud;
 pub mod run;
 
