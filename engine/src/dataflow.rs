@@ -437,6 +437,11 @@ pub fn windowed<'scope, A: JobAggregator>(
     workers: usize,
 ) -> Result<Windowed<'scope, A::Output>> {
     config.validate()?;
+    if worker >= workers {
+        return Err(EngineError::Config(format!(
+            "worker {worker} is not one of {workers} workers (pass scope.index() and scope.peers())"
+        )));
+    }
     let state = worker_state(config, worker, workers)?;
     let batched = events.unary::<CapacityContainerBuilder<Vec<Ingest>>, _, _, _>(
         Pipeline,
