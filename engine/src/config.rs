@@ -121,6 +121,85 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     /// job) before [`run`](crate::run) gives up with
     /// [`EngineError::Unreachable`] naming those it did not reach.
     pub connect_timeout: Duration,
+    /// Take checkpoints (and resume from the newest valid one); see
+    /// [`CheckpointConfig`].
+    pub checkpoint: Option<CheckpointConfig>,
+    /// Reprocess: write only the output from this point on (see
+    /// [`EmitFrom`]). The input is still read from the start (or from the
+    /// newest checkpoint at or before the point).
+    pub emit_from: Option<EmitFrom>,
+}
+
+/// How often checkpoints are taken. Either way the cut points are a
+/// function of the log, so every worker cuts at the same place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointEvery {
+    /// At each multiple of this many milliseconds of stream time: the
+    /// checkpoint at `k·ms` holds every record whose stream time is below
+    /// it. When the frontier passes several multiples at once, the newest
+    /// is written.
+    EventTime(tidemark_windows::Millis),
+    /// Every this many offsets of each partition: after the record at an
+    /// offset `o` with `(o + 1) % n == 0`, a cut just after its stream
+    /// time. With `p` partitions of similar rate that is about one
+    /// checkpoint per `n` records overall.
+    Records(u64),
+}
+
+impl std::fmt::Display for CheckpointEvery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckpointEvery::EventTime(ms) => write!(f, "{ms}ms"),
+            CheckpointEvery::Records(n) => write!(f, "{n}records"),
+        }
+    }
+}
+
+/// Checkpointing a job: where, how often, how many to keep, and the
+/// identity of the input (part of the job fingerprint that guards a
+/// resume).
+///
+/// With a checkpoint configuration, [`run`](crate::run) first looks for
+/// the newest valid checkpoint in `dir` (skipping torn or corrupt ones,
+/// with a notice on [`Stats`](crate::Stats)); if there is one, the job's
+/// fingerprint must equal its own, the file outputs are cut back to their
+/// committed length (after checking their digest) and the job resumes from
+/// its positions and window state. Without one (or with `rebuild`) the job
+/// starts from offset 0 and replaces the outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// The checkpoint directory.
+    pub dir: std::path::PathBuf,
+    /// How often.
+    pub every: CheckpointEvery,
+    /// How many complete checkpoints are kept.
+    pub keep: std::num::NonZeroUsize,
+    /// Ignore (and delete) the checkpoints in `dir`: start from offset 0.
+    pub rebuild: bool,
+    /// The input's identity (paths, partition names), for the fingerprint.
+    pub input: crate::checkpoint::InputIdentity,
+    /// Further settings that change the results (field mapping, time
+    /// format…), for the fingerprint, by name.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Where the output of a reprocessing run begins.
+///
+/// The output of a run with `emit_from` is exactly the suffix of a full
+/// run's output made of the items (result rows, late records, dead
+/// letters) of the frontier steps at or after a stream time `T`:
+///
+/// - [`EmitFrom::Time`]`(t)`: `T = t`;
+/// - [`EmitFrom::Offsets`]: `T` is the first frontier step whose records
+///   all lie at or beyond the requested offsets: one more than the largest
+///   stream time of a partition just before its requested offset (a
+///   partition not named starts at 0 and sets no bound).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EmitFrom {
+    /// From this stream time (epoch ms).
+    Time(EventTime),
+    /// From these offsets, by partition.
+    Offsets(BTreeMap<PartitionId, u64>),
 }
 
 impl<A: JobAggregator> Clone for EngineConfig<A> {
@@ -137,6 +216,8 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             commit_interval: self.commit_interval,
             max_future_skew: self.max_future_skew,
             connect_timeout: self.connect_timeout,
+            checkpoint: self.checkpoint.clone(),
+            emit_from: self.emit_from.clone(),
         }
     }
 }
@@ -155,6 +236,8 @@ impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
             .field("commit_interval", &self.commit_interval)
             .field("max_future_skew", &self.max_future_skew)
             .field("connect_timeout", &self.connect_timeout)
+            .field("checkpoint", &self.checkpoint)
+            .field("emit_from", &self.emit_from)
             .finish()
     }
 }
@@ -190,6 +273,8 @@ impl<A: JobAggregator> EngineConfig<A> {
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             max_future_skew: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            checkpoint: None,
+            emit_from: None,
         }
     }
 
@@ -206,6 +291,21 @@ impl<A: JobAggregator> EngineConfig<A> {
             return Err(EngineError::Config(
                 "the maximum future skew must not be negative".into(),
             ));
+        }
+        if let Some(c) = &self.checkpoint {
+            match c.every {
+                CheckpointEvery::EventTime(ms) if ms <= 0 => {
+                    return Err(EngineError::Config(
+                        "the checkpoint interval must be greater than 0".into(),
+                    ))
+                }
+                CheckpointEvery::Records(0) => {
+                    return Err(EngineError::Config(
+                        "the checkpoint interval must be greater than 0 records".into(),
+                    ))
+                }
+                _ => {}
+            }
         }
         if self.batch_size == 0 {
             return Err(EngineError::Config(

@@ -54,11 +54,14 @@ use timely::worker::Worker;
 use timely::WorkerConfig;
 
 use crate::aggregator::JobAggregator;
+use crate::checkpoint::resume;
 use crate::cluster::{self, Link, Network};
 use crate::collection::{changelog, Changelog};
-use crate::config::{BadRecords, EngineConfig, Parallelism};
+use crate::config::{BadRecords, CheckpointEvery, EngineConfig, Parallelism};
 use crate::error::{EngineError, Result};
 use crate::event::{Batch, Emit, Event, Ingest, LateRecord, Row};
+use crate::operators::checkpointer::Checkpointer;
+use crate::operators::cuts::{CutTracker, Schedule};
 use crate::operators::ingest::{ingest, IngestSettings};
 use crate::operators::sink::sink;
 use crate::operators::window::window;
@@ -216,8 +219,45 @@ pub fn run<A: JobAggregator>(
     stats: Arc<Stats>,
 ) -> Result<Summary> {
     config.validate()?;
+    let mut config = config;
     let partitions = source.partitions()?;
     let delay = config.policy.delay;
+    // The sink runs on worker 0, in process 0.
+    let sink_here = match &parallelism {
+        Parallelism::Workers(_) => true,
+        Parallelism::Cluster { process, .. } => *process == 0,
+    };
+    let begin = resume::prepare(&mut config, &*source, &stats, sink_here)?;
+    if let Some((id, at)) = begin.resumed {
+        if sink_here {
+            begin.counters.load_into(&stats);
+        }
+        if !begin.complete {
+            stats.notice(format!(
+                "resuming from checkpoint {id} at stream time {} ({} partition positions)",
+                crate::checkpoint::time_text(at),
+                config.start.len()
+            ));
+        }
+    }
+    if begin.complete {
+        // A job that completed: its outputs must still be the committed
+        // ones; nothing more to do.
+        if sink_here {
+            outputs
+                .into()
+                .open(&config.aggregator, begin.outputs.as_ref(), true)?;
+        }
+        if let Some((id, _)) = begin.resumed {
+            stats.notice(format!(
+                "checkpoint {id} marks this job complete: nothing to do (--rebuild runs it again)"
+            ));
+        }
+        let mut summary = stats.summary(delay);
+        summary.final_watermark = None;
+        summary.resumed_from = begin.resumed.map(|(id, _)| id.0);
+        return Ok(summary);
+    }
     let (builders, others, network) = start(&parallelism, &config, &*source, partitions.len())?;
     let link = network.as_ref().map(|n| Arc::clone(&n.link));
     let loss = link.clone();
@@ -227,30 +267,60 @@ pub fn run<A: JobAggregator>(
     };
     let control = Arc::new(Control::new(Arc::clone(&stats)));
     let sinks = Arc::new(Mutex::new(Some(outputs.into())));
+    let resume_outputs = begin.outputs;
+    let tracking = begin.dir.is_some();
+    let emit_from = begin.emit_from;
+    let every = config.checkpoint.as_ref().map(|c| c.every);
+    let total_workers = per_process
+        * match &parallelism {
+            Parallelism::Cluster { hosts, .. } => hosts.len(),
+            Parallelism::Workers(_) => 1,
+        };
+    let passed = begin
+        .resumed
+        .map_or(tidemark_sources::MIN_EVENT_TIME - 1, |(_, at)| at);
+    let checkpointer = match (begin.dir, begin.fingerprint, every) {
+        (Some(dir), Some(fingerprint), Some(every)) if sink_here => Some(Checkpointer::new(
+            dir,
+            fingerprint,
+            config.start.clone(),
+            begin.counters.clone(),
+            total_workers,
+            passed,
+            match every {
+                CheckpointEvery::EventTime(ms) => Some(ms),
+                CheckpointEvery::Records(_) => None,
+            },
+        )),
+        _ => None,
+    };
+    let checkpointer = Arc::new(Mutex::new(checkpointer));
+    let cuts_every = every.filter(|_| tracking);
     let settings = IngestSettings {
         start: config.start.clone(),
         batch_size: config.batch_size,
         fail_on_bad: config.bad_records == BadRecords::Fail,
         idle_after: config.idle_after,
         max_future_skew: config.max_future_skew,
+        cut_every_offsets: match cuts_every {
+            Some(CheckpointEvery::Records(n)) => Some(n),
+            _ => None,
+        },
     };
     let worker_control = Arc::clone(&control);
-    // The sink runs on worker 0, in process 0.
-    let sink_here = match &parallelism {
-        Parallelism::Workers(_) => true,
-        Parallelism::Cluster { process, .. } => *process == 0,
-    };
     let work = move |worker: &mut Worker| {
         let index = worker.index();
         let peers = worker.peers();
         let control = Arc::clone(&worker_control);
         let opened = if index == 0 {
             let taken = sinks.lock().ok().and_then(|mut s| s.take());
-            taken.and_then(|s| match s.open(&config.aggregator) {
-                Ok(open) => Some(open),
-                Err(e) => {
-                    control.fail(e);
-                    None
+            taken.and_then(|s| {
+                match s.open(&config.aggregator, resume_outputs.as_ref(), tracking) {
+                    Ok(open) => Some(open),
+                    Err(e) => {
+                        control.fail(e);
+                        None
+                    }
                 }
             })
         } else {
@@ -263,6 +333,13 @@ pub fn run<A: JobAggregator>(
                 None
             }
         };
+        let checkpointer = if index == 0 {
+            checkpointer.lock().ok().and_then(|mut c| c.take())
+        } else {
+            None
+        };
+        let cuts =
+            cuts_every.map(|every| CutTracker::new(Schedule::new(every), index as u32, passed));
         let source = Arc::clone(&source);
         let settings = settings.clone();
         let commit_interval = config.commit_interval;
@@ -287,9 +364,18 @@ pub fn run<A: JobAggregator>(
                 Some(partitions.len()),
                 index,
                 sink_here,
+                cuts,
             )
             .probe_with(&probe);
-            sink(emitted, opened, sink_control, peers, commit_interval)
+            sink(
+                emitted,
+                opened,
+                sink_control,
+                peers,
+                commit_interval,
+                checkpointer,
+                emit_from,
+            )
         });
         let link = link.as_deref();
         if drive(worker, link) {
@@ -332,6 +418,7 @@ pub fn run<A: JobAggregator>(
         return Err(error);
     }
     let mut summary = stats.summary(delay);
+    summary.resumed_from = begin.resumed.map(|(id, _)| id.0);
     if let Parallelism::Cluster { process, .. } = parallelism {
         summary.process = Some(process);
         if let Some(all) = all {
@@ -477,6 +564,7 @@ pub fn windowed<'scope, A: JobAggregator>(
         None,
         worker,
         false,
+        None,
     );
     let results = emitted.clone().flat_map(|e| match e {
         Emit::Rows(r) => r.rows,

@@ -73,6 +73,10 @@ pub enum EngineError {
         /// How long this process waited.
         timeout: std::time::Duration,
     },
+    /// Checkpoints could not be written or read, or the job differs from
+    /// the one that took the checkpoint it would resume from.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The cluster could not be set up: this process's listen address,
     /// or a peer that does not speak the protocol.
     #[error("cluster: {0}")]

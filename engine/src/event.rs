@@ -140,6 +140,40 @@ pub(crate) enum Ingest {
     /// capability at `at` (sent to every worker `dest`): the input is
     /// complete below `at` only.
     Stop { dest: u32, at: EventTime },
+    /// A checkpoint cut at `at` (with [`CheckpointEvery::Records`]), sent to
+    /// every worker `dest`, at a time below `at`.
+    ///
+    /// [`CheckpointEvery::Records`]: crate::CheckpointEvery::Records
+    Cut { dest: u32, at: EventTime },
+}
+
+/// What one window operator reports when it passes checkpoint cuts: its
+/// share of the state, valid for every cut in `lo..=hi` (no record was
+/// applied between them; a restore advances it to the cut), and how far it
+/// has read each partition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct CutReport {
+    pub(crate) worker: u32,
+    pub(crate) lo: EventTime,
+    pub(crate) hi: EventTime,
+    /// The postcard-encoded snapshot of this worker's state; `None`: the
+    /// same as in this worker's previous report.
+    pub(crate) state: Option<Vec<u8>>,
+    /// Per partition: one past the largest offset applied, and the stream
+    /// time there.
+    pub(crate) positions: Vec<(PartitionId, u64, EventTime)>,
+    /// The counters of what this worker applied.
+    pub(crate) applied: Applied,
+}
+
+/// Counters of what a window operator applied (exact at a cut).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Applied {
+    pub(crate) records: u64,
+    pub(crate) late_dropped: u64,
+    pub(crate) late_applied: u64,
+    pub(crate) unassigned: u64,
+    pub(crate) dead_letters: u64,
 }
 
 /// The rows one window operator produced in one activation, in canonical
@@ -173,4 +207,6 @@ pub(crate) enum Emit<O> {
         worker: u32,
         at: EventTime,
     },
+    /// A window operator passed checkpoint cuts.
+    Cut(CutReport),
 }

@@ -50,8 +50,8 @@ pub use aggregator::{JobAggregator, Named};
 pub use checkpoint::{Checkpoint, CheckpointDir, CheckpointError, CheckpointId, JobFingerprint};
 pub use collection::{changelog, Changelog};
 pub use config::{
-    BadRecords, EngineConfig, Parallelism, Position, StateSnapshot, DEFAULT_COMMIT_INTERVAL,
-    DEFAULT_CONNECT_TIMEOUT,
+    BadRecords, CheckpointConfig, CheckpointEvery, EmitFrom, EngineConfig, Parallelism, Position,
+    StateSnapshot, DEFAULT_COMMIT_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use dataflow::{run, windowed, Windowed};
 pub use error::{EngineError, Result};

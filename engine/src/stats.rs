@@ -32,8 +32,30 @@ pub struct Stats {
     pub frontier: AtomicI64,
     /// Times a followed partition was released as idle.
     pub idle_releases: AtomicU64,
+    /// Checkpoints written by this run.
+    pub checkpoints: AtomicU64,
     /// Set by [`Stats::request_stop`].
     stop: AtomicBool,
+    /// Where notices go (see [`Stats::on_notice`]).
+    notices: Notices,
+}
+
+type NoticeFn = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Notices of a running job: passed to a callback when one is set, kept
+/// otherwise.
+#[derive(Default)]
+struct Notices {
+    callback: std::sync::OnceLock<NoticeFn>,
+    kept: std::sync::Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Notices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notices")
+            .field("callback", &self.callback.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Stats {
@@ -50,7 +72,9 @@ impl Default for Stats {
             partitions: AtomicU64::new(0),
             frontier: AtomicI64::new(i64::MIN),
             idle_releases: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            notices: Notices::default(),
         }
     }
 }
@@ -67,6 +91,40 @@ impl Stats {
     /// fires no window still open, and returns its summary.
     pub fn request_stop(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sends the job's notices (a checkpoint skipped as damaged, a resume,
+    /// a checkpoint that could not be written) to `f` as they happen,
+    /// after those kept so far. Only the first callback set is used.
+    pub fn on_notice(&self, f: impl Fn(&str) + Send + Sync + 'static) {
+        if self.notices.callback.set(Box::new(f)).is_ok() {
+            if let Some(f) = self.notices.callback.get() {
+                for n in self.take_notices() {
+                    f(&n);
+                }
+            }
+        }
+    }
+
+    /// The notices kept so far (when no callback is set), oldest first.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.notices
+            .kept
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default()
+    }
+
+    /// Issues a notice.
+    pub(crate) fn notice(&self, text: String) {
+        match self.notices.callback.get() {
+            Some(f) => f(&text),
+            None => {
+                if let Ok(mut k) = self.notices.kept.lock() {
+                    k.push(text);
+                }
+            }
+        }
     }
 
     /// Whether a stop was requested.
@@ -94,6 +152,8 @@ impl Stats {
             },
             process: None,
             cluster: None,
+            checkpoints: self.checkpoints.load(Relaxed),
+            resumed_from: None,
         }
     }
 }
@@ -131,6 +191,12 @@ pub struct Summary {
     pub final_watermark: Option<i64>,
     /// In cluster mode, this process's index (`None` otherwise).
     pub process: Option<usize>,
+    /// Checkpoints this run wrote.
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// The checkpoint this run resumed from (its id), if any.
+    #[serde(default)]
+    pub resumed_from: Option<u64>,
     /// In cluster mode, the totals over every process, the same on each
     /// (with `process` and `cluster` `None`). `None` otherwise, and when
     /// the totals could not be gathered (a peer went away after the job).

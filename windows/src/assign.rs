@@ -56,6 +56,9 @@ pub enum WindowError {
     /// A snapshot whose window state does not belong to its window spec.
     #[error("the snapshot's window state does not match its window spec")]
     SnapshotMismatch,
+    /// Two states cannot be merged ([`WindowState::absorb`](crate::WindowState::absorb)).
+    #[error("the window states cannot be merged: {0}")]
+    Absorb(String),
     /// A window around `time` would start or end outside the `i64` range.
     #[error("no window can be formed around event time {time}: its bounds overflow the i64 range")]
     Unrepresentable {

@@ -136,7 +136,7 @@ impl<K: Ord> Timers<K> {
 
 impl<K> Timers<K> {
     /// Every entry, in time order (for snapshots).
-    fn entries(&self) -> BTreeMap<EventTime, Vec<&K>> {
+    pub(crate) fn entries(&self) -> BTreeMap<EventTime, Vec<&K>> {
         let mut all: BTreeMap<EventTime, Vec<&K>> = BTreeMap::new();
         for (time, keys) in &self.far {
             all.entry(*time).or_default().extend(keys);

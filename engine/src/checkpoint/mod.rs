@@ -66,6 +66,7 @@
 pub mod digest;
 pub mod fingerprint;
 pub mod manifest;
+pub(crate) mod resume;
 mod store;
 
 use std::collections::BTreeMap;
@@ -174,6 +175,31 @@ pub struct Counters {
     pub idle_releases: u64,
 }
 
+impl Counters {
+    /// Starts a resumed run's live counters from these.
+    pub(crate) fn load_into(&self, stats: &crate::stats::Stats) {
+        let r = std::sync::atomic::Ordering::Relaxed;
+        stats.records.store(self.records, r);
+        stats.dead_letters.store(self.dead_letters, r);
+        stats.late_dropped.store(self.late_dropped, r);
+        stats.late_applied.store(self.late_applied, r);
+        stats.unassigned.store(self.unassigned, r);
+        stats.windows_emitted.store(self.windows_emitted, r);
+        stats.corrections.store(self.corrections, r);
+        stats.idle_releases.store(self.idle_releases, r);
+    }
+}
+
+/// A checkpoint frontier for people: epoch ms, or "end of input" for the
+/// frontier of a completed job.
+pub fn time_text(t: EventTime) -> String {
+    if t == EventTime::MAX {
+        "end of input".into()
+    } else {
+        format!("{t} ms")
+    }
+}
+
 impl From<&Summary> for Counters {
     fn from(s: &Summary) -> Self {
         Counters {
@@ -238,6 +264,17 @@ pub enum CheckpointError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A resumed run's output does not start with what the checkpoint
+    /// committed (changed, cut short, or missing).
+    #[error("cannot resume the {what} output \"{path}\": {reason}; restore it, or run with --rebuild to start again")]
+    OutputMismatch {
+        /// Which output.
+        what: &'static str,
+        /// Its path.
+        path: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The job differs from the one that took the checkpoint.
     #[error("{}", mismatch_message(differences))]

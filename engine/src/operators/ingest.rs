@@ -39,6 +39,9 @@ pub(crate) struct IngestSettings {
     pub(crate) fail_on_bad: bool,
     pub(crate) idle_after: Option<Duration>,
     pub(crate) max_future_skew: Option<EventTime>,
+    /// Checkpoints every this many offsets of each partition: announce a
+    /// cut after each such offset ([`Ingest::Cut`]).
+    pub(crate) cut_every_offsets: Option<u64>,
 }
 
 struct Partition {
@@ -173,6 +176,7 @@ pub(crate) fn ingest<'scope>(
             let fail_on_bad = settings.fail_on_bad;
             let idle_after = settings.idle_after;
             let max_future_skew = settings.max_future_skew;
+            let cut_every = settings.cut_every_offsets.filter(|&n| n > 0);
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 if control.stopping() {
@@ -238,6 +242,10 @@ pub(crate) fn ingest<'scope>(
                         (0..peers).map(|d| Batch::with_capacity(d as u32, partition, capacity)),
                     );
                     for d in decoded.drain(..) {
+                        let at_offset = match &d {
+                            Ok(r) => r.offset,
+                            Err(letter) => letter.offset,
+                        };
                         match d {
                             Ok(r)
                                 if is_future(max_future_skew, &part.stream_time, r.event_time) =>
@@ -289,6 +297,18 @@ pub(crate) fn ingest<'scope>(
                                 }
                                 let at = part.dead_letter_time(letter.offset);
                                 extra.push(Ingest::Dead { at, letter });
+                            }
+                        }
+                        if let Some(n) = cut_every {
+                            if at_offset.saturating_add(1) % n == 0 {
+                                // A cut just after this record's stream time
+                                // (sent below it, at this capability).
+                                if let Some(st) = part.stream_time.get() {
+                                    let at = st.saturating_add(1);
+                                    extra.extend(
+                                        (0..peers).map(|d| Ingest::Cut { dest: d as u32, at }),
+                                    );
+                                }
                             }
                         }
                     }

@@ -3,6 +3,8 @@
 //! records in event order to the window state, [`sink`] writes what the
 //! frontier has completed, in canonical order.
 
+pub(crate) mod checkpointer;
+pub(crate) mod cuts;
 pub(crate) mod ingest;
 pub(crate) mod sink;
 pub(crate) mod window;

@@ -16,6 +16,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::Stream;
 
+use super::checkpointer::Checkpointer;
 use super::Control;
 use crate::error::{EngineError, Result};
 use crate::event::{Emit, LateRecord};
@@ -110,13 +111,23 @@ impl<O: 'static> SinkEnd<O> {
 /// The sink operator. `sinks` is `Some` on the worker that writes
 /// (worker 0 of process 0); `workers` is the number of window operators,
 /// whose end markers make a clean end.
+///
+/// With a `checkpointer` (on the worker that writes), it writes a
+/// checkpoint at each cut the window operators report, once the outputs
+/// hold exactly the items before it, and a last one at the end of the
+/// input. With `emit_from`, the items of the steps before it are dropped
+/// (reprocessing: the output is the suffix from there).
 pub(crate) fn sink<O: timely::ExchangeData + Clone>(
     emitted: Stream<'_, EventTime, Vec<Emit<O>>>,
     sinks: Option<OpenSinks<O>>,
     control: Arc<Control>,
     workers: usize,
     commit_interval: Duration,
+    checkpointer: Option<Checkpointer>,
+    emit_from: Option<EventTime>,
 ) -> SinkEnd<O> {
+    let mut checkpointer = checkpointer;
+    let from = emit_from.unwrap_or(EventTime::MIN);
     let written = Rc::new(RefCell::new(Written {
         sinks,
         frontier_seen: None,
@@ -142,13 +153,25 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
             input.for_each(|_time, data| {
                 for item in data.drain(..) {
                     match item {
-                        Emit::Rows(r) => rows.push(r),
+                        Emit::Rows(mut r) => {
+                            if from > EventTime::MIN {
+                                r.rows.retain(|row| row.time >= from);
+                            }
+                            rows.push(r)
+                        }
+                        Emit::Late(l) if l.event.stream_time < from => {}
                         Emit::Late(l) => pending
                             .entry(l.event.stream_time)
                             .or_default()
                             .push(Pending::Late(l)),
+                        Emit::Dead { at, .. } if at < from => {}
                         Emit::Dead { at, letter } => {
                             pending.entry(at).or_default().push(Pending::Dead(letter))
+                        }
+                        Emit::Cut(report) => {
+                            if let Some(c) = checkpointer.as_mut() {
+                                c.receive(report);
+                            }
                         }
                         Emit::Finished { .. } => finished += 1,
                         Emit::Stopped { at, .. } => {
@@ -175,9 +198,16 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                     // decoded is never dropped silently).
                     upto = Some(at);
                     if let Some(s) = w.sinks.as_mut() {
-                        let result = write_ready(s, &mut rows, &mut pending, upto, &control.stats)
-                            .and_then(|()| write_dead_letters(s, &mut pending))
-                            .and_then(|()| s.commit(Frontier::At(at)));
+                        let result = write_ready(
+                            s,
+                            &mut rows,
+                            &mut pending,
+                            upto,
+                            &control.stats,
+                            &mut checkpointer,
+                        )
+                        .and_then(|()| write_dead_letters(s, &mut pending))
+                        .and_then(|()| s.commit(Frontier::At(at)));
                         if let Err(e) = result {
                             control.fail(e);
                         }
@@ -205,7 +235,26 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                 return;
             }
             if let Some(s) = w.sinks.as_mut() {
-                if let Err(e) = write_ready(s, &mut rows, &mut pending, upto, &control.stats) {
+                let result = checkpoint_before(
+                    s,
+                    &mut rows,
+                    &mut pending,
+                    upto,
+                    w.frontier_seen,
+                    &control.stats,
+                    &mut checkpointer,
+                )
+                .and_then(|()| {
+                    write_ready(
+                        s,
+                        &mut rows,
+                        &mut pending,
+                        upto,
+                        &control.stats,
+                        &mut checkpointer,
+                    )
+                });
+                if let Err(e) = result {
                     control.fail(e);
                     w.sinks = None;
                 }
@@ -238,7 +287,13 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                         .frontier
                         .store(EventTime::MAX, Ordering::Relaxed);
                     if let Some(s) = w.sinks.as_mut() {
-                        if let Err(e) = s.commit(Frontier::Done) {
+                        let mut result = s.commit(Frontier::Done);
+                        if let Some(c) = checkpointer.as_mut().filter(|c| c.finished()) {
+                            // The job is complete: a last checkpoint says so.
+                            result =
+                                result.and_then(|()| c.take(EventTime::MAX, s, &control.stats));
+                        }
+                        if let Err(e) = result {
                             control.fail(e);
                         }
                     }
@@ -248,6 +303,34 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
         }
     });
     end
+}
+
+/// With checkpoints: if a cut below `upto` is ready, writes what comes
+/// before it and takes the checkpoint there.
+fn checkpoint_before<O: 'static>(
+    s: &mut OpenSinks<O>,
+    rows: &mut RowMerge<O>,
+    pending: &mut BTreeMap<EventTime, Vec<Pending>>,
+    upto: Option<EventTime>,
+    written_to: Option<EventTime>,
+    stats: &Stats,
+    checkpointer: &mut Option<Checkpointer>,
+) -> Result<()> {
+    let (Some(f), Some(c)) = (upto, checkpointer.as_ref()) else {
+        return Ok(());
+    };
+    let Some(cut) = c.candidate(f) else {
+        return Ok(());
+    };
+    if written_to.is_some_and(|w| w > cut) {
+        // Items past the cut are written already: not a position to record.
+        return Ok(());
+    }
+    write_ready(s, rows, pending, Some(cut), stats, checkpointer)?;
+    match checkpointer.as_mut() {
+        Some(c) => c.take(cut, s, stats),
+        None => Ok(()),
+    }
 }
 
 /// Writes every dead letter still waiting, by time, partition and offset.
@@ -282,6 +365,7 @@ fn write_ready<O: 'static>(
     pending: &mut BTreeMap<EventTime, Vec<Pending>>,
     upto: Option<EventTime>,
     stats: &Stats,
+    checkpointer: &mut Option<Checkpointer>,
 ) -> Result<()> {
     let (mut finals, mut corrections) = (0u64, 0u64);
     let results = &mut s.results;
@@ -322,6 +406,9 @@ fn write_ready<O: 'static>(
             s.dead_letters
                 .write(d)
                 .map_err(|e| output_error("dead letters", &s.dead_letters, e))?;
+            if let Some(c) = checkpointer.as_mut() {
+                c.wrote_dead(d);
+            }
         }
     }
     Ok(())

@@ -13,6 +13,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::Stream;
 
+use super::cuts::CutTracker;
 use crate::aggregator::JobAggregator;
 use crate::event::{Emit, Ingest, LateReason, LateRecord, Rows};
 use crate::order::EventOrder;
@@ -39,6 +40,11 @@ const MAX_ROWS_PER_ACTIVATION: usize = 1 << 16;
 /// frontier with neither every end nor a stop (a lost peer) fires nothing
 /// more. With `ends_expected = None`, an empty frontier is the end of the
 /// input.
+///
+/// With `cuts` (checkpoints), the operator reports every checkpoint cut it
+/// passes ([`Emit::Cut`], see `cuts`), and its positions and counters at
+/// the end of the input.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn window<'scope, A: JobAggregator>(
     input: Stream<'scope, EventTime, Vec<Ingest>>,
     state: Option<WindowState<Key, A>>,
@@ -46,11 +52,15 @@ pub(crate) fn window<'scope, A: JobAggregator>(
     ends_expected: Option<usize>,
     worker: usize,
     sink_here: bool,
+    cuts: Option<CutTracker>,
 ) -> Stream<'scope, EventTime, Vec<Emit<A::Output>>> {
+    let mut cuts = cuts;
     let pact = Exchange::new(|item: &Ingest| match item {
         Ingest::Records(b) => u64::from(b.dest),
         Ingest::Dead { letter, .. } => letter.partition as u64,
-        Ingest::End { dest, .. } | Ingest::Stop { dest, .. } => u64::from(*dest),
+        Ingest::End { dest, .. } | Ingest::Stop { dest, .. } | Ingest::Cut { dest, .. } => {
+            u64::from(*dest)
+        }
     });
     let mut state = state;
     let scope = input.scope();
@@ -81,6 +91,11 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                             }
                             Ingest::Stop { at, .. } => {
                                 stop_at = Some(stop_at.map_or(at, |s| s.min(at)));
+                            }
+                            Ingest::Cut { at, .. } => {
+                                if let Some(c) = cuts.as_mut() {
+                                    c.mark(at);
+                                }
                             }
                         }
                     }
@@ -123,14 +138,28 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                 // hand a bounded chunk of rows on.
                 let mut last_step: Option<EventTime> = None;
                 let mut yielded = false;
+                let mut control_error = None;
                 while let Some(step) = order.next_step(upto) {
                     if changes.len() >= MAX_ROWS_PER_ACTIVATION && last_step.is_some() {
                         yielded = true;
                         break;
                     }
                     last_step = Some(step);
+                    if let Some(tracker) = cuts.as_mut() {
+                        // Every step below `step` is applied: the cuts up to
+                        // it are passed.
+                        match tracker.pass(step, state) {
+                            Ok(Some(report)) => emitted.push(Emit::Cut(report)),
+                            Ok(None) => {}
+                            Err(e) => control_error = Some(e),
+                        }
+                    }
                     state.advance(step, &mut changes);
+                    let tracker = &mut cuts;
                     order.drain_step(step, |b, i| {
+                        if let Some(t) = tracker.as_mut() {
+                            t.note(b.partition, b.offsets[i], b.stream_times[i]);
+                        }
                         missed.clear();
                         match state.apply(b.keys[i].clone(), b.times[i], &b.values[i], &mut missed)
                         {
@@ -178,10 +207,30 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     state.end_step(&mut changes);
                 }
                 if !yielded {
+                    if let (Some(tracker), Some(f)) = (cuts.as_mut(), upto) {
+                        match tracker.pass(f, state) {
+                            Ok(Some(report)) => emitted.push(Emit::Cut(report)),
+                            Ok(None) => {}
+                            Err(e) => control_error = Some(e),
+                        }
+                    }
                     match upto {
                         Some(f) => state.advance(f, &mut changes),
                         None => state.finish(&mut changes),
                     }
+                }
+                if let Some(tracker) = cuts.as_mut() {
+                    let a = &mut tracker.applied;
+                    a.late_dropped += late_dropped;
+                    a.late_applied += late_applied;
+                    a.unassigned += unassigned;
+                    a.dead_letters += dead;
+                }
+                if let Some(e) = control_error.take() {
+                    // A state that cannot be encoded: no checkpoint can be
+                    // taken; stop checkpointing and say so.
+                    stats.notice(format!("checkpoints stopped: {e}"));
+                    cuts = None;
                 }
                 Stats::add(&stats.late_dropped, late_dropped);
                 Stats::add(&stats.late_applied, late_applied);
@@ -212,6 +261,9 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     return;
                 }
                 if frontier_now.is_none() {
+                    if let (Some(tracker), None) = (cuts.as_mut(), stop_at) {
+                        emitted.push(Emit::Cut(tracker.finish()));
+                    }
                     emitted.push(match stop_at {
                         Some(at) => Emit::Stopped {
                             worker: worker as u32,

@@ -14,8 +14,11 @@ use std::marker::PhantomData;
 use tidemark_sources::DeadLetter;
 use tidemark_windows::{AggKind, Change, MetricValues, Metrics, Window};
 
+use std::sync::{Arc, Mutex};
+
 use super::{Frontier, Sink};
 use crate::aggregator::JobAggregator;
+use crate::checkpoint::{OutputDigest, OutputPosition};
 use crate::event::{Event, LateRecord, Row};
 
 /// Turns one item into one line of text (without its newline).
@@ -157,7 +160,36 @@ pub struct JsonLines<T, E> {
     out: BufWriter<Box<dyn Write + Send>>,
     line: String,
     describe: String,
+    /// For an output a checkpoint can resume: the running digest of the
+    /// bytes that reached it, and the file to sync.
+    durable: Option<Durable>,
     _items: PhantomData<fn(&T)>,
+}
+
+/// What [`JsonLines::durable_position`](Sink::durable_position) reads.
+pub(crate) struct Durable {
+    pub(crate) digest: Arc<Mutex<OutputDigest>>,
+    pub(crate) file: Option<std::fs::File>,
+}
+
+/// A writer that feeds a running digest with what it writes.
+pub(crate) struct Digesting<W> {
+    pub(crate) inner: W,
+    pub(crate) digest: Arc<Mutex<OutputDigest>>,
+}
+
+impl<W: Write> Write for Digesting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        match self.digest.lock() {
+            Ok(mut d) => d.update(&buf[..n]),
+            Err(_) => return Err(io::Error::other("output digest poisoned")),
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl<T, E: Encode<T>> JsonLines<T, E> {
@@ -169,8 +201,22 @@ impl<T, E: Encode<T>> JsonLines<T, E> {
             out: BufWriter::with_capacity(1 << 16, Box::new(out)),
             line: String::with_capacity(256),
             describe: describe.into(),
+            durable: None,
             _items: PhantomData,
         }
+    }
+
+    /// As [`new`](Self::new), for an output a checkpoint can resume: `out`
+    /// feeds `durable`'s digest.
+    pub(crate) fn resumable(
+        out: impl Write + Send + 'static,
+        encoder: E,
+        describe: impl Into<String>,
+        durable: Durable,
+    ) -> Self {
+        let mut sink = JsonLines::new(out, encoder, describe);
+        sink.durable = Some(durable);
+        sink
     }
 }
 
@@ -188,6 +234,20 @@ impl<T, E: Encode<T>> Sink<T> for JsonLines<T, E> {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn durable_position(&mut self) -> io::Result<Option<OutputPosition>> {
+        let Some(durable) = &self.durable else {
+            return Ok(None);
+        };
+        self.out.flush()?;
+        if let Some(file) = &durable.file {
+            file.sync_data()?;
+        }
+        match durable.digest.lock() {
+            Ok(d) => Ok(Some(d.position())),
+            Err(_) => Err(io::Error::other("output digest poisoned")),
+        }
     }
 }
 

@@ -36,6 +36,8 @@ use std::io;
 
 use tidemark_windows::EventTime;
 
+use crate::checkpoint::OutputPosition;
+
 pub use self::csv::CsvRows;
 pub use json::{
     format_dead, format_late, format_row, DeadJson, Encode, JsonLines, LateJson, RowJson,
@@ -85,6 +87,15 @@ pub trait Sink<T>: Send {
     fn describe(&self) -> String {
         "(sink)".into()
     }
+
+    /// For an output a checkpoint can resume (a file, a buffer): makes
+    /// everything written so far durable (flushed and, for a file, synced)
+    /// and returns its length and digest. `None` (the default) for outputs
+    /// that cannot be cut back to a committed length: after a resume they
+    /// receive only what follows the checkpoint.
+    fn durable_position(&mut self) -> io::Result<Option<OutputPosition>> {
+        Ok(None)
+    }
 }
 
 impl<T, S: Sink<T> + ?Sized> Sink<T> for Box<S> {
@@ -96,5 +107,8 @@ impl<T, S: Sink<T> + ?Sized> Sink<T> for Box<S> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn durable_position(&mut self) -> io::Result<Option<OutputPosition>> {
+        (**self).durable_position()
     }
 }

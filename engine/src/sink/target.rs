@@ -3,16 +3,17 @@
 //! all three are targets).
 
 use std::fs::File;
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tidemark_sources::DeadLetter;
 
-use super::json::{DeadJson, Encode, JsonLines, LateJson, RowJson};
+use super::json::{DeadJson, Digesting, Durable, Encode, JsonLines, LateJson, RowJson};
 use super::memory::Discard;
 use super::Sink;
 use crate::aggregator::JobAggregator;
+use crate::checkpoint::{CheckpointError, CommittedOutputs, Digest, OutputDigest, OutputPosition};
 use crate::error::{EngineError, Result};
 use crate::event::{LateRecord, Row};
 
@@ -54,6 +55,58 @@ impl Target {
         encoder: E,
         what: &'static str,
     ) -> Result<Box<dyn Sink<T>>> {
+        self.open_resumable(encoder, what, Resume::No)
+    }
+
+    /// Opens the sink of a checkpointed run: a file or buffer keeps a
+    /// running digest (for [`Sink::durable_position`]); resuming, it is cut
+    /// back to the committed length after checking that its first bytes are
+    /// the committed ones.
+    pub(crate) fn open_resumable<T: 'static, E: Encode<T> + 'static>(
+        &self,
+        encoder: E,
+        what: &'static str,
+        resume: Resume,
+    ) -> Result<Box<dyn Sink<T>>> {
+        if !matches!(resume, Resume::No) {
+            match self {
+                Target::File(path) => {
+                    let (file, digest) = open_file_at(path, what, resume)?;
+                    let durable = Durable {
+                        digest: Arc::clone(&digest),
+                        file: file.try_clone().ok(),
+                    };
+                    let out = Digesting {
+                        inner: file,
+                        digest,
+                    };
+                    return Ok(Box::new(JsonLines::resumable(
+                        out,
+                        encoder,
+                        self.describe(),
+                        durable,
+                    )));
+                }
+                Target::Buffer(buf) => {
+                    let digest = cut_buffer(buf, what, resume)?;
+                    let durable = Durable {
+                        digest: Arc::clone(&digest),
+                        file: None,
+                    };
+                    let out = Digesting {
+                        inner: SharedBuffer(Arc::clone(buf)),
+                        digest,
+                    };
+                    return Ok(Box::new(JsonLines::resumable(
+                        out,
+                        encoder,
+                        self.describe(),
+                        durable,
+                    )));
+                }
+                Target::Discard | Target::Stdout => {}
+            }
+        }
         let out: Box<dyn Write + Send> = match self {
             Target::Discard => return Ok(Box::new(Discard)),
             Target::Stdout => Box::new(io::stdout()),
@@ -68,6 +121,152 @@ impl Target {
         };
         Ok(Box::new(JsonLines::new(out, encoder, self.describe())))
     }
+}
+
+/// How an output of a checkpointed run is opened.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Resume {
+    /// Not checkpointed: as [`Target::open`].
+    No,
+    /// Checkpointed, from the start: created empty.
+    Fresh,
+    /// Resumed: cut back to what the checkpoint committed (`None`: the
+    /// checkpoint has no position for it).
+    At(Option<OutputPosition>),
+}
+
+fn resume_error(what: &'static str, path: &str, reason: String) -> EngineError {
+    EngineError::Checkpoint(CheckpointError::OutputMismatch {
+        what,
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// The file of a checkpointed output, opened for appending at its
+/// committed length, and the digest of its bytes so far.
+fn open_file_at(
+    path: &Path,
+    what: &'static str,
+    resume: Resume,
+) -> Result<(File, Arc<Mutex<OutputDigest>>)> {
+    let shown = path.display().to_string();
+    let fail = |source| EngineError::Output {
+        what,
+        path: shown.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| EngineError::Output {
+            what,
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let committed = match resume {
+        Resume::At(Some(pos)) => pos,
+        Resume::At(None) => {
+            return Err(resume_error(
+                what,
+                &shown,
+                "the checkpoint holds no committed position for this output (it was not written to a file then)".into(),
+            ))
+        }
+        Resume::No | Resume::Fresh => {
+            let file = File::create(path).map_err(fail)?;
+            return Ok((file, Arc::new(Mutex::new(OutputDigest::new()))));
+        }
+    };
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && committed.len == 0 => {
+            File::create(path).map_err(fail)?
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(resume_error(
+                what,
+                &shown,
+                format!(
+                    "the file is missing; the checkpoint committed {} bytes of it",
+                    committed.len
+                ),
+            ))
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    let mut digest = OutputDigest::new();
+    io::copy(&mut (&mut file).take(committed.len), &mut digest).map_err(fail)?;
+    if digest.len() < committed.len {
+        return Err(resume_error(
+            what,
+            &shown,
+            format!(
+                "it has {} bytes; the checkpoint committed {}",
+                digest.len(),
+                committed.len
+            ),
+        ));
+    }
+    if digest.digest() != committed.digest {
+        return Err(resume_error(
+            what,
+            &shown,
+            format!(
+                "its first {} bytes are not the committed ones (digest {}, committed {})",
+                committed.len,
+                digest.digest(),
+                committed.digest
+            ),
+        ));
+    }
+    // What was written after the checkpoint is not committed output.
+    file.set_len(committed.len).map_err(fail)?;
+    file.seek(SeekFrom::End(0)).map_err(fail)?;
+    file.sync_data().map_err(fail)?;
+    Ok((file, Arc::new(Mutex::new(digest))))
+}
+
+/// A buffer output of a resumed run, cut back to its committed length.
+fn cut_buffer(
+    buf: &Arc<Mutex<Vec<u8>>>,
+    what: &'static str,
+    resume: Resume,
+) -> Result<Arc<Mutex<OutputDigest>>> {
+    let mut digest = OutputDigest::new();
+    let Ok(mut bytes) = buf.lock() else {
+        return Err(resume_error(
+            what,
+            "(buffer)",
+            "the buffer is poisoned".into(),
+        ));
+    };
+    match resume {
+        Resume::At(Some(pos)) => {
+            let len = usize::try_from(pos.len).unwrap_or(usize::MAX);
+            if bytes.len() < len || Digest::of(&bytes[..len]) != pos.digest {
+                return Err(resume_error(
+                    what,
+                    "(buffer)",
+                    "the buffer does not start with the committed output".into(),
+                ));
+            }
+            bytes.truncate(len);
+            digest.update(&bytes);
+        }
+        Resume::At(None) => {
+            return Err(resume_error(
+                what,
+                "(buffer)",
+                "the checkpoint holds no committed position for this output".into(),
+            ))
+        }
+        Resume::No | Resume::Fresh => bytes.clear(),
+    }
+    Ok(Arc::new(Mutex::new(digest)))
 }
 
 struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
@@ -121,9 +320,10 @@ impl<T: 'static> Output<T> {
         self,
         encoder: E,
         what: &'static str,
+        resume: Resume,
     ) -> Result<Box<dyn Sink<T>>> {
         match self {
-            Output::Target(t) => t.open(encoder, what),
+            Output::Target(t) => t.open_resumable(encoder, what, resume),
             Output::Sink(s) => Ok(s),
         }
     }
@@ -158,12 +358,29 @@ pub(crate) struct OpenSinks<O> {
 
 impl<O: 'static> Sinks<O> {
     /// Opens every output (creating files); rows are encoded with `agg`'s
-    /// field names.
-    pub(crate) fn open<A: JobAggregator<Output = O>>(self, agg: &A) -> Result<OpenSinks<O>> {
+    /// field names. With `tracked` (checkpoints), file and buffer outputs
+    /// keep a digest, and with `resume` they are cut back to the committed
+    /// positions first.
+    pub(crate) fn open<A: JobAggregator<Output = O>>(
+        self,
+        agg: &A,
+        resume: Option<&CommittedOutputs>,
+        tracked: bool,
+    ) -> Result<OpenSinks<O>> {
+        let mode = |pos: Option<OutputPosition>| match (tracked, resume) {
+            (false, _) => Resume::No,
+            (true, None) => Resume::Fresh,
+            (true, Some(_)) => Resume::At(pos),
+        };
+        let c = resume.copied().unwrap_or_default();
         Ok(OpenSinks {
-            results: self.results.open(RowJson(agg.clone()), "results")?,
-            late: self.late.open(LateJson, "late records")?,
-            dead_letters: self.dead_letters.open(DeadJson, "dead letters")?,
+            results: self
+                .results
+                .open(RowJson(agg.clone()), "results", mode(c.results))?,
+            late: self.late.open(LateJson, "late records", mode(c.late))?,
+            dead_letters: self
+                .dead_letters
+                .open(DeadJson, "dead letters", mode(c.dead_letters))?,
         })
     }
 }

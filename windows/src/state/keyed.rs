@@ -60,6 +60,21 @@ impl<K, S> Default for Keyed<K, S> {
 }
 
 impl<K: Clone + Ord + Hash, S: KeyState> Keyed<K, S> {
+    /// Moves every key of `other` (and its timers) into `self`; returns a
+    /// key the two have in common instead, changing nothing.
+    pub(super) fn absorb(&mut self, other: Keyed<K, S>) -> Result<(), K> {
+        if let Some(k) = other.keys.keys().find(|k| self.keys.contains_key(*k)) {
+            return Err(k.clone());
+        }
+        for (time, keys) in other.queue.entries() {
+            for k in keys {
+                self.queue.push(time, k.clone());
+            }
+        }
+        self.keys.extend(other.keys);
+        Ok(())
+    }
+
     /// Open (key, window) states over all keys.
     pub(super) fn open_states(&self) -> usize {
         self.keys.values().map(S::open_states).sum()

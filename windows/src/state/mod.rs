@@ -220,6 +220,16 @@ impl<K: Clone + Ord + Hash, Acc, O> Store<K, Acc, O> {
     fn retain_keys(&mut self, mut keep: impl FnMut(&K) -> bool) {
         dispatch!(self, s => s.keyed.keys.retain(|k, _| keep(k)))
     }
+
+    /// Moves `other`'s keys into this store (the same kind of store);
+    /// `Err(true)` if they share a key, `Err(false)` if the kinds differ.
+    fn absorb(&mut self, other: Self) -> Result<(), bool> {
+        match (self, other) {
+            (Store::Fixed(a), Store::Fixed(b)) => a.keyed.absorb(b.keyed).map_err(|_| true),
+            (Store::Session(a), Store::Session(b)) => a.keyed.absorb(b.keyed).map_err(|_| true),
+            _ => Err(false),
+        }
+    }
 }
 
 impl<K, A> WindowState<K, A>
@@ -333,6 +343,29 @@ where
     /// share of a state restored from a snapshot of all keys.
     pub fn retain_keys(&mut self, keep: impl FnMut(&K) -> bool) {
         self.store.retain_keys(keep);
+    }
+
+    /// Moves every key of `other` into `self`: how the per-worker snapshots
+    /// of a checkpoint (each worker holds its own keys) become one state
+    /// again. Both must have the same spec, policy and frontier, and no key
+    /// in common; otherwise `self` is left as it was.
+    pub fn absorb(&mut self, other: WindowState<K, A>) -> Result<(), WindowError> {
+        if (self.spec, self.policy) != (other.spec, other.policy) {
+            return Err(WindowError::SnapshotMismatch);
+        }
+        if self.frontier != other.frontier {
+            return Err(WindowError::Absorb(format!(
+                "the states are at different frontiers ({} and {})",
+                self.frontier, other.frontier
+            )));
+        }
+        self.store.absorb(other.store).map_err(|shared| {
+            if shared {
+                WindowError::Absorb("the states hold a key in common".into())
+            } else {
+                WindowError::SnapshotMismatch
+            }
+        })
     }
 
     /// Rebuilds a state from a snapshot taken with the same spec and policy.

@@ -1,0 +1,261 @@
+//! Taking checkpoints, beside the sink on worker 0: collects the window
+//! operators' cut reports ([`CutReport`]), picks a cut below the sink's
+//! frontier that every worker's report covers, and writes the checkpoint
+//! once the outputs hold exactly the items before that cut.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tidemark_sources::{DeadLetter, PartitionId};
+use tidemark_windows::EventTime;
+
+use crate::checkpoint::{
+    Checkpoint, CheckpointDir, CheckpointError, CommittedOutputs, Counters, JobFingerprint,
+};
+use crate::config::Position;
+use crate::error::{EngineError, Result};
+use crate::event::{Applied, CutReport};
+use crate::sink::target::OpenSinks;
+use crate::stats::Stats;
+
+/// The window state of a checkpoint, as `state.bin` holds it (postcard):
+/// each worker's snapshot as that worker encoded it. A restore advances
+/// each to just below the checkpoint's frontier and merges them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct StateFile {
+    pub(crate) workers: Vec<Vec<u8>>,
+}
+
+/// One worker's report, its state resolved.
+struct Report {
+    lo: EventTime,
+    hi: EventTime,
+    state: Arc<Vec<u8>>,
+    positions: Vec<(PartitionId, u64, EventTime)>,
+    applied: Applied,
+}
+
+/// What the checkpointing sink knows.
+pub(crate) struct Checkpointer {
+    dir: CheckpointDir,
+    fingerprint: JobFingerprint,
+    /// Where this run started (a resumed checkpoint's positions).
+    start: BTreeMap<PartitionId, Position>,
+    /// The counters of the checkpoint this run resumed from.
+    base: Counters,
+    /// Per worker: the reports that may still cover a cut, oldest first.
+    reports: Vec<VecDeque<Report>>,
+    /// Per worker: the state of its newest report that had one.
+    last_state: Vec<Option<Arc<Vec<u8>>>>,
+    /// The cut of the newest checkpoint written (or resumed from).
+    last_cut: EventTime,
+    /// Per partition: one past the largest offset of a dead letter written.
+    dead: BTreeMap<PartitionId, u64>,
+    /// Dead letters written by this run.
+    dead_written: u64,
+    /// Every multiple of this (stream time) is a cut, if set.
+    every: Option<EventTime>,
+}
+
+impl Checkpointer {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        dir: CheckpointDir,
+        fingerprint: JobFingerprint,
+        start: BTreeMap<PartitionId, Position>,
+        base: Counters,
+        workers: usize,
+        last_cut: EventTime,
+        every: Option<EventTime>,
+    ) -> Self {
+        Checkpointer {
+            dir,
+            fingerprint,
+            start,
+            base,
+            reports: (0..workers).map(|_| VecDeque::new()).collect(),
+            last_state: vec![None; workers],
+            last_cut,
+            dead: BTreeMap::new(),
+            dead_written: 0,
+            every,
+        }
+    }
+
+    /// Takes in one worker's report.
+    pub(crate) fn receive(&mut self, report: CutReport) {
+        let w = report.worker as usize;
+        if w >= self.reports.len() {
+            return;
+        }
+        let state = match report.state {
+            Some(bytes) => {
+                let bytes = Arc::new(bytes);
+                self.last_state[w] = Some(Arc::clone(&bytes));
+                bytes
+            }
+            None => match &self.last_state[w] {
+                Some(s) => Arc::clone(s),
+                None => return,
+            },
+        };
+        self.reports[w].push_back(Report {
+            lo: report.lo,
+            hi: report.hi,
+            state,
+            positions: report.positions,
+            applied: report.applied,
+        });
+    }
+
+    /// Notes a dead letter written to the output.
+    pub(crate) fn wrote_dead(&mut self, letter: &DeadLetter) {
+        self.dead_written += 1;
+        let next = self.dead.entry(letter.partition).or_default();
+        *next = (*next).max(letter.offset.saturating_add(1));
+    }
+
+    fn covering(&self, worker: usize, cut: EventTime) -> Option<&Report> {
+        self.reports[worker]
+            .iter()
+            .find(|r| r.lo <= cut && cut <= r.hi)
+    }
+
+    fn covered(&self, cut: EventTime) -> bool {
+        (0..self.reports.len()).all(|w| self.covering(w, cut).is_some())
+    }
+
+    /// The newest cut below `frontier`, after the last checkpoint, that
+    /// every worker's reports cover. Every report of a cut below the
+    /// frontier has arrived (a report is sent at a time below its cuts).
+    pub(crate) fn candidate(&self, frontier: EventTime) -> Option<EventTime> {
+        let mut candidates: Vec<EventTime> = self
+            .reports
+            .iter()
+            .flatten()
+            .map(|r| r.hi)
+            .filter(|&hi| hi < frontier && hi > self.last_cut && hi != EventTime::MAX)
+            .collect();
+        if let Some(ms) = self.every {
+            let below = frontier.saturating_sub(1);
+            let multiple = below.div_euclid(ms).saturating_mul(ms);
+            if multiple > self.last_cut {
+                candidates.push(multiple);
+            }
+        }
+        candidates.sort_unstable();
+        candidates.into_iter().rev().find(|&c| self.covered(c))
+    }
+
+    /// Whether every worker reported the end of the input.
+    pub(crate) fn finished(&self) -> bool {
+        (0..self.reports.len()).all(|w| self.covering(w, EventTime::MAX).is_some())
+    }
+
+    /// Writes the checkpoint at `cut`: the outputs hold exactly the items
+    /// of the steps before it. Makes them durable first.
+    pub(crate) fn take<O: 'static>(
+        &mut self,
+        cut: EventTime,
+        sinks: &mut OpenSinks<O>,
+        stats: &Stats,
+    ) -> Result<()> {
+        let outputs = sinks.durable_positions()?;
+        let mut positions = self.start.clone();
+        let mut workers = Vec::with_capacity(self.reports.len());
+        let mut applied = Applied::default();
+        for w in 0..self.reports.len() {
+            let Some(report) = self.covering(w, cut) else {
+                return Ok(());
+            };
+            for &(p, next, stream_time) in &report.positions {
+                let pos = positions.entry(p).or_default();
+                pos.offset = pos.offset.max(next);
+                pos.stream_time = Some(pos.stream_time.map_or(stream_time, |t| t.max(stream_time)));
+            }
+            workers.push(report.state.as_ref().clone());
+            let a = report.applied;
+            applied.records += a.records;
+            applied.late_dropped += a.late_dropped;
+            applied.late_applied += a.late_applied;
+            applied.unassigned += a.unassigned;
+        }
+        for (&p, &next) in &self.dead {
+            let pos = positions.entry(p).or_default();
+            pos.offset = pos.offset.max(next);
+        }
+        let state = if cut == EventTime::MAX {
+            Vec::new()
+        } else {
+            postcard::to_stdvec(&StateFile { workers }).map_err(|e| {
+                EngineError::Checkpoint(CheckpointError::Encode(format!("window state: {e}")))
+            })?
+        };
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let counters = Counters {
+            records: self.base.records + applied.records,
+            dead_letters: self.base.dead_letters + self.dead_written,
+            late_dropped: self.base.late_dropped + applied.late_dropped,
+            late_applied: self.base.late_applied + applied.late_applied,
+            unassigned: self.base.unassigned + applied.unassigned,
+            // The sink's own counters: exact, as it writes in order (a
+            // resumed run's start from the checkpoint's).
+            windows_emitted: stats.windows_emitted.load(relaxed),
+            corrections: stats.corrections.load(relaxed),
+            idle_releases: self.base.idle_releases + stats.idle_releases.load(relaxed),
+        };
+        let checkpoint = Checkpoint {
+            frontier: cut,
+            positions,
+            state,
+            outputs,
+            fingerprint: self.fingerprint.clone(),
+            counters,
+        };
+        match self.dir.write(&checkpoint) {
+            Ok(_) => {}
+            // Written; only an old one could not be removed.
+            Err(e @ CheckpointError::Prune { .. }) => stats.notice(e.to_string()),
+            Err(e) => return Err(EngineError::Checkpoint(e)),
+        }
+        Stats::add(&stats.checkpoints, 1);
+        self.last_cut = cut;
+        for reports in &mut self.reports {
+            while reports.front().is_some_and(|r| r.hi <= cut) {
+                reports.pop_front();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<O: 'static> OpenSinks<O> {
+    /// Makes every output durable and returns how far each is written (for
+    /// outputs that can be resumed).
+    pub(crate) fn durable_positions(&mut self) -> Result<CommittedOutputs> {
+        let fail = |what, path: String| move |source| EngineError::Output { what, path, source };
+        Ok(CommittedOutputs {
+            results: self
+                .results
+                .durable_position()
+                .map_err(fail("results", self.results.describe()))?,
+            late: self
+                .late
+                .durable_position()
+                .map_err(fail("late records", self.late.describe()))?,
+            dead_letters: self
+                .dead_letters
+                .durable_position()
+                .map_err(fail("dead letters", self.dead_letters.describe()))?,
+        })
+    }
+}
+
+/// A checkpoint's per-worker state, decoded.
+pub(crate) fn decode_state_file(bytes: &[u8]) -> std::result::Result<StateFile, String> {
+    if bytes.is_empty() {
+        return Ok(StateFile::default());
+    }
+    postcard::from_bytes(bytes).map_err(|e| format!("the window state cannot be decoded: {e}"))
+}
