@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidemark_engine::checkpoint::InputIdentity;
 use tidemark_engine::{
-    BadRecords, EngineConfig, EngineError, JobAggregator, LateRecord, Output, Parallelism,
-    Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary,
+    BadRecords, CheckpointConfig, EmitFrom, EngineConfig, EngineError, JobAggregator, LateRecord,
+    Output, Parallelism, Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary,
 };
 use tidemark_sources::{DeadLetter, Source};
 use tidemark_windows::{AggKind, EmitMode, Metrics, Millis, Policy, WindowSpec};
@@ -129,6 +130,8 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     connect_timeout: Option<Duration>,
     start: BTreeMap<u32, Position>,
     initial_state: Option<Arc<StateSnapshot<A>>>,
+    checkpoint: Option<CheckpointConfig>,
+    emit_from: Option<EmitFrom>,
     problem: Option<String>,
 }
 
@@ -149,6 +152,8 @@ impl Default for JobBuilder {
             connect_timeout: None,
             start: Default::default(),
             initial_state: None,
+            checkpoint: None,
+            emit_from: None,
             problem: None,
         }
     }
@@ -205,6 +210,8 @@ impl<A: JobAggregator> JobBuilder<A> {
             connect_timeout: self.connect_timeout,
             start: self.start,
             initial_state: None,
+            checkpoint: self.checkpoint,
+            emit_from: self.emit_from,
             problem,
         }
     }
@@ -322,6 +329,21 @@ impl<A: JobAggregator> JobBuilder<A> {
         self
     }
 
+    /// Takes checkpoints, and resumes from the newest valid one; see
+    /// [`CheckpointConfig`]. When its `input` identity is left empty, the
+    /// source's description and partitions fill it.
+    pub fn checkpoint(mut self, checkpoint: CheckpointConfig) -> Self {
+        self.checkpoint = Some(checkpoint);
+        self
+    }
+
+    /// Reprocesses: writes only the output from this point on; see
+    /// [`EmitFrom`].
+    pub fn emit_from(mut self, from: EmitFrom) -> Self {
+        self.emit_from = Some(from);
+        self
+    }
+
     /// Validates and builds the job.
     pub fn build(self) -> Result<Job<A>, JobError> {
         if let Some(problem) = self.problem {
@@ -346,6 +368,17 @@ impl<A: JobAggregator> JobBuilder<A> {
         if let Some(every) = self.commit_interval {
             config.commit_interval = every;
         }
+        if let Some(mut checkpoint) = self.checkpoint {
+            if checkpoint.input == InputIdentity::default() {
+                let partitions = source.partitions().map_err(EngineError::from)?;
+                checkpoint.input = InputIdentity::new(
+                    vec![source.describe()],
+                    partitions.iter().map(u32::to_string).collect(),
+                );
+            }
+            config.checkpoint = Some(checkpoint);
+        }
+        config.emit_from = self.emit_from;
         config.validate()?;
         Ok(Job {
             source,

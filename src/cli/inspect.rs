@@ -47,8 +47,11 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
 
 /// An event time in ms as RFC 3339 (UTC), when it is one.
 fn rfc3339(ms: i64) -> String {
+    // humantime formats years up to 9999.
+    const LAST_MS: u64 = 253_402_300_799_999;
     u64::try_from(ms)
         .ok()
+        .filter(|&ms| ms <= LAST_MS)
         .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
         .map(|t| humantime::format_rfc3339_millis(t).to_string())
         .unwrap_or_else(|| "-".into())
@@ -75,13 +78,17 @@ fn text(info: &CheckpointInfo) -> String {
         return out + "\n";
     };
     let watermark = m.frontier.saturating_sub(m.fingerprint.policy.delay);
-    out.push_str(&format!(
-        "  frontier      {} ({}), watermark {} ({})\n",
-        m.frontier,
-        rfc3339(m.frontier),
-        watermark,
-        rfc3339(watermark)
-    ));
+    if m.frontier == i64::MAX {
+        out.push_str("  frontier      end of input: the job completed\n");
+    } else {
+        out.push_str(&format!(
+            "  frontier      {} ({}), watermark {} ({})\n",
+            m.frontier,
+            rfc3339(m.frontier),
+            watermark,
+            rfc3339(watermark)
+        ));
+    }
     for (partition, p) in &m.positions {
         let stream_time = p.stream_time.map_or_else(
             || "none yet".to_string(),

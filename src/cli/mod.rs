@@ -76,7 +76,14 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<JobError>() {
         Some(JobError::Spec(_))
         | Some(JobError::JobFile { .. })
-        | Some(JobError::Engine(EngineError::Config(_) | EngineError::Window(_))) => 2,
+        | Some(JobError::Engine(
+            EngineError::Config(_)
+            | EngineError::Window(_)
+            | EngineError::Checkpoint(
+                tidemark::engine::CheckpointError::JobChanged { .. }
+                | tidemark::engine::CheckpointError::OutputMismatch { .. },
+            ),
+        )) => 2,
         _ => 1,
     }
 }

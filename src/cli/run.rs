@@ -112,6 +112,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let job = builder.build()?;
     let delay = job.config().policy.delay;
     let stats = Arc::new(Stats::default());
+    {
+        // Checkpoint notices (a damaged checkpoint skipped, a resume) are
+        // warnings an operator must see, even with --quiet.
+        let bar = progress.as_ref().map(Progress::bar);
+        stats.on_notice(move |text| match &bar {
+            Some(bar) => bar.suspend(|| eprintln!("tidemark: {text}")),
+            None => eprintln!("tidemark: {text}"),
+        });
+    }
     let started = Instant::now();
     let progress = progress.map(|p| p.start(Arc::clone(&stats), delay));
     let signals = Signals::watch(Arc::clone(&stats))?;
@@ -131,7 +140,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         Ok(summary) => summary,
         Err(e) => {
             let e = anyhow::Error::from(e);
-            if !args.quiet {
+            if !args.quiet && !is_checkpoint_refusal(&e) {
                 let watermark = || watermark_text(stats.summary(delay).final_watermark);
                 if let Some(note) = failure_note(&e, args.process, watermark) {
                     eprintln!("tidemark: {note}");
@@ -148,6 +157,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             window: spec.window,
         };
         print_summary(&summary, started.elapsed(), &to, args.processes);
+        if let Some(dir) = &spec.checkpoint_dir {
+            let resumed = summary.resumed_from.map_or(String::new(), |id| {
+                format!("; resumed from checkpoint {id} (the counts include the run before it)")
+            });
+            eprintln!(
+                "  checkpoints: {} written to {}{resumed}",
+                summary.checkpoints,
+                dir.display()
+            );
+        }
         // The results file's digest (process 0 writes the outputs).
         if let (Some(OutputPath::File(path)), None | Some(0)) = (&spec.output, args.process) {
             if let Ok(p) = tidemark::engine::checkpoint::digest_file(path) {
@@ -188,6 +207,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// A resume refused before anything was written (a changed job, outputs
+/// that are not the committed ones): the outputs were not touched.
+fn is_checkpoint_refusal(e: &anyhow::Error) -> bool {
+    use tidemark::engine::{CheckpointError, EngineError};
+    matches!(
+        e.downcast_ref::<JobError>(),
+        Some(JobError::Engine(EngineError::Checkpoint(
+            CheckpointError::JobChanged { .. } | CheckpointError::OutputMismatch { .. }
+        )))
+    )
 }
 
 /// How the summary names an output.

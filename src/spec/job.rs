@@ -12,8 +12,8 @@ use tidemark_sources::{
 };
 
 use super::values::{
-    AggList, BadRatio, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow,
-    OnBadRecord, OutputPath,
+    AggList, BadRatio, CheckpointInterval, DurationMs, Emit, EventTimeFormat, FromOffsets,
+    FromTime, Input, InputFormat, JobWindow, OnBadRecord, OutputPath,
 };
 use super::SpecError;
 use crate::job::{Job, JobBuilder, JobError};
@@ -69,6 +69,11 @@ pub mod defaults {
     /// `connect-timeout`: the engine's
     /// [`DEFAULT_CONNECT_TIMEOUT`](tidemark_engine::DEFAULT_CONNECT_TIMEOUT).
     pub const CONNECT_TIMEOUT: std::time::Duration = tidemark_engine::DEFAULT_CONNECT_TIMEOUT;
+    /// `checkpoint-every`: ten seconds of event time.
+    pub const CHECKPOINT_EVERY: super::CheckpointInterval =
+        super::CheckpointInterval(tidemark_engine::CheckpointEvery::EventTime(10_000));
+    /// `keep-checkpoints`.
+    pub const KEEP_CHECKPOINTS: usize = tidemark_engine::checkpoint::DEFAULT_KEEP;
 }
 
 const MISSING_INPUT: &str =
@@ -536,6 +541,94 @@ pub struct JobSpec {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_after: Option<DurationMs>,
+
+    /// Checkpoint directory: take checkpoints there, and resume from the
+    /// newest valid one when it holds any (default: no checkpoints).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DIR",
+            help_heading = "Checkpoints",
+            help = help("Take checkpoints in this directory, and resume from its newest valid checkpoint when the same command runs again (the output files are cut back to what that checkpoint committed, so a crash at any moment loses and repeats nothing)", "no checkpoints")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// How often checkpoints are taken (default `10s` of event time).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "INTERVAL",
+            help_heading = "Checkpoints",
+            help = help("With --checkpoint-dir: an event-time interval (a checkpoint at the first completed frontier past each multiple of it, e.g. 10s) or a record count per partition (e.g. 100000records)", defaults::CHECKPOINT_EVERY)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<CheckpointInterval>,
+
+    /// How many checkpoints are kept (default 3).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "N",
+            value_parser = count::<usize>,
+            help_heading = "Checkpoints",
+            help = help("With --checkpoint-dir: how many complete checkpoints are kept (older ones are deleted)", defaults::KEEP_CHECKPOINTS)
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_checkpoints: Option<usize>,
+
+    /// Ignore the checkpoints: start from offset 0 and replace the outputs
+    /// (default false).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            action = clap::ArgAction::Set,
+            hide_possible_values = true,
+            help_heading = "Checkpoints",
+            help = help("With --checkpoint-dir: delete its checkpoints and run from offset 0, replacing the outputs (after a change to the job, which a resume refuses)", "false")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<bool>,
+
+    /// Reprocess: write only the output from these offsets on.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "P:O,...",
+            help_heading = "Checkpoints",
+            conflicts_with = "from_time",
+            help = help("Reprocess from these partition offsets (0:1200,1:800; partitions not named start at 0): the output is exactly what a full run writes from the first frontier step whose records all lie at or beyond them. Starts from the newest checkpoint before that point (with --checkpoint-dir, which is then only read) or from the start", "off")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_offsets: Option<FromOffsets>,
+
+    /// Reprocess: write only the output from this stream time on.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "TIME",
+            allow_hyphen_values = true,
+            help_heading = "Checkpoints",
+            help = help("Reprocess from this stream time (RFC 3339 or epoch ms): the output is exactly what a full run writes from the frontier step at this time on. Starts from the newest checkpoint at or before it (with --checkpoint-dir, which is then only read) or from the start", "off")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_time: Option<FromTime>,
 }
 
 impl JobSpec {
@@ -572,6 +665,7 @@ impl JobSpec {
             output: output(self.output),
             late: output(self.late),
             dead_letter: output(self.dead_letter),
+            checkpoint_dir: self.checkpoint_dir.map(rebase),
             ..self
         }
     }
@@ -608,6 +702,12 @@ impl JobSpec {
             max_bad_ratio,
             follow,
             idle_after,
+            checkpoint_dir,
+            checkpoint_every,
+            keep_checkpoints,
+            rebuild,
+            from_offsets,
+            from_time,
         } = other;
         JobSpec {
             input: input.or(self.input),
@@ -637,6 +737,12 @@ impl JobSpec {
             max_bad_ratio: max_bad_ratio.or(self.max_bad_ratio),
             follow: follow.or(self.follow),
             idle_after: idle_after.or(self.idle_after),
+            checkpoint_dir: checkpoint_dir.or(self.checkpoint_dir),
+            checkpoint_every: checkpoint_every.or(self.checkpoint_every),
+            keep_checkpoints: keep_checkpoints.or(self.keep_checkpoints),
+            rebuild: rebuild.or(self.rebuild),
+            from_offsets: from_offsets.or(self.from_offsets),
+            from_time: from_time.or(self.from_time),
         }
     }
 
@@ -933,10 +1039,104 @@ impl JobSpec {
         if let Some(timeout) = self.connect_timeout {
             b = b.connect_timeout(timeout.into());
         }
+        b = self.checkpoints(b)?;
         let results = self.output.as_ref().unwrap_or(&defaults::OUTPUT).target();
         Ok(b.results(results)
             .late(Self::target(&self.late))
             .dead_letters(Self::target(&self.dead_letter)))
+    }
+}
+
+impl JobSpec {
+    /// The checkpoint and reprocessing options on `b`.
+    fn checkpoints(&self, mut b: JobBuilder) -> Result<JobBuilder, JobError> {
+        let Some(dir) = &self.checkpoint_dir else {
+            for (set, flag) in [
+                (self.checkpoint_every.is_some(), "--checkpoint-every"),
+                (self.keep_checkpoints.is_some(), "--keep-checkpoints"),
+                (self.rebuild == Some(true), "--rebuild"),
+            ] {
+                if set {
+                    return Err(
+                        SpecError(format!("{flag} applies only with --checkpoint-dir")).into(),
+                    );
+                }
+            }
+            return Ok(self.reprocessing(b));
+        };
+        if self.rebuild == Some(true) && (self.from_offsets.is_some() || self.from_time.is_some()) {
+            return Err(SpecError(
+                "--rebuild starts from offset 0; it does not go with --from-offsets or --from-time"
+                    .into(),
+            )
+            .into());
+        }
+        let keep = self.keep_checkpoints.unwrap_or(defaults::KEEP_CHECKPOINTS);
+        let keep = std::num::NonZeroUsize::new(keep)
+            .ok_or_else(|| SpecError("invalid --keep-checkpoints 0: keep at least 1".into()))?;
+        let every = self
+            .checkpoint_every
+            .unwrap_or(defaults::CHECKPOINT_EVERY)
+            .0;
+        b = b.checkpoint(tidemark_engine::CheckpointConfig {
+            dir: dir.clone(),
+            every,
+            keep,
+            rebuild: self.rebuild == Some(true),
+            input: Default::default(),
+            settings: self.fingerprint_settings(),
+        });
+        Ok(self.reprocessing(b))
+    }
+
+    fn reprocessing(&self, b: JobBuilder) -> JobBuilder {
+        match (&self.from_offsets, self.from_time) {
+            (Some(o), _) => b.emit_from(tidemark_engine::EmitFrom::Offsets(o.0.clone())),
+            (None, Some(t)) => b.emit_from(tidemark_engine::EmitFrom::Time(t.0)),
+            (None, None) => b,
+        }
+    }
+
+    /// The options that change what a job computes beyond the window and
+    /// policy (decoding and field mapping), as a checkpoint records them.
+    fn fingerprint_settings(&self) -> std::collections::BTreeMap<String, String> {
+        let mut m = std::collections::BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_owned(), v);
+        };
+        put("format", format!("{:?}", self.input_format()));
+        put(
+            "header",
+            self.header.unwrap_or(defaults::HEADER).to_string(),
+        );
+        put(
+            "key field",
+            self.key.clone().unwrap_or_else(|| defaults::KEY.into()),
+        );
+        put(
+            "time field",
+            self.time.clone().unwrap_or_else(|| defaults::TIME.into()),
+        );
+        put(
+            "value field",
+            self.value.clone().unwrap_or_else(|| defaults::VALUE.into()),
+        );
+        put(
+            "time format",
+            self.time_format
+                .unwrap_or(defaults::TIME_FORMAT)
+                .to_string(),
+        );
+        if let Some(p) = &self.partition_field {
+            put("partition field", p.clone());
+        }
+        if let Some(n) = self.partition_count {
+            put("partition count", n.to_string());
+        }
+        if let Some(g) = &self.partition_glob {
+            put("partition glob", g.clone());
+        }
+        m
     }
 }
 

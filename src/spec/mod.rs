@@ -12,8 +12,8 @@ mod values;
 pub use gen::GenSpec;
 pub use job::{defaults, JobSpec, MAX_BATCH_SIZE, MAX_PARTITIONS, MAX_WORKERS};
 pub use values::{
-    AggList, BadRatio, DurationMs, Emit, EventTimeFormat, Input, InputFormat, JobWindow,
-    OnBadRecord, OutputPath,
+    AggList, BadRatio, CheckpointInterval, DurationMs, Emit, EventTimeFormat, FromOffsets,
+    FromTime, Input, InputFormat, JobWindow, OnBadRecord, OutputPath,
 };
 
 use tidemark_sources::GeneratorConfig;

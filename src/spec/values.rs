@@ -640,3 +640,206 @@ choice! {
         Fail = "fail" => BadRecords::Fail,
     }
 }
+
+/// How often a checkpointed run takes checkpoints: an event-time interval
+/// (`10s`, `1m`: at each multiple of it in stream time) or a number of
+/// offsets per partition (`100000records`).
+///
+/// ```
+/// use tidemark::spec::CheckpointInterval;
+///
+/// assert_eq!("10s".parse::<CheckpointInterval>().unwrap().to_string(), "10s");
+/// assert_eq!("5000records".parse::<CheckpointInterval>().unwrap().to_string(), "5000records");
+/// assert!("0s".parse::<CheckpointInterval>().is_err());
+/// assert!("ten".parse::<CheckpointInterval>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointInterval(pub tidemark_engine::CheckpointEvery);
+
+impl FromStr for CheckpointInterval {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let text = text.trim();
+        if let Some(n) = text
+            .strip_suffix("records")
+            .or_else(|| text.strip_suffix("record"))
+        {
+            let n: u64 = n.trim().parse().map_err(|_| {
+                SpecError(format!(
+                    "invalid checkpoint interval \"{text}\": expected a number of records such as 100000records, or an event-time interval such as 10s"
+                ))
+            })?;
+            if n == 0 {
+                return err(format!(
+                    "invalid checkpoint interval \"{text}\": must be at least 1 record"
+                ));
+            }
+            return Ok(CheckpointInterval(
+                tidemark_engine::CheckpointEvery::Records(n),
+            ));
+        }
+        let d: DurationMs = text.parse().map_err(|e: SpecError| {
+            SpecError(format!(
+                "invalid checkpoint interval \"{text}\": {} (an event-time interval such as 10s, or a record count such as 100000records)",
+                e.0
+            ))
+        })?;
+        if d.millis() == 0 {
+            return err(format!(
+                "invalid checkpoint interval \"{text}\": must be more than 0"
+            ));
+        }
+        Ok(CheckpointInterval(
+            tidemark_engine::CheckpointEvery::EventTime(d.millis()),
+        ))
+    }
+}
+
+impl fmt::Display for CheckpointInterval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            tidemark_engine::CheckpointEvery::EventTime(ms) => {
+                write!(f, "{}", DurationMs(ms))
+            }
+            tidemark_engine::CheckpointEvery::Records(n) => write!(f, "{n}records"),
+        }
+    }
+}
+
+impl Serialize for CheckpointInterval {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckpointInterval {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Partition offsets to reprocess from: `0:1200,1:800` (partitions not
+/// named start at 0).
+///
+/// ```
+/// use tidemark::spec::FromOffsets;
+///
+/// let o: FromOffsets = "0:1200,1:800".parse().unwrap();
+/// assert_eq!(o.0.get(&1), Some(&800));
+/// assert_eq!(o.to_string(), "0:1200,1:800");
+/// assert!("0-12".parse::<FromOffsets>().is_err());
+/// assert!("0:1,0:2".parse::<FromOffsets>().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FromOffsets(pub std::collections::BTreeMap<u32, u64>);
+
+impl FromStr for FromOffsets {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let mut map = std::collections::BTreeMap::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = || {
+                SpecError(format!(
+                    "invalid --from-offsets entry \"{part}\": expected PARTITION:OFFSET, e.g. 0:1200,1:800"
+                ))
+            };
+            let (p, o) = part.split_once(':').ok_or_else(bad)?;
+            let p: u32 = p.trim().parse().map_err(|_| bad())?;
+            let o: u64 = o.trim().parse().map_err(|_| bad())?;
+            if map.insert(p, o).is_some() {
+                return err(format!("--from-offsets names partition {p} twice"));
+            }
+        }
+        if map.is_empty() {
+            return err("--from-offsets needs at least one PARTITION:OFFSET, e.g. 0:1200".into());
+        }
+        Ok(FromOffsets(map))
+    }
+}
+
+impl fmt::Display for FromOffsets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl Serialize for FromOffsets {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_display(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for FromOffsets {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A stream time to reprocess from: RFC 3339 or epoch milliseconds.
+///
+/// ```
+/// use tidemark::spec::FromTime;
+///
+/// assert_eq!("1700000000000".parse::<FromTime>().unwrap().0, 1_700_000_000_000);
+/// assert_eq!("2023-11-14T22:13:20Z".parse::<FromTime>().unwrap().0, 1_700_000_000_000);
+/// assert!("yesterday".parse::<FromTime>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FromTime(pub i64);
+
+impl FromStr for FromTime {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let text = text.trim();
+        if let Ok(ms) = text.parse::<i64>() {
+            return Ok(FromTime(ms));
+        }
+        tidemark_sources::decode::parse_rfc3339(text)
+            .map(FromTime)
+            .ok_or_else(|| {
+                SpecError(format!(
+                    "invalid --from-time \"{text}\": expected RFC 3339 (2024-05-01T12:00:00Z) or epoch milliseconds"
+                ))
+            })
+    }
+}
+
+impl fmt::Display for FromTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for FromTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for FromTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = FromTime;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time or epoch milliseconds")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FromTime, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<FromTime, E> {
+                Ok(FromTime(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FromTime, E> {
+                i64::try_from(v).map(FromTime).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}

@@ -133,8 +133,9 @@ fn int_ms(i: i64, unit_ms: i64) -> Option<i64> {
     i.checked_mul(unit_ms).filter(|ms| in_range(*ms))
 }
 
-/// Parses RFC 3339, then ISO 8601 with a `+hhmm` offset.
-fn parse_rfc3339(text: &str) -> Option<i64> {
+/// Parses RFC 3339, then ISO 8601 with a `+hhmm` offset, to epoch
+/// milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let text = text.trim();
     let parsed = DateTime::parse_from_rfc3339(text)
         .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))

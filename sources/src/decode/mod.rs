@@ -33,6 +33,8 @@
 //! line that is not UTF-8 are dead letters.
 
 mod convert;
+
+pub use convert::parse_rfc3339;
 mod csv;
 mod jsonl;
 
