@@ -155,6 +155,54 @@ pub fn run_engine(workload: &Workload, scenario: &Scenario) -> Result<Measuremen
     })
 }
 
+/// Runs `scenario` once on `workload` with its results written to the file
+/// `results`, and with checkpoints every `every` in the directory
+/// `checkpoints` (`None`: no checkpoints), each run from the start.
+pub fn run_engine_to_file(
+    workload: &Workload,
+    scenario: &Scenario,
+    results: &std::path::Path,
+    checkpoints: Option<(&std::path::Path, tidemark_engine::CheckpointEvery)>,
+) -> Result<(Measurement, tidemark_engine::Summary), JobError> {
+    let source =
+        GeneratorSource::new(workload.generator()).map_err(tidemark_engine::EngineError::from)?;
+    let mut builder = Job::builder()
+        .source(Arc::new(source))
+        .window(scenario.window)
+        .delay(scenario.delay)
+        .lateness(scenario.lateness)
+        .aggs(&[AggKind::Count, AggKind::Sum])
+        .workers(workload.workers)
+        .batch_size(workload.batch_size)
+        .results(tidemark_engine::Target::File(results.to_owned()));
+    if let Some((dir, every)) = checkpoints {
+        builder = builder.checkpoint(tidemark_engine::CheckpointConfig {
+            dir: dir.to_owned(),
+            every,
+            keep: std::num::NonZeroUsize::MIN,
+            rebuild: true,
+            input: Default::default(),
+            settings: Default::default(),
+        });
+    }
+    let job = builder.build()?;
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let summary = job.run()?;
+    let wall = start.elapsed();
+    let cpu = cpu0.and_then(|c0| cpu_time().map(|c1| c1.saturating_sub(c0)));
+    Ok((
+        Measurement {
+            events: summary.records,
+            wall,
+            cpu,
+            windows: summary.windows_emitted,
+            late: summary.late_dropped,
+        },
+        summary,
+    ))
+}
+
 /// The baseline: the same events already in memory, tumbling 1 s count+sum
 /// into a hash map in a plain loop (the hardware limit the engine is
 /// compared with). Returns the measurement (the events are generated before

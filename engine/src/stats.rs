@@ -34,6 +34,11 @@ pub struct Stats {
     pub idle_releases: AtomicU64,
     /// Checkpoints written by this run.
     pub checkpoints: AtomicU64,
+    /// Time spent taking them (the workers encoding their state, and the
+    /// writing), in nanoseconds.
+    pub checkpoint_nanos: AtomicU64,
+    /// Bytes of window state they held, in all.
+    pub checkpoint_bytes: AtomicU64,
     /// Set by [`Stats::request_stop`].
     stop: AtomicBool,
     /// Where notices go (see [`Stats::on_notice`]).
@@ -73,6 +78,8 @@ impl Default for Stats {
             frontier: AtomicI64::new(i64::MIN),
             idle_releases: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            checkpoint_nanos: AtomicU64::new(0),
+            checkpoint_bytes: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             notices: Notices::default(),
         }
@@ -153,6 +160,8 @@ impl Stats {
             process: None,
             cluster: None,
             checkpoints: self.checkpoints.load(Relaxed),
+            checkpoint_nanos: self.checkpoint_nanos.load(Relaxed),
+            checkpoint_bytes: self.checkpoint_bytes.load(Relaxed),
             resumed_from: None,
         }
     }
@@ -194,6 +203,12 @@ pub struct Summary {
     /// Checkpoints this run wrote.
     #[serde(default)]
     pub checkpoints: u64,
+    /// Time spent taking them, in nanoseconds (encoding and writing).
+    #[serde(default)]
+    pub checkpoint_nanos: u64,
+    /// Bytes of window state they held, in all.
+    #[serde(default)]
+    pub checkpoint_bytes: u64,
     /// The checkpoint this run resumed from (its id), if any.
     #[serde(default)]
     pub resumed_from: Option<u64>,

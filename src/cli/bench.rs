@@ -2,8 +2,8 @@
 //! an in-process plain-loop baseline from the same run.
 
 use crate::harness::{
-    cpu_ceiling, peak_rss_bytes, plain_loop, plain_stream, run_engine, standard_scenarios,
-    Measurement, Workload,
+    cpu_ceiling, peak_rss_bytes, plain_loop, plain_stream, run_engine, run_engine_to_file,
+    standard_scenarios, Measurement, Scenario, Workload,
 };
 use clap::{Args, Subcommand};
 
@@ -22,6 +22,27 @@ pub enum BenchWhat {
     /// Wall-clock speedup of N workers over one on the same partitions,
     /// beside what this machine allows N threads of a plain loop.
     Scaling(ScalingArgs),
+    /// What checkpoints cost: the throughput with a checkpoint every second
+    /// of event time beside none, and the time and size of a checkpoint
+    /// against the number of open windows.
+    Checkpoint(CheckpointArgs),
+}
+
+/// Flags of `tidemark bench checkpoint`.
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    /// Events of the overhead runs (the standard tumbling workload).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub events: u64,
+    /// Checkpoint interval of the overhead runs (event time).
+    #[arg(long, default_value = "1s")]
+    pub every: tidemark::spec::DurationMs,
+    /// Open windows of the size runs, comma-separated.
+    #[arg(long, default_value = "10000,100000,1000000", value_delimiter = ',')]
+    pub open_windows: Vec<u64>,
+    /// Runs of each; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }
 
 /// Flags of `tidemark bench scaling`.
@@ -86,7 +107,104 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match &args.what {
         BenchWhat::Throughput(t) => throughput(t),
         BenchWhat::Scaling(s) => scaling(s),
+        BenchWhat::Checkpoint(c) => checkpoint(c),
     }
+}
+
+fn checkpoint(args: &CheckpointArgs) -> anyhow::Result<()> {
+    check_events(args.events)?;
+    let tmp =
+        std::env::temp_dir().join(format!("tidemark-bench-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let result = checkpoint_in(args, &tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn checkpoint_in(args: &CheckpointArgs, tmp: &std::path::Path) -> anyhow::Result<()> {
+    use tidemark::engine::CheckpointEvery;
+    let runs = args.runs.max(1);
+    let results = tmp.join("results.jsonl");
+    let dir = tmp.join("checkpoints");
+    let scenario = standard_scenarios()
+        .into_iter()
+        .find(|s| s.name == "tumbling")
+        .ok_or_else(|| anyhow::anyhow!("no tumbling scenario"))?;
+    let workload = Workload {
+        events: args.events,
+        ..Workload::default()
+    };
+    let every = CheckpointEvery::EventTime(args.every.millis().max(1));
+    println!(
+        "tidemark bench checkpoint: tumbling, {} events, {} keys, results to a file; checkpoint every {} of event time; median of {runs} run(s)",
+        args.events, workload.keys, args.every
+    );
+    let (mut plain, mut checked) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..runs {
+        // Interleaved, so both see the same machine weather.
+        plain.push(run_engine_to_file(&workload, &scenario, &results, None)?.0);
+        let (m, summary) = run_engine_to_file(&workload, &scenario, &results, Some((&dir, every)))?;
+        checked.push(m);
+        last = Some(summary);
+    }
+    let (plain, checked) = (median(plain), median(checked));
+    println!(
+        "  no checkpoints:        {:>7.1} ns/event ({:.2} M events/s per core)",
+        plain.ns_per_event(),
+        plain.events_per_core_second() / 1e6
+    );
+    println!(
+        "  checkpoint every {:<5} {:>7.1} ns/event ({:.2} M events/s per core)",
+        args.every.to_string(),
+        checked.ns_per_event(),
+        checked.events_per_core_second() / 1e6
+    );
+    println!(
+        "  overhead:              {:+.1} % CPU per event, {:+.1} % wall clock ({:.2} s vs {:.2} s)",
+        100.0 * (checked.ns_per_event() / plain.ns_per_event() - 1.0),
+        100.0 * (checked.wall.as_secs_f64() / plain.wall.as_secs_f64().max(1e-9) - 1.0),
+        checked.wall.as_secs_f64(),
+        plain.wall.as_secs_f64()
+    );
+    if let Some(s) = last {
+        let n = s.checkpoints.max(1);
+        println!(
+            "  checkpoints per run:   {} ({:.2} ms and {} bytes of state each)",
+            s.checkpoints,
+            s.checkpoint_nanos as f64 / n as f64 / 1e6,
+            s.checkpoint_bytes / n
+        );
+    }
+    println!();
+    println!("  open windows   checkpoint time   state bytes   bytes per open window");
+    for &open in &args.open_windows {
+        // Every key opens one window of an hour, and the events span much
+        // less than that: at each checkpoint `open` windows are open.
+        let keys = u32::try_from(open.max(1)).unwrap_or(u32::MAX);
+        let workload = Workload {
+            events: u64::from(keys) * 3,
+            keys,
+            ..Workload::default()
+        };
+        let scenario = Scenario::new("hour", tidemark::windows::WindowSpec::tumbling(3_600_000));
+        let span_ms = (workload.events as f64 / workload.rate) as i64;
+        let every = CheckpointEvery::EventTime((span_ms / 4).max(1));
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..runs {
+            let (_, s) = run_engine_to_file(&workload, &scenario, &results, Some((&dir, every)))?;
+            let n = s.checkpoints.max(1);
+            times.push(s.checkpoint_nanos as f64 / n as f64 / 1e6);
+            bytes = s.checkpoint_bytes / n;
+        }
+        println!(
+            "  {open:>12}   {:>12.2} ms   {bytes:>11}   {:>10.1}",
+            median_of(times),
+            bytes as f64 / open as f64
+        );
+    }
+    Ok(())
 }
 
 fn scaling(args: &ScalingArgs) -> anyhow::Result<()> {

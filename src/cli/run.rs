@@ -161,10 +161,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             let resumed = summary.resumed_from.map_or(String::new(), |id| {
                 format!("; resumed from checkpoint {id} (the counts include the run before it)")
             });
+            let n = summary.checkpoints.max(1);
             eprintln!(
-                "  checkpoints: {} written to {}{resumed}",
+                "  checkpoints: {} written to {} (on average {:.1} ms and {} bytes of window state each){resumed}",
                 summary.checkpoints,
-                dir.display()
+                dir.display(),
+                summary.checkpoint_nanos as f64 / n as f64 / 1e6,
+                summary.checkpoint_bytes / n
             );
         }
         // The results file's digest (process 0 writes the outputs).

@@ -161,6 +161,7 @@ impl Checkpointer {
         sinks: &mut OpenSinks<O>,
         stats: &Stats,
     ) -> Result<()> {
+        let started = std::time::Instant::now();
         let outputs = sinks.durable_positions()?;
         let mut positions = self.start.clone();
         let mut workers = Vec::with_capacity(self.reports.len());
@@ -220,6 +221,8 @@ impl Checkpointer {
             Err(e) => return Err(EngineError::Checkpoint(e)),
         }
         Stats::add(&stats.checkpoints, 1);
+        Stats::add(&stats.checkpoint_bytes, checkpoint.state.len() as u64);
+        Stats::add(&stats.checkpoint_nanos, started.elapsed().as_nanos() as u64);
         self.last_cut = cut;
         for reports in &mut self.reports {
             while reports.front().is_some_and(|r| r.hi <= cut) {

@@ -78,6 +78,8 @@ pub(crate) struct CutTracker {
     positions: Vec<(u64, EventTime)>,
     /// What was applied so far.
     pub(crate) applied: Applied,
+    /// Time spent encoding state for reports, not yet counted in the stats.
+    pub(crate) encode_nanos: u64,
 }
 
 impl CutTracker {
@@ -91,6 +93,7 @@ impl CutTracker {
             dirty: true,
             positions: Vec::new(),
             applied: Applied::default(),
+            encode_nanos: 0,
         }
     }
 
@@ -134,7 +137,10 @@ impl CutTracker {
             *marks = marks.split_off(&hi.saturating_add(1));
         }
         let state = if std::mem::replace(&mut self.dirty, false) {
-            Some(encode_state(state)?)
+            let started = std::time::Instant::now();
+            let bytes = encode_state(state)?;
+            self.encode_nanos += started.elapsed().as_nanos() as u64;
+            Some(bytes)
         } else {
             None
         };
@@ -169,7 +175,13 @@ impl CutTracker {
 
 /// A worker's state as a checkpoint holds it.
 pub(crate) fn encode_state<A: JobAggregator>(state: &WindowState<Key, A>) -> Result<Vec<u8>> {
-    postcard::to_stdvec(&state.snapshot())
+    struct Encode<'a, A: JobAggregator>(&'a WindowState<Key, A>);
+    impl<A: JobAggregator> serde::Serialize for Encode<'_, A> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            self.0.serialize_snapshot(s)
+        }
+    }
+    postcard::to_stdvec(&Encode(state))
         .map_err(|e| EngineError::Config(format!("could not encode the window state: {e}")))
 }
 

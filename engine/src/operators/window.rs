@@ -220,6 +220,10 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     }
                 }
                 if let Some(tracker) = cuts.as_mut() {
+                    Stats::add(
+                        &stats.checkpoint_nanos,
+                        std::mem::take(&mut tracker.encode_nanos),
+                    );
                     let a = &mut tracker.applied;
                     a.late_dropped += late_dropped;
                     a.late_applied += late_applied;

@@ -106,6 +106,17 @@ pub struct Snapshot<K, Acc, O> {
     store: Store<K, Acc, O>,
 }
 
+/// A [`Snapshot`] borrowing the state: the same fields in the same order,
+/// so the same encoding.
+#[derive(Serialize)]
+#[serde(bound(serialize = "K: Serialize + Eq + Hash, Acc: Serialize, O: Serialize"))]
+struct SnapshotRef<'a, K, Acc, O> {
+    spec: WindowSpec,
+    policy: Policy,
+    frontier: EventTime,
+    store: &'a Store<K, Acc, O>,
+}
+
 /// What a store is called with: the aggregator, the policy, and the stream
 /// time and watermark of the current step.
 ///
@@ -327,6 +338,24 @@ where
     /// Ends the input: the watermark becomes +∞ and every window fires.
     pub fn finish(&mut self, out: &mut Vec<Out<K, A>>) {
         self.advance(END_OF_TIME, out);
+    }
+
+    /// Encodes a snapshot of the state between steps with `serializer`,
+    /// without copying the state first: the same encoding as serialising
+    /// [`snapshot`](Self::snapshot)'s result, which it can be decoded as.
+    pub fn serialize_snapshot<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        K: Serialize + Eq + Hash,
+        A::Acc: Serialize,
+        A::Output: Serialize,
+    {
+        SnapshotRef {
+            spec: self.spec,
+            policy: self.policy,
+            frontier: self.frontier,
+            store: &self.store,
+        }
+        .serialize(serializer)
     }
 
     /// Takes a snapshot of the state between steps.
