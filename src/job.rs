@@ -132,6 +132,7 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     initial_state: Option<Arc<StateSnapshot<A>>>,
     checkpoint: Option<CheckpointConfig>,
     emit_from: Option<EmitFrom>,
+    replay_decisions: Option<PathBuf>,
     problem: Option<String>,
 }
 
@@ -154,6 +155,7 @@ impl Default for JobBuilder {
             initial_state: None,
             checkpoint: None,
             emit_from: None,
+            replay_decisions: None,
             problem: None,
         }
     }
@@ -212,6 +214,7 @@ impl<A: JobAggregator> JobBuilder<A> {
             initial_state: None,
             checkpoint: self.checkpoint,
             emit_from: self.emit_from,
+            replay_decisions: self.replay_decisions,
             problem,
         }
     }
@@ -344,6 +347,14 @@ impl<A: JobAggregator> JobBuilder<A> {
         self
     }
 
+    /// Replays the time decisions a followed run recorded in checkpoint
+    /// directory `dir`; see
+    /// [`EngineConfig::replay_decisions`](tidemark_engine::EngineConfig::replay_decisions).
+    pub fn replay_decisions(mut self, dir: PathBuf) -> Self {
+        self.replay_decisions = Some(dir);
+        self
+    }
+
     /// Validates and builds the job.
     pub fn build(self) -> Result<Job<A>, JobError> {
         if let Some(problem) = self.problem {
@@ -379,6 +390,7 @@ impl<A: JobAggregator> JobBuilder<A> {
             config.checkpoint = Some(checkpoint);
         }
         config.emit_from = self.emit_from;
+        config.replay_decisions = self.replay_decisions;
         config.validate()?;
         Ok(Job {
             source,

@@ -128,6 +128,11 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     /// [`EmitFrom`]). The input is still read from the start (or from the
     /// newest checkpoint at or before the point).
     pub emit_from: Option<EmitFrom>,
+    /// Replay the time decisions (idle releases, a stop) a followed run
+    /// recorded in this checkpoint directory, instead of taking any: the
+    /// output is then the live run's (see
+    /// [`checkpoint::decisions`](crate::checkpoint::decisions)).
+    pub replay_decisions: Option<std::path::PathBuf>,
 }
 
 /// How often checkpoints are taken. Either way the cut points are a
@@ -218,6 +223,7 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             connect_timeout: self.connect_timeout,
             checkpoint: self.checkpoint.clone(),
             emit_from: self.emit_from.clone(),
+            replay_decisions: self.replay_decisions.clone(),
         }
     }
 }
@@ -238,6 +244,7 @@ impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
             .field("connect_timeout", &self.connect_timeout)
             .field("checkpoint", &self.checkpoint)
             .field("emit_from", &self.emit_from)
+            .field("replay_decisions", &self.replay_decisions)
             .finish()
     }
 }
@@ -275,6 +282,7 @@ impl<A: JobAggregator> EngineConfig<A> {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             checkpoint: None,
             emit_from: None,
+            replay_decisions: None,
         }
     }
 
@@ -292,7 +300,19 @@ impl<A: JobAggregator> EngineConfig<A> {
                 "the maximum future skew must not be negative".into(),
             ));
         }
+        if self.replay_decisions.is_some() && self.idle_after.is_some() {
+            return Err(EngineError::Config(
+                "a run that replays time decisions takes none: drop the idle release (--idle-after)"
+                    .into(),
+            ));
+        }
         if let Some(c) = &self.checkpoint {
+            if self.replay_decisions.as_ref() == Some(&c.dir) {
+                return Err(EngineError::Config(
+                    "replay the time decisions of another checkpoint directory than this run's own"
+                        .into(),
+                ));
+            }
             match c.every {
                 CheckpointEvery::EventTime(ms) if ms <= 0 => {
                     return Err(EngineError::Config(

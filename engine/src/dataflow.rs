@@ -265,7 +265,18 @@ pub fn run<A: JobAggregator>(
         Parallelism::Cluster { workers, .. } => (*workers).max(1),
         Parallelism::Workers(n) => (*n).max(1),
     };
-    let control = Arc::new(Control::new(Arc::clone(&stats)));
+    let mut control = Control::new(Arc::clone(&stats));
+    control.decisions = match (&parallelism, begin.decisions.clone()) {
+        (Parallelism::Cluster { .. }, Some(_)) => {
+            stats.notice(
+                "time decisions (idle releases) are not recorded in cluster mode: this run cannot be replayed with --replay-decisions".into(),
+            );
+            None
+        }
+        (_, log) => log,
+    };
+    let control = Arc::new(control);
+    let replay = begin.replay.clone();
     let sinks = Arc::new(Mutex::new(Some(outputs.into())));
     let resume_outputs = begin.outputs;
     let tracking = begin.dir.is_some();
@@ -302,6 +313,7 @@ pub fn run<A: JobAggregator>(
         fail_on_bad: config.bad_records == BadRecords::Fail,
         idle_after: config.idle_after,
         max_future_skew: config.max_future_skew,
+        replay,
         cut_every_offsets: match cuts_every {
             Some(CheckpointEvery::Records(n)) => Some(n),
             _ => None,

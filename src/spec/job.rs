@@ -629,6 +629,20 @@ pub struct JobSpec {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_time: Option<FromTime>,
+
+    /// Replay the time decisions a followed run recorded in this
+    /// checkpoint directory.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DIR",
+            help_heading = "Checkpoints",
+            help = help("Replay the time decisions (idle releases, where it was stopped) that a run with --follow --idle-after --checkpoint-dir DIR recorded in DIR/decisions.jsonl: over the same input, the output is that run's, whatever the timing", "off")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_decisions: Option<PathBuf>,
 }
 
 impl JobSpec {
@@ -666,6 +680,7 @@ impl JobSpec {
             late: output(self.late),
             dead_letter: output(self.dead_letter),
             checkpoint_dir: self.checkpoint_dir.map(rebase),
+            replay_decisions: self.replay_decisions.map(rebase),
             ..self
         }
     }
@@ -708,6 +723,7 @@ impl JobSpec {
             rebuild,
             from_offsets,
             from_time,
+            replay_decisions,
         } = other;
         JobSpec {
             input: input.or(self.input),
@@ -743,6 +759,7 @@ impl JobSpec {
             rebuild: rebuild.or(self.rebuild),
             from_offsets: from_offsets.or(self.from_offsets),
             from_time: from_time.or(self.from_time),
+            replay_decisions: replay_decisions.or(self.replay_decisions),
         }
     }
 
@@ -1089,7 +1106,10 @@ impl JobSpec {
         Ok(self.reprocessing(b))
     }
 
-    fn reprocessing(&self, b: JobBuilder) -> JobBuilder {
+    fn reprocessing(&self, mut b: JobBuilder) -> JobBuilder {
+        if let Some(dir) = &self.replay_decisions {
+            b = b.replay_decisions(dir.clone());
+        }
         match (&self.from_offsets, self.from_time) {
             (Some(o), _) => b.emit_from(tidemark_engine::EmitFrom::Offsets(o.0.clone())),
             (None, Some(t)) => b.emit_from(tidemark_engine::EmitFrom::Time(t.0)),

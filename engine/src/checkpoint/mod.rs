@@ -63,6 +63,7 @@
 //! # Ok::<(), tidemark_engine::checkpoint::CheckpointError>(())
 //! ```
 
+pub mod decisions;
 pub mod digest;
 pub mod fingerprint;
 pub mod manifest;
@@ -80,6 +81,7 @@ use tidemark_windows::EventTime;
 use crate::config::Position;
 use crate::stats::Summary;
 
+pub use decisions::{Decision, Replay, DECISIONS_FILE};
 pub use digest::{
     digest_file, digest_prefix, digest_reader, Digest, OutputCheck, OutputDigest, OutputPosition,
 };

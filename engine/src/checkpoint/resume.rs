@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tidemark_sources::{PartitionId, Source};
 use tidemark_windows::{EventTime, WindowState};
 
+use super::decisions::{DecisionLog, Replay};
 use super::{CheckpointDir, CheckpointId, CommittedOutputs, Counters, JobFingerprint};
 use crate::aggregator::JobAggregator;
 use crate::config::{EmitFrom, EngineConfig};
@@ -33,6 +34,10 @@ pub(crate) struct Start {
     pub(crate) complete: bool,
     /// Reprocessing: the stream time the output starts at.
     pub(crate) emit_from: Option<EventTime>,
+    /// Where this run records its time decisions.
+    pub(crate) decisions: Option<Arc<DecisionLog>>,
+    /// The time decisions it replays.
+    pub(crate) replay: Option<Arc<Replay>>,
 }
 
 /// Finds where `config`'s run starts and fills in its start positions and
@@ -59,10 +64,16 @@ pub(crate) fn prepare<A: JobAggregator>(
         counters: Counters::default(),
         complete: false,
         emit_from,
+        decisions: None,
+        replay: match &config.replay_decisions {
+            Some(dir) => Some(Arc::new(Replay::load(dir)?)),
+            None => None,
+        },
     };
     let Some(ck) = config.checkpoint.clone() else {
         return Ok(start);
     };
+    let record = config.idle_after.is_some() && emit_from.is_none() && writes;
     let fingerprint = JobFingerprint::of(config, ck.input.clone(), ck.settings.clone());
     let mut dir = CheckpointDir::open(&ck.dir)?.with_keep(ck.keep);
     if ck.rebuild && emit_from.is_none() {
@@ -74,6 +85,9 @@ pub(crate) fn prepare<A: JobAggregator>(
                     ck.dir.display()
                 ));
             }
+        }
+        if record {
+            start.decisions = Some(Arc::new(DecisionLog::open(&ck.dir, None)?));
         }
         start.dir = Some(dir);
         start.fingerprint = Some(fingerprint);
@@ -121,6 +135,10 @@ pub(crate) fn prepare<A: JobAggregator>(
         break;
     }
     if emit_from.is_none() {
+        if record && !start.complete {
+            let resumed = start.resumed.map(|_| &config.start);
+            start.decisions = Some(Arc::new(DecisionLog::open(&ck.dir, resumed)?));
+        }
         start.dir = Some(dir);
         start.fingerprint = Some(fingerprint);
     }

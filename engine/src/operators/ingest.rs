@@ -26,6 +26,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use super::{key_hash, Control};
+use crate::checkpoint::decisions::{Decision, Replay};
 use crate::config::Position;
 use crate::error::EngineError;
 use crate::event::{Batch, Ingest};
@@ -42,6 +43,8 @@ pub(crate) struct IngestSettings {
     /// Checkpoints every this many offsets of each partition: announce a
     /// cut after each such offset ([`Ingest::Cut`]).
     pub(crate) cut_every_offsets: Option<u64>,
+    /// Time decisions to replay instead of taking any.
+    pub(crate) replay: Option<Arc<Replay>>,
 }
 
 struct Partition {
@@ -53,6 +56,9 @@ struct Partition {
     caught_up_since: Option<Instant>,
     /// Released from holding the watermark (see `EngineConfig::idle_after`).
     idle: bool,
+    /// Stream-time jumps still to make, (offset, stream time) in offset
+    /// order: recorded decisions being replayed, or the one just taken.
+    jumps: std::collections::VecDeque<(u64, EventTime)>,
 }
 
 impl Partition {
@@ -161,6 +167,17 @@ pub(crate) fn ingest<'scope>(
                         ended: false,
                         caught_up_since: None,
                         idle: false,
+                        jumps: settings
+                            .replay
+                            .as_ref()
+                            .and_then(|r| r.resumes.get(&id))
+                            .map(|list| {
+                                list.iter()
+                                    .copied()
+                                    .filter(|(o, _)| *o >= start.offset)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
                     }),
                     Err(e) => control.fail(e.into()),
                 }
@@ -177,6 +194,7 @@ pub(crate) fn ingest<'scope>(
             let idle_after = settings.idle_after;
             let max_future_skew = settings.max_future_skew;
             let cut_every = settings.cut_every_offsets.filter(|&n| n > 0);
+            let replay_stop = settings.replay.as_ref().and_then(|r| r.stop);
             move |output| {
                 let Some(c) = cap.as_mut() else { return };
                 if control.stopping() {
@@ -226,7 +244,26 @@ pub(crate) fn ingest<'scope>(
                         }
                         Ok(_) => {
                             part.caught_up_since = None;
-                            part.idle = false;
+                            if std::mem::replace(&mut part.idle, false) {
+                                // Back from an idle release: the frontier may
+                                // have passed this partition's stream time; its
+                                // records arrive at this capability's time.
+                                let at = *c.time();
+                                let first = decoded.first().map(|d| match d {
+                                    Ok(r) => r.offset,
+                                    Err(letter) => letter.offset,
+                                });
+                                if let Some(offset) = first {
+                                    if part.stream_time.get().is_none_or(|st| st < at) {
+                                        part.jumps.push_front((offset, at));
+                                        control.decide(Decision::Resume {
+                                            partition: part.id,
+                                            offset,
+                                            stream_time: at,
+                                        });
+                                    }
+                                }
+                            }
                         }
                         Err(e) => {
                             control.fail(e.into());
@@ -246,6 +283,13 @@ pub(crate) fn ingest<'scope>(
                             Ok(r) => r.offset,
                             Err(letter) => letter.offset,
                         };
+                        while let Some(&(offset, at)) = part.jumps.front() {
+                            if offset > at_offset {
+                                break;
+                            }
+                            part.stream_time.observe(at);
+                            part.jumps.pop_front();
+                        }
                         match d {
                             Ok(r)
                                 if is_future(max_future_skew, &part.stream_time, r.event_time) =>
@@ -347,6 +391,14 @@ pub(crate) fn ingest<'scope>(
                     .map(Partition::hold)
                     .min()
                     .or_else(|| open().map(Partition::hold).max());
+                if let Some(stop) = replay_stop {
+                    if hold.is_none_or(|t| t >= stop) {
+                        // Replaying a run that was stopped: stop where it did.
+                        output.session(&*c).give_iterator(stop_markers(stop, peers));
+                        cap = None;
+                        return;
+                    }
+                }
                 match hold {
                     Some(t) => {
                         lead_from = *c.time();

@@ -22,6 +22,8 @@ use crate::stats::Stats;
 /// whether the job must stop.
 pub(crate) struct Control {
     pub(crate) stats: Arc<Stats>,
+    /// Where time decisions are recorded, if they are.
+    pub(crate) decisions: Option<Arc<crate::checkpoint::decisions::DecisionLog>>,
     error: Mutex<Option<EngineError>>,
     abort: AtomicBool,
 }
@@ -30,8 +32,23 @@ impl Control {
     pub(crate) fn new(stats: Arc<Stats>) -> Self {
         Control {
             stats,
+            decisions: None,
             error: Mutex::new(None),
             abort: AtomicBool::new(false),
+        }
+    }
+
+    /// Records a time decision; a log that cannot be written stops the job
+    /// (a replay could not reproduce this run).
+    pub(crate) fn decide(&self, decision: crate::checkpoint::Decision) {
+        if let Some(log) = &self.decisions {
+            if let Err(source) = log.record(decision) {
+                self.fail(EngineError::Output {
+                    what: "time decisions",
+                    path: log.path().display().to_string(),
+                    source,
+                });
+            }
         }
     }
 

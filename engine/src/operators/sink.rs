@@ -192,6 +192,7 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
             let mut upto = frontier.frontier().first().copied();
             if upto.is_none() {
                 if let Some(at) = stopped_at {
+                    control.decide(crate::checkpoint::Decision::Stop { at });
                     // Stopped early: the input is complete below `at`. The
                     // dead letters read past it are written too, after the
                     // complete part (a record that was read and could not be
