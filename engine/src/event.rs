@@ -164,6 +164,8 @@ pub(crate) struct CutReport {
     pub(crate) positions: Vec<(PartitionId, u64, EventTime)>,
     /// The counters of what this worker applied.
     pub(crate) applied: Applied,
+    /// Open window states and keys in the reported state.
+    pub(crate) open: (u64, u64),
 }
 
 /// Counters of what a window operator applied (exact at a cut).

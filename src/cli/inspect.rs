@@ -103,7 +103,18 @@ fn text(info: &CheckpointInfo) -> String {
     out.push_str(&output("late records", &m.outputs.late));
     out.push_str(&output("dead letters", &m.outputs.dead_letters));
     let state = m.files.iter().map(|f| f.len).sum::<u64>();
-    out.push_str(&format!("  window state  {state} bytes\n"));
+    let per_window = if m.counters.open_windows > 0 {
+        format!(
+            ", {:.1} bytes per open window",
+            state as f64 / m.counters.open_windows as f64
+        )
+    } else {
+        String::new()
+    };
+    out.push_str(&format!(
+        "  window state  {state} bytes: {} open windows (panes or sessions) of {} keys{per_window}\n",
+        m.counters.open_windows, m.counters.keys
+    ));
     let f = &m.fingerprint;
     out.push_str(&format!(
         "  job           {} aggregating {}, delay {} ms, lateness {} ms, emit {:?}\n",

@@ -175,6 +175,11 @@ pub struct Counters {
     pub corrections: u64,
     /// Times a followed partition was released as idle.
     pub idle_releases: u64,
+    /// Open window states (panes of tumbling and sliding windows,
+    /// sessions) in the checkpoint's window state, as stored.
+    pub open_windows: u64,
+    /// Keys with window state, as stored.
+    pub keys: u64,
 }
 
 impl Counters {
@@ -213,6 +218,8 @@ impl From<&Summary> for Counters {
             windows_emitted: s.windows_emitted,
             corrections: s.corrections,
             idle_releases: s.idle_releases,
+            open_windows: 0,
+            keys: 0,
         }
     }
 }

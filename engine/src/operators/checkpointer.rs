@@ -34,6 +34,7 @@ struct Report {
     state: Arc<Vec<u8>>,
     positions: Vec<(PartitionId, u64, EventTime)>,
     applied: Applied,
+    open: (u64, u64),
 }
 
 /// What the checkpointing sink knows.
@@ -106,6 +107,7 @@ impl Checkpointer {
             state,
             positions: report.positions,
             applied: report.applied,
+            open: report.open,
         });
     }
 
@@ -166,6 +168,7 @@ impl Checkpointer {
         let mut positions = self.start.clone();
         let mut workers = Vec::with_capacity(self.reports.len());
         let mut applied = Applied::default();
+        let (mut open_windows, mut keys) = (0, 0);
         for w in 0..self.reports.len() {
             let Some(report) = self.covering(w, cut) else {
                 return Ok(());
@@ -176,6 +179,8 @@ impl Checkpointer {
                 pos.stream_time = Some(pos.stream_time.map_or(stream_time, |t| t.max(stream_time)));
             }
             workers.push(report.state.as_ref().clone());
+            open_windows += report.open.0;
+            keys += report.open.1;
             let a = report.applied;
             applied.records += a.records;
             applied.late_dropped += a.late_dropped;
@@ -205,6 +210,8 @@ impl Checkpointer {
             windows_emitted: stats.windows_emitted.load(relaxed),
             corrections: stats.corrections.load(relaxed),
             idle_releases: self.base.idle_releases + stats.idle_releases.load(relaxed),
+            open_windows,
+            keys,
         };
         let checkpoint = Checkpoint {
             frontier: cut,

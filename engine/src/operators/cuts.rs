@@ -80,6 +80,8 @@ pub(crate) struct CutTracker {
     pub(crate) applied: Applied,
     /// Time spent encoding state for reports, not yet counted in the stats.
     pub(crate) encode_nanos: u64,
+    /// Open window states and keys in the last state reported.
+    open: (u64, u64),
 }
 
 impl CutTracker {
@@ -94,6 +96,7 @@ impl CutTracker {
             positions: Vec::new(),
             applied: Applied::default(),
             encode_nanos: 0,
+            open: (0, 0),
         }
     }
 
@@ -139,6 +142,7 @@ impl CutTracker {
         let state = if std::mem::replace(&mut self.dirty, false) {
             let started = std::time::Instant::now();
             let bytes = encode_state(state)?;
+            self.open = (state.open_states() as u64, state.keys() as u64);
             self.encode_nanos += started.elapsed().as_nanos() as u64;
             Some(bytes)
         } else {
@@ -151,6 +155,7 @@ impl CutTracker {
     /// counters only.
     pub(crate) fn finish(&mut self) -> CutReport {
         self.passed = EventTime::MAX;
+        self.open = (0, 0);
         self.report(EventTime::MAX, EventTime::MAX, Some(Vec::new()))
     }
 
@@ -169,6 +174,7 @@ impl CutTracker {
             state,
             positions,
             applied: self.applied,
+            open: self.open,
         }
     }
 }

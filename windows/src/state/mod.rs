@@ -291,6 +291,11 @@ where
         self.store.open_states()
     }
 
+    /// Number of keys with state.
+    pub fn keys(&self) -> usize {
+        dispatch!(&self.store, s => s.keyed.keys.len())
+    }
+
     /// The store and what it is called with at the current frontier.
     #[inline]
     fn parts(&mut self) -> (&mut StoreOf<K, A>, Ctx<'_, A>) {
