@@ -198,11 +198,11 @@ mod tests {
     #[test]
     fn multiples_between_two_times() {
         let s = Schedule::Every(1_000);
-        assert_eq!(s.between(EventTime::MIN, 999), None);
-        assert_eq!(
-            s.between(EventTime::MIN, 1_000),
-            Some((-9_223_372_036_854_775_000, 1_000))
-        );
+        let first = -9_223_372_036_854_775_000;
+        assert_eq!(s.between(EventTime::MIN, -1), Some((first, -1_000)));
+        assert_eq!(s.between(EventTime::MIN, 999), Some((first, 0)));
+        assert_eq!(s.between(EventTime::MIN, 1_000), Some((first, 1_000)));
+        assert_eq!(s.between(1, 999), None);
         assert_eq!(s.between(1_000, 1_999), None);
         assert_eq!(s.between(999, 1_000), Some((1_000, 1_000)));
         assert_eq!(s.between(1_000, 5_500), Some((2_000, 5_000)));
