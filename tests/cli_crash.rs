@@ -471,3 +471,31 @@ fn job_file_checkpoint_keys_reach_the_run() {
     assert!(inspect.status.success());
     assert!(String::from_utf8_lossy(&inspect.stdout).contains("checksums     hold"));
 }
+
+#[test]
+fn checkpoints_of_standard_input_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "run",
+            "--input",
+            "-",
+            "--window",
+            "tumbling:1s",
+            "--checkpoint-dir",
+        ])
+        .arg(tmp.path().join("ck"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("standard input cannot"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tmp.path().join("ck").exists());
+}

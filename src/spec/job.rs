@@ -1081,6 +1081,12 @@ impl JobSpec {
             }
             return Ok(self.reprocessing(b));
         };
+        if matches!(self.input, Some(Input::Stdin)) {
+            return Err(SpecError(
+                "--checkpoint-dir needs an input that can be read again from an offset (a file or a directory); standard input cannot".into(),
+            )
+            .into());
+        }
         if self.rebuild == Some(true) && (self.from_offsets.is_some() || self.from_time.is_some()) {
             return Err(SpecError(
                 "--rebuild starts from offset 0; it does not go with --from-offsets or --from-time"
