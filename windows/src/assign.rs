@@ -56,7 +56,9 @@ pub enum WindowError {
     /// A snapshot whose window state does not belong to its window spec.
     #[error("the snapshot's window state does not match its window spec")]
     SnapshotMismatch,
-    /// Two states cannot be merged ([`WindowState::absorb`](crate::WindowState::absorb)).
+    /// Two states of the same spec and policy cannot be merged
+    /// ([`WindowState::absorb`](crate::WindowState::absorb)): they are at
+    /// different frontiers, or both hold a key. The text says which.
     #[error("the window states cannot be merged: {0}")]
     Absorb(String),
     /// A window around `time` would start or end outside the `i64` range.

@@ -10,6 +10,16 @@
 //!   workers do); their rows merged in canonical order equal the reference.
 //! - `snapshot_restore_is_invisible`: a snapshot taken between any two steps
 //!   and restored through postcard gives the same output as no snapshot.
+//! - `snapshot_split_between_workers_is_invisible`: a snapshot restored on
+//!   two workers, each keeping its share of the keys.
+//! - `absorbing_split_snapshots_is_invisible`: a snapshot split by key into
+//!   2–3 states, advanced to one frontier and absorbed back into one state
+//!   ([`WindowState::absorb`]) continues exactly as the unsplit state.
+//! - `worker_snapshots_absorbed_and_resplit_equal_reference`: per-worker
+//!   snapshots at a cut (each worker stepping only at its own records'
+//!   stream times) merged into one state and restored on another number of
+//!   workers, as a checkpoint is resumed; the rows equal the reference.
+//! - `absorb_refuses_*`: the states [`WindowState::absorb`] cannot merge.
 //!
 //! Run with `cargo test -p tidemark-windows --test state_vs_reference`
 //! (`PROPTEST_CASES=N` for more cases).
@@ -17,11 +27,14 @@
 use proptest::prelude::*;
 use tidemark_windows::log::event_order;
 use tidemark_windows::{
-    evaluate, reference, AggKind, Change, EmitMode, LogRecord, MetricValues, Metrics, Number,
-    Policy, Snapshot, WindowSpec, WindowState,
+    evaluate, reference, AggKind, Applied, Change, EmitMode, LogRecord, MetricValues, Metrics,
+    MetricsAcc, Number, Policy, Snapshot, WindowError, WindowSpec, WindowState,
 };
 
 type Log = Vec<LogRecord<u32, Number>>;
+type State = WindowState<u32, Metrics>;
+type Snap = Snapshot<u32, MetricsAcc, MetricValues>;
+type Row = Change<u32, MetricValues>;
 
 fn metrics() -> Metrics {
     Metrics::new(&[
@@ -102,6 +115,96 @@ fn policy() -> impl Strategy<Value = Policy> {
         prop_oneof![Just(EmitMode::Final), Just(EmitMode::Updates)],
     )
         .prop_map(|(d, l, e)| Policy::new(d, l, e))
+}
+
+/// Window specs that also reach far beyond the timer ring (4096 ms ahead of
+/// the watermark): windows and gaps of several seconds.
+fn wide_spec() -> impl Strategy<Value = WindowSpec> {
+    prop_oneof![
+        4 => spec(),
+        1 => (4_000i64..9_000, 1i64..4, 0u8..3).prop_map(|(size, div, kind)| match kind {
+            0 => WindowSpec::tumbling(size),
+            1 => WindowSpec::sliding(size, size / div),
+            _ => WindowSpec::session(size),
+        }),
+    ]
+}
+
+/// Policies that also keep state for several seconds past a window's end.
+fn wide_policy() -> impl Strategy<Value = Policy> {
+    (
+        policy(),
+        prop_oneof![3 => Just(None), 1 => (4_000i64..8_000).prop_map(Some)],
+    )
+        .prop_map(|(policy, long)| match long {
+            Some(lateness) => Policy { lateness, ..policy },
+            None => policy,
+        })
+}
+
+/// The distinct stream times of `order`: one step each.
+fn step_times(order: &[(i64, usize)]) -> Vec<i64> {
+    let mut steps: Vec<i64> = order.iter().map(|o| o.0).collect();
+    steps.dedup();
+    steps
+}
+
+/// One step at stream time `s`: advance, apply the records of `order` from
+/// `*j` whose stream time is `s` and whose key `mine` accepts (recording
+/// what became of each), end the step.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    state: &mut State,
+    log: &Log,
+    order: &[(i64, usize)],
+    j: &mut usize,
+    s: i64,
+    mine: impl Fn(u32) -> bool,
+    changes: &mut Vec<Row>,
+    applied: &mut Vec<(usize, Applied)>,
+) {
+    state.advance(s, changes);
+    let mut missed = Vec::new();
+    while *j < order.len() && order[*j].0 == s {
+        let i = order[*j].1;
+        let r = &log[i];
+        if mine(r.key) {
+            applied.push((
+                i,
+                state.apply(r.key, r.time, &r.input, &mut missed).unwrap(),
+            ));
+        }
+        *j += 1;
+    }
+    state.end_step(changes);
+}
+
+/// `snap` through its postcard encoding (a checkpoint's form).
+fn reencode(snap: &Snap) -> Snap {
+    postcard::from_bytes(&postcard::to_allocvec(snap).unwrap()).unwrap()
+}
+
+/// A state of `spec` and `policy` with `records` (key, time) applied in
+/// one step at stream time `at`.
+fn state_with(spec: WindowSpec, policy: Policy, at: i64, records: &[(u32, i64)]) -> State {
+    let mut state = WindowState::try_new(spec, policy, metrics()).unwrap();
+    let mut out = Vec::new();
+    state.advance(at, &mut out);
+    for &(key, time) in records {
+        state
+            .apply(key, time, &Number::Int(1), &mut Vec::new())
+            .unwrap();
+    }
+    state.end_step(&mut out);
+    state
+}
+
+/// Every row `state` still emits: it advances to `upto`, then finishes.
+fn rest(mut state: State, upto: i64) -> Vec<Row> {
+    let mut out = Vec::new();
+    state.advance(upto, &mut out);
+    state.finish(&mut out);
+    out
 }
 
 fn rows(changes: &[Change<u32, MetricValues>]) -> Vec<String> {
@@ -248,6 +351,149 @@ proptest! {
         changes.sort_by(|a, b| a.canonical_cmp(b));
         prop_assert_eq!(rows(&changes), rows(&expected.changes));
     }
+
+    #[test]
+    fn absorbing_split_snapshots_is_invisible(
+        log in log(),
+        spec in wide_spec(),
+        policy in wide_policy(),
+        cut in 0usize..200,
+        parts in 2usize..4,
+        owner in prop::collection::vec(0usize..3, 6),
+        encode in any::<bool>(),
+        into_fresh in any::<bool>(),
+        stay in any::<bool>(),
+        back in 0i64..300,
+    ) {
+        // Run one state to a cut and snapshot it; restore the snapshot once
+        // per part (through postcard or not), keep each part's keys, advance
+        // every part to the same frontier (at most the next step's) and
+        // absorb them into one state (the first part, or a new state at
+        // that frontier, as a resume does). That state and the original then
+        // run the rest of the log: the same rows, the same late records.
+        let order = event_order(&log);
+        let steps = step_times(&order);
+        let cut = cut % (steps.len() + 1);
+        let mut original = WindowState::try_new(spec, policy, metrics()).unwrap();
+        let (mut before, mut applied_before) = (Vec::new(), Vec::new());
+        let mut j = 0;
+        for &s in &steps[..cut] {
+            step(&mut original, &log, &order, &mut j, s, |_| true, &mut before, &mut applied_before);
+        }
+        let snap = original.snapshot();
+        let at = original.frontier();
+        let next = steps.get(cut).copied().unwrap_or(at.saturating_add(1_000));
+        let frontier = if stay { at } else { next.saturating_sub(back).max(at) };
+        let owner_of = |k: u32| owner[k as usize] % parts;
+
+        let mut got = Vec::new();
+        let mut split: Vec<State> = (0..parts)
+            .map(|p| {
+                let snap = if encode { reencode(&snap) } else { snap.clone() };
+                let mut part = WindowState::restore(metrics(), snap).unwrap();
+                part.retain_keys(|k| owner_of(*k) == p);
+                part.advance(frontier, &mut got);
+                part
+            })
+            .collect();
+        // The parts' rows merged in canonical order, as a sink merges workers.
+        got.sort_by(|a, b| a.canonical_cmp(b));
+        let keys: usize = split.iter().map(|p| p.keys()).sum();
+        let mut merged = if into_fresh {
+            let mut fresh = WindowState::try_new(spec, policy, metrics()).unwrap();
+            let mut none = Vec::new();
+            fresh.advance(frontier, &mut none);
+            prop_assert!(none.is_empty());
+            fresh
+        } else {
+            split.remove(0)
+        };
+        for part in split {
+            merged.absorb(part).unwrap();
+        }
+        prop_assert_eq!(merged.keys(), keys);
+        prop_assert_eq!(merged.frontier(), frontier);
+
+        let (mut expected, mut applied_expected) = (Vec::new(), Vec::new());
+        let mut applied_got = Vec::new();
+        let from = j;
+        for &s in &steps[cut..] {
+            step(&mut original, &log, &order, &mut j, s, |_| true, &mut expected, &mut applied_expected);
+        }
+        original.finish(&mut expected);
+        let mut j = from;
+        for &s in &steps[cut..] {
+            step(&mut merged, &log, &order, &mut j, s, |_| true, &mut got, &mut applied_got);
+        }
+        merged.finish(&mut got);
+        prop_assert_eq!(&got, &expected);
+        prop_assert_eq!(&applied_got, &applied_expected);
+        prop_assert_eq!(merged.open_states(), 0);
+    }
+
+    #[test]
+    fn worker_snapshots_absorbed_and_resplit_equal_reference(
+        log in log(),
+        spec in wide_spec(),
+        policy in wide_policy(),
+        cut in 0usize..200,
+        before in 1u32..4,
+        after in 1u32..4,
+    ) {
+        // `before` workers, each stepping only at its own records' stream
+        // times, run to a cut time and snapshot; the snapshots are restored,
+        // advanced to just below the cut, absorbed into one state, and that
+        // state restored on `after` workers that each keep their keys and
+        // run the rest. All rows merged in canonical order equal the
+        // reference, and so do the late records.
+        let expected = reference::evaluate(spec, policy, &metrics(), &log);
+        let order = event_order(&log);
+        let steps = step_times(&order);
+        let cut = cut % (steps.len() + 1);
+        let cut_time = steps.get(cut).copied().unwrap_or_else(|| steps.last().map_or(0, |s| s + 1));
+        let (head, tail) = order.split_at(order.partition_point(|o| o.0 < cut_time));
+        let mut changes = Vec::new();
+        let mut applied = Vec::new();
+        let run = |state: &mut State, part: &[(i64, usize)], mine: &dyn Fn(u32) -> bool,
+                   changes: &mut Vec<Row>, applied: &mut Vec<(usize, Applied)>| {
+            let own: Vec<(i64, usize)> = part.iter().copied().filter(|o| mine(log[o.1].key)).collect();
+            let mut j = 0;
+            for s in step_times(&own) {
+                step(state, &log, &own, &mut j, s, |_| true, changes, applied);
+            }
+        };
+        let snapshots: Vec<Vec<u8>> = (0..before)
+            .map(|w| {
+                let mut state = WindowState::try_new(spec, policy, metrics()).unwrap();
+                run(&mut state, head, &|k| k % before == w, &mut changes, &mut applied);
+                postcard::to_allocvec(&state.snapshot()).unwrap()
+            })
+            .collect();
+
+        let below = cut_time - 1;
+        let mut merged = WindowState::try_new(spec, policy, metrics()).unwrap();
+        merged.advance(below, &mut changes);
+        for bytes in &snapshots {
+            let snap: Snap = postcard::from_bytes(bytes).unwrap();
+            let mut state = WindowState::restore(metrics(), snap).unwrap();
+            state.advance(below, &mut changes);
+            merged.absorb(state).unwrap();
+        }
+        let resumed = merged.snapshot();
+        for w in 0..after {
+            let mut state = WindowState::restore(metrics(), reencode(&resumed)).unwrap();
+            state.retain_keys(|k| k % after == w);
+            run(&mut state, tail, &|k| k % after == w, &mut changes, &mut applied);
+            state.finish(&mut changes);
+        }
+        changes.sort_by(|a, b| a.canonical_cmp(b));
+        prop_assert_eq!(rows(&changes), rows(&expected.changes));
+        let order_of = |i: usize| order.iter().position(|o| o.1 == i).unwrap();
+        applied.sort_by_key(|a| order_of(a.0));
+        let late: Vec<usize> = applied.iter().filter(|a| a.1.is_dropped()).map(|a| a.0).collect();
+        let expected_late: Vec<usize> = expected.late.iter().map(|l| l.0).collect();
+        prop_assert_eq!(late, expected_late);
+    }
 }
 
 /// Event times at the i64 extremes never panic; windows that cannot be
@@ -279,6 +525,177 @@ fn extreme_event_times_are_reported_not_panicking() {
             assert_eq!(rows(&got.changes), rows(&expected.changes), "{spec}");
             assert_eq!(got.invalid, expected.invalid, "{spec}");
             assert!(!got.invalid.is_empty(), "{spec}: i64::MAX must be rejected");
+        }
+    }
+}
+
+/// States of different window specs or policies are refused as a
+/// mismatch, and the state absorbing is left as it was.
+#[test]
+fn absorb_refuses_another_spec_or_policy() {
+    let policy = Policy::new(10, 100, EmitMode::Final);
+    let cases = [
+        (WindowSpec::tumbling(100), policy),
+        (WindowSpec::sliding(100, 50), policy),
+        (
+            WindowSpec::Tumbling {
+                size: 100,
+                offset: 7,
+            },
+            policy,
+        ),
+        (WindowSpec::session(100), policy),
+        (WindowSpec::tumbling(200), policy),
+        (
+            WindowSpec::tumbling(200),
+            Policy::new(10, 100, EmitMode::Updates),
+        ),
+        (
+            WindowSpec::tumbling(200),
+            Policy::new(11, 100, EmitMode::Final),
+        ),
+        (
+            WindowSpec::tumbling(200),
+            Policy::new(10, 0, EmitMode::Final),
+        ),
+    ];
+    for (a, &(spec_a, policy_a)) in cases.iter().enumerate() {
+        for (b, &(spec_b, policy_b)) in cases.iter().enumerate() {
+            if a == b {
+                continue;
+            }
+            let mut state = state_with(spec_a, policy_a, 50, &[(1, 40)]);
+            let control = state_with(spec_a, policy_a, 50, &[(1, 40)]);
+            let other = state_with(spec_b, policy_b, 50, &[(2, 45)]);
+            let err = state.absorb(other).unwrap_err();
+            assert!(
+                matches!(err, WindowError::SnapshotMismatch),
+                "{spec_a} {policy_a:?} absorbing {spec_b} {policy_b:?}: {err}"
+            );
+            assert_eq!(state.keys(), 1);
+            assert_eq!(rest(state, 60), rest(control, 60));
+        }
+    }
+}
+
+/// States at different frontiers are refused, naming both frontiers.
+#[test]
+fn absorb_refuses_another_frontier() {
+    let spec = WindowSpec::tumbling(100);
+    let policy = Policy::new(10, 0, EmitMode::Final);
+    let mut state = state_with(spec, policy, 50, &[(1, 40)]);
+    let control = state_with(spec, policy, 50, &[(1, 40)]);
+    let other = state_with(spec, policy, 70, &[(2, 60)]);
+    let err = state.absorb(other).unwrap_err();
+    assert!(matches!(err, WindowError::Absorb(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "the window states cannot be merged: the states are at different frontiers (50 and 70)"
+    );
+    assert_eq!(state.frontier(), 50);
+    assert_eq!(rest(state, 80), rest(control, 80));
+    // An empty state is refused too: only the frontier differs.
+    let mut state = state_with(spec, policy, 50, &[(1, 40)]);
+    let empty = state_with(spec, policy, 51, &[]);
+    assert!(matches!(state.absorb(empty), Err(WindowError::Absorb(_))));
+}
+
+/// States holding a key in common are refused, and none of the other
+/// state's keys is moved.
+#[test]
+fn absorb_refuses_a_shared_key() {
+    for spec in [
+        WindowSpec::tumbling(100),
+        WindowSpec::sliding(100, 25),
+        WindowSpec::session(30),
+    ] {
+        for emit in [EmitMode::Final, EmitMode::Updates] {
+            let policy = Policy::new(10, 50, emit);
+            let mine = [(1, 10), (2, 20), (2, 40)];
+            let mut state = state_with(spec, policy, 50, &mine);
+            let control = state_with(spec, policy, 50, &mine);
+            let other = state_with(spec, policy, 50, &[(3, 30), (2, 45), (4, 5)]);
+            let err = state.absorb(other).unwrap_err();
+            assert!(matches!(err, WindowError::Absorb(_)), "{spec}: {err}");
+            assert_eq!(
+                err.to_string(),
+                "the window states cannot be merged: the states hold a key in common"
+            );
+            assert_eq!(state.keys(), 2, "{spec}");
+            assert_eq!(state.open_states(), control.open_states(), "{spec}");
+            assert_eq!(rest(state, 500), rest(control, 500), "{spec} {emit:?}");
+        }
+    }
+}
+
+/// Absorbing moves the other state's timers: its windows fire and its
+/// state is dropped when the watermark reaches them, whether their times
+/// lie in the timer ring of the absorbing state, beyond it, or below its
+/// base (a late session whose end the watermark had already passed).
+#[test]
+fn absorbed_keys_wake_on_time() {
+    let at = 20_000;
+    let cases = [
+        (WindowSpec::tumbling(100), 0, [(1, at)], [(2, at)]),
+        (WindowSpec::tumbling(10_000), 0, [(1, at)], [(2, at)]),
+        (
+            WindowSpec::sliding(9_000, 3_000),
+            500,
+            [(1, at)],
+            [(2, at - 10)],
+        ),
+        (WindowSpec::session(9_000), 0, [(1, at)], [(2, at)]),
+        (WindowSpec::session(100), 1_000, [(1, at)], [(2, at - 150)]),
+        (
+            WindowSpec::session(100),
+            6_000,
+            [(1, at - 120)],
+            [(2, at - 150)],
+        ),
+    ];
+    for (spec, lateness, mine, theirs) in cases {
+        let policy = Policy::new(0, lateness, EmitMode::Final);
+        let both: Vec<_> = mine.iter().chain(&theirs).copied().collect();
+        for restored_absorbs in [false, true] {
+            // One of the two states was restored from its encoding at the
+            // frontier (its timers all wait outside a ring that has not
+            // started); the other has advanced (its ring starts just above
+            // the watermark).
+            let advanced = state_with(spec, policy, at, &mine);
+            let restored = state_with(spec, policy, at, &theirs);
+            let restored = WindowState::restore(metrics(), reencode(&restored.snapshot())).unwrap();
+            let mut merged = if restored_absorbs {
+                let mut merged = restored;
+                merged.absorb(advanced).unwrap();
+                merged
+            } else {
+                let mut merged = advanced;
+                merged.absorb(restored).unwrap();
+                merged
+            };
+            let mut whole = state_with(spec, policy, at, &both);
+            assert_eq!(merged.keys(), 2);
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for upto in [
+                at + 50,
+                at + 100,
+                at + 1_500,
+                at + 5_000,
+                at + 10_000,
+                at + 30_000,
+            ] {
+                merged.advance(upto, &mut got);
+                whole.advance(upto, &mut want);
+                assert_eq!(got, want, "{spec} at {upto}");
+                assert_eq!(merged.keys(), whole.keys(), "{spec} at {upto}");
+                assert_eq!(
+                    merged.open_states(),
+                    whole.open_states(),
+                    "{spec} at {upto}"
+                );
+            }
+            // Every key woke until it was dropped, the absorbed one too.
+            assert_eq!(merged.keys(), 0, "{spec}");
         }
     }
 }

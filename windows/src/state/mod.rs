@@ -383,6 +383,19 @@ where
     /// of a checkpoint (each worker holds its own keys) become one state
     /// again. Both must have the same spec, policy and frontier, and no key
     /// in common; otherwise `self` is left as it was.
+    ///
+    /// Call it between steps (after [`end_step`](Self::end_step), or after
+    /// an [`advance`](Self::advance) with no record applied since): what
+    /// `other` collected for the corrections of an unfinished step is not
+    /// carried over. To merge states at different frontiers, first advance
+    /// them to the same one (a later frontier only fires and drops what it
+    /// must, as a step with no records would). The result then behaves
+    /// exactly as one state that held every key: `other`'s timers move with
+    /// its keys, and the queue entries that [`retain_keys`](Self::retain_keys)
+    /// left behind stay stale.
+    ///
+    /// Errors: [`WindowError::SnapshotMismatch`] for another spec or policy,
+    /// [`WindowError::Absorb`] for another frontier or a key in common.
     pub fn absorb(&mut self, other: WindowState<K, A>) -> Result<(), WindowError> {
         if (self.spec, self.policy) != (other.spec, other.policy) {
             return Err(WindowError::SnapshotMismatch);
