@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidemark_engine::checkpoint::InputIdentity;
 use tidemark_engine::{
     BadRecords, CheckpointConfig, EmitFrom, EngineConfig, EngineError, JobAggregator, LateRecord,
     Output, Parallelism, Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary,
@@ -380,12 +379,12 @@ impl<A: JobAggregator> JobBuilder<A> {
             config.commit_interval = every;
         }
         if let Some(mut checkpoint) = self.checkpoint {
-            if checkpoint.input == InputIdentity::default() {
+            if checkpoint.input.partitions.is_empty() {
                 let partitions = source.partitions().map_err(EngineError::from)?;
-                checkpoint.input = InputIdentity::new(
-                    vec![source.describe()],
-                    partitions.iter().map(u32::to_string).collect(),
-                );
+                checkpoint.input.partitions = partitions.iter().map(u32::to_string).collect();
+            }
+            if checkpoint.input.paths.is_empty() {
+                checkpoint.input.paths = vec![source.describe()];
             }
             config.checkpoint = Some(checkpoint);
         }

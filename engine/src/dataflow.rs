@@ -253,6 +253,7 @@ pub fn run<A: JobAggregator>(
                 "checkpoint {id} marks this job complete: nothing to do (--rebuild runs it again)"
             ));
         }
+        Stats::add(&stats.partitions, partitions.len() as u64);
         let mut summary = stats.summary(delay);
         summary.final_watermark = None;
         summary.resumed_from = begin.resumed.map(|(id, _)| id.0);

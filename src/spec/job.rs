@@ -1106,7 +1106,7 @@ impl JobSpec {
             every,
             keep,
             rebuild: self.rebuild == Some(true),
-            input: Default::default(),
+            input: self.input_identity(),
             settings: self.fingerprint_settings(),
         });
         Ok(self.reprocessing(b))
@@ -1121,6 +1121,18 @@ impl JobSpec {
             (None, Some(t)) => b.emit_from(tidemark_engine::EmitFrom::Time(t.0)),
             (None, None) => b,
         }
+    }
+
+    /// The input as a checkpoint names it: a path made absolute with its
+    /// links resolved, so the same job resumes from any working directory
+    /// (and another directory's log of the same relative name does not).
+    fn input_identity(&self) -> tidemark_engine::checkpoint::InputIdentity {
+        let path = match &self.input {
+            Some(Input::Path(p)) => resolve(p).display().to_string(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        tidemark_engine::checkpoint::InputIdentity::new(vec![path], Vec::new())
     }
 
     /// The options that change what a job computes beyond the window and
