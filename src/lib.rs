@@ -56,6 +56,7 @@
 
 pub mod job;
 pub mod spec;
+pub mod tradeoff;
 
 pub use tidemark_engine as engine;
 pub use tidemark_sources as sources;

@@ -22,10 +22,58 @@ pub enum BenchWhat {
     /// Wall-clock speedup of N workers over one on the same partitions,
     /// beside what this machine allows N threads of a plain loop.
     Scaling(ScalingArgs),
+    /// The latency/completeness trade-off of delay, allowed lateness and
+    /// emit mode on one generated workload: event-time latency of first and
+    /// last results, completeness, dropped share, corrections.
+    Tradeoff(TradeoffArgs),
     /// What checkpoints cost: the throughput with a checkpoint every second
     /// of event time beside none, and the time and size of a checkpoint
     /// against the number of open windows.
     Checkpoint(CheckpointArgs),
+}
+
+/// Flags of `tidemark bench tradeoff`.
+#[derive(Args, Debug)]
+pub struct TradeoffArgs {
+    /// The window.
+    #[arg(long, default_value = "tumbling:1s")]
+    pub window: tidemark::spec::JobWindow,
+    /// Watermark delays to try, comma-separated.
+    #[arg(long, default_value = "0,50ms,200ms,1s", value_delimiter = ',')]
+    pub delays: Vec<tidemark::spec::DurationMs>,
+    /// Allowed latenesses to try, comma-separated.
+    #[arg(long, default_value = "0,1s,10s", value_delimiter = ',')]
+    pub lateness: Vec<tidemark::spec::DurationMs>,
+    /// Emit modes to try, comma-separated.
+    #[arg(long, default_value = "final,updates", value_delimiter = ',')]
+    pub emit: Vec<tidemark::spec::Emit>,
+    /// Events of the generated workload.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 1_000)]
+    pub keys: u32,
+    /// Partitions.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: u32,
+    /// Events per ms of event time.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Uniform disorder: how far an event may be earlier than its place.
+    #[arg(long, default_value = "100ms")]
+    pub disorder: tidemark::spec::DurationMs,
+    /// Share of stragglers.
+    #[arg(long, default_value_t = 0.02)]
+    pub late_frac: f64,
+    /// How far behind the stragglers are.
+    #[arg(long, default_value = "5s")]
+    pub late_extra: tidemark::spec::DurationMs,
+    /// Worker threads (the event-time columns do not depend on it).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Write DIR/tradeoff.csv, one row per setting.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// Flags of `tidemark bench checkpoint`.
@@ -108,7 +156,92 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Throughput(t) => throughput(t),
         BenchWhat::Scaling(s) => scaling(s),
         BenchWhat::Checkpoint(c) => checkpoint(c),
+        BenchWhat::Tradeoff(t) => tradeoff(t),
     }
+}
+
+fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use tidemark::sources::{GeneratorConfig, GeneratorSource, Source};
+    use tidemark::tradeoff::{csv_row, measure, truth, Setting, CSV_HEADER};
+    check_events(args.events)?;
+    let config = GeneratorConfig {
+        events: args.events,
+        keys: args.keys,
+        partitions: args.partitions,
+        rate: args.rate,
+        disorder: args.disorder.millis(),
+        late_frac: args.late_frac,
+        late_extra: args.late_extra.millis(),
+        ..GeneratorConfig::default()
+    };
+    let source = || -> anyhow::Result<Arc<dyn Source>> {
+        Ok(Arc::new(
+            GeneratorSource::new(config.clone())
+                .map_err(|e| anyhow::anyhow!("invalid workload: {e}"))?,
+        ))
+    };
+    let window = args.window.spec();
+    println!(
+        "tidemark bench tradeoff: {window} over {} events, {} keys, {} partitions, {} events/ms, disorder {}, {}% stragglers {} behind",
+        args.events,
+        args.keys,
+        args.partitions,
+        args.rate,
+        args.disorder,
+        args.late_frac * 100.0,
+        args.late_extra
+    );
+    println!("latency: how far past a window's end the stream time was when its first / last result was emitted (event time: deterministic, the same for any worker count); records/s is not");
+    let truth = truth(source()?, window)?;
+    println!(
+        "{} windows in the ground truth (every record counted)",
+        truth.len()
+    );
+    println!();
+    println!(
+        "{:>8} {:>8} {:>7} | {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7} {:>6} | {:>9}",
+        "delay", "lateness", "emit", "first p50", "p99", "max", "last p99", "max", "first ok", "last ok", "error", "dropped", "corr/w", "records/s"
+    );
+    let mut csv = format!("{CSV_HEADER}\n");
+    for &emit in &args.emit {
+        for &lateness in &args.lateness {
+            for &delay in &args.delays {
+                let setting = Setting {
+                    delay: delay.millis(),
+                    lateness: lateness.millis(),
+                    emit: emit.into(),
+                };
+                let r = measure(source()?, window, setting, &truth, args.workers.max(1))?;
+                println!(
+                    "{:>8} {:>8} {:>7} | {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>6.1}% {:>6.1}% {:>7.4} {:>6.2}% {:>6.3} | {:>9.0}",
+                    delay.to_string(),
+                    lateness.to_string(),
+                    emit.to_string(),
+                    r.first_latency.p50,
+                    r.first_latency.p99,
+                    r.first_latency.max,
+                    r.last_latency.p99,
+                    r.last_latency.max,
+                    100.0 * r.first_complete,
+                    100.0 * r.last_complete,
+                    r.first_error,
+                    100.0 * r.dropped,
+                    r.corrections_per_window,
+                    r.records_per_second
+                );
+                csv.push_str(&csv_row(&r));
+                csv.push('\n');
+            }
+        }
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("tradeoff.csv");
+        std::fs::write(&path, csv)?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn checkpoint(args: &CheckpointArgs) -> anyhow::Result<()> {
