@@ -237,3 +237,96 @@ pub fn csv_row(r: &Report) -> String {
         r.records_per_second
     )
 }
+
+/// The settings on the Pareto front of first-result latency (p99, lower is
+/// better) against first-result completeness (higher is better), by
+/// increasing latency.
+pub fn pareto_front(reports: &[Report]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..reports.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (&reports[a], &reports[b]);
+        ra.first_latency
+            .p99
+            .cmp(&rb.first_latency.p99)
+            .then(rb.first_complete.total_cmp(&ra.first_complete))
+    });
+    let mut front = Vec::new();
+    let mut best = f64::NEG_INFINITY;
+    for i in order {
+        if reports[i].first_complete > best {
+            best = reports[i].first_complete;
+            front.push(i);
+        }
+    }
+    front
+}
+
+/// A setting's label on the plot.
+pub fn label(s: &Setting) -> String {
+    let emit = match s.emit {
+        EmitMode::Final => "final",
+        EmitMode::Updates => "updates",
+    };
+    format!("D={}ms L={}ms {emit}", s.delay, s.lateness)
+}
+
+/// Draws first-result latency (p99, event time) against first-result
+/// completeness, one labelled point per setting, the Pareto front drawn
+/// and highlighted, as an SVG file at `path`.
+pub fn plot_svg(reports: &[Report], title: &str, path: &std::path::Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| format!("could not draw \"{}\": {e}", path.display());
+    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let max_latency = reports
+        .iter()
+        .map(|r| r.first_latency.p99)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..max_latency * 1.15, 0f64..105f64)
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("first result: p99 latency past the window's end (ms of event time)")
+        .y_desc("first result equals the truth (% of windows)")
+        .draw()
+        .map_err(|e| fail(&e))?;
+    let front = pareto_front(reports);
+    let point = |r: &Report| (r.first_latency.p99 as f64, 100.0 * r.first_complete);
+    chart
+        .draw_series(LineSeries::new(
+            front.iter().map(|&i| point(&reports[i])),
+            RED.stroke_width(2),
+        ))
+        .map_err(|e| fail(&e))?
+        .label("Pareto front")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    for (i, r) in reports.iter().enumerate() {
+        let on_front = front.contains(&i);
+        let color = if on_front { RED } else { BLUE };
+        let (x, y) = point(r);
+        chart
+            .draw_series(std::iter::once(Circle::new((x, y), 4, color.filled())))
+            .map_err(|e| fail(&e))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label(&r.setting),
+                (x, y),
+                ("sans-serif", 11).into_font().color(&color),
+            )))
+            .map_err(|e| fail(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))
+}

@@ -185,6 +185,46 @@ fn the_bench_command_writes_one_csv_row_per_setting_the_same_for_1_and_2_workers
         assert!(dropped(&rows[1]) > 0.0, "{}", rows[1]);
         assert_eq!(dropped(&rows[3]), 0.0, "{}", rows[3]);
         csvs.push(rows);
+        // The plot parses as XML and has one point per setting.
+        let svg = std::fs::read_to_string(out.join("tradeoff.svg")).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let points = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("circle"))
+            .count();
+        assert_eq!(points, 8, "one point per setting");
+        assert!(svg.contains("Pareto front"));
+        assert!(svg.contains("D=100ms L=3000ms updates"));
     }
     assert_eq!(csvs[0], csvs[1]);
+}
+
+#[test]
+fn the_pareto_front_keeps_the_settings_no_other_beats_on_both_axes() {
+    use tidemark::tradeoff::{pareto_front, Percentiles, Report};
+    let report = |p99: u64, complete: f64| Report {
+        setting: setting(p99 as i64, 0, EmitMode::Final),
+        windows: 10,
+        first_latency: Percentiles {
+            p99,
+            ..Percentiles::default()
+        },
+        last_latency: Percentiles::default(),
+        first_complete: complete,
+        last_complete: complete,
+        first_error: 0.0,
+        dropped: 0.0,
+        corrections_per_window: 0.0,
+        records_per_second: 0.0,
+    };
+    let reports = [
+        report(100, 0.5),
+        report(0, 0.2),
+        report(200, 0.4),
+        report(50, 0.5),
+        report(300, 0.9),
+    ];
+    // (0, 20 %), (50, 50 %), (300, 90 %); (100, 50 %) and (200, 40 %) are
+    // beaten by (50, 50 %).
+    assert_eq!(pareto_front(&reports), vec![1, 3, 4]);
 }

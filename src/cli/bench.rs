@@ -204,6 +204,7 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
         "delay", "lateness", "emit", "first p50", "p99", "max", "last p99", "max", "first ok", "last ok", "error", "dropped", "corr/w", "records/s"
     );
     let mut csv = format!("{CSV_HEADER}\n");
+    let mut reports = Vec::new();
     for &emit in &args.emit {
         for &lateness in &args.lateness {
             for &delay in &args.delays {
@@ -232,6 +233,7 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
                 );
                 csv.push_str(&csv_row(&r));
                 csv.push('\n');
+                reports.push(r);
             }
         }
     }
@@ -239,7 +241,10 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("tradeoff.csv");
         std::fs::write(&path, csv)?;
-        println!("\nwrote {}", path.display());
+        let svg = dir.join("tradeoff.svg");
+        let title = format!("{window}: latency against completeness of first results");
+        tidemark::tradeoff::plot_svg(&reports, &title, &svg).map_err(anyhow::Error::msg)?;
+        println!("\nwrote {} and {}", path.display(), svg.display());
     }
     Ok(())
 }
