@@ -55,12 +55,15 @@ impl Percentiles {
         if h.is_empty() {
             return Percentiles::default();
         }
+        // The bottom of each value's bucket: with 5 significant figures that
+        // is the value itself up to 100 s, and within 0.001 % beyond.
+        let at = |q: f64| h.lowest_equivalent(h.value_at_quantile(q));
         Percentiles {
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: h.max(),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: h.lowest_equivalent(h.max()),
         }
     }
 }
@@ -163,7 +166,7 @@ pub fn measure(
             })
             .or_insert((r.time, r.value, r.time, r.value));
     }
-    let new_histogram = || Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    let new_histogram = || Histogram::<u64>::new(5).expect("5 significant figures is valid");
     let (mut first, mut last) = (new_histogram(), new_histogram());
     let (mut first_ok, mut last_ok, mut error) = (0u64, 0u64, 0f64);
     for (key, want) in truth {

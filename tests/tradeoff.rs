@@ -228,3 +228,51 @@ fn the_pareto_front_keeps_the_settings_no_other_beats_on_both_axes() {
     // beaten by (50, 50 %).
     assert_eq!(pareto_front(&reports), vec![1, 3, 4]);
 }
+
+#[test]
+fn a_job_file_supplies_the_input_field_mapping_and_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clicks.toml");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args([
+            "bench",
+            "tradeoff",
+            "--delays",
+            "0,5s",
+            "--lateness",
+            "0",
+            "--emit",
+            "final",
+        ])
+        .arg("--job")
+        .arg(&job)
+        .arg("--out")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let table = String::from_utf8_lossy(&run.stdout).into_owned();
+    // The job file's window (tumbling 1 minute) over its RFC 3339 input.
+    assert!(
+        table.contains("tumbling 60000ms over the input of"),
+        "{table}"
+    );
+    let csv = std::fs::read_to_string(tmp.path().join("tradeoff.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    // Fired at the watermark: the first result comes exactly 5 s past the
+    // window's end (p50 and max).
+    let cols: Vec<&str> = rows[2].split(',').collect();
+    assert_eq!(
+        (cols[0], cols[4], cols[8]),
+        ("5000", "5000", "5000"),
+        "{}",
+        rows[2]
+    );
+    // Some windows exist (51 in the example) and the malformed line is not a record.
+    assert_eq!(cols[3], "51");
+}

@@ -35,9 +35,14 @@ pub enum BenchWhat {
 /// Flags of `tidemark bench tradeoff`.
 #[derive(Args, Debug)]
 pub struct TradeoffArgs {
-    /// The window.
-    #[arg(long, default_value = "tumbling:1s")]
-    pub window: tidemark::spec::JobWindow,
+    /// Measure on this job file's input (its input, field mapping, time
+    /// format and window; its delay, lateness, emit mode and outputs are
+    /// ignored) instead of the generator.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<std::path::PathBuf>,
+    /// The window (default: the job file's, else tumbling:1s).
+    #[arg(long)]
+    pub window: Option<tidemark::spec::JobWindow>,
     /// Watermark delays to try, comma-separated.
     #[arg(long, default_value = "0,50ms,200ms,1s", value_delimiter = ',')]
     pub delays: Vec<tidemark::spec::DurationMs>,
@@ -175,23 +180,39 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
         late_extra: args.late_extra.millis(),
         ..GeneratorConfig::default()
     };
-    let source = || -> anyhow::Result<Arc<dyn Source>> {
-        Ok(Arc::new(
-            GeneratorSource::new(config.clone())
-                .map_err(|e| anyhow::anyhow!("invalid workload: {e}"))?,
-        ))
+    let spec = match &args.job {
+        Some(path) => Some(tidemark::JobSpec::from_file(path)?),
+        None => None,
     };
-    let window = args.window.spec();
-    println!(
-        "tidemark bench tradeoff: {window} over {} events, {} keys, {} partitions, {} events/ms, disorder {}, {}% stragglers {} behind",
-        args.events,
-        args.keys,
-        args.partitions,
-        args.rate,
-        args.disorder,
-        args.late_frac * 100.0,
-        args.late_extra
-    );
+    let source = || -> anyhow::Result<Arc<dyn Source>> {
+        match &spec {
+            Some(spec) => Ok(spec.source()?),
+            None => Ok(Arc::new(
+                GeneratorSource::new(config.clone())
+                    .map_err(|e| anyhow::anyhow!("invalid workload: {e}"))?,
+            )),
+        }
+    };
+    let window = args
+        .window
+        .or_else(|| spec.as_ref().and_then(|s| s.window))
+        .map_or(tidemark::windows::WindowSpec::tumbling(1_000), |w| w.spec());
+    match &args.job {
+        Some(path) => println!(
+            "tidemark bench tradeoff: {window} over the input of \"{}\"",
+            path.display()
+        ),
+        None => println!(
+            "tidemark bench tradeoff: {window} over {} events, {} keys, {} partitions, {} events/ms, disorder {}, {}% stragglers {} behind",
+            args.events,
+            args.keys,
+            args.partitions,
+            args.rate,
+            args.disorder,
+            args.late_frac * 100.0,
+            args.late_extra
+        ),
+    }
     println!("latency: how far past a window's end the stream time was when its first / last result was emitted (event time: deterministic, the same for any worker count); records/s is not");
     let truth = truth(source()?, window)?;
     println!(
