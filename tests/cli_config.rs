@@ -339,6 +339,7 @@ fn gen_flags_and_gen_inputs_share_one_grammar() {
         ("partitions", "3"),
         ("rate", "0.5"),
         ("disorder", "40ms"),
+        ("disorder-shape", "exp"),
         ("late-frac", "0.1"),
         ("late-extra", "2s"),
         ("gap-every", "500"),

@@ -149,16 +149,17 @@ fn the_bench_command_writes_one_csv_row_per_setting_the_same_for_1_and_2_workers
                 "--delays",
                 "0,100ms",
                 "--lateness",
-                "0,3s",
+                "0,40s",
             ])
             .args([
                 "--emit",
                 "final,updates",
                 "--disorder",
-                "80ms",
+                "30ms",
                 "--late-frac",
                 "0.05",
             ])
+            .args(["--disorder-shape", "pareto:1.5"])
             .args(["--late-extra", "2s", "--partitions", "3", "--rate", "5"])
             .args(["--workers", workers])
             .arg("--out")
@@ -172,6 +173,7 @@ fn the_bench_command_writes_one_csv_row_per_setting_the_same_for_1_and_2_workers
         );
         let table = String::from_utf8_lossy(&run.stdout).into_owned();
         assert!(table.contains("deterministic"), "{table}");
+        assert!(table.contains("disorder pareto:1.5 30ms"), "{table}");
         let csv = std::fs::read_to_string(out.join("tradeoff.csv")).unwrap();
         let rows: Vec<String> = csv
             .lines()
@@ -179,8 +181,9 @@ fn the_bench_command_writes_one_csv_row_per_setting_the_same_for_1_and_2_workers
             .collect();
         assert_eq!(rows.len(), 1 + 2 * 2 * 2, "{csv}");
         assert!(rows[0].starts_with("delay_ms,lateness_ms,emit"));
-        // The generator's stragglers are dropped with no lateness and no
-        // delay, and nothing is dropped with 3 s of lateness.
+        // The stragglers and the heavy tail are dropped with no lateness and
+        // no delay; nothing is with 40 s of lateness (the tail is cut at
+        // 1000 × 30 ms, the stragglers 2 s behind).
         let dropped = |row: &str| row.split(',').nth(17).unwrap().parse::<f64>().unwrap();
         assert!(dropped(&rows[1]) > 0.0, "{}", rows[1]);
         assert_eq!(dropped(&rows[3]), 0.0, "{}", rows[3]);
@@ -194,7 +197,7 @@ fn the_bench_command_writes_one_csv_row_per_setting_the_same_for_1_and_2_workers
             .count();
         assert_eq!(points, 8, "one point per setting");
         assert!(svg.contains("Pareto front"));
-        assert!(svg.contains("D=100ms L=3000ms updates"));
+        assert!(svg.contains("D=100ms L=40000ms updates"));
     }
     assert_eq!(csvs[0], csvs[1]);
 }

@@ -21,7 +21,9 @@
 //!   gap_ms · ⌊i / gap_every⌋` (no gaps when `gap_every` is 0): every
 //!   `gap_every` arrivals the whole stream goes idle for `gap_ms`;
 //! - its delay is, with probability `late_frac` (`d1`), `disorder + 1 +
-//!   uniform[0, max(1, late_extra))`, else `uniform[0, disorder]` (`d2`);
+//!   uniform[0, max(1, late_extra))`, else drawn (`d2`) from
+//!   `disorder_shape` with scale `disorder`: `uniform[0, disorder]` by
+//!   default, or exponential, or Pareto ([`DisorderShape`]);
 //!   its event time is `base − delay`;
 //! - its key is drawn (`d3`) among the partition's keys, uniformly or by
 //!   their zipf weight;
@@ -64,8 +66,12 @@ pub struct GeneratorConfig {
     pub rate: f64,
     /// The first arrival time, epoch ms (default 1 700 000 000 000).
     pub start: i64,
-    /// The largest delay of an in-order event, ms (default 0).
+    /// The scale of an in-order event's delay, ms (default 0): its largest
+    /// value for [`DisorderShape::Uniform`], its mean for `Exponential`,
+    /// the Pareto scale for `Pareto`.
     pub disorder: i64,
+    /// How in-order delays are distributed (default uniform).
+    pub disorder_shape: DisorderShape,
     /// The fraction of events that are late stragglers (default 0).
     pub late_frac: f64,
     /// How far beyond `disorder` a straggler may be, ms (default 0).
@@ -89,6 +95,7 @@ impl Default for GeneratorConfig {
             rate: 1.0,
             start: 1_700_000_000_000,
             disorder: 0,
+            disorder_shape: DisorderShape::Uniform,
             late_frac: 0.0,
             late_extra: 0,
             skew: 0.0,
@@ -96,6 +103,101 @@ impl Default for GeneratorConfig {
             gap_ms: 0,
             seed: 1,
         }
+    }
+}
+
+/// How the delays of in-order events are distributed, with scale `d` =
+/// [`GeneratorConfig::disorder`]. Written `uniform`, `exp` or
+/// `pareto:ALPHA`.
+///
+/// ```
+/// use tidemark_sources::generator::DisorderShape;
+///
+/// assert_eq!("pareto:1.5".parse::<DisorderShape>().unwrap(), DisorderShape::Pareto(1.5));
+/// assert_eq!(DisorderShape::Exponential.to_string(), "exp");
+/// assert!("pareto:0".parse::<DisorderShape>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DisorderShape {
+    /// Uniform in `[0, d]`.
+    #[default]
+    Uniform,
+    /// Exponential with mean `d`, cut at `20 d`.
+    Exponential,
+    /// Pareto (Lomax) with scale `d` and tail index `ALPHA`: `d ((1 −
+    /// u)^(−1/ALPHA) − 1)`, heavy-tailed, cut at `1000 d`.
+    Pareto(f64),
+}
+
+impl DisorderShape {
+    /// The largest delay of scale `d`.
+    fn max_delay(self, d: i64) -> i64 {
+        match self {
+            DisorderShape::Uniform => d,
+            DisorderShape::Exponential => d.saturating_mul(20),
+            DisorderShape::Pareto(_) => d.saturating_mul(1000),
+        }
+    }
+
+    /// The delay of scale `d` for the uniform draw `u` in `[0, 1)`.
+    fn delay(self, d: i64, bits: u64) -> i64 {
+        let u = unit(bits);
+        let x = match self {
+            DisorderShape::Uniform => return below(bits, d as u64 + 1) as i64,
+            DisorderShape::Exponential => -(1.0 - u).ln() * d as f64,
+            DisorderShape::Pareto(alpha) => d as f64 * ((1.0 - u).powf(-1.0 / alpha) - 1.0),
+        };
+        (x.round() as i64).clamp(0, self.max_delay(d))
+    }
+}
+
+impl std::str::FromStr for DisorderShape {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "uniform" => Ok(DisorderShape::Uniform),
+            "exp" | "exponential" => Ok(DisorderShape::Exponential),
+            other => {
+                let alpha = other
+                    .strip_prefix("pareto:")
+                    .and_then(|a| a.parse::<f64>().ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "invalid disorder shape \"{other}\": expected uniform, exp or pareto:ALPHA (e.g. pareto:1.5)"
+                        )
+                    })?;
+                if !(alpha.is_finite() && alpha > 0.0) {
+                    return Err(format!(
+                        "invalid disorder shape \"{other}\": the Pareto tail index must be above 0"
+                    ));
+                }
+                Ok(DisorderShape::Pareto(alpha))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DisorderShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisorderShape::Uniform => f.write_str("uniform"),
+            DisorderShape::Exponential => f.write_str("exp"),
+            DisorderShape::Pareto(alpha) => write!(f, "pareto:{alpha}"),
+        }
+    }
+}
+
+impl TryFrom<String> for DisorderShape {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<DisorderShape> for String {
+    fn from(s: DisorderShape) -> String {
+        s.to_string()
     }
 }
 
@@ -125,8 +227,11 @@ impl GeneratorConfig {
         let latest = self.start as f64
             + gaps as f64 * self.gap_ms as f64
             + (last as f64 / self.rate).floor();
-        let earliest =
-            self.start as i128 - self.disorder as i128 - self.late_extra.max(1) as i128 - 1;
+        let earliest = self.start as i128
+            - self.disorder_shape.max_delay(self.disorder) as i128
+            - self.disorder as i128
+            - self.late_extra.max(1) as i128
+            - 1;
         if latest > MAX_EVENT_TIME as f64 || earliest < MIN_EVENT_TIME as i128 {
             return Err("the configuration yields event times outside ±2^53 ms".to_owned());
         }
@@ -265,7 +370,7 @@ impl Plan {
         let delay = if c.late_frac > 0.0 && unit(draw(1)) < c.late_frac {
             c.disorder + 1 + below(draw(2), c.late_extra.max(1) as u64) as i64
         } else if c.disorder > 0 {
-            below(draw(2), c.disorder as u64 + 1) as i64
+            c.disorder_shape.delay(c.disorder, draw(2))
         } else {
             0
         };
@@ -459,6 +564,44 @@ impl GeneratorSource {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn disorder_shapes_have_their_mean_and_tail() {
+        let delays = |shape: DisorderShape| -> Vec<i64> {
+            let config = GeneratorConfig {
+                events: 20_000,
+                rate: 0.01,
+                disorder: 100,
+                disorder_shape: shape,
+                ..GeneratorConfig::default()
+            };
+            let source = GeneratorSource::new(config.clone()).unwrap();
+            let plan = &source.plan;
+            (0..config.events)
+                .map(|o| {
+                    let r = plan.event(0, &plan.partitions[0], o);
+                    let arrival = config.start + (o as f64 / config.rate) as i64;
+                    arrival - r.event_time
+                })
+                .collect()
+        };
+        let mean = |d: &[i64]| d.iter().sum::<i64>() as f64 / d.len() as f64;
+        let uniform = delays(DisorderShape::Uniform);
+        assert!(uniform.iter().all(|&d| (0..=100).contains(&d)));
+        assert!((mean(&uniform) - 50.0).abs() < 2.0, "{}", mean(&uniform));
+        let exp = delays(DisorderShape::Exponential);
+        assert!(exp.iter().all(|&d| (0..=2_000).contains(&d)));
+        assert!((mean(&exp) - 100.0).abs() < 5.0, "{}", mean(&exp));
+        assert!(
+            exp.iter().filter(|&&d| d > 300).count() > 500,
+            "e^-3 of the draws are beyond 3 means"
+        );
+        let pareto = delays(DisorderShape::Pareto(1.5));
+        assert!(pareto.iter().all(|&d| (0..=100_000).contains(&d)));
+        // Heavy-tailed: P(X > 10 d) = 11^-1.5, about 2.7 %.
+        let beyond = pareto.iter().filter(|&&d| d > 1_000).count() as f64 / 20_000.0;
+        assert!((beyond - 0.0274).abs() < 0.006, "{beyond}");
+    }
     use super::*;
 
     #[test]

@@ -64,9 +64,15 @@ pub struct TradeoffArgs {
     /// Events per ms of event time.
     #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
-    /// Uniform disorder: how far an event may be earlier than its place.
+    /// Disorder: the scale of how much earlier than its place an event is
+    /// (the largest delay when uniform, the mean when exp, the scale when
+    /// pareto).
     #[arg(long, default_value = "100ms")]
     pub disorder: tidemark::spec::DurationMs,
+    /// How the disorder is distributed: uniform, exp or pareto:ALPHA
+    /// (heavy-tailed); stragglers come on top (--late-frac, --late-extra).
+    #[arg(long, default_value = "uniform")]
+    pub disorder_shape: tidemark::sources::generator::DisorderShape,
     /// Share of stragglers.
     #[arg(long, default_value_t = 0.02)]
     pub late_frac: f64,
@@ -176,6 +182,7 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
         partitions: args.partitions,
         rate: args.rate,
         disorder: args.disorder.millis(),
+        disorder_shape: args.disorder_shape,
         late_frac: args.late_frac,
         late_extra: args.late_extra.millis(),
         ..GeneratorConfig::default()
@@ -203,11 +210,12 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
             path.display()
         ),
         None => println!(
-            "tidemark bench tradeoff: {window} over {} events, {} keys, {} partitions, {} events/ms, disorder {}, {}% stragglers {} behind",
+            "tidemark bench tradeoff: {window} over {} events, {} keys, {} partitions, {} events/ms, disorder {} {}, {}% stragglers {} behind",
             args.events,
             args.keys,
             args.partitions,
             args.rate,
+            args.disorder_shape,
             args.disorder,
             args.late_frac * 100.0,
             args.late_extra

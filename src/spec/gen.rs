@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use tidemark_sources::generator::DisorderShape;
 use tidemark_sources::GeneratorConfig;
 
 use super::values::DurationMs;
@@ -45,12 +46,21 @@ pub struct GenSpec {
         arg(long, value_name = "MS", allow_negative_numbers = true, default_value_t = GenSpec::default().start)
     )]
     pub start: i64,
-    /// Largest delay of an in-order event, e.g. 50ms.
+    /// Scale of an in-order event's delay, e.g. 50ms: its largest value
+    /// (uniform), its mean (exp) or the Pareto scale.
     #[cfg_attr(
         feature = "cli",
         arg(long, value_name = "DUR", allow_hyphen_values = true, default_value_t = GenSpec::default().disorder)
     )]
     pub disorder: DurationMs,
+    /// How in-order delays are distributed: uniform, exp (exponential,
+    /// cut at 20 times --disorder) or pareto:ALPHA (heavy-tailed, cut at
+    /// 1000 times --disorder).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "SHAPE", default_value_t = GenSpec::default().disorder_shape)
+    )]
+    pub disorder_shape: DisorderShape,
     /// Fraction of events that are late stragglers, 0 to 1.
     #[cfg_attr(feature = "cli", arg(long, value_name = "F", default_value_t = GenSpec::default().late_frac))]
     pub late_frac: f64,
@@ -95,6 +105,7 @@ impl Default for GenSpec {
             rate: c.rate,
             start: c.start,
             disorder: ms(c.disorder),
+            disorder_shape: c.disorder_shape,
             late_frac: c.late_frac,
             late_extra: ms(c.late_extra),
             skew: c.skew,
@@ -115,6 +126,7 @@ impl From<&GenSpec> for GeneratorConfig {
             rate,
             start,
             disorder,
+            disorder_shape,
             late_frac,
             late_extra,
             skew,
@@ -129,6 +141,7 @@ impl From<&GenSpec> for GeneratorConfig {
             rate,
             start,
             disorder: disorder.millis(),
+            disorder_shape,
             late_frac,
             late_extra: late_extra.millis(),
             skew,
@@ -168,6 +181,7 @@ const KNOBS: &[Knob] = knobs![
     "rate" => rate,
     "start" => start,
     "disorder" => disorder,
+    "disorder-shape" => disorder_shape,
     "late-frac" => late_frac,
     "late-extra" => late_extra,
     "skew" => skew,
@@ -249,7 +263,8 @@ mod tests {
         assert_eq!(flags, names);
 
         let knobs = "events=7,keys=3,partitions=2,rate=0.5,start=-5,disorder=40ms,\
-                     late-frac=0.1,late-extra=2s,skew=1.5,gap-every=9,gap=1m,seed=4";
+                     disorder-shape=pareto:1.5,late-frac=0.1,late-extra=2s,skew=1.5,\
+                     gap-every=9,gap=1m,seed=4";
         let from_text: GenSpec = knobs.parse().unwrap();
         let argv =
             std::iter::once("gen".to_owned()).chain(knobs.split(',').map(|kv| format!("--{kv}")));
