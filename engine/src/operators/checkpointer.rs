@@ -27,6 +27,13 @@ pub(crate) struct StateFile {
     pub(crate) workers: Vec<Vec<u8>>,
 }
 
+/// [`StateFile`] borrowing the workers' snapshots: the same encoding
+/// (a byte slice and a `Vec<u8>` both encode as a sequence of bytes).
+#[derive(Serialize)]
+struct StateFileRef<'a> {
+    workers: Vec<&'a [u8]>,
+}
+
 /// One worker's report, its state resolved.
 struct Report {
     lo: EventTime,
@@ -178,7 +185,7 @@ impl Checkpointer {
                 pos.offset = pos.offset.max(next);
                 pos.stream_time = Some(pos.stream_time.map_or(stream_time, |t| t.max(stream_time)));
             }
-            workers.push(report.state.as_ref().clone());
+            workers.push(Arc::clone(&report.state));
             open_windows += report.open.0;
             keys += report.open.1;
             let a = report.applied;
@@ -194,7 +201,8 @@ impl Checkpointer {
         let state = if cut == EventTime::MAX {
             Vec::new()
         } else {
-            postcard::to_stdvec(&StateFile { workers }).map_err(|e| {
+            let workers = workers.iter().map(|w| w.as_slice()).collect();
+            postcard::to_stdvec(&StateFileRef { workers }).map_err(|e| {
                 EngineError::Checkpoint(CheckpointError::Encode(format!("window state: {e}")))
             })?
         };
@@ -268,4 +276,19 @@ pub(crate) fn decode_state_file(bytes: &[u8]) -> std::result::Result<StateFile, 
         return Ok(StateFile::default());
     }
     postcard::from_bytes(bytes).map_err(|e| format!("the window state cannot be decoded: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_borrowed_state_file_decodes_as_the_owned_one() {
+        let workers = [vec![1u8, 2, 3], Vec::new(), vec![255; 300]];
+        let bytes = postcard::to_stdvec(&StateFileRef {
+            workers: workers.iter().map(Vec::as_slice).collect(),
+        })
+        .unwrap();
+        assert_eq!(decode_state_file(&bytes).unwrap().workers, workers.to_vec());
+    }
 }

@@ -65,6 +65,9 @@ fn clamp(t: i128) -> EventTime {
     t.clamp(i128::from(EventTime::MIN), i128::from(EventTime::MAX)) as EventTime
 }
 
+/// Partition ids below this have their position in a table indexed by id.
+const DENSE: usize = 1 << 16;
+
 /// What one window operator knows of the cuts.
 pub(crate) struct CutTracker {
     schedule: Schedule,
@@ -73,9 +76,12 @@ pub(crate) struct CutTracker {
     passed: EventTime,
     /// A record was applied since the last report.
     dirty: bool,
-    /// Per partition id: one past the largest offset applied and the stream
-    /// time there (`u64::MAX` offset: none yet).
+    /// Per partition id below [`DENSE`]: one past the largest offset
+    /// applied and the stream time there (`u64::MAX` offset: none yet).
     positions: Vec<(u64, EventTime)>,
+    /// The same for larger partition ids (a source may number its
+    /// partitions sparsely): no table sized by the largest id.
+    sparse: rustc_hash::FxHashMap<PartitionId, (u64, EventTime)>,
     /// What was applied so far.
     pub(crate) applied: Applied,
     /// Time spent encoding state for reports, not yet counted in the stats.
@@ -94,6 +100,7 @@ impl CutTracker {
             passed,
             dirty: true,
             positions: Vec::new(),
+            sparse: Default::default(),
             applied: Applied::default(),
             encode_nanos: 0,
             open: (0, 0),
@@ -113,11 +120,17 @@ impl CutTracker {
     #[inline]
     pub(crate) fn note(&mut self, partition: PartitionId, offset: u64, stream_time: EventTime) {
         let i = partition as usize;
-        if i >= self.positions.len() {
-            self.positions.resize(i + 1, (u64::MAX, EventTime::MIN));
-        }
         self.applied.records += 1;
-        let slot = &mut self.positions[i];
+        let slot = if i < DENSE {
+            if i >= self.positions.len() {
+                self.positions.resize(i + 1, (u64::MAX, EventTime::MIN));
+            }
+            &mut self.positions[i]
+        } else {
+            self.sparse
+                .entry(partition)
+                .or_insert((u64::MAX, EventTime::MIN))
+        };
         let next = offset.saturating_add(1);
         if slot.0 == u64::MAX || next > slot.0 {
             *slot = (next, stream_time);
@@ -166,6 +179,7 @@ impl CutTracker {
             .enumerate()
             .filter(|(_, (o, _))| *o != u64::MAX)
             .map(|(p, (o, t))| (p as PartitionId, *o, *t))
+            .chain(self.sparse.iter().map(|(&p, &(o, t))| (p, o, t)))
             .collect();
         CutReport {
             worker: self.worker,
@@ -208,6 +222,18 @@ mod tests {
         assert_eq!(s.between(1_000, 5_500), Some((2_000, 5_000)));
         assert_eq!(s.between(-2_500, -1_000), Some((-2_000, -1_000)));
         assert_eq!(s.between(5, 5), None);
+    }
+
+    #[test]
+    fn positions_of_sparse_partition_ids_need_no_table_of_their_size() {
+        let mut t = CutTracker::new(Schedule::Every(10), 0, 0);
+        t.note(3, 7, 100);
+        t.note(4_000_000_000, 41, 120);
+        t.note(3, 5, 90);
+        let mut p = t.finish().positions;
+        p.sort_unstable();
+        assert_eq!(p, vec![(3, 8, 100), (4_000_000_000, 42, 120)]);
+        assert!(t.positions.len() < 10);
     }
 
     #[test]
