@@ -499,3 +499,96 @@ fn checkpoints_of_standard_input_are_refused() {
     );
     assert!(!tmp.path().join("ck").exists());
 }
+
+#[test]
+fn job_file_keys_rebuild_from_time_and_from_offsets_reach_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = input(dir, 20_000);
+    let write_job = |extra: &str| {
+        let job = dir.join("job.toml");
+        fs::write(
+            &job,
+            format!(
+                "input = \"{}\"\nwindow = \"tumbling:1s\"\noutput = \"out.jsonl\"\n{extra}",
+                input.display()
+            ),
+        )
+        .unwrap();
+        let run = bin()
+            .arg("run")
+            .arg("--quiet")
+            .arg("--job")
+            .arg(&job)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{extra}: {}", stderr(&run));
+        fs::read(dir.join("out.jsonl")).unwrap()
+    };
+    let full = write_job("");
+    // The generator starts at 1 700 000 000 000 with 5 events per ms.
+    let from_time = write_job("from-time = \"2023-11-14T22:13:22Z\"\n");
+    assert!(!from_time.is_empty() && from_time.len() < full.len());
+    assert!(full.ends_with(&from_time), "from-time: not a suffix");
+    let by_ms = write_job("from-time = 1700000002000\n");
+    assert_eq!(by_ms, from_time, "RFC 3339 and epoch ms name the same time");
+    let from_offsets = write_job("from-offsets = \"0:2000,2:100\"\n");
+    assert!(!from_offsets.is_empty() && from_offsets.len() < full.len());
+    assert!(full.ends_with(&from_offsets), "from-offsets: not a suffix");
+
+    // rebuild = true in the job file deletes the checkpoints of a run and
+    // starts again (no resume).
+    let keys = "checkpoint-dir = \"ck\"\ncheckpoint-every = \"1s\"\n";
+    write_job(keys);
+    let job = dir.join("job.toml");
+    fs::write(
+        &job,
+        format!(
+            "input = \"{}\"\nwindow = \"tumbling:1s\"\noutput = \"out.jsonl\"\n{keys}rebuild = true\n",
+            input.display()
+        ),
+    )
+    .unwrap();
+    let run = bin().arg("run").arg("--job").arg(&job).output().unwrap();
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("rebuilding from offset 0"), "{err}");
+    assert!(!err.contains("resuming from checkpoint"), "{err}");
+    assert_eq!(fs::read(dir.join("out.jsonl")).unwrap(), full);
+}
+
+#[test]
+fn bench_checkpoint_flags_reach_the_measurement() {
+    let out = bin()
+        .args([
+            "bench",
+            "checkpoint",
+            "--events",
+            "20000",
+            "--every",
+            "100ms",
+        ])
+        .args(["--open-windows", "500,2000", "--runs", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("20000 events"), "{text}");
+    assert!(text.contains("checkpoint every 100ms"), "{text}");
+    assert!(text.contains("median of 1 run(s)"), "{text}");
+    // 20 000 events at 100 per ms span 200 ms: a couple of checkpoints.
+    let per_run: u64 = text
+        .split("checkpoints per run:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(per_run >= 1, "{text}");
+    for open in ["500", "2000"] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().next() == Some(open)),
+            "no row for {open} open windows: {text}"
+        );
+    }
+}

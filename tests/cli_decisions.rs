@@ -136,6 +136,25 @@ fn a_replay_of_recorded_decisions_writes_the_live_runs_output() {
             "workers {workers}: replayed late records differ"
         );
     }
+    // The job-file key, relative to the job file's directory.
+    let job = dir.join("replay.toml");
+    fs::write(
+        &job,
+        "input = \"in\"\nwindow = \"tumbling:1s\"\noutput = \"by-job.jsonl\"\nreplay-decisions = \"ckpt\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["run", "--quiet", "--job"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(dir.join("by-job.jsonl")).unwrap(), live);
+
     // Without the decisions the same files give other results: the record
     // the live run found late is on time in a bounded run.
     let (plain, plain_late) = run_bounded(dir, "plain", &[]);
