@@ -592,3 +592,61 @@ fn bench_checkpoint_flags_reach_the_measurement() {
         );
     }
 }
+
+#[test]
+fn a_resumed_run_reports_the_counts_of_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = input(dir, 100_000);
+    let ckpt = dir.join("ck").display().to_string();
+    let args = |out: &Path| {
+        let mut a = job_args(
+            &input,
+            out,
+            &[
+                "--window",
+                "tumbling:1s",
+                "--delay",
+                "100ms",
+                "--lateness",
+                "500ms",
+            ],
+        );
+        a.retain(|s| s != "--quiet");
+        a.extend([
+            "--checkpoint-dir".into(),
+            ckpt.clone(),
+            "--checkpoint-every".into(),
+            "1s".into(),
+        ]);
+        a
+    };
+    let counts = |err: &str| -> String {
+        err.lines()
+            .find(|l| l.trim_start().starts_with("windows emitted"))
+            .unwrap_or_else(|| panic!("no counts in {err}"))
+            .to_owned()
+    };
+    let out = dir.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let first = bin().args(args(&out)).output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let mut ids: Vec<PathBuf> = fs::read_dir(dir.join("ck"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("ckpt-")
+        })
+        .collect();
+    ids.sort();
+    fs::remove_dir_all(ids.pop().unwrap()).unwrap();
+    let again = bin().args(args(&out)).output().unwrap();
+    let err = stderr(&again);
+    assert!(again.status.success(), "{err}");
+    assert!(err.contains("resuming from checkpoint"), "{err}");
+    assert_eq!(counts(&err), counts(&stderr(&first)));
+}

@@ -563,7 +563,7 @@ pub struct JobSpec {
             long,
             value_name = "INTERVAL",
             help_heading = "Checkpoints",
-            help = help("With --checkpoint-dir: an event-time interval (a checkpoint at the first completed frontier past each multiple of it, e.g. 10s) or a record count per partition (e.g. 100000records)", defaults::CHECKPOINT_EVERY)
+            help = help("With --checkpoint-dir: an event-time interval (a checkpoint cut at each multiple of it in stream time, written once the frontier passes it, e.g. 10s) or a count of offsets per partition (a cut after every Nth record of each, e.g. 100000records)", defaults::CHECKPOINT_EVERY)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]

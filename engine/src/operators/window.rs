@@ -166,11 +166,17 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                             Ok(applied) => {
                                 if applied.late > 0 {
                                     late_applied += 1;
+                                    if let Some(t) = tracker.as_mut() {
+                                        t.applied.late_applied += 1;
+                                    }
                                 }
                                 if applied.windows == 0 && applied.missed == 0 {
                                     // In no window (sliding windows with gaps):
                                     // not dropped silently.
                                     unassigned += 1;
+                                    if let Some(t) = tracker.as_mut() {
+                                        t.applied.unassigned += 1;
+                                    }
                                     emitted.push(Emit::Late(LateRecord {
                                         event: b.event(i),
                                         missed: Vec::new(),
@@ -178,6 +184,9 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                                     }));
                                 } else if applied.is_dropped() {
                                     late_dropped += 1;
+                                    if let Some(t) = tracker.as_mut() {
+                                        t.applied.late_dropped += 1;
+                                    }
                                     emitted.push(Emit::Late(LateRecord {
                                         event: b.event(i),
                                         missed: missed.clone(),
@@ -187,6 +196,9 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                             }
                             Err(e) => {
                                 dead += 1;
+                                if let Some(t) = tracker.as_mut() {
+                                    t.applied.dead_letters += 1;
+                                }
                                 let event = b.event(i);
                                 let mut raw = String::new();
                                 format_event(&event, &mut raw);
@@ -224,11 +236,6 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                         &stats.checkpoint_nanos,
                         std::mem::take(&mut tracker.encode_nanos),
                     );
-                    let a = &mut tracker.applied;
-                    a.late_dropped += late_dropped;
-                    a.late_applied += late_applied;
-                    a.unassigned += unassigned;
-                    a.dead_letters += dead;
                 }
                 if let Some(e) = control_error.take() {
                     // A state that cannot be encoded: no checkpoint can be
