@@ -132,6 +132,7 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     checkpoint: Option<CheckpointConfig>,
     emit_from: Option<EmitFrom>,
     replay_decisions: Option<PathBuf>,
+    sample_state: Option<Millis>,
     problem: Option<String>,
 }
 
@@ -155,6 +156,7 @@ impl Default for JobBuilder {
             checkpoint: None,
             emit_from: None,
             replay_decisions: None,
+            sample_state: None,
             problem: None,
         }
     }
@@ -214,6 +216,7 @@ impl<A: JobAggregator> JobBuilder<A> {
             checkpoint: self.checkpoint,
             emit_from: self.emit_from,
             replay_decisions: self.replay_decisions,
+            sample_state: self.sample_state,
             problem,
         }
     }
@@ -354,6 +357,15 @@ impl<A: JobAggregator> JobBuilder<A> {
         self
     }
 
+    /// Measures the window state's peak (open windows and encoded bytes,
+    /// in the [`Summary`]) every `every` ms of
+    /// stream time; see
+    /// [`EngineConfig::sample_state`](tidemark_engine::EngineConfig::sample_state).
+    pub fn sample_state(mut self, every: Millis) -> Self {
+        self.sample_state = Some(every);
+        self
+    }
+
     /// Validates and builds the job.
     pub fn build(self) -> Result<Job<A>, JobError> {
         if let Some(problem) = self.problem {
@@ -390,6 +402,7 @@ impl<A: JobAggregator> JobBuilder<A> {
         }
         config.emit_from = self.emit_from;
         config.replay_decisions = self.replay_decisions;
+        config.sample_state = self.sample_state;
         config.validate()?;
         Ok(Job {
             source,

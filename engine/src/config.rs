@@ -133,6 +133,18 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     /// output is then the live run's (see
     /// [`checkpoint::decisions`](crate::checkpoint::decisions)).
     pub replay_decisions: Option<std::path::PathBuf>,
+    /// Measure the window state every this many ms of stream time: after
+    /// the first frontier step at or past each multiple (and at the end),
+    /// each worker counts its open (key, window) states
+    /// ([`Summary::peak_open_windows`]); its state's encoded size at the
+    /// peak ([`Summary::peak_state_bytes`](crate::Summary::peak_state_bytes))
+    /// is measured by encoding it each time the peak grew by a tenth, and
+    /// scaled by the count in between.
+    /// The sample points are a function of the log, so the peak is too. A
+    /// count walks every key, so this costs time: off (`None`) by default.
+    ///
+    /// [`Summary::peak_open_windows`]: crate::Summary::peak_open_windows
+    pub sample_state: Option<tidemark_windows::Millis>,
 }
 
 /// How often checkpoints are taken. Either way the cut points are a
@@ -224,6 +236,7 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             checkpoint: self.checkpoint.clone(),
             emit_from: self.emit_from.clone(),
             replay_decisions: self.replay_decisions.clone(),
+            sample_state: self.sample_state,
         }
     }
 }
@@ -245,6 +258,7 @@ impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
             .field("checkpoint", &self.checkpoint)
             .field("emit_from", &self.emit_from)
             .field("replay_decisions", &self.replay_decisions)
+            .field("sample_state", &self.sample_state)
             .finish()
     }
 }
@@ -283,6 +297,7 @@ impl<A: JobAggregator> EngineConfig<A> {
             checkpoint: None,
             emit_from: None,
             replay_decisions: None,
+            sample_state: None,
         }
     }
 

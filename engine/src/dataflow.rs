@@ -220,6 +220,10 @@ pub fn run<A: JobAggregator>(
 ) -> Result<Summary> {
     config.validate()?;
     let mut config = config;
+    stats.sample_state.store(
+        config.sample_state.map_or(0, |ms| ms.max(1)),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let partitions = source.partitions()?;
     let delay = config.policy.delay;
     // The sink runs on worker 0, in process 0.

@@ -39,6 +39,17 @@ pub struct Stats {
     pub checkpoint_nanos: AtomicU64,
     /// Bytes of window state they held, in all.
     pub checkpoint_bytes: AtomicU64,
+    /// With [`EngineConfig::sample_state`](crate::EngineConfig::sample_state):
+    /// the most open (key, window) states a worker held at a sample,
+    /// summed over the workers (each worker's own peak).
+    pub peak_open_windows: AtomicU64,
+    /// With `sample_state`: the encoded size of each worker's window state
+    /// when it held its peak, summed over the workers.
+    pub peak_state_bytes: AtomicU64,
+    /// How often (ms of stream time) the window operators sample their
+    /// state, 0 for never (set by [`run`](crate::run) from the
+    /// configuration).
+    pub(crate) sample_state: AtomicI64,
     /// Set by [`Stats::request_stop`].
     stop: AtomicBool,
     /// Where notices go (see [`Stats::on_notice`]).
@@ -80,6 +91,9 @@ impl Default for Stats {
             checkpoints: AtomicU64::new(0),
             checkpoint_nanos: AtomicU64::new(0),
             checkpoint_bytes: AtomicU64::new(0),
+            peak_open_windows: AtomicU64::new(0),
+            peak_state_bytes: AtomicU64::new(0),
+            sample_state: AtomicI64::new(0),
             stop: AtomicBool::new(false),
             notices: Notices::default(),
         }
@@ -162,6 +176,8 @@ impl Stats {
             checkpoints: self.checkpoints.load(Relaxed),
             checkpoint_nanos: self.checkpoint_nanos.load(Relaxed),
             checkpoint_bytes: self.checkpoint_bytes.load(Relaxed),
+            peak_open_windows: self.peak_open_windows.load(Relaxed),
+            peak_state_bytes: self.peak_state_bytes.load(Relaxed),
             resumed_from: None,
         }
     }
@@ -209,6 +225,17 @@ pub struct Summary {
     /// Bytes of window state they held, in all.
     #[serde(default)]
     pub checkpoint_bytes: u64,
+    /// With [`EngineConfig::sample_state`](crate::EngineConfig::sample_state):
+    /// the most open (key, window) states a worker held at a sample,
+    /// summed over the workers; 0 without.
+    #[serde(default)]
+    pub peak_open_windows: u64,
+    /// With `sample_state`: the encoded size in bytes of each worker's
+    /// window state at its peak (measured each time the peak grew by a
+    /// tenth, scaled by the count in between), summed over the workers; 0
+    /// without.
+    #[serde(default)]
+    pub peak_state_bytes: u64,
     /// The checkpoint this run resumed from (its id), if any.
     #[serde(default)]
     pub resumed_from: Option<u64>,
@@ -236,6 +263,8 @@ impl Summary {
             t.corrections += s.corrections;
             t.partitions += s.partitions;
             t.idle_releases += s.idle_releases;
+            t.peak_open_windows += s.peak_open_windows;
+            t.peak_state_bytes += s.peak_state_bytes;
         }
         t
     }

@@ -63,6 +63,13 @@ pub(crate) fn window<'scope, A: JobAggregator>(
         }
     });
     let mut state = state;
+    let mut peak = match stats
+        .sample_state
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        0 => None,
+        every => Some(StatePeak::new(every)),
+    };
     let scope = input.scope();
     input.unary_frontier::<CapacityContainerBuilder<Vec<Emit<A::Output>>>, _, _, _>(
         pact,
@@ -217,6 +224,9 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                         }
                     });
                     state.end_step(&mut changes);
+                    if let Some(p) = peak.as_mut() {
+                        p.after_step(step, state, &stats);
+                    }
                 }
                 if !yielded {
                     if let (Some(tracker), Some(f)) = (cuts.as_mut(), upto) {
@@ -225,6 +235,10 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                             Ok(None) => {}
                             Err(e) => control_error = Some(e),
                         }
+                    }
+                    if let (Some(p), None) = (peak.as_mut(), upto) {
+                        // The end: what is open before the last fires.
+                        p.sample(state, &stats);
                     }
                     match upto {
                         Some(f) => state.advance(f, &mut changes),
@@ -299,4 +313,73 @@ pub(crate) fn window<'scope, A: JobAggregator>(
             }
         },
     )
+}
+
+/// A worker's peak window state, sampled after the first frontier step at
+/// or past each multiple of `every` (see
+/// [`EngineConfig::sample_state`](crate::EngineConfig::sample_state)).
+struct StatePeak {
+    every: EventTime,
+    next: EventTime,
+    open: u64,
+    bytes: u64,
+    /// The open count and encoded size at the last encoding.
+    encoded: (u64, u64),
+}
+
+impl StatePeak {
+    fn new(every: EventTime) -> Self {
+        StatePeak {
+            every,
+            next: EventTime::MIN,
+            open: 0,
+            bytes: 0,
+            encoded: (0, 0),
+        }
+    }
+
+    /// Samples after `step` when it reached the next sample point.
+    #[inline]
+    fn after_step<A: JobAggregator>(
+        &mut self,
+        step: EventTime,
+        state: &WindowState<Key, A>,
+        stats: &Stats,
+    ) {
+        if step >= self.next {
+            self.next = step
+                .div_euclid(self.every)
+                .saturating_add(1)
+                .saturating_mul(self.every);
+            self.sample(state, stats);
+        }
+    }
+
+    /// Counts the open states; at a new peak, encodes the state for its
+    /// size, and adds what grew to the process's stats.
+    fn sample<A: JobAggregator>(&mut self, state: &WindowState<Key, A>, stats: &Stats) {
+        let open = state.open_states() as u64;
+        if open <= self.open {
+            return;
+        }
+        Stats::add(&stats.peak_open_windows, open - self.open);
+        self.open = open;
+        // Encoding is what costs: encode again only when the count grew by
+        // a tenth since the last encoding, and scale that size meanwhile.
+        if open >= self.encoded.0.saturating_add(self.encoded.0 / 10).max(1) {
+            if let Ok(encoded) = crate::operators::cuts::encode_state(state) {
+                self.encoded = (open, encoded.len() as u64);
+            }
+        }
+        let (at, size) = self.encoded;
+        let bytes = if at == 0 {
+            0
+        } else {
+            (u128::from(size) * u128::from(open) / u128::from(at)) as u64
+        };
+        if bytes > self.bytes {
+            Stats::add(&stats.peak_state_bytes, bytes - self.bytes);
+            self.bytes = bytes;
+        }
+    }
 }
