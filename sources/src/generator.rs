@@ -291,6 +291,20 @@ struct Plan {
 }
 
 impl Plan {
+    /// The arrival index in the whole stream of event `offset` of a
+    /// partition: `⌊offset · events / n_p⌋`.
+    #[inline]
+    fn arrival(&self, plan: &PartitionPlan, offset: Offset) -> u64 {
+        match offset.checked_mul(self.config.events) {
+            // The common case in 64 bits (a 128-bit division costs more).
+            Some(product) => product / plan.events.max(1),
+            None => {
+                (u128::from(offset) * u128::from(self.config.events)
+                    / u128::from(plan.events.max(1))) as u64
+            }
+        }
+    }
+
     fn new(config: GeneratorConfig) -> Self {
         let count = config.partitions as usize;
         let mut partitions: Vec<PartitionPlan> = (0..count)
@@ -356,13 +370,7 @@ impl Plan {
         let c = &self.config;
         let h = splitmix64(splitmix64(self.seed_hash ^ u64::from(partition)) ^ offset);
         let draw = |n: u64| splitmix64(h.wrapping_add(n));
-        let arrival = match offset.checked_mul(c.events) {
-            // The common case in 64 bits (a 128-bit division costs more).
-            Some(product) => product / plan.events.max(1),
-            None => {
-                (u128::from(offset) * u128::from(c.events) / u128::from(plan.events.max(1))) as u64
-            }
-        };
+        let arrival = self.arrival(plan, offset);
         let shift = arrival
             .checked_div(c.gap_every)
             .map_or(0, |gaps| (gaps as i64).saturating_mul(c.gap_ms));
@@ -430,6 +438,157 @@ impl GeneratorSource {
     pub fn event(&self, partition: PartitionId, offset: Offset) -> Option<Record> {
         let plan = self.plan.partitions.get(partition as usize)?;
         (offset < plan.events).then(|| self.plan.event(partition, plan, offset))
+    }
+
+    /// The arrival index in the whole stream (`0..events`) of event
+    /// `offset` of `partition`, if it exists (see the [module docs](self)).
+    pub fn arrival(&self, partition: PartitionId, offset: Offset) -> Option<u64> {
+        let plan = self.plan.partitions.get(partition as usize)?;
+        (offset < plan.events).then(|| self.plan.arrival(plan, offset))
+    }
+
+    /// This generator in real time: see [`RealTimeGenerator`].
+    pub fn real_time(self, per_second: f64) -> Result<RealTimeGenerator, SourceError> {
+        RealTimeGenerator::new(self, per_second)
+    }
+}
+
+/// A [`GeneratorSource`] that releases each event at its arrival time in
+/// real time: the event with arrival index `i` becomes readable
+/// `i / per_second` seconds after the first read of any partition. Before
+/// that its partition's reader returns
+/// [`ReadStatus::CaughtUp`](crate::ReadStatus::CaughtUp), as a followed
+/// log that has not grown yet; after its last event it ends. The records
+/// are the generator's, so only the timing differs.
+#[derive(Clone, Debug)]
+pub struct RealTimeGenerator {
+    inner: GeneratorSource,
+    per_second: f64,
+    start: Arc<std::sync::OnceLock<std::time::Instant>>,
+}
+
+impl RealTimeGenerator {
+    /// Releases `inner`'s events at `per_second` events per second of wall
+    /// clock over all partitions; [`SourceError::InvalidConfig`] unless
+    /// that is a positive, finite rate.
+    pub fn new(inner: GeneratorSource, per_second: f64) -> Result<Self, SourceError> {
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return Err(SourceError::InvalidConfig(format!(
+                "a real-time rate must be a positive number of events per second, not {per_second}"
+            )));
+        }
+        Ok(RealTimeGenerator {
+            inner,
+            per_second,
+            start: Arc::new(std::sync::OnceLock::new()),
+        })
+    }
+
+    /// The generator whose events this releases.
+    pub fn generator(&self) -> &GeneratorSource {
+        &self.inner
+    }
+
+    /// When the first read happened (time 0 of the release schedule).
+    pub fn started(&self) -> Option<std::time::Instant> {
+        self.start.get().copied()
+    }
+
+    /// How long after [`started`](Self::started) event `offset` of
+    /// `partition` is released.
+    pub fn release_after(
+        &self,
+        partition: PartitionId,
+        offset: Offset,
+    ) -> Option<std::time::Duration> {
+        let i = self.inner.arrival(partition, offset)?;
+        Some(std::time::Duration::from_secs_f64(
+            i as f64 / self.per_second,
+        ))
+    }
+}
+
+impl Source for RealTimeGenerator {
+    fn partitions(&self) -> Result<Vec<PartitionId>, SourceError> {
+        self.inner.partitions()
+    }
+
+    fn open(
+        &self,
+        partition: PartitionId,
+        from: Offset,
+    ) -> Result<Box<dyn PartitionReader>, SourceError> {
+        let len = self
+            .inner
+            .len(partition)
+            .ok_or(SourceError::UnknownPartition {
+                partition,
+                count: self.inner.config().partitions,
+            })?;
+        if from > len {
+            return Err(SourceError::OffsetOutOfRange {
+                partition,
+                offset: from,
+                end: len,
+            });
+        }
+        Ok(Box::new(RealTimeReader {
+            source: self.clone(),
+            partition,
+            next: from,
+            len,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} in real time at {} events/s",
+            self.inner.describe(),
+            self.per_second
+        )
+    }
+}
+
+struct RealTimeReader {
+    source: RealTimeGenerator,
+    partition: PartitionId,
+    next: Offset,
+    len: u64,
+}
+
+impl PartitionReader for RealTimeReader {
+    fn read(
+        &mut self,
+        max: usize,
+        out: &mut Vec<Decoded>,
+    ) -> Result<crate::ReadStatus, SourceError> {
+        let start = *self.source.start.get_or_init(std::time::Instant::now);
+        // Every arrival index at or below this is released.
+        let due = start.elapsed().as_secs_f64() * self.source.per_second;
+        let gen = &self.source.inner;
+        let mut n = 0;
+        while n < max && self.next < self.len {
+            match gen.arrival(self.partition, self.next) {
+                Some(i) if i as f64 <= due => {}
+                _ => break,
+            }
+            if let Some(record) = gen.event(self.partition, self.next) {
+                out.push(Ok(record));
+            }
+            self.next += 1;
+            n += 1;
+        }
+        Ok(if self.next >= self.len {
+            crate::ReadStatus::End
+        } else if n == max {
+            crate::ReadStatus::More
+        } else {
+            crate::ReadStatus::CaughtUp
+        })
+    }
+
+    fn position(&self) -> Offset {
+        self.next
     }
 }
 
@@ -627,5 +786,57 @@ mod tests {
             let total: u64 = (0..partitions).map(|p| source.len(p).unwrap()).sum();
             assert_eq!(total, events);
         }
+    }
+
+    #[test]
+    fn real_time_releases_the_same_records_no_earlier_than_their_arrival() {
+        let config = GeneratorConfig {
+            events: 3_000,
+            partitions: 3,
+            ..GeneratorConfig::default()
+        };
+        let gen = GeneratorSource::new(config).unwrap();
+        // 20 000 events/s: the whole stream in 150 ms.
+        let paced = gen.clone().real_time(20_000.0).unwrap();
+        assert!(gen.clone().real_time(0.0).is_err());
+        assert!(gen.clone().real_time(f64::NAN).is_err());
+        let mut readers: Vec<_> = (0..3).map(|p| paced.open(p, 0).unwrap()).collect();
+        let mut got: Vec<Vec<Record>> = vec![Vec::new(); 3];
+        let mut ended = [false; 3];
+        let mut caught_up = 0;
+        while !ended.iter().all(|e| *e) {
+            for (p, reader) in readers.iter_mut().enumerate() {
+                if ended[p] {
+                    continue;
+                }
+                let mut out = Vec::new();
+                let status = reader.read(64, &mut out).unwrap();
+                let now = paced.started().unwrap().elapsed();
+                for d in out {
+                    let r = d.unwrap();
+                    let due = paced.release_after(p as u32, r.offset).unwrap();
+                    assert!(due <= now, "released early: {r:?} due {due:?} at {now:?}");
+                    got[p].push(r);
+                }
+                match status {
+                    crate::ReadStatus::End => ended[p] = true,
+                    crate::ReadStatus::CaughtUp => caught_up += 1,
+                    crate::ReadStatus::More => {}
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+        assert!(caught_up > 0, "a paced reader waits for its events");
+        for (p, records) in got.iter().enumerate() {
+            let p = p as u32;
+            let want: Vec<Record> = (0..gen.len(p).unwrap())
+                .map(|o| gen.event(p, o).unwrap())
+                .collect();
+            assert_eq!(records, &want);
+        }
+        assert!(matches!(
+            paced.open(0, gen.len(0).unwrap() + 1),
+            Err(SourceError::OffsetOutOfRange { .. })
+        ));
     }
 }

@@ -61,7 +61,7 @@ pub use crate::decode::{
     DecodeConfig, Decoder, FieldMapping, Format, TimeFormat, DEFAULT_MAX_LINE_LEN,
 };
 pub use crate::file::{FileSource, FileSourceConfig};
-pub use crate::generator::{GeneratorConfig, GeneratorSource};
+pub use crate::generator::{GeneratorConfig, GeneratorSource, RealTimeGenerator};
 pub use crate::memory::MemorySource;
 pub use crate::record::{
     Decoded, Key, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
