@@ -25,7 +25,7 @@ pub enum BenchWhat {
     /// The latency/completeness trade-off of delay, allowed lateness and
     /// emit mode on one generated workload: event-time latency of first and
     /// last results, completeness, dropped share, corrections.
-    Tradeoff(TradeoffArgs),
+    Tradeoff(Box<TradeoffArgs>),
     /// What checkpoints cost: the throughput with a checkpoint every second
     /// of event time beside none, and the time and size of a checkpoint
     /// against the number of open windows.
@@ -37,9 +37,79 @@ pub enum BenchWhat {
 pub struct TradeoffArgs {
     /// Measure on this job file's input (its input, field mapping, time
     /// format and window; its delay, lateness, emit mode and outputs are
-    /// ignored) instead of the generator.
-    #[arg(long, value_name = "FILE")]
+    /// ignored) instead of the generator; the input flags below override it.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Input (instead of the generator)"
+    )]
     pub job: Option<std::path::PathBuf>,
+    /// Measure on this input instead of the generator: a directory of
+    /// partition files, one file, or gen:KNOBS (as `tidemark run --input`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "Input (instead of the generator)"
+    )]
+    pub input: Option<tidemark::spec::Input>,
+    /// With --input: how its lines are encoded (as `tidemark run`).
+    #[arg(long, help_heading = "Input (instead of the generator)")]
+    pub format: Option<tidemark::spec::InputFormat>,
+    /// With --input: CSV files start with a header line (as `tidemark run`).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        help_heading = "Input (instead of the generator)"
+    )]
+    pub header: Option<bool>,
+    /// With --input: the key field (as `tidemark run`).
+    #[arg(
+        long,
+        value_name = "FIELD",
+        help_heading = "Input (instead of the generator)"
+    )]
+    pub key: Option<String>,
+    /// With --input: the event-time field (as `tidemark run`).
+    #[arg(
+        long,
+        value_name = "FIELD",
+        help_heading = "Input (instead of the generator)"
+    )]
+    pub time: Option<String>,
+    /// With --input: the value field (as `tidemark run`).
+    #[arg(
+        long,
+        value_name = "FIELD",
+        help_heading = "Input (instead of the generator)"
+    )]
+    pub value: Option<String>,
+    /// With --input: how the time field encodes event time (as `tidemark run`).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        help_heading = "Input (instead of the generator)"
+    )]
+    pub time_format: Option<tidemark::spec::EventTimeFormat>,
+    /// With --input: the field naming each line's partition, when one file
+    /// holds all partitions (as `tidemark run`).
+    #[arg(
+        long,
+        value_name = "FIELD",
+        help_heading = "Input (instead of the generator)"
+    )]
+    pub partition_field: Option<String>,
+    /// With a directory --input: the files that are its partitions (as
+    /// `tidemark run`).
+    #[arg(
+        long,
+        value_name = "GLOB",
+        help_heading = "Input (instead of the generator)"
+    )]
+    pub partition_glob: Option<String>,
     /// The window (default: the job file's, else tumbling:1s).
     #[arg(long)]
     pub window: Option<tidemark::spec::JobWindow>,
@@ -53,38 +123,56 @@ pub struct TradeoffArgs {
     #[arg(long, default_value = "final,updates", value_delimiter = ',')]
     pub emit: Vec<tidemark::spec::Emit>,
     /// Events of the generated workload.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 200_000, help_heading = "Generated workload")]
     pub events: u64,
     /// Distinct keys.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 1_000, help_heading = "Generated workload")]
     pub keys: u32,
+    /// Key skew: 0 for uniform keys, else key K has weight 1/(K+1)^SKEW.
+    #[arg(long, default_value_t = 0.0, help_heading = "Generated workload")]
+    pub skew: f64,
     /// Partitions.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, help_heading = "Generated workload")]
     pub partitions: u32,
     /// Events per ms of event time.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, help_heading = "Generated workload")]
     pub rate: f64,
-    /// Disorder: the scale of how much earlier than its place an event is
-    /// (the largest delay when uniform, the mean when exp, the scale when
-    /// pareto).
-    #[arg(long, default_value = "100ms")]
-    pub disorder: tidemark::spec::DurationMs,
-    /// How the disorder is distributed: uniform, exp or pareto:ALPHA
-    /// (heavy-tailed); stragglers come on top (--late-frac, --late-extra).
-    #[arg(long, default_value = "uniform")]
-    pub disorder_shape: tidemark::sources::generator::DisorderShape,
-    /// Share of stragglers.
-    #[arg(long, default_value_t = 0.02)]
-    pub late_frac: f64,
-    /// How far behind the stragglers are.
-    #[arg(long, default_value = "5s")]
-    pub late_extra: tidemark::spec::DurationMs,
+    /// The disorder, one part per flag: a shape, uniform:100ms (up to
+    /// 100 ms early), exp:50ms (exponential, mean 50 ms) or pareto:20ms,1.5
+    /// (heavy-tailed: scale 20 ms, tail index 1.5), and stragglers:2%,30s
+    /// (2 % of events up to 30 s further behind); none for in order.
+    /// Giving any replaces both defaults.
+    #[arg(
+        long,
+        value_name = "PART",
+        default_values = ["uniform:100ms", "stragglers:2%,5s"],
+        help_heading = "Generated workload"
+    )]
+    pub disorder: Vec<tidemark::tradeoff::Disorder>,
+    /// Release the generated events in real time at this rate (e.g.
+    /// 100000/s) and measure processing-time latency too: wall clock from
+    /// the arrival of the record that completed a window to its first and
+    /// last result. Each setting then takes events / rate seconds.
+    #[arg(long, value_name = "N/s", value_parser = per_second, help_heading = "Generated workload")]
+    pub real_time_rate: Option<f64>,
     /// Worker threads (the event-time columns do not depend on it).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
-    /// Write DIR/tradeoff.csv, one row per setting.
+    /// Write DIR/tradeoff.csv, one row per setting, and DIR/tradeoff.svg,
+    /// the plot.
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
+}
+
+/// A rate in events per second: `100000/s` or `100000`.
+fn per_second(text: &str) -> Result<f64, String> {
+    let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
+    match number.replace('_', "").parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err(format!(
+            "\"{text}\" is not a rate: expected a positive number of events per second, e.g. 100000/s"
+        )),
+    }
 }
 
 /// Flags of `tidemark bench checkpoint`.
@@ -174,63 +262,115 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
     use std::sync::Arc;
     use tidemark::sources::{GeneratorConfig, GeneratorSource, Source};
-    use tidemark::tradeoff::{csv_row, measure, truth, Setting, CSV_HEADER};
-    check_events(args.events)?;
-    let config = GeneratorConfig {
+    use tidemark::tradeoff::{
+        csv_row, measure, measure_real_time, truth, Disorder, Setting, CSV_HEADER,
+    };
+    let mut config = GeneratorConfig {
         events: args.events,
         keys: args.keys,
         partitions: args.partitions,
         rate: args.rate,
-        disorder: args.disorder.millis(),
-        disorder_shape: args.disorder_shape,
-        late_frac: args.late_frac,
-        late_extra: args.late_extra.millis(),
+        skew: args.skew,
         ..GeneratorConfig::default()
     };
-    let spec = match &args.job {
-        Some(path) => Some(tidemark::JobSpec::from_file(path)?),
+    Disorder::apply(&args.disorder, &mut config).map_err(anyhow::Error::msg)?;
+    // A job file, with the input flags over it; or the generator.
+    let flags = tidemark::JobSpec {
+        input: args.input.clone(),
+        format: args.format,
+        header: args.header,
+        key: args.key.clone(),
+        time: args.time.clone(),
+        value: args.value.clone(),
+        time_format: args.time_format,
+        partition_field: args.partition_field.clone(),
+        partition_glob: args.partition_glob.clone(),
+        ..tidemark::JobSpec::default()
+    };
+    let spec = match (&args.job, flags == tidemark::JobSpec::default()) {
+        (Some(path), _) => Some(tidemark::JobSpec::from_file(path)?.overlay(flags)),
+        (None, true) => None,
+        (None, false) if args.input.is_none() => anyhow::bail!(
+            "--format, --header, --key, --time, --value, --time-format, --partition-field and --partition-glob describe an --input (or a --job file's): give one"
+        ),
+        (None, false) => Some(flags),
+    };
+    // The generator's events, when the input is generated.
+    let generated = match spec.as_ref().map(|s| &s.input) {
+        None => Some(config),
+        Some(Some(tidemark::spec::Input::Gen(g))) => Some(GeneratorConfig::from(g)),
+        Some(_) => None,
+    };
+    if let Some(g) = &generated {
+        check_events(g.events)?;
+    }
+    let generator = match &generated {
+        Some(g) => Some(
+            GeneratorSource::new(g.clone())
+                .map_err(|e| anyhow::anyhow!("invalid workload: {e}"))?,
+        ),
         None => None,
     };
+    if args.real_time_rate.is_some() && generator.is_none() {
+        anyhow::bail!("--real-time-rate releases generated events in real time: it needs the generator, not a file input");
+    }
     let source = || -> anyhow::Result<Arc<dyn Source>> {
-        match &spec {
-            Some(spec) => Ok(spec.source()?),
-            None => Ok(Arc::new(
-                GeneratorSource::new(config.clone())
-                    .map_err(|e| anyhow::anyhow!("invalid workload: {e}"))?,
-            )),
+        match (&generator, &spec) {
+            (Some(g), _) => Ok(Arc::new(g.clone())),
+            (None, Some(spec)) => Ok(spec.source()?),
+            (None, None) => anyhow::bail!("no input"),
         }
     };
     let window = args
         .window
         .or_else(|| spec.as_ref().and_then(|s| s.window))
         .map_or(tidemark::windows::WindowSpec::tumbling(1_000), |w| w.spec());
-    match &args.job {
-        Some(path) => println!(
-            "tidemark bench tradeoff: {window} over the input of \"{}\"",
-            path.display()
+    match (&spec, &generated) {
+        (_, Some(g)) => println!(
+            "tidemark bench tradeoff: {window} over {} generated events, {} keys{}, {} partitions, {} events/ms, disorder {}",
+            g.events,
+            g.keys,
+            if g.skew > 0.0 {
+                format!(" (skew {})", g.skew)
+            } else {
+                String::new()
+            },
+            g.partitions,
+            g.rate,
+            disorder_text(g),
         ),
-        None => println!(
-            "tidemark bench tradeoff: {window} over {} events, {} keys, {} partitions, {} events/ms, disorder {} {}, {}% stragglers {} behind",
-            args.events,
-            args.keys,
-            args.partitions,
-            args.rate,
-            args.disorder_shape,
-            args.disorder,
-            args.late_frac * 100.0,
-            args.late_extra
+        (Some(spec), None) => println!(
+            "tidemark bench tradeoff: {window} over the input {}{}",
+            match &spec.input {
+                Some(tidemark::spec::Input::Path(p)) => format!("\"{}\"", p.display()),
+                Some(tidemark::spec::Input::Stdin) => "from standard input".to_owned(),
+                _ => "given".to_owned(),
+            },
+            args.job
+                .as_ref()
+                .map_or_else(String::new, |j| format!(" (job file \"{}\")", j.display()))
         ),
+        (None, None) => {}
     }
-    println!("latency: how far past a window's end the stream time was when its first / last result was emitted (event time: deterministic, the same for any worker count); records/s is not");
+    println!("latency in event time: how far past a window's end the stream time was when its first / last result was emitted; it, completeness, dropped and corrections are deterministic (the same for any worker count, batch size or timing)");
+    match args.real_time_rate {
+        Some(rate) => println!("latency in processing time (wall): events released in real time at {rate} events/s; from the arrival of the record that completed a window to its first / last result; not deterministic, nor are records/s and the peak state (per worker)"),
+        None => println!("records/s is not deterministic; the peak state is per worker (summed), so it depends on the worker count"),
+    }
     let truth = truth(source()?, window)?;
     println!(
         "{} windows in the ground truth (every record counted)",
         truth.len()
     );
     println!();
+    let wall_header = if args.real_time_rate.is_some() {
+        format!(" | {:>9} {:>9} {:>9}", "wall p50", "p99", "last p99")
+    } else {
+        String::new()
+    };
     println!(
-        "{:>8} {:>8} {:>7} | {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7} {:>6} | {:>9}",
-        "delay", "lateness", "emit", "first p50", "p99", "max", "last p99", "max", "first ok", "last ok", "error", "dropped", "corr/w", "records/s"
+        "{:>8} {:>8} {:>7} | {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7} {:>6} | {:>9} {:>8} {:>8}{wall_header}",
+        "delay", "lateness", "emit", "first p50", "p99", "max", "last p99", "max", "first ok", "last ok", "error", "dropped", "corr/w", "records/s", "peak win", "peak KB"
     );
     let mut csv = format!("{CSV_HEADER}\n");
     let mut reports = Vec::new();
@@ -242,9 +382,25 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
                     lateness: lateness.millis(),
                     emit: emit.into(),
                 };
-                let r = measure(source()?, window, setting, &truth, args.workers.max(1))?;
+                let workers = args.workers.max(1);
+                let r = match (args.real_time_rate, &generator) {
+                    (Some(rate), Some(g)) => {
+                        measure_real_time(g, rate, window, setting, &truth, workers)?
+                    }
+                    _ => measure(source()?, window, setting, &truth, workers)?,
+                };
+                let ms = |us: u64| us as f64 / 1_000.0;
+                let wall = match (&r.first_wall, &r.last_wall) {
+                    (Some(f), Some(l)) => format!(
+                        " | {:>7.1}ms {:>7.1}ms {:>7.1}ms",
+                        ms(f.p50),
+                        ms(f.p99),
+                        ms(l.p99)
+                    ),
+                    _ => String::new(),
+                };
                 println!(
-                    "{:>8} {:>8} {:>7} | {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>6.1}% {:>6.1}% {:>7.4} {:>6.2}% {:>6.3} | {:>9.0}",
+                    "{:>8} {:>8} {:>7} | {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>6.1}% {:>6.1}% {:>7.4} {:>6.2}% {:>6.3} | {:>9.0} {:>8} {:>8.1}{wall}",
                     delay.to_string(),
                     lateness.to_string(),
                     emit.to_string(),
@@ -258,7 +414,9 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
                     r.first_error,
                     100.0 * r.dropped,
                     r.corrections_per_window,
-                    r.records_per_second
+                    r.records_per_second,
+                    r.peak_open_windows,
+                    r.peak_state_bytes as f64 / 1_000.0,
                 );
                 csv.push_str(&csv_row(&r));
                 csv.push('\n');
@@ -266,16 +424,39 @@ fn tradeoff(args: &TradeoffArgs) -> anyhow::Result<()> {
             }
         }
     }
+    println!("\nlatencies in ms of event time (wall: ms of processing time); first/last ok: share of windows whose first/last result equals the truth; error: mean relative error of first counts; corr/w: retractions per window; peak win / KB: most open windows after a frontier step and the encoded state then");
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("could not create \"{}\": {e}", dir.display()))?;
         let path = dir.join("tradeoff.csv");
-        std::fs::write(&path, csv)?;
+        std::fs::write(&path, csv)
+            .map_err(|e| anyhow::anyhow!("could not write \"{}\": {e}", path.display()))?;
         let svg = dir.join("tradeoff.svg");
-        let title = format!("{window}: latency against completeness of first results");
+        let title = format!("tidemark bench tradeoff: {window}, {} windows", truth.len());
         tidemark::tradeoff::plot_svg(&reports, &title, &svg).map_err(anyhow::Error::msg)?;
-        println!("\nwrote {} and {}", path.display(), svg.display());
+        println!("wrote {} and {}", path.display(), svg.display());
     }
     Ok(())
+}
+
+/// A generator's disorder as `--disorder` would give it.
+fn disorder_text(g: &tidemark::sources::GeneratorConfig) -> String {
+    use tidemark::tradeoff::Disorder;
+    let mut text = Disorder::Shape {
+        shape: g.disorder_shape,
+        scale: g.disorder,
+    }
+    .to_string();
+    if g.late_frac > 0.0 {
+        text.push_str(&format!(
+            " and {}",
+            Disorder::Stragglers {
+                share: g.late_frac,
+                behind: g.late_extra,
+            }
+        ));
+    }
+    text
 }
 
 fn checkpoint(args: &CheckpointArgs) -> anyhow::Result<()> {
