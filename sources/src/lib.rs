@@ -50,6 +50,8 @@ mod dead_letter;
 pub mod decode;
 pub mod file;
 pub mod generator;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod memory;
 pub mod nexmark;
 mod record;

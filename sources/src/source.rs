@@ -325,6 +325,15 @@ pub enum SourceError {
     /// The source configuration is not usable.
     #[error("invalid source configuration: {0}")]
     InvalidConfig(String),
+    /// A message broker could not be reached or refused a request (Kafka:
+    /// the topic does not exist, a fetch failed).
+    #[error("{what}: {reason}")]
+    Broker {
+        /// What was asked of which broker and topic.
+        what: String,
+        /// What the client said.
+        reason: String,
+    },
     /// `open` was asked for a partition that already has a live reader (a
     /// source that keeps records only until they are read, such as
     /// [`ChannelSource`](crate::ChannelSource)).

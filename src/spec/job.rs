@@ -809,6 +809,7 @@ impl JobSpec {
         if self.partition_glob.is_some() {
             let not = match &self.input {
                 Some(Input::Gen(_)) => Some("a gen: input".to_owned()),
+                Some(Input::Kafka(k)) => Some(format!("a Kafka input ({k})")),
                 Some(Input::Stdin) => Some("standard input".to_owned()),
                 Some(Input::Path(p)) if p.exists() && !p.is_dir() => {
                     Some(format!("\"{}\", a file", p.display()))
@@ -869,43 +870,10 @@ impl JobSpec {
             }
             Input::Path(path) => path.clone(),
             Input::Stdin => PathBuf::from("-"),
+            Input::Kafka(kafka) => return self.kafka_source(kafka),
         };
-        let format = self.input_format();
-        let header = self.header.unwrap_or(defaults::HEADER);
-        if format == InputFormat::Csv && !header {
-            // Without a header the fields are column numbers; a name would
-            // make every line a dead letter.
-            let fields = [
-                ("--key", self.key.as_deref().unwrap_or(defaults::KEY)),
-                ("--time", self.time.as_deref().unwrap_or(defaults::TIME)),
-                ("--value", self.value.as_deref().unwrap_or(defaults::VALUE)),
-                (
-                    "--partition-field",
-                    self.partition_field.as_deref().unwrap_or("0"),
-                ),
-            ];
-            if let Some((flag, name)) = fields.iter().find(|(_, f)| f.parse::<usize>().is_err()) {
-                return Err(SpecError(format!(
-                    "{flag} \"{name}\" names a field, but CSV without --header has only column numbers: add --header if the files start with a header line, or give --key, --time and --value as column numbers (0, 1, ...)"
-                ))
-                .into());
-            }
-        }
-        let format = format.into();
-        let mut decode = DecodeConfig::new(format);
-        decode.header = header;
-        decode.fields = FieldMapping {
-            key: self.key.clone().unwrap_or_else(|| defaults::KEY.into()),
-            time: self.time.clone().unwrap_or_else(|| defaults::TIME.into()),
-            value: self.value.clone().unwrap_or_else(|| defaults::VALUE.into()),
-            partition: self.partition_field.clone(),
-        };
-        decode.time_format = self.time_format.unwrap_or(defaults::TIME_FORMAT).into();
-        // A count needs no value field.
-        decode.require_value = self
-            .agg
-            .as_ref()
-            .is_none_or(|a| a.kinds() != [tidemark_windows::AggKind::Count]);
+        let decode = self.decode_config()?;
+        let format = decode.format;
         let mut config = FileSourceConfig::new(path, format);
         config.decode = decode;
         config.follow = self.follow.unwrap_or(defaults::FOLLOW);
@@ -919,6 +887,98 @@ impl JobSpec {
             e => EngineError::from(e).into(),
         })?;
         Ok(Arc::new(source))
+    }
+
+    /// How the input's lines (or a topic's payloads) decode: format,
+    /// header, field mapping, time format.
+    fn decode_config(&self) -> Result<DecodeConfig, JobError> {
+        let format = self.input_format();
+        let header = self.header.unwrap_or(defaults::HEADER);
+        if format == InputFormat::Csv && !header {
+            // Without a header the fields are column numbers; a name would
+            // make every line a dead letter (the message key and timestamp
+            // of a topic excepted).
+            let meta = [
+                tidemark_sources::decode::KEY_FIELD,
+                tidemark_sources::decode::TIMESTAMP_FIELD,
+            ];
+            let fields = [
+                ("--key", self.key.as_deref().unwrap_or(defaults::KEY)),
+                ("--time", self.time.as_deref().unwrap_or(defaults::TIME)),
+                ("--value", self.value.as_deref().unwrap_or(defaults::VALUE)),
+                (
+                    "--partition-field",
+                    self.partition_field.as_deref().unwrap_or("0"),
+                ),
+            ];
+            if let Some((flag, name)) = fields
+                .iter()
+                .find(|(_, f)| f.parse::<usize>().is_err() && !meta.contains(f))
+            {
+                return Err(SpecError(format!(
+                    "{flag} \"{name}\" names a field, but CSV without --header has only column numbers: add --header if the files start with a header line, or give --key, --time and --value as column numbers (0, 1, ...)"
+                ))
+                .into());
+            }
+        }
+        let mut decode = DecodeConfig::new(format.into());
+        decode.header = header;
+        decode.fields = FieldMapping {
+            key: self.key.clone().unwrap_or_else(|| defaults::KEY.into()),
+            time: self.time.clone().unwrap_or_else(|| defaults::TIME.into()),
+            value: self.value.clone().unwrap_or_else(|| defaults::VALUE.into()),
+            partition: self.partition_field.clone(),
+        };
+        decode.time_format = self.time_format.unwrap_or(defaults::TIME_FORMAT).into();
+        // A count needs no value field.
+        decode.require_value = self
+            .agg
+            .as_ref()
+            .is_none_or(|a| a.kinds() != [tidemark_windows::AggKind::Count]);
+        Ok(decode)
+    }
+
+    /// A Kafka topic as the source (feature `kafka`).
+    fn kafka_source(&self, kafka: &super::values::KafkaInput) -> Result<Arc<dyn Source>, JobError> {
+        for (flag, set) in [
+            ("--partition-field", self.partition_field.is_some()),
+            ("--header", self.header == Some(true)),
+        ] {
+            if set {
+                return Err(SpecError(format!(
+                    "{flag} does not apply to a Kafka input: each message is one record of its partition"
+                ))
+                .into());
+            }
+        }
+        let decode = DecodeConfig {
+            header: false,
+            ..self.decode_config()?
+        };
+        #[cfg(feature = "kafka")]
+        {
+            use tidemark_sources::kafka::{KafkaConfig, KafkaSource, KafkaStart};
+            let mut config = KafkaConfig::new(kafka.bootstrap.clone(), kafka.topic.clone(), decode);
+            config.follow = self.follow.unwrap_or(defaults::FOLLOW);
+            config.start = if kafka.latest {
+                KafkaStart::Latest
+            } else {
+                KafkaStart::Earliest
+            };
+            let source = KafkaSource::connect(config).map_err(|e| match e {
+                SourceError::InvalidConfig(reason) => JobError::from(SpecError(reason)),
+                e => EngineError::from(e).into(),
+            })?;
+            Ok(Arc::new(source))
+        }
+        #[cfg(not(feature = "kafka"))]
+        {
+            let _ = decode;
+            Err(SpecError(format!(
+                "{kafka}: this tidemark was built without Kafka support (cargo feature \"kafka\")"
+            ))
+            .into())
+        }
     }
 
     /// Refuses outputs that would destroy the input or each other: an

@@ -13,7 +13,7 @@ pub use gen::GenSpec;
 pub use job::{defaults, JobSpec, MAX_BATCH_SIZE, MAX_PARTITIONS, MAX_WORKERS};
 pub use values::{
     AggList, BadRatio, CheckpointInterval, DurationMs, Emit, EventTimeFormat, FromOffsets,
-    FromTime, Input, InputFormat, JobWindow, OnBadRecord, OutputPath,
+    FromTime, Input, InputFormat, JobWindow, KafkaInput, OnBadRecord, OutputPath,
 };
 
 use tidemark_sources::GeneratorConfig;

@@ -339,6 +339,66 @@ pub enum Input {
     Stdin,
     /// The built-in generator with these knobs.
     Gen(GenSpec),
+    /// A Kafka topic: `kafka://HOST:PORT/TOPIC`, with `?start=latest` to
+    /// begin at its end instead of its earliest offset.
+    Kafka(KafkaInput),
+}
+
+/// A Kafka topic as an input (see [`Input::Kafka`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaInput {
+    /// `host:port[,host:port...]`.
+    pub bootstrap: String,
+    /// The topic.
+    pub topic: String,
+    /// Begin at the end of each partition when the job starts (only new
+    /// records), instead of at the earliest offset.
+    pub latest: bool,
+}
+
+impl FromStr for KafkaInput {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let bad = |why: &str| -> Result<KafkaInput, SpecError> {
+            err(format!(
+                "invalid Kafka input \"{text}\": {why} (expected kafka://HOST:PORT/TOPIC, optionally ?start=earliest or ?start=latest)"
+            ))
+        };
+        let Some(rest) = text.strip_prefix("kafka://") else {
+            return bad("it does not start with kafka://");
+        };
+        let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let Some((bootstrap, topic)) = address.split_once('/') else {
+            return bad("no topic");
+        };
+        if bootstrap.is_empty() {
+            return bad("no broker address");
+        }
+        if topic.is_empty() || topic.contains('/') {
+            return bad("the topic must be one non-empty name");
+        }
+        let latest = match query {
+            "" | "start=earliest" => false,
+            "start=latest" => true,
+            _ => return bad("the only option is start=earliest or start=latest"),
+        };
+        Ok(KafkaInput {
+            bootstrap: bootstrap.to_owned(),
+            topic: topic.to_owned(),
+            latest,
+        })
+    }
+}
+
+impl fmt::Display for KafkaInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kafka://{}/{}", self.bootstrap, self.topic)?;
+        if self.latest {
+            f.write_str("?start=latest")?;
+        }
+        Ok(())
+    }
 }
 
 impl FromStr for Input {
@@ -347,6 +407,9 @@ impl FromStr for Input {
     fn from_str(text: &str) -> Result<Self, SpecError> {
         if let Some(knobs) = text.strip_prefix("gen:") {
             return Ok(Input::Gen(knobs.parse()?));
+        }
+        if text.starts_with("kafka://") {
+            return Ok(Input::Kafka(text.parse()?));
         }
         match text {
             "" => err(
@@ -365,6 +428,7 @@ impl fmt::Display for Input {
             Input::Path(p) => write!(f, "{}", p.display()),
             Input::Stdin => f.write_str("-"),
             Input::Gen(g) => write!(f, "gen:{g}"),
+            Input::Kafka(k) => write!(f, "{k}"),
         }
     }
 }

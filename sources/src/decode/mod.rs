@@ -45,7 +45,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::dead_letter::DeadLetter;
-use crate::record::{Decoded, Offset, PartitionId, Record};
+use crate::record::{Decoded, Key, Offset, PartitionId, Record};
 #[cfg(doc)]
 use crate::record::{Value, MAX_EVENT_TIME, MIN_EVENT_TIME};
 
@@ -262,6 +262,13 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The key field name that means "the message key" ([`Decoder::decode_message`]).
+pub const KEY_FIELD: &str = "@key";
+
+/// The time field name that means "the message timestamp"
+/// ([`Decoder::decode_message`]).
+pub const TIMESTAMP_FIELD: &str = "@timestamp";
+
 /// Decodes lines of one partition into records or dead letters.
 ///
 /// A decoder is cheap to clone; a CSV decoder with `header` must be given
@@ -315,6 +322,65 @@ impl Decoder {
     /// cross-check the fast path.
     pub fn decode_general(&self, partition: PartitionId, offset: Offset, line: &[u8]) -> Decoded {
         self.decode_with(partition, offset, line, false)
+    }
+
+    /// Decodes a message of a broker (the payload, with the message's key
+    /// and timestamp). The key field [`KEY_FIELD`] (`@key`) takes the key
+    /// from the message key instead of the payload, and the time field
+    /// [`TIMESTAMP_FIELD`] (`@timestamp`) the event time from the message
+    /// timestamp (epoch ms); other names are payload fields as in
+    /// [`Decoder::decode`].
+    pub fn decode_message(
+        &self,
+        partition: PartitionId,
+        offset: Offset,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        timestamp: Option<i64>,
+    ) -> Decoded {
+        let f = &self.config.fields;
+        let (meta_key, meta_time) = (f.key == KEY_FIELD, f.time == TIMESTAMP_FIELD);
+        if !meta_key && !meta_time {
+            return self.decode(partition, offset, payload);
+        }
+        let line = strip_cr(payload);
+        let dead = |reason: String| DeadLetter::new(partition, offset, reason, line);
+        let text = self.check_line(line).map_err(dead)?;
+        let mut fields = self.fields(text, true).map_err(dead)?;
+        let key = if meta_key {
+            let bytes = key.ok_or_else(|| dead("the message has no key (@key)".to_owned()))?;
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                dead(format!(
+                    "the message key is not utf-8 (byte {})",
+                    e.valid_up_to()
+                ))
+            })?;
+            Key::from(text)
+        } else {
+            convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?
+        };
+        let event_time = if meta_time {
+            let ms = timestamp
+                .ok_or_else(|| dead("the message has no timestamp (@timestamp)".to_owned()))?;
+            convert::time(Some(Scalar::Int(ms)), TIMESTAMP_FIELD, TimeFormat::EpochMs)
+                .map_err(dead)?
+        } else {
+            convert::time(fields.take(Slot::Time), &f.time, self.config.time_format)
+                .map_err(dead)?
+        };
+        let value = if self.config.require_value {
+            convert::value(fields.take(Slot::Value), &f.value)
+        } else {
+            convert::optional_value(fields.take(Slot::Value), &f.value)
+        }
+        .map_err(dead)?;
+        Ok(Record {
+            partition,
+            offset,
+            key,
+            event_time,
+            value,
+        })
     }
 
     fn decode_with(
