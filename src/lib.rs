@@ -55,6 +55,8 @@
 #![warn(missing_docs)]
 
 pub mod job;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod spec;
 pub mod tradeoff;
 

@@ -68,16 +68,20 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 fn create_topic(name: &str, partitions: i32) {
+    create_topic_with(name, partitions, &[]);
+}
+
+fn create_topic_with(name: &str, partitions: i32, config: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .create()
         .unwrap();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
-    let results = block_on(admin.create_topics(
-        &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-        &options,
-    ))
-    .unwrap();
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in config {
+        topic = topic.set(k, v);
+    }
+    let results = block_on(admin.create_topics(&[topic], &options)).unwrap();
     for r in results {
         r.unwrap();
     }
@@ -555,4 +559,236 @@ fn a_kafka_address_is_checked_before_any_connection() {
             "{flag:?}: {stderr}"
         );
     }
+}
+
+/// One message of an output topic: sequence number, key, value (`None`: a
+/// tombstone).
+type OutMessage = (u64, String, Option<String>);
+
+/// Every committed message of `topic`, by sequence number.
+fn read_topic(topic: &str) -> Vec<OutMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("{topic}-reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for &p in &partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut at_end = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while at_end.len() < partitions.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "reading {topic}"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let seq = m
+                    .headers()
+                    .and_then(|h| {
+                        h.iter()
+                            .find(|h| h.key == "tidemark-seq")
+                            .and_then(|h| h.value)
+                    })
+                    .map(|v| std::str::from_utf8(v).unwrap().parse().unwrap())
+                    .expect("a row without a sequence number");
+                let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+                let value = m.payload().map(|v| String::from_utf8(v.to_vec()).unwrap());
+                out.push((seq, key, value));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("{e}"),
+            None => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[ignore = "needs a Kafka broker: see the module docs"]
+fn result_rows_reach_a_topic_as_the_file_has_them_and_updates_leave_the_final_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
+    let (files, _) = fixture(tmp, "sink-in");
+    let files = files.to_str().unwrap();
+    // Final rows only: the topic, by sequence number, is the file.
+    let job = [
+        "--window",
+        "tumbling:1s",
+        "--delay",
+        "300ms",
+        "--emit",
+        "final",
+    ];
+    let out = topic("sink-final");
+    create_topic(&out, 3);
+    let file = tmp.join("final.jsonl");
+    run_ok(
+        bin()
+            .args(["run", "--input", files])
+            .args(job)
+            .arg("--output")
+            .arg(&file)
+            .arg("--quiet"),
+    );
+    let address = format!("kafka://{}/{out}", bootstrap());
+    run_ok(
+        bin()
+            .args(["run", "--input", files])
+            .args(job)
+            .args(["--output", &address, "--quiet"]),
+    );
+    let want: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let got = read_topic(&out);
+    assert_eq!(got.len(), want.len());
+    for (i, ((seq, key, value), line)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(*seq, i as u64);
+        assert_eq!(value.as_deref(), Some(line.as_str()));
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key: serde_json::Value = serde_json::from_str(key).unwrap();
+        assert_eq!(
+            (&key["key"], &key["start"], &key["end"]),
+            (&row["key"], &row["start"], &row["end"])
+        );
+    }
+
+    // Updates (sessions merge: retractions of windows that are gone) into a
+    // compacted topic: the latest value per key is the final table.
+    let job = [
+        "--window",
+        "session:500ms",
+        "--delay",
+        "100ms",
+        "--lateness",
+        "2s",
+        "--emit",
+        "updates",
+    ];
+    let out = topic("sink-updates");
+    create_topic_with(&out, 3, &[("cleanup.policy", "compact")]);
+    let file = tmp.join("updates.jsonl");
+    run_ok(
+        bin()
+            .args(["run", "--input", files])
+            .args(job)
+            .arg("--output")
+            .arg(&file)
+            .arg("--quiet"),
+    );
+    let address = format!("kafka://{}/{out}", bootstrap());
+    run_ok(bin().args(["run", "--input", files]).args(job).args([
+        "--output",
+        &address,
+        "--quiet",
+        "--workers",
+        "2",
+    ]));
+    // The final table from the file: each row replaces its window's, a
+    // retraction removes it.
+    let mut want: BTreeMap<String, String> = BTreeMap::new();
+    let mut retractions = 0;
+    for line in std::fs::read_to_string(&file).unwrap().lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = format!(
+            "{{\"key\":{},\"start\":{},\"end\":{}}}",
+            row["key"], row["start"], row["end"]
+        );
+        if row["kind"] == "retract" {
+            retractions += 1;
+            want.remove(&key);
+        } else {
+            want.insert(key, line.to_owned());
+        }
+    }
+    assert!(retractions > 100, "{retractions} retractions");
+    let mut got: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let messages = read_topic(&out);
+    let tombstones = messages.iter().filter(|m| m.2.is_none()).count();
+    assert!(tombstones > 0);
+    for (_, key, value) in messages {
+        got.insert(key, value);
+    }
+    let got: BTreeMap<String, String> = got
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    assert!(
+        got == want,
+        "the latest value per key is not the final table"
+    );
+}
+
+#[test]
+#[ignore = "needs a Kafka broker: see the module docs"]
+fn a_run_killed_midway_leaves_the_output_topic_as_an_uninterrupted_run_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
+    let (files, _) = fixture(tmp, "sink-kill-in");
+    let files = files.to_str().unwrap();
+    let reference = topic("sink-reference");
+    create_topic(&reference, 4);
+    let address = |t: &str| format!("kafka://{}/{t}", bootstrap());
+    run_ok(bin().args(["run", "--input", files]).args(JOB).args([
+        "--output",
+        &address(&reference),
+        "--quiet",
+    ]));
+    let want = read_topic(&reference);
+    assert!(want.len() > 10_000);
+
+    let killed = topic("sink-killed");
+    create_topic(&killed, 4);
+    let ckpt = tmp.join("ckpt");
+    let cmd = |batch: &str| {
+        let mut c = bin();
+        c.args(["run", "--input", files])
+            .args(JOB)
+            .args(["--output", &address(&killed)])
+            .arg("--checkpoint-dir")
+            .arg(&ckpt)
+            .args(["--checkpoint-every", "1s", "--batch-size", batch, "--quiet"]);
+        c
+    };
+    let mut kills = 0;
+    for attempt in 0..5 {
+        let mut child = cmd("8").spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(1_500 + attempt * 300));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills >= 2, "the run was killed only {kills} times");
+    let resumed = run_ok(&mut cmd("1024"));
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(stderr.contains("resuming from checkpoint"), "{stderr}");
+    let got = read_topic(&killed);
+    assert_eq!(got.len(), want.len(), "rows lost or written twice");
+    assert!(got == want, "the topics differ");
 }

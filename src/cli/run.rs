@@ -229,6 +229,7 @@ fn output_name(path: &OutputPath) -> String {
     match path {
         OutputPath::Stdout => "standard output".into(),
         OutputPath::File(p) => p.display().to_string(),
+        OutputPath::Kafka { .. } => path.to_string(),
     }
 }
 

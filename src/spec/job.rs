@@ -769,8 +769,12 @@ impl JobSpec {
         self.max_bad_ratio.unwrap_or(defaults::MAX_BAD_RATIO)
     }
 
+    /// The target of a late or dead-letter output (`check_outputs` has
+    /// refused a Kafka topic for them).
     fn target(path: &Option<OutputPath>) -> Target {
-        path.as_ref().map_or(Target::Discard, OutputPath::target)
+        path.as_ref()
+            .and_then(OutputPath::target)
+            .unwrap_or(Target::Discard)
     }
 
     /// The input format: `format` if set, else detected from the input:
@@ -986,6 +990,13 @@ impl JobSpec {
     /// two outputs on one file (after resolving symlinks), and standard
     /// output for more than one output.
     pub fn check_outputs(&self) -> Result<(), SpecError> {
+        for (flag, output) in [("--late", &self.late), ("--dead-letter", &self.dead_letter)] {
+            if let Some(OutputPath::Kafka { .. }) = output {
+                return Err(SpecError(format!(
+                    "{flag}: a Kafka topic takes result rows only (--output); write late records and dead letters to a file"
+                )));
+            }
+        }
         let outputs = [
             (
                 "--output",
@@ -1117,9 +1128,30 @@ impl JobSpec {
             b = b.connect_timeout(timeout.into());
         }
         b = self.checkpoints(b)?;
-        let results = self.output.as_ref().unwrap_or(&defaults::OUTPUT).target();
-        Ok(b.results(results)
-            .late(Self::target(&self.late))
+        self.check_outputs()?;
+        b = match self.output.as_ref().unwrap_or(&defaults::OUTPUT) {
+            OutputPath::Kafka { bootstrap, topic } => {
+                #[cfg(feature = "kafka")]
+                {
+                    let sink = crate::kafka::KafkaSink::connect(
+                        bootstrap,
+                        topic,
+                        tidemark_engine::RowJson(tidemark_windows::Metrics::new(aggs)),
+                    )
+                    .map_err(|e| SpecError(e.to_string()))?;
+                    b.results_sink(sink)
+                }
+                #[cfg(not(feature = "kafka"))]
+                {
+                    return Err(SpecError(format!(
+                        "--output kafka://{bootstrap}/{topic}: this tidemark was built without Kafka support (cargo feature \"kafka\")"
+                    ))
+                    .into());
+                }
+            }
+            other => b.results(other.target().unwrap_or(Target::Discard)),
+        };
+        Ok(b.late(Self::target(&self.late))
             .dead_letters(Self::target(&self.dead_letter)))
     }
 }

@@ -445,21 +445,32 @@ impl<'de> Deserialize<'de> for Input {
     }
 }
 
-/// Where an output goes: `-` for standard output, otherwise a file path.
+/// Where an output goes: `-` for standard output, `kafka://HOST:PORT/TOPIC`
+/// for a Kafka topic (result rows only), otherwise a file path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum OutputPath {
     /// Standard output (`-`).
     Stdout,
     /// A file, created or truncated.
     File(PathBuf),
+    /// A Kafka topic, written in transactions (result rows only; see
+    /// `tidemark::kafka`).
+    Kafka {
+        /// `host:port[,host:port...]`.
+        bootstrap: String,
+        /// The topic.
+        topic: String,
+    },
 }
 
 impl OutputPath {
-    /// The engine target.
-    pub fn target(&self) -> Target {
+    /// The engine target: `None` for a Kafka topic, which is a sink of its
+    /// own ([`JobSpec::to_builder`](crate::JobSpec::to_builder) opens it).
+    pub fn target(&self) -> Option<Target> {
         match self {
-            OutputPath::Stdout => Target::Stdout,
-            OutputPath::File(p) => Target::File(p.clone()),
+            OutputPath::Stdout => Some(Target::Stdout),
+            OutputPath::File(p) => Some(Target::File(p.clone())),
+            OutputPath::Kafka { .. } => None,
         }
     }
 }
@@ -471,6 +482,18 @@ impl FromStr for OutputPath {
         match text {
             "" => err("an empty output path (give a file, or - for standard output)".into()),
             "-" => Ok(OutputPath::Stdout),
+            p if p.starts_with("kafka://") => {
+                let k: KafkaInput = p.parse()?;
+                if k.latest {
+                    return err(format!(
+                        "invalid Kafka output \"{p}\": ?start= applies to inputs"
+                    ));
+                }
+                Ok(OutputPath::Kafka {
+                    bootstrap: k.bootstrap,
+                    topic: k.topic,
+                })
+            }
             p => Ok(OutputPath::File(PathBuf::from(p))),
         }
     }
@@ -481,6 +504,7 @@ impl fmt::Display for OutputPath {
         match self {
             OutputPath::Stdout => f.write_str("-"),
             OutputPath::File(p) => write!(f, "{}", p.display()),
+            OutputPath::Kafka { bootstrap, topic } => write!(f, "kafka://{bootstrap}/{topic}"),
         }
     }
 }

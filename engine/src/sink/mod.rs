@@ -96,6 +96,17 @@ pub trait Sink<T>: Send {
     fn durable_position(&mut self) -> io::Result<Option<OutputPosition>> {
         Ok(None)
     }
+
+    /// Called once, before any write, when the job takes checkpoints:
+    /// with the position this sink's [`durable_position`](Sink::durable_position)
+    /// returned at the checkpoint the job resumes from, or `None` on a
+    /// fresh start (or when that checkpoint holds none for it). A sink that
+    /// cannot be cut back (a transactional topic) uses it to skip what it
+    /// already committed after that checkpoint. The default ignores it.
+    fn resume(&mut self, from: Option<OutputPosition>) -> io::Result<()> {
+        let _ = from;
+        Ok(())
+    }
 }
 
 impl<T, S: Sink<T> + ?Sized> Sink<T> for Box<S> {
@@ -110,5 +121,8 @@ impl<T, S: Sink<T> + ?Sized> Sink<T> for Box<S> {
     }
     fn durable_position(&mut self) -> io::Result<Option<OutputPosition>> {
         (**self).durable_position()
+    }
+    fn resume(&mut self, from: Option<OutputPosition>) -> io::Result<()> {
+        (**self).resume(from)
     }
 }

@@ -324,7 +324,19 @@ impl<T: 'static> Output<T> {
     ) -> Result<Box<dyn Sink<T>>> {
         match self {
             Output::Target(t) => t.open_resumable(encoder, what, resume),
-            Output::Sink(s) => Ok(s),
+            Output::Sink(mut s) => {
+                let from = match resume {
+                    Resume::No => return Ok(s),
+                    Resume::Fresh => None,
+                    Resume::At(pos) => pos,
+                };
+                s.resume(from).map_err(|source| EngineError::Output {
+                    what,
+                    path: s.describe(),
+                    source,
+                })?;
+                Ok(s)
+            }
         }
     }
 }
