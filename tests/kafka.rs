@@ -792,3 +792,62 @@ fn a_run_killed_midway_leaves_the_output_topic_as_an_uninterrupted_run_does() {
     assert_eq!(got.len(), want.len(), "rows lost or written twice");
     assert!(got == want, "the topics differ");
 }
+
+#[test]
+#[ignore = "needs a Kafka broker: see the module docs"]
+fn start_latest_reads_only_what_is_written_after_the_job_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let topic = topic("latest");
+    create_topic(&topic, 1);
+    let batch = |from: i64, to: i64| -> Vec<Message> {
+        (from..to)
+            .map(|i| {
+                (
+                    0,
+                    None,
+                    format!(
+                        "{{\"key\":\"k\",\"ts\":{},\"value\":1}}",
+                        1_700_000_000_000 + i * 100
+                    ),
+                    None,
+                )
+            })
+            .collect()
+    };
+    // 10 s of old records; the job starts at the end.
+    produce(&topic, &batch(0, 100), &[], 1);
+    let results = tmp.path().join("results.jsonl");
+    let address = format!("kafka://{}/{topic}?start=latest", bootstrap());
+    let mut child = bin()
+        .args([
+            "run",
+            "--input",
+            &address,
+            "--follow",
+            "--window",
+            "tumbling:1s",
+        ])
+        .arg("--output")
+        .arg(&results)
+        .arg("--quiet")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    produce(&topic, &batch(200, 300), &[], 1);
+    let started = Instant::now();
+    let rows = || std::fs::read_to_string(&results).unwrap_or_default();
+    while rows().lines().count() < 9 {
+        assert!(started.elapsed() < Duration::from_secs(30), "{}", rows());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    child.wait().unwrap();
+    // Only the windows of the new records, from 20 s on.
+    for line in rows().lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            row["start"].as_i64().unwrap() >= 1_700_000_020_000,
+            "{line}"
+        );
+    }
+}

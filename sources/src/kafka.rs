@@ -105,6 +105,9 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             // A caught-up consumer's long poll delays its other requests.
             .set("fetch.wait.max.ms", "50")
+            // Large fetches: a reprocessing run reads far behind the end.
+            .set("max.partition.fetch.bytes", "8388608")
+            .set("queued.max.messages.kbytes", "16384")
             .set("log_level", "3");
         for (k, v) in &self.properties {
             c.set(k, v);
@@ -209,36 +212,6 @@ impl KafkaSource {
     /// Per partition: (low watermark, last stable offset) when connected.
     pub fn offsets(&self) -> &BTreeMap<PartitionId, (i64, i64)> {
         &self.offsets
-    }
-
-    /// Resolves a timestamp (epoch ms) to the first offset of each
-    /// partition whose message timestamp is at or after it, by the
-    /// broker's offsets-for-times (the end offset where there is none).
-    /// Message timestamps are not event times, and transaction markers
-    /// carry the broker's clock: use it as a lower bound.
-    pub fn offsets_for_time(&self, ms: i64) -> Result<BTreeMap<PartitionId, u64>, SourceError> {
-        let consumer = self.config.consumer()?;
-        let mut tpl = TopicPartitionList::new();
-        for &p in self.offsets.keys() {
-            tpl.add_partition_offset(&self.config.topic, p as i32, KafkaOffset::Offset(ms))
-                .map_err(|e| self.config.broker("could not ask for offsets", e))?;
-        }
-        let found = consumer
-            .offsets_for_times(tpl, self.config.timeout)
-            .map_err(|e| self.config.broker("could not resolve a time to offsets", e))?;
-        Ok(found
-            .elements()
-            .iter()
-            .map(|e| {
-                let p = e.partition() as PartitionId;
-                let end = self.offsets.get(&p).map_or(0, |o| o.1);
-                let at = match e.offset() {
-                    KafkaOffset::Offset(o) => o,
-                    _ => end,
-                };
-                (p, at.max(0) as u64)
-            })
-            .collect())
     }
 }
 
