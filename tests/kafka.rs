@@ -186,6 +186,25 @@ fn messages(lines: &[Vec<String>]) -> Vec<Message> {
     all
 }
 
+/// Records `from..to`, one every 100 ms of event time, spread over
+/// `partitions` partitions and `keys` keys.
+fn every_100ms(from: i64, to: i64, partitions: i64, keys: i64) -> Vec<Message> {
+    (from..to)
+        .map(|i| {
+            (
+                (i % partitions) as i32,
+                None,
+                format!(
+                    "{{\"key\":\"k{}\",\"ts\":{},\"value\":1}}",
+                    i % keys,
+                    1_700_000_000_000 + i * 100
+                ),
+                None,
+            )
+        })
+        .collect()
+}
+
 fn write_parts(dir: &Path, lines: &[Vec<String>]) {
     std::fs::create_dir_all(dir).unwrap();
     for (p, part) in lines.iter().enumerate() {
@@ -444,22 +463,7 @@ fn a_followed_topic_is_caught_up_at_the_broker_end_and_reads_what_comes() {
     let tmp = tmp.path();
     let topic = topic("follow");
     create_topic(&topic, 2);
-    let batch = |from: i64, to: i64| -> Vec<Message> {
-        (from..to)
-            .map(|i| {
-                (
-                    (i % 2) as i32,
-                    None,
-                    format!(
-                        "{{\"key\":\"k{}\",\"ts\":{},\"value\":1}}",
-                        i % 3,
-                        1_700_000_000_000 + i * 100
-                    ),
-                    None,
-                )
-            })
-            .collect()
-    };
+    let batch = |from, to| every_100ms(from, to, 2, 3);
     produce(&topic, &batch(0, 100), &[], 1);
     let address = format!("kafka://{}/{topic}", bootstrap());
     let results = tmp.join("results.jsonl");
@@ -799,21 +803,7 @@ fn start_latest_reads_only_what_is_written_after_the_job_starts() {
     let tmp = tempfile::tempdir().unwrap();
     let topic = topic("latest");
     create_topic(&topic, 1);
-    let batch = |from: i64, to: i64| -> Vec<Message> {
-        (from..to)
-            .map(|i| {
-                (
-                    0,
-                    None,
-                    format!(
-                        "{{\"key\":\"k\",\"ts\":{},\"value\":1}}",
-                        1_700_000_000_000 + i * 100
-                    ),
-                    None,
-                )
-            })
-            .collect()
-    };
+    let batch = |from, to| every_100ms(from, to, 1, 1);
     // 10 s of old records; the job starts at the end.
     produce(&topic, &batch(0, 100), &[], 1);
     let results = tmp.path().join("results.jsonl");

@@ -314,14 +314,14 @@ impl Decoder {
     /// hold line breaks inside quoted fields) found at `offset` of
     /// `partition`.
     pub fn decode(&self, partition: PartitionId, offset: Offset, line: &[u8]) -> Decoded {
-        self.decode_with(partition, offset, line, true)
+        self.decode_with(partition, offset, line, true, None)
     }
 
     /// Like [`Decoder::decode`], but always on the general (`serde_json` /
     /// `csv`) path. It gives the same results, more slowly; it exists to
     /// cross-check the fast path.
     pub fn decode_general(&self, partition: PartitionId, offset: Offset, line: &[u8]) -> Decoded {
-        self.decode_with(partition, offset, line, false)
+        self.decode_with(partition, offset, line, false, None)
     }
 
     /// Decodes a message of a broker (the payload, with the message's key
@@ -339,65 +339,50 @@ impl Decoder {
         timestamp: Option<i64>,
     ) -> Decoded {
         let f = &self.config.fields;
-        let (meta_key, meta_time) = (f.key == KEY_FIELD, f.time == TIMESTAMP_FIELD);
-        if !meta_key && !meta_time {
+        if f.key != KEY_FIELD && f.time != TIMESTAMP_FIELD {
             return self.decode(partition, offset, payload);
         }
-        let line = strip_cr(payload);
-        let dead = |reason: String| DeadLetter::new(partition, offset, reason, line);
-        let text = self.check_line(line).map_err(dead)?;
-        let mut fields = self.fields(text, true).map_err(dead)?;
-        let key = if meta_key {
-            let bytes = key.ok_or_else(|| dead("the message has no key (@key)".to_owned()))?;
-            let text = std::str::from_utf8(bytes).map_err(|e| {
-                dead(format!(
-                    "the message key is not utf-8 (byte {})",
-                    e.valid_up_to()
-                ))
-            })?;
-            Key::from(text)
-        } else {
-            convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?
-        };
-        let event_time = if meta_time {
-            let ms = timestamp
-                .ok_or_else(|| dead("the message has no timestamp (@timestamp)".to_owned()))?;
-            convert::time(Some(Scalar::Int(ms)), TIMESTAMP_FIELD, TimeFormat::EpochMs)
-                .map_err(dead)?
-        } else {
-            convert::time(fields.take(Slot::Time), &f.time, self.config.time_format)
-                .map_err(dead)?
-        };
-        let value = if self.config.require_value {
-            convert::value(fields.take(Slot::Value), &f.value)
-        } else {
-            convert::optional_value(fields.take(Slot::Value), &f.value)
-        }
-        .map_err(dead)?;
-        Ok(Record {
-            partition,
-            offset,
-            key,
-            event_time,
-            value,
-        })
+        self.decode_with(partition, offset, payload, true, Some((key, timestamp)))
     }
 
+    /// Decodes a line; with `message` (a broker message's key and
+    /// timestamp), the fields [`KEY_FIELD`] and [`TIMESTAMP_FIELD`] take
+    /// them instead of the line's.
     fn decode_with(
         &self,
         partition: PartitionId,
         offset: Offset,
         line: &[u8],
         fast: bool,
+        message: Option<(Option<&[u8]>, Option<i64>)>,
     ) -> Decoded {
         let line = strip_cr(line);
         let dead = |reason: String| DeadLetter::new(partition, offset, reason, line);
         let text = self.check_line(line).map_err(dead)?;
         let mut fields = self.fields(text, fast).map_err(dead)?;
         let f = &self.config.fields;
-        let key = convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?;
-        let event_time = convert::time(fields.take(Slot::Time), &f.time, self.config.time_format)
-            .map_err(dead)?;
+        let key = match message {
+            Some((key, _)) if f.key == KEY_FIELD => {
+                let bytes = key.ok_or_else(|| dead("the message has no key (@key)".to_owned()))?;
+                let text = std::str::from_utf8(bytes).map_err(|e| {
+                    dead(format!(
+                        "the message key is not utf-8 (byte {})",
+                        e.valid_up_to()
+                    ))
+                })?;
+                Key::from(text)
+            }
+            _ => convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?,
+        };
+        let event_time = match message {
+            Some((_, timestamp)) if f.time == TIMESTAMP_FIELD => {
+                let ms = timestamp
+                    .ok_or_else(|| dead("the message has no timestamp (@timestamp)".to_owned()))?;
+                convert::time(Some(Scalar::Int(ms)), TIMESTAMP_FIELD, TimeFormat::EpochMs)
+            }
+            _ => convert::time(fields.take(Slot::Time), &f.time, self.config.time_format),
+        }
+        .map_err(dead)?;
         let value = if self.config.require_value {
             convert::value(fields.take(Slot::Value), &f.value)
         } else {
