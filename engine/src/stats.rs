@@ -50,6 +50,10 @@ pub struct Stats {
     /// state, 0 for never (set by [`run`](crate::run) from the
     /// configuration).
     pub(crate) sample_state: AtomicI64,
+    /// Each partition as its reader last saw it (see [`Stats::snapshot`]).
+    partitions_live: std::sync::Mutex<std::collections::BTreeMap<u32, PartitionLive>>,
+    /// The job's watermark delay (set by [`run`](crate::run)).
+    pub(crate) delay: AtomicI64,
     /// Set by [`Stats::request_stop`].
     stop: AtomicBool,
     /// Where notices go (see [`Stats::on_notice`]).
@@ -94,13 +98,176 @@ impl Default for Stats {
             peak_open_windows: AtomicU64::new(0),
             peak_state_bytes: AtomicU64::new(0),
             sample_state: AtomicI64::new(0),
+            partitions_live: Default::default(),
+            delay: AtomicI64::new(0),
             stop: AtomicBool::new(false),
             notices: Notices::default(),
         }
     }
 }
 
+/// What a reader last reported of its partition.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PartitionLive {
+    pub(crate) next_offset: u64,
+    pub(crate) stream_time: Option<i64>,
+    pub(crate) records: u64,
+    pub(crate) dead_letters: u64,
+    pub(crate) late: u64,
+    pub(crate) state: PartitionState,
+}
+
+/// Where a partition's reader is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionState {
+    /// Reading: the last read returned records.
+    #[default]
+    Reading,
+    /// Followed and at the end of what is there (a file's end, a topic's
+    /// end): it still holds the watermark back.
+    CaughtUp,
+    /// Followed, caught up for longer than `idle_after`: released, it no
+    /// longer holds the watermark back.
+    Idle,
+    /// At its end (a bounded input), or stopped.
+    Ended,
+}
+
+/// One partition in a [`StatsSnapshot`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionSnapshot {
+    /// The partition.
+    pub partition: u32,
+    /// The offset its reader reads next.
+    pub next_offset: u64,
+    /// Its stream time (the largest event time read), if it has one.
+    pub stream_time: Option<i64>,
+    /// Its watermark: stream time − delay.
+    pub watermark: Option<i64>,
+    /// Records read from it.
+    pub records: u64,
+    /// Dead letters read from it.
+    pub dead_letters: u64,
+    /// Its records dropped from a window as too late.
+    pub late: u64,
+    /// Where its reader is.
+    pub state: PartitionState,
+}
+
+/// The engine's time and counters while a job runs ([`Stats::snapshot`]).
+///
+/// The per-partition figures are those the readers last reported, so
+/// they run ahead of what the windows have applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Records decoded.
+    pub records: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Records dropped from a window as too late.
+    pub late_dropped: u64,
+    /// Records applied after their window fired.
+    pub late_applied: u64,
+    /// Records in no window.
+    pub unassigned: u64,
+    /// Rows of kind `final`.
+    pub windows_emitted: u64,
+    /// Rows of kind `update` or `retract`.
+    pub corrections: u64,
+    /// Every partition of this process, by id.
+    pub partitions: Vec<PartitionSnapshot>,
+    /// The global watermark: the smallest partition watermark among those
+    /// reading or caught up (idle and ended ones do not hold it); `None`
+    /// when none holds it.
+    pub watermark: Option<i64>,
+    /// The partition that holds the watermark (the smallest id on a tie).
+    pub held_by: Option<u32>,
+    /// Event-time lag: the newest stream time of any partition minus the
+    /// global watermark, ms.
+    pub event_time_lag_ms: Option<i64>,
+    /// The frontier (stream time) the outputs are written up to.
+    pub output_frontier: Option<i64>,
+}
+
+impl StatsSnapshot {
+    /// Processing-time lag: wall clock (`now_ms`, ms since the epoch) minus
+    /// the global watermark. Meaningful for a followed input whose event
+    /// times are wall-clock times.
+    pub fn processing_lag_ms(&self, now_ms: i64) -> Option<i64> {
+        self.watermark.map(|w| now_ms.saturating_sub(w))
+    }
+}
+
 impl Stats {
+    /// Records what a reader saw of its partition.
+    pub(crate) fn report_partition(&self, partition: u32, update: impl FnOnce(&mut PartitionLive)) {
+        if let Ok(mut live) = self.partitions_live.lock() {
+            update(live.entry(partition).or_default());
+        }
+    }
+
+    /// Adds late records per partition.
+    pub(crate) fn add_late(&self, late: &[(u32, u64)]) {
+        if late.is_empty() {
+            return;
+        }
+        if let Ok(mut live) = self.partitions_live.lock() {
+            for &(p, n) in late {
+                live.entry(p).or_default().late += n;
+            }
+        }
+    }
+
+    /// The engine's time and counters now, readable from any thread while
+    /// the job runs.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let delay = self.delay.load(Relaxed);
+        let partitions: Vec<PartitionSnapshot> = self
+            .partitions_live
+            .lock()
+            .map(|live| {
+                live.iter()
+                    .map(|(&partition, p)| PartitionSnapshot {
+                        partition,
+                        next_offset: p.next_offset,
+                        stream_time: p.stream_time,
+                        watermark: p.stream_time.map(|t| t.saturating_sub(delay)),
+                        records: p.records,
+                        dead_letters: p.dead_letters,
+                        late: p.late,
+                        state: p.state,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let holding = partitions
+            .iter()
+            .filter(|p| matches!(p.state, PartitionState::Reading | PartitionState::CaughtUp))
+            .map(|p| (p.watermark.unwrap_or(i64::MIN), p.partition))
+            .min();
+        let newest = partitions.iter().filter_map(|p| p.stream_time).max();
+        let watermark = holding.map(|(w, _)| w).filter(|&w| w > i64::MIN);
+        let frontier = self.frontier.load(Relaxed);
+        StatsSnapshot {
+            records: self.records.load(Relaxed),
+            dead_letters: self.dead_letters.load(Relaxed),
+            late_dropped: self.late_dropped.load(Relaxed),
+            late_applied: self.late_applied.load(Relaxed),
+            unassigned: self.unassigned.load(Relaxed),
+            windows_emitted: self.windows_emitted.load(Relaxed),
+            corrections: self.corrections.load(Relaxed),
+            partitions,
+            watermark,
+            held_by: holding.map(|(_, p)| p),
+            event_time_lag_ms: match (newest, watermark) {
+                (Some(n), Some(w)) => Some(n.saturating_sub(w)),
+                _ => None,
+            },
+            output_frontier: (frontier > i64::MIN).then_some(frontier),
+        }
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         if n > 0 {
             counter.fetch_add(n, Relaxed);

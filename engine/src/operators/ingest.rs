@@ -79,6 +79,15 @@ impl Partition {
     }
 }
 
+/// Every partition of a stopped ingest is ended (for the stats).
+fn report_stopped(stats: &Stats, parts: &[Partition]) {
+    for part in parts {
+        stats.report_partition(part.id, |live| {
+            live.state = crate::stats::PartitionState::Ended;
+        });
+    }
+}
+
 /// Before a partition's first decodable record its stream time is unknown;
 /// its dead letters are found at `i64::MIN + offset`, a time below every
 /// event time a source accepts (−2^53 and up), and the partition holds the
@@ -183,6 +192,12 @@ pub(crate) fn ingest<'scope>(
                 }
             }
             Stats::add(&control.stats.partitions, parts.len() as u64);
+            for part in &parts {
+                control.stats.report_partition(part.id, |live| {
+                    live.next_offset = part.reader.position();
+                    live.stream_time = part.stream_time.get();
+                });
+            }
             let mut cap: Option<Capability<EventTime>> = Some(cap);
             // The capability's time before the last batch was sent.
             let mut lead_from = EventTime::MIN;
@@ -201,6 +216,7 @@ pub(crate) fn ingest<'scope>(
                     output
                         .session(&*c)
                         .give_iterator(stop_markers(*c.time(), peers));
+                    report_stopped(&control.stats, &parts);
                     cap = None;
                     return;
                 }
@@ -230,10 +246,13 @@ pub(crate) fn ingest<'scope>(
                     }
                     decoded.clear();
                     let mut reached_end = false;
+                    let (records_before, dead_before) = (records, dead);
+                    let mut part_caught_up = false;
                     match part.reader.read(batch_size, &mut decoded) {
                         Ok(ReadStatus::End) => reached_end = true,
                         Ok(ReadStatus::CaughtUp) if decoded.is_empty() => {
                             caught_up = true;
+                            part_caught_up = true;
                             let since = *part.caught_up_since.get_or_insert_with(Instant::now);
                             if let Some(after) = idle_after {
                                 if !part.idle && since.elapsed() >= after {
@@ -363,6 +382,21 @@ pub(crate) fn ingest<'scope>(
                             partition,
                         }));
                     }
+                    control.stats.report_partition(partition, |live| {
+                        live.next_offset = part.reader.position();
+                        live.stream_time = part.stream_time.get();
+                        live.records += records - records_before;
+                        live.dead_letters += dead - dead_before;
+                        live.state = if part.ended {
+                            crate::stats::PartitionState::Ended
+                        } else if part.idle {
+                            crate::stats::PartitionState::Idle
+                        } else if part_caught_up {
+                            crate::stats::PartitionState::CaughtUp
+                        } else {
+                            crate::stats::PartitionState::Reading
+                        };
+                    });
                     let mut session = output.session(&*c);
                     for b in batches.drain(..).filter(|b| b.len() > 0) {
                         session.give(Ingest::Records(b));
@@ -379,6 +413,7 @@ pub(crate) fn ingest<'scope>(
                     output
                         .session(&*c)
                         .give_iterator(stop_markers(*c.time(), peers));
+                    report_stopped(&control.stats, &parts);
                     cap = None;
                     return;
                 }

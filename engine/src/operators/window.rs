@@ -83,6 +83,8 @@ pub(crate) fn window<'scope, A: JobAggregator>(
             let mut changes = Vec::new();
             let mut emitted: Vec<Emit<A::Output>> = Vec::new();
             let mut missed = Vec::new();
+            // Records dropped as late in this activation, by partition.
+            let mut late_by_partition: Vec<(PartitionId, u64)> = Vec::new();
             // After handing a chunk on: wait for the sink to write it.
             let mut handed_on = false;
             move |(input, frontier), output| {
@@ -191,6 +193,10 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                                     }));
                                 } else if applied.is_dropped() {
                                     late_dropped += 1;
+                                    match late_by_partition.last_mut() {
+                                        Some((p, n)) if *p == b.partition => *n += 1,
+                                        _ => late_by_partition.push((b.partition, 1)),
+                                    }
                                     if let Some(t) = tracker.as_mut() {
                                         t.applied.late_dropped += 1;
                                     }
@@ -258,6 +264,8 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     cuts = None;
                 }
                 Stats::add(&stats.late_dropped, late_dropped);
+                stats.add_late(&late_by_partition);
+                late_by_partition.clear();
                 Stats::add(&stats.late_applied, late_applied);
                 Stats::add(&stats.unassigned, unassigned);
                 Stats::add(&stats.dead_letters, dead);

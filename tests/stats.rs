@@ -1,0 +1,111 @@
+//! The live stats of a running job (`Stats::snapshot`): per-partition
+//! offsets, stream times, watermarks, records, late and dead-letter counts
+//! and reader states, the global watermark and the partition that holds
+//! it, and the event-time lag. A followed directory where one partition
+//! stops growing while the other goes on: the snapshot names the slow
+//! partition as holding the watermark, with a lag that grows, and the lag
+//! is zero once it catches up.
+//!
+//! Run with `cargo test --test stats`.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tidemark::engine::{PartitionState, Stats, StatsSnapshot};
+use tidemark::JobSpec;
+
+fn append(path: &Path, from: i64, to: i64, key: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for t in from..to {
+        writeln!(f, "{{\"key\":\"{key}\",\"ts\":{},\"value\":1}}", t * 100).unwrap();
+    }
+}
+
+/// Polls `stats` until `ok` holds of a snapshot (or fails after 20 s).
+fn wait_for(stats: &Stats, what: &str, ok: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+    let started = Instant::now();
+    loop {
+        let s = stats.snapshot();
+        if ok(&s) {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: {s:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_slow_partition_is_named_as_holding_the_watermark_until_it_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    let (p0, p1) = (dir.join("p0.jsonl"), dir.join("p1.jsonl"));
+    append(&p0, 0, 50, "a");
+    append(&p1, 0, 50, "b");
+    append(&p1, 50, 51, "b");
+    let spec: JobSpec = toml::from_str(&format!(
+        "input = {:?}\nwindow = \"tumbling:1s\"\nfollow = true\noutput = {:?}\n",
+        dir.display().to_string(),
+        tmp.path().join("out.jsonl").display().to_string()
+    ))
+    .unwrap();
+    let job = spec.to_builder().unwrap().build().unwrap();
+    let stats = Arc::new(Stats::default());
+    let running = {
+        let stats = Arc::clone(&stats);
+        std::thread::spawn(move || job.run_with(stats))
+    };
+    // Both caught up: partition 0 is behind (4.9 s against 5.0 s).
+    let s = wait_for(&stats, "both read", |s| {
+        s.partitions.len() == 2 && s.partitions.iter().all(|p| p.records >= 50)
+    });
+    assert_eq!(s.held_by, Some(0));
+    // Partition 1 goes on for 20 s of event time; partition 0 stops.
+    append(&p1, 51, 250, "b");
+    let s = wait_for(&stats, "partition 1 read on", |s| {
+        s.partitions[1].stream_time == Some(24_900)
+    });
+    assert_eq!(s.held_by, Some(0), "{s:#?}");
+    assert_eq!(s.watermark, Some(4_900));
+    assert_eq!(s.event_time_lag_ms, Some(20_000));
+    let p = &s.partitions[0];
+    assert_eq!((p.partition, p.next_offset, p.records), (0, 50, 50));
+    assert_eq!(p.state, PartitionState::CaughtUp);
+    assert_eq!(s.partitions[1].next_offset, 250);
+    // The output is held back by partition 0: nothing past 4.9 s.
+    assert!(s.output_frontier.is_none_or(|f| f <= 4_900), "{s:#?}");
+    // Partition 0 catches up: the lag goes to zero, partition 0 (lower id)
+    // holds the watermark on the tie.
+    append(&p0, 50, 250, "a");
+    let s = wait_for(&stats, "caught up", |s| s.event_time_lag_ms == Some(0));
+    assert_eq!(s.watermark, Some(24_900));
+    assert_eq!(s.held_by, Some(0));
+    // A late record for partition 1 is counted there, once the frontier
+    // passes its stream time.
+    append(&p1, 10, 11, "b");
+    append(&p1, 250, 260, "b");
+    append(&p0, 250, 260, "a");
+    wait_for(&stats, "late counted", |s| {
+        s.partitions[1].late == 1 && s.late_dropped == 1
+    });
+    // Serializes as one plain JSON object.
+    let json = serde_json::to_value(stats.snapshot()).unwrap();
+    assert_eq!(json["partitions"][1]["state"], "caught_up");
+    stats.request_stop();
+    running.join().unwrap().unwrap();
+    assert!(stats
+        .snapshot()
+        .partitions
+        .iter()
+        .all(|p| p.state == PartitionState::Ended));
+}
