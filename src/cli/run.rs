@@ -122,7 +122,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         });
     }
     let started = Instant::now();
-    let progress = progress.map(|p| p.start(Arc::clone(&stats), delay));
+    let total = match &spec.input {
+        Some(tidemark::spec::Input::Gen(g)) => Some(g.events),
+        _ => None,
+    };
+    let progress = progress.map(|p| p.start(Arc::clone(&stats), total));
     let signals = Signals::watch(Arc::clone(&stats))?;
     let fail_on_bad = spec.on_bad_record == Some(OnBadRecord::Fail);
     let limit = spec.max_bad_ratio();
@@ -149,6 +153,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    if let Some(path) = &spec.summary_json {
+        write_summary_json(path, &summary, started.elapsed())?;
+    }
     if !args.quiet {
         let to = Destinations {
             dead_letter: spec.dead_letter.as_ref().map(output_name),
@@ -222,6 +229,30 @@ fn is_checkpoint_refusal(e: &anyhow::Error) -> bool {
             CheckpointError::JobChanged { .. } | CheckpointError::OutputMismatch { .. }
         )))
     )
+}
+
+/// `--summary-json`: the summary as one JSON object, with the elapsed time.
+fn write_summary_json(
+    path: &std::path::Path,
+    summary: &Summary,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    #[derive(serde::Serialize)]
+    struct SummaryJson<'a> {
+        #[serde(flatten)]
+        summary: &'a Summary,
+        elapsed_seconds: f64,
+        records_per_second: f64,
+    }
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let mut text = serde_json::to_string_pretty(&SummaryJson {
+        summary,
+        elapsed_seconds: secs,
+        records_per_second: summary.records as f64 / secs,
+    })?;
+    text.push('\n');
+    std::fs::write(path, text)
+        .map_err(|e| anyhow::anyhow!("could not write the summary to \"{}\": {e}", path.display()))
 }
 
 /// How the summary names an output.
@@ -425,31 +456,114 @@ impl Progress {
         self.bar.clone()
     }
 
-    fn start(self, stats: Arc<Stats>, delay: i64) -> Running {
+    fn start(self, stats: Arc<Stats>, total: Option<u64>) -> Running {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let bar = self.bar;
         let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            // Records/s over the last few seconds, not since the start.
+            let mut window: std::collections::VecDeque<(Instant, u64)> = Default::default();
             while !flag.load(Ordering::Relaxed) {
-                let s = stats.summary(delay);
-                let wm = match s.final_watermark {
-                    Some(w) if w > i64::MIN / 2 => w.to_string(),
-                    Some(_) => "-".into(),
-                    None => "+inf".into(),
-                };
-                bar.set_message(format!(
-                    "{} records, {}/{} partitions done, watermark {}",
-                    s.records,
-                    stats.partitions_done.load(Ordering::Relaxed),
-                    s.partitions,
-                    wm
-                ));
+                let snap = stats.snapshot();
+                let now = Instant::now();
+                window.push_back((now, snap.records));
+                while window.len() > 30 {
+                    window.pop_front();
+                }
+                bar.set_message(progress_line(&snap, &window, total, started.elapsed()));
                 bar.tick();
                 std::thread::sleep(Duration::from_millis(100));
             }
             bar.finish_and_clear();
         });
         Running { stop, thread }
+    }
+}
+
+/// The progress line: records and rate (and a total and ETA when the
+/// input's size is known), partitions done, the watermark in UTC, the
+/// event-time lag and the partition holding the watermark, late and dead
+/// letters.
+fn progress_line(
+    snap: &tidemark::engine::StatsSnapshot,
+    recent: &std::collections::VecDeque<(Instant, u64)>,
+    total: Option<u64>,
+    elapsed: Duration,
+) -> String {
+    use tidemark::engine::PartitionState;
+    let rate = match (recent.front(), recent.back()) {
+        (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => {
+            (n1 - n0) as f64 / t1.duration_since(*t0).as_secs_f64()
+        }
+        _ => snap.records as f64 / elapsed.as_secs_f64().max(1e-3),
+    };
+    let mut line = format!("{} records, {}/s", snap.records, si(rate));
+    if let Some(total) = total.filter(|&t| t > 0) {
+        let pct = 100.0 * snap.records as f64 / total as f64;
+        line.push_str(&format!(" of {total} ({pct:.0} %"));
+        if rate > 0.0 && snap.records < total {
+            let eta = (total - snap.records) as f64 / rate;
+            line.push_str(&format!(
+                ", ETA {}",
+                humantime::format_duration(Duration::from_secs(eta.ceil() as u64))
+            ));
+        }
+        line.push(')');
+    }
+    let done = snap
+        .partitions
+        .iter()
+        .filter(|p| p.state == PartitionState::Ended)
+        .count();
+    line.push_str(&format!(
+        ", {done}/{} partitions done",
+        snap.partitions.len()
+    ));
+    match (snap.watermark, snap.held_by) {
+        (Some(w), Some(p)) => {
+            line.push_str(&format!(", watermark {}", utc(w)));
+            if let Some(lag) = snap.event_time_lag_ms {
+                line.push_str(&format!(
+                    " (lag {}, held by partition {p})",
+                    humantime::format_duration(Duration::from_millis(lag.max(0) as u64))
+                ));
+            }
+        }
+        (None, Some(p)) => line.push_str(&format!(
+            ", watermark none yet (partition {p} has no record)"
+        )),
+        _ => {}
+    }
+    if snap.late_dropped > 0 {
+        line.push_str(&format!(", late {}", snap.late_dropped));
+    }
+    if snap.dead_letters > 0 {
+        line.push_str(&format!(", dead letters {}", snap.dead_letters));
+    }
+    line
+}
+
+/// An event time (epoch ms) as RFC 3339 in UTC, or the number when out of
+/// the calendar's range.
+fn utc(ms: i64) -> String {
+    u64::try_from(ms)
+        .ok()
+        .and_then(|ms| std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+        .map_or_else(
+            || format!("{ms} ms"),
+            |t| humantime::format_rfc3339_millis(t).to_string(),
+        )
+}
+
+/// A rate with a k/M suffix.
+fn si(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
     }
 }
 
