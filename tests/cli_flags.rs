@@ -344,6 +344,19 @@ const CASES: &[Case] = &[
         check: |r| r.ok() && r.file("late.jsonl").contains("\"offset\":1"),
     },
     Case {
+        name: "summary-json",
+        files: &[("in.jsonl", LATE)],
+        base: &["--input", "in.jsonl", "--window", "tumbling:1s"],
+        flag: &["--summary-json", "summary.json"],
+        key: "summary-json = \"summary.json\"",
+        other: "summary-json = \"other.json\"",
+        check: |r| {
+            r.ok()
+                && serde_json::from_str::<serde_json::Value>(&r.file("summary.json"))
+                    .is_ok_and(|v| v["records"].as_u64().is_some_and(|n| n > 0) && v["elapsed_seconds"].is_number())
+        },
+    },
+    Case {
         name: "dead-letter",
         files: &[("in.jsonl", BAD)],
         base: &["--input", "in.jsonl", "--window", "tumbling:1s"],

@@ -478,6 +478,20 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<OutputPath>,
 
+    /// File for the run's summary as JSON (written by `tidemark run` when
+    /// the run ends: the numbers of the summary on standard error).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "PATH",
+            help_heading = "Output",
+            help = help("File for the run's summary as one JSON object (records, partitions, windows emitted, corrections as rows, late dropped and applied as records, unassigned, dead letters, final watermark, elapsed seconds), written when the run ends", "none")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary_json: Option<PathBuf>,
+
     /// What to do with a record that cannot be decoded (default `skip`).
     #[cfg_attr(
         feature = "cli",
@@ -679,6 +693,7 @@ impl JobSpec {
             output: output(self.output),
             late: output(self.late),
             dead_letter: output(self.dead_letter),
+            summary_json: self.summary_json.map(rebase),
             checkpoint_dir: self.checkpoint_dir.map(rebase),
             replay_decisions: self.replay_decisions.map(rebase),
             ..self
@@ -713,6 +728,7 @@ impl JobSpec {
             output,
             late,
             dead_letter,
+            summary_json,
             on_bad_record,
             max_bad_ratio,
             follow,
@@ -749,6 +765,7 @@ impl JobSpec {
             output: output.or(self.output),
             late: late.or(self.late),
             dead_letter: dead_letter.or(self.dead_letter),
+            summary_json: summary_json.or(self.summary_json),
             on_bad_record: on_bad_record.or(self.on_bad_record),
             max_bad_ratio: max_bad_ratio.or(self.max_bad_ratio),
             follow: follow.or(self.follow),
