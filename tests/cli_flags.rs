@@ -357,6 +357,15 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "metrics-addr",
+        files: &[("in.jsonl", LATE)],
+        base: &["--input", "in.jsonl", "--window", "tumbling:1s"],
+        flag: &["--metrics-addr", "127.0.0.1:0"],
+        key: "metrics-addr = \"127.0.0.1:0\"",
+        other: "metrics-addr = \"256.0.0.1:0\"",
+        check: |r| r.ok() && r.stderr().contains("serving metrics on http://127.0.0.1:"),
+    },
+    Case {
         name: "dead-letter",
         files: &[("in.jsonl", BAD)],
         base: &["--input", "in.jsonl", "--window", "tumbling:1s"],

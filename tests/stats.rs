@@ -109,3 +109,80 @@ fn a_slow_partition_is_named_as_holding_the_watermark_until_it_catches_up() {
         .iter()
         .all(|p| p.state == PartitionState::Ended));
 }
+
+/// GET `path` from `addr` over loopback; the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1."), "{head}");
+    assert!(head.contains(" 200 "), "{head}");
+    body.to_owned()
+}
+
+#[test]
+fn metrics_addr_serves_every_partition_watermark_during_a_follow_run() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    for p in 0..3 {
+        append(
+            &dir.join(format!("p{p}.jsonl")),
+            0,
+            20 + p,
+            &format!("k{p}"),
+        );
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["run", "--follow", "--window", "tumbling:1s", "--quiet"])
+        .arg("--input")
+        .arg(&dir)
+        .arg("--output")
+        .arg(tmp.path().join("out.jsonl"))
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics\n"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let started = Instant::now();
+    let body = loop {
+        let body = http_get(&addr, "/metrics");
+        if body.contains("tidemark_partition_watermark_seconds{partition=\"2\"} 2.1") {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Every partition's watermark, in seconds of event time.
+    for (p, w) in [(0, "1.9"), (1, "2.0"), (2, "2.1")] {
+        let want = format!("tidemark_partition_watermark_seconds{{partition=\"{p}\"}} {w}\n");
+        assert!(body.contains(&want), "{want}{body}");
+    }
+    assert!(body.contains("tidemark_records_total 63\n"), "{body}");
+    assert!(
+        body.contains("tidemark_watermark_held_by{partition=\"0\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("tidemark_partition_state{partition=\"1\",state=\"caught_up\"} 1\n"),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}

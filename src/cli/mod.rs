@@ -7,6 +7,7 @@ pub mod digest;
 pub mod gen;
 pub mod inspect;
 pub mod loud;
+pub mod metrics;
 pub mod run;
 
 use std::process::ExitCode;

@@ -121,6 +121,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             None => eprintln!("tidemark: {text}"),
         });
     }
+    let metrics = match &spec.metrics_addr {
+        Some(addr) => {
+            let server = super::metrics::serve(addr, Arc::clone(&stats))?;
+            // Printed even with --quiet: a scraper needs the port.
+            eprintln!(
+                "tidemark: serving metrics on http://{}/metrics",
+                server.addr
+            );
+            Some(server)
+        }
+        None => None,
+    };
     let started = Instant::now();
     let total = match &spec.input {
         Some(tidemark::spec::Input::Gen(g)) => Some(g.events),
@@ -136,6 +148,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         !fail_on_bad && spec.follow == Some(true),
     );
     let result = job.run_with(Arc::clone(&stats));
+    drop(metrics);
     let tripped = watch.finish();
     if let Some(p) = progress {
         p.stop();

@@ -492,6 +492,20 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary_json: Option<PathBuf>,
 
+    /// Serve the running job's stats for Prometheus at
+    /// `http://ADDR/metrics` (`tidemark run`).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "ADDR",
+            help_heading = "Output",
+            help = help("Serve the running job's stats in the Prometheus text format at http://ADDR/metrics, e.g. 127.0.0.1:9464 (port 0: any free port; the address is printed)", "none")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
+
     /// What to do with a record that cannot be decoded (default `skip`).
     #[cfg_attr(
         feature = "cli",
@@ -729,6 +743,7 @@ impl JobSpec {
             late,
             dead_letter,
             summary_json,
+            metrics_addr,
             on_bad_record,
             max_bad_ratio,
             follow,
@@ -766,6 +781,7 @@ impl JobSpec {
             late: late.or(self.late),
             dead_letter: dead_letter.or(self.dead_letter),
             summary_json: summary_json.or(self.summary_json),
+            metrics_addr: metrics_addr.or(self.metrics_addr),
             on_bad_record: on_bad_record.or(self.on_bad_record),
             max_bad_ratio: max_bad_ratio.or(self.max_bad_ratio),
             follow: follow.or(self.follow),
