@@ -133,6 +133,7 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     emit_from: Option<EmitFrom>,
     replay_decisions: Option<PathBuf>,
     sample_state: Option<Millis>,
+    stats_log: Option<tidemark_engine::StatsLog>,
     problem: Option<String>,
 }
 
@@ -157,6 +158,7 @@ impl Default for JobBuilder {
             emit_from: None,
             replay_decisions: None,
             sample_state: None,
+            stats_log: None,
             problem: None,
         }
     }
@@ -217,6 +219,7 @@ impl<A: JobAggregator> JobBuilder<A> {
             emit_from: self.emit_from,
             replay_decisions: self.replay_decisions,
             sample_state: self.sample_state,
+            stats_log: self.stats_log,
             problem,
         }
     }
@@ -366,6 +369,13 @@ impl<A: JobAggregator> JobBuilder<A> {
         self
     }
 
+    /// Writes a stats log; see
+    /// [`EngineConfig::stats_log`](tidemark_engine::EngineConfig::stats_log).
+    pub fn stats_log(mut self, log: tidemark_engine::StatsLog) -> Self {
+        self.stats_log = Some(log);
+        self
+    }
+
     /// Validates and builds the job.
     pub fn build(self) -> Result<Job<A>, JobError> {
         if let Some(problem) = self.problem {
@@ -403,6 +413,7 @@ impl<A: JobAggregator> JobBuilder<A> {
         config.emit_from = self.emit_from;
         config.replay_decisions = self.replay_decisions;
         config.sample_state = self.sample_state;
+        config.stats_log = self.stats_log;
         config.validate()?;
         Ok(Job {
             source,

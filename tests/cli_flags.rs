@@ -74,6 +74,8 @@ struct Case {
 
 const LATE: &str =
     "{\"key\":\"a\",\"ts\":1500,\"value\":1}\n{\"key\":\"a\",\"ts\":500,\"value\":2}\n";
+/// Records whose stream time passes 2 s before the end.
+const SPAN: &str = "{\"key\":\"a\",\"ts\":1500,\"value\":1}\n{\"key\":\"a\",\"ts\":500,\"value\":2}\n{\"key\":\"a\",\"ts\":2600,\"value\":1}\n";
 const WINDOW_0: &str = "\"start\":0,\"end\":1000,";
 const CSV: &str = "key,ts,value\na,1000,1\na,1500,2\n";
 const CSV_ROW: &str =
@@ -364,6 +366,24 @@ const CASES: &[Case] = &[
         key: "metrics-addr = \"127.0.0.1:0\"",
         other: "metrics-addr = \"256.0.0.1:0\"",
         check: |r| r.ok() && r.stderr().contains("serving metrics on http://127.0.0.1:"),
+    },
+    Case {
+        name: "stats",
+        files: &[("in.jsonl", LATE)],
+        base: &["--input", "in.jsonl", "--window", "tumbling:1s"],
+        flag: &["--stats", "stats.jsonl"],
+        key: "stats = \"stats.jsonl\"",
+        other: "stats = \"other.jsonl\"",
+        check: |r| r.ok() && r.file("stats.jsonl").contains("\"partitions\":[{\"partition\":0,"),
+    },
+    Case {
+        name: "stats-every",
+        files: &[("in.jsonl", SPAN)],
+        base: &["--input", "in.jsonl", "--window", "tumbling:1s", "--stats", "stats.jsonl"],
+        flag: &["--stats-every", "500ms"],
+        key: "stats-every = \"500ms\"",
+        other: "stats-every = \"1h\"",
+        check: |r| r.ok() && r.file("stats.jsonl").contains("\"at\":2000,"),
     },
     Case {
         name: "dead-letter",

@@ -186,3 +186,77 @@ fn metrics_addr_serves_every_partition_watermark_during_a_follow_run() {
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130));
 }
+
+#[test]
+fn the_stats_log_is_the_same_for_1_and_3_workers_and_across_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |workers: &str, name: &str| -> (Vec<serde_json::Value>, String) {
+        let path = tmp.path().join(name);
+        let summary = tmp.path().join(format!("{name}.summary.json"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .args(["run", "--input"])
+            .arg("gen:events=60000,keys=200,partitions=4,late-frac=0.03,late-extra=3s,disorder=200ms")
+            .args(["--window", "sliding:2s/500ms", "--lateness", "1s", "--delay", "100ms"])
+            .args(["--stats-every", "1s", "--output", "/dev/null", "--quiet"])
+            .args(["--workers", workers, "--batch-size", if workers == "1" { "1024" } else { "37" }])
+            .arg("--stats")
+            .arg(&path)
+            .arg("--summary-json")
+            .arg(&summary)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                // The wall-clock part is the only one allowed to differ.
+                assert!(v["wall"]["elapsed_ms"].is_u64(), "{l}");
+                v.as_object_mut().unwrap().remove("wall");
+                v
+            })
+            .collect();
+        (lines, std::fs::read_to_string(summary).unwrap())
+    };
+    let (one, summary) = run("1", "one");
+    let (again, _) = run("1", "again");
+    let (three, _) = run("3", "three");
+    assert_eq!(one, again);
+    assert_eq!(one, three);
+    // A line per second of stream time (60 000 events at 1 per ms: 60 s),
+    // then the end.
+    assert!((59..=62).contains(&one.len()), "{} lines", one.len());
+    let ats: Vec<i64> = one.iter().filter_map(|l| l["at"].as_i64()).collect();
+    assert!(ats.windows(2).all(|w| w[1] - w[0] == 1_000), "{ats:?}");
+    for l in &one[..one.len() - 1] {
+        let at = l["at"].as_i64().unwrap();
+        // Every record counted has a stream time below the cut; the
+        // partition holding the watermark has the smallest.
+        let parts = l["partitions"].as_array().unwrap();
+        assert!(parts
+            .iter()
+            .all(|p| p["stream_time"].as_i64().unwrap() < at));
+        let min = parts.iter().map(|p| p["watermark"].as_i64().unwrap()).min();
+        assert_eq!(l["watermark"].as_i64(), min);
+    }
+    // The last line has the run's totals.
+    let last = one.last().unwrap();
+    assert!(last["at"].is_null());
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    for field in ["records", "late_dropped", "late_applied"] {
+        assert_eq!(last[field], summary[field], "{field}");
+    }
+    assert!(last["late_dropped"].as_u64().unwrap() > 0);
+    let offsets: u64 = last["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["next_offset"].as_u64().unwrap())
+        .sum();
+    assert_eq!(offsets, 60_000);
+}

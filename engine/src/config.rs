@@ -145,6 +145,25 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     ///
     /// [`Summary::peak_open_windows`]: crate::Summary::peak_open_windows
     pub sample_state: Option<tidemark_windows::Millis>,
+    /// Write a stats log: a JSON line per multiple of an interval of stream
+    /// time (see [`StatsLog`]).
+    pub stats_log: Option<StatsLog>,
+}
+
+/// A stats log: at the first multiple of `every` ms of stream time after
+/// what was applied changed, one JSON line of what every record with a
+/// stream time below that cut did. Per partition, the next offset, the
+/// stream time and the watermark. In all, records, late dropped and
+/// applied, unassigned, dead letters; the global watermark, the partition
+/// holding it, the event-time lag. A last line at the end has `at` null.
+/// Every field is a function of the log, so two runs write the same lines
+/// whatever the worker count, except the object `wall`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsLog {
+    /// The file, created or truncated.
+    pub path: std::path::PathBuf,
+    /// The interval, ms of stream time.
+    pub every: tidemark_windows::Millis,
 }
 
 /// How often checkpoints are taken. Either way the cut points are a
@@ -237,6 +256,7 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             emit_from: self.emit_from.clone(),
             replay_decisions: self.replay_decisions.clone(),
             sample_state: self.sample_state,
+            stats_log: self.stats_log.clone(),
         }
     }
 }
@@ -259,6 +279,7 @@ impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
             .field("emit_from", &self.emit_from)
             .field("replay_decisions", &self.replay_decisions)
             .field("sample_state", &self.sample_state)
+            .field("stats_log", &self.stats_log)
             .finish()
     }
 }
@@ -298,6 +319,7 @@ impl<A: JobAggregator> EngineConfig<A> {
             emit_from: None,
             replay_decisions: None,
             sample_state: None,
+            stats_log: None,
         }
     }
 

@@ -312,6 +312,8 @@ pub fn run<A: JobAggregator>(
     };
     let checkpointer = Arc::new(Mutex::new(checkpointer));
     let cuts_every = every.filter(|_| tracking);
+    let stats_log = config.stats_log.clone();
+    let total_peers = total_workers;
     let settings = IngestSettings {
         start: config.start.clone(),
         batch_size: config.batch_size,
@@ -355,8 +357,33 @@ pub fn run<A: JobAggregator>(
         } else {
             None
         };
-        let cuts =
-            cuts_every.map(|every| CutTracker::new(Schedule::new(every), index as u32, passed));
+        let stats_writer = match (&stats_log, index == 0 && sink_here) {
+            (Some(log), true) => {
+                match crate::operators::stats_log::StatsLogWriter::create(
+                    &log.path,
+                    total_peers,
+                    delay,
+                ) {
+                    Ok(w) => Some(w),
+                    Err(source) => {
+                        control.fail(EngineError::Output {
+                            what: "stats",
+                            path: log.path.display().to_string(),
+                            source,
+                        });
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut cuts: Vec<CutTracker> = cuts_every
+            .map(|every| CutTracker::new(Schedule::new(every), index as u32, passed))
+            .into_iter()
+            .collect();
+        if let Some(log) = &stats_log {
+            cuts.push(CutTracker::for_stats_log(log.every, index as u32, passed));
+        }
         let source = Arc::clone(&source);
         let settings = settings.clone();
         let commit_interval = config.commit_interval;
@@ -392,6 +419,7 @@ pub fn run<A: JobAggregator>(
                 commit_interval,
                 checkpointer,
                 emit_from,
+                stats_writer,
             )
         });
         let link = link.as_deref();
@@ -581,7 +609,7 @@ pub fn windowed<'scope, A: JobAggregator>(
         None,
         worker,
         false,
-        None,
+        Vec::new(),
     );
     let results = emitted.clone().flat_map(|e| match e {
         Emit::Rows(r) => r.rows,

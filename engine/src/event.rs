@@ -166,6 +166,8 @@ pub(crate) struct CutReport {
     pub(crate) applied: Applied,
     /// Open window states and keys in the reported state.
     pub(crate) open: (u64, u64),
+    /// A report for the stats log, not a checkpoint.
+    pub(crate) stats: bool,
 }
 
 /// Counters of what a window operator applied (exact at a cut).

@@ -51,7 +51,7 @@ pub use checkpoint::{Checkpoint, CheckpointDir, CheckpointError, CheckpointId, J
 pub use collection::{changelog, Changelog};
 pub use config::{
     BadRecords, CheckpointConfig, CheckpointEvery, EmitFrom, EngineConfig, Parallelism, Position,
-    StateSnapshot, DEFAULT_COMMIT_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
+    StateSnapshot, StatsLog, DEFAULT_COMMIT_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use dataflow::{run, windowed, Windowed};
 pub use error::{EngineError, Result};

@@ -506,6 +506,32 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<String>,
 
+    /// Stats log: one JSON line per `stats-every` of stream time.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "PATH",
+            help_heading = "Output",
+            help = help("File for a stats log: a JSON line at each multiple of --stats-every of stream time where something was applied (per partition: next offset, stream time, watermark; records, late, dead letters; the watermark, the partition holding it, the lag), the same for any worker count or timing but for its \"wall\" object", "none")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<PathBuf>,
+
+    /// The stats log's interval of stream time (default 10 s).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "DURATION",
+            help_heading = "Output",
+            help = help("With --stats: the interval of stream time between its lines", "10s")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_every: Option<DurationMs>,
+
     /// What to do with a record that cannot be decoded (default `skip`).
     #[cfg_attr(
         feature = "cli",
@@ -708,6 +734,7 @@ impl JobSpec {
             late: output(self.late),
             dead_letter: output(self.dead_letter),
             summary_json: self.summary_json.map(rebase),
+            stats: self.stats.map(rebase),
             checkpoint_dir: self.checkpoint_dir.map(rebase),
             replay_decisions: self.replay_decisions.map(rebase),
             ..self
@@ -744,6 +771,8 @@ impl JobSpec {
             dead_letter,
             summary_json,
             metrics_addr,
+            stats,
+            stats_every,
             on_bad_record,
             max_bad_ratio,
             follow,
@@ -782,6 +811,8 @@ impl JobSpec {
             dead_letter: dead_letter.or(self.dead_letter),
             summary_json: summary_json.or(self.summary_json),
             metrics_addr: metrics_addr.or(self.metrics_addr),
+            stats: stats.or(self.stats),
+            stats_every: stats_every.or(self.stats_every),
             on_bad_record: on_bad_record.or(self.on_bad_record),
             max_bad_ratio: max_bad_ratio.or(self.max_bad_ratio),
             follow: follow.or(self.follow),
@@ -1162,6 +1193,25 @@ impl JobSpec {
         }
         b = self.checkpoints(b)?;
         self.check_outputs()?;
+        match (&self.stats, self.stats_every) {
+            (Some(path), every) => {
+                let every = every.map_or(10_000, DurationMs::millis);
+                if every <= 0 {
+                    return Err(SpecError(
+                        "invalid --stats-every 0: give an interval of stream time, e.g. 10s".into(),
+                    )
+                    .into());
+                }
+                b = b.stats_log(tidemark_engine::StatsLog {
+                    path: path.clone(),
+                    every,
+                });
+            }
+            (None, Some(_)) => {
+                return Err(SpecError("--stats-every applies only with --stats".into()).into())
+            }
+            (None, None) => {}
+        }
         b = match self.output.as_ref().unwrap_or(&defaults::OUTPUT) {
             OutputPath::Kafka { bootstrap, topic } => {
                 #[cfg(feature = "kafka")]

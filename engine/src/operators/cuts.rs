@@ -88,6 +88,9 @@ pub(crate) struct CutTracker {
     pub(crate) encode_nanos: u64,
     /// Open window states and keys in the last state reported.
     open: (u64, u64),
+    /// Reports for the stats log (`--stats`): positions and counters, no
+    /// state.
+    stats: bool,
 }
 
 impl CutTracker {
@@ -104,7 +107,23 @@ impl CutTracker {
             applied: Applied::default(),
             encode_nanos: 0,
             open: (0, 0),
+            stats: false,
         }
+    }
+
+    /// A tracker of the stats log's cuts (every multiple of `every` ms):
+    /// its reports carry positions and counters, never state.
+    pub(crate) fn for_stats_log(every: EventTime, worker: u32, passed: EventTime) -> Self {
+        CutTracker {
+            stats: true,
+            dirty: false,
+            ..CutTracker::new(Schedule::Every(every.max(1)), worker, passed)
+        }
+    }
+
+    /// Whether this tracker reports for the stats log.
+    pub(crate) fn for_stats(&self) -> bool {
+        self.stats
     }
 
     /// A cut announced by an ingest.
@@ -152,7 +171,9 @@ impl CutTracker {
         if let Schedule::Marks(marks) = &mut self.schedule {
             *marks = marks.split_off(&hi.saturating_add(1));
         }
-        let state = if std::mem::replace(&mut self.dirty, false) {
+        let state = if self.stats {
+            None
+        } else if std::mem::replace(&mut self.dirty, false) {
             let started = std::time::Instant::now();
             let bytes = encode_state(state)?;
             self.open = (state.open_states() as u64, state.keys() as u64);
@@ -189,6 +210,7 @@ impl CutTracker {
             positions,
             applied: self.applied,
             open: self.open,
+            stats: self.stats,
         }
     }
 }

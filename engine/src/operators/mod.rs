@@ -7,6 +7,7 @@ pub(crate) mod checkpointer;
 pub(crate) mod cuts;
 pub(crate) mod ingest;
 pub(crate) mod sink;
+pub(crate) mod stats_log;
 pub(crate) mod window;
 
 use std::hash::{Hash, Hasher};

@@ -117,6 +117,7 @@ impl<O: 'static> SinkEnd<O> {
 /// hold exactly the items before it, and a last one at the end of the
 /// input. With `emit_from`, the items of the steps before it are dropped
 /// (reprocessing: the output is the suffix from there).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn sink<O: timely::ExchangeData + Clone>(
     emitted: Stream<'_, EventTime, Vec<Emit<O>>>,
     sinks: Option<OpenSinks<O>>,
@@ -125,7 +126,9 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
     commit_interval: Duration,
     checkpointer: Option<Checkpointer>,
     emit_from: Option<EventTime>,
+    stats_log: Option<crate::operators::stats_log::StatsLogWriter>,
 ) -> SinkEnd<O> {
+    let mut stats_log = stats_log;
     let mut checkpointer = checkpointer;
     let from = emit_from.unwrap_or(EventTime::MIN);
     let written = Rc::new(RefCell::new(Written {
@@ -168,6 +171,11 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                         Emit::Dead { at, letter } => {
                             pending.entry(at).or_default().push(Pending::Dead(letter))
                         }
+                        Emit::Cut(report) if report.stats => {
+                            if let Some(log) = stats_log.as_mut() {
+                                log.receive(report);
+                            }
+                        }
                         Emit::Cut(report) => {
                             if let Some(c) = checkpointer.as_mut() {
                                 c.receive(report);
@@ -190,6 +198,19 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                 return;
             }
             let mut upto = frontier.frontier().first().copied();
+            if let Some(log) = stats_log.as_mut() {
+                let end = upto.is_none() && finished >= workers;
+                if upto.is_some() || end {
+                    if let Err(source) = log.advance(upto) {
+                        control.fail(EngineError::Output {
+                            what: "stats",
+                            path: log.path().to_owned(),
+                            source,
+                        });
+                        stats_log = None;
+                    }
+                }
+            }
             if upto.is_none() {
                 if let Some(at) = stopped_at {
                     control.decide(crate::checkpoint::Decision::Stop { at });

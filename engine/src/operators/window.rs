@@ -52,7 +52,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
     ends_expected: Option<usize>,
     worker: usize,
     sink_here: bool,
-    cuts: Option<CutTracker>,
+    cuts: Vec<CutTracker>,
 ) -> Stream<'scope, EventTime, Vec<Emit<A::Output>>> {
     let mut cuts = cuts;
     let pact = Exchange::new(|item: &Ingest| match item {
@@ -102,7 +102,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                                 stop_at = Some(stop_at.map_or(at, |s| s.min(at)));
                             }
                             Ingest::Cut { at, .. } => {
-                                if let Some(c) = cuts.as_mut() {
+                                for c in cuts.iter_mut() {
                                     c.mark(at);
                                 }
                             }
@@ -154,7 +154,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                         break;
                     }
                     last_step = Some(step);
-                    if let Some(tracker) = cuts.as_mut() {
+                    for tracker in cuts.iter_mut() {
                         // Every step below `step` is applied: the cuts up to
                         // it are passed.
                         match tracker.pass(step, state) {
@@ -166,7 +166,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     state.advance(step, &mut changes);
                     let tracker = &mut cuts;
                     order.drain_step(step, |b, i| {
-                        if let Some(t) = tracker.as_mut() {
+                        for t in tracker.iter_mut() {
                             t.note(b.partition, b.offsets[i], b.stream_times[i]);
                         }
                         missed.clear();
@@ -175,7 +175,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                             Ok(applied) => {
                                 if applied.late > 0 {
                                     late_applied += 1;
-                                    if let Some(t) = tracker.as_mut() {
+                                    for t in tracker.iter_mut() {
                                         t.applied.late_applied += 1;
                                     }
                                 }
@@ -183,7 +183,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                                     // In no window (sliding windows with gaps):
                                     // not dropped silently.
                                     unassigned += 1;
-                                    if let Some(t) = tracker.as_mut() {
+                                    for t in tracker.iter_mut() {
                                         t.applied.unassigned += 1;
                                     }
                                     emitted.push(Emit::Late(LateRecord {
@@ -197,7 +197,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                                         Some((p, n)) if *p == b.partition => *n += 1,
                                         _ => late_by_partition.push((b.partition, 1)),
                                     }
-                                    if let Some(t) = tracker.as_mut() {
+                                    for t in tracker.iter_mut() {
                                         t.applied.late_dropped += 1;
                                     }
                                     emitted.push(Emit::Late(LateRecord {
@@ -209,7 +209,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                             }
                             Err(e) => {
                                 dead += 1;
-                                if let Some(t) = tracker.as_mut() {
+                                for t in tracker.iter_mut() {
                                     t.applied.dead_letters += 1;
                                 }
                                 let event = b.event(i);
@@ -235,7 +235,8 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     }
                 }
                 if !yielded {
-                    if let (Some(tracker), Some(f)) = (cuts.as_mut(), upto) {
+                    for tracker in cuts.iter_mut().filter(|_| upto.is_some()) {
+                        let Some(f) = upto else { break };
                         match tracker.pass(f, state) {
                             Ok(Some(report)) => emitted.push(Emit::Cut(report)),
                             Ok(None) => {}
@@ -251,7 +252,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                         None => state.finish(&mut changes),
                     }
                 }
-                if let Some(tracker) = cuts.as_mut() {
+                for tracker in cuts.iter_mut() {
                     Stats::add(
                         &stats.checkpoint_nanos,
                         std::mem::take(&mut tracker.encode_nanos),
@@ -261,7 +262,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     // A state that cannot be encoded: no checkpoint can be
                     // taken; stop checkpointing and say so.
                     stats.notice(format!("checkpoints stopped: {e}"));
-                    cuts = None;
+                    cuts.retain(|c| c.for_stats());
                 }
                 Stats::add(&stats.late_dropped, late_dropped);
                 stats.add_late(&late_by_partition);
@@ -294,8 +295,10 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     return;
                 }
                 if frontier_now.is_none() {
-                    if let (Some(tracker), None) = (cuts.as_mut(), stop_at) {
-                        emitted.push(Emit::Cut(tracker.finish()));
+                    if stop_at.is_none() {
+                        for tracker in cuts.iter_mut() {
+                            emitted.push(Emit::Cut(tracker.finish()));
+                        }
                     }
                     emitted.push(match stop_at {
                         Some(at) => Emit::Stopped {
