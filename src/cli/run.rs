@@ -418,7 +418,7 @@ fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations, processes: O
 /// watermark.
 fn print_details(s: &Summary, to: &Destinations) {
     eprintln!(
-        "  windows emitted {}, corrections {}, late dropped {}, late applied {}, dead letters {}",
+        "  windows emitted {}, corrections {} (rows); late dropped {}, late applied {}, dead letters {} (records)",
         s.windows_emitted, s.corrections, s.late_dropped, s.late_applied, s.dead_letters
     );
     for note in summary_notes(s, to) {
