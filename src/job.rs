@@ -134,6 +134,7 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     replay_decisions: Option<PathBuf>,
     sample_state: Option<Millis>,
     stats_log: Option<tidemark_engine::StatsLog>,
+    output_times: tidemark_engine::TimeText,
     problem: Option<String>,
 }
 
@@ -159,6 +160,7 @@ impl Default for JobBuilder {
             replay_decisions: None,
             sample_state: None,
             stats_log: None,
+            output_times: tidemark_engine::TimeText::EpochMs,
             problem: None,
         }
     }
@@ -220,6 +222,7 @@ impl<A: JobAggregator> JobBuilder<A> {
             replay_decisions: self.replay_decisions,
             sample_state: self.sample_state,
             stats_log: self.stats_log,
+            output_times: self.output_times,
             problem,
         }
     }
@@ -376,6 +379,13 @@ impl<A: JobAggregator> JobBuilder<A> {
         self
     }
 
+    /// Writes window bounds in the JSON outputs as `times` says (default
+    /// epoch ms).
+    pub fn output_times(mut self, times: tidemark_engine::TimeText) -> Self {
+        self.output_times = times;
+        self
+    }
+
     /// Validates and builds the job.
     pub fn build(self) -> Result<Job<A>, JobError> {
         if let Some(problem) = self.problem {
@@ -414,6 +424,7 @@ impl<A: JobAggregator> JobBuilder<A> {
         config.replay_decisions = self.replay_decisions;
         config.sample_state = self.sample_state;
         config.stats_log = self.stats_log;
+        config.output_times = self.output_times;
         config.validate()?;
         Ok(Job {
             source,

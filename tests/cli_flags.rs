@@ -386,6 +386,20 @@ const CASES: &[Case] = &[
         check: |r| r.ok() && r.file("stats.jsonl").contains("\"at\":2000,"),
     },
     Case {
+        name: "output-time-format",
+        files: &[("in.jsonl", LATE)],
+        base: &["--input", "in.jsonl", "--window", "tumbling:1s"],
+        flag: &["--output-time-format", "rfc3339"],
+        key: "output-time-format = \"rfc3339\"",
+        other: "output-time-format = \"epoch-ms\"",
+        check: |r| {
+            r.ok()
+                && r.stdout().contains(
+                    "\"start\":\"1970-01-01T00:00:01.000Z\",\"end\":\"1970-01-01T00:00:02.000Z\"",
+                )
+        },
+    },
+    Case {
         name: "dead-letter",
         files: &[("in.jsonl", BAD)],
         base: &["--input", "in.jsonl", "--window", "tumbling:1s"],

@@ -148,6 +148,8 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     /// Write a stats log: a JSON line per multiple of an interval of stream
     /// time (see [`StatsLog`]).
     pub stats_log: Option<StatsLog>,
+    /// How the JSON outputs write window bounds (default epoch ms).
+    pub output_times: crate::sink::TimeText,
 }
 
 /// A stats log: at the first multiple of `every` ms of stream time after
@@ -257,6 +259,7 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             replay_decisions: self.replay_decisions.clone(),
             sample_state: self.sample_state,
             stats_log: self.stats_log.clone(),
+            output_times: self.output_times,
         }
     }
 }
@@ -280,6 +283,7 @@ impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
             .field("replay_decisions", &self.replay_decisions)
             .field("sample_state", &self.sample_state)
             .field("stats_log", &self.stats_log)
+            .field("output_times", &self.output_times)
             .finish()
     }
 }
@@ -320,6 +324,7 @@ impl<A: JobAggregator> EngineConfig<A> {
             replay_decisions: None,
             sample_state: None,
             stats_log: None,
+            output_times: crate::sink::TimeText::EpochMs,
         }
     }
 

@@ -248,9 +248,12 @@ pub fn run<A: JobAggregator>(
         // A job that completed: its outputs must still be the committed
         // ones; nothing more to do.
         if sink_here {
-            outputs
-                .into()
-                .open(&config.aggregator, begin.outputs.as_ref(), true)?;
+            outputs.into().open(
+                &config.aggregator,
+                begin.outputs.as_ref(),
+                true,
+                config.output_times,
+            )?;
         }
         if let Some((id, _)) = begin.resumed {
             stats.notice(format!(
@@ -334,7 +337,12 @@ pub fn run<A: JobAggregator>(
         let opened = if index == 0 {
             let taken = sinks.lock().ok().and_then(|mut s| s.take());
             taken.and_then(|s| {
-                match s.open(&config.aggregator, resume_outputs.as_ref(), tracking) {
+                match s.open(
+                    &config.aggregator,
+                    resume_outputs.as_ref(),
+                    tracking,
+                    config.output_times,
+                ) {
                     Ok(open) => Some(open),
                     Err(e) => {
                         control.fail(e);

@@ -58,7 +58,7 @@ pub use error::{EngineError, Result};
 pub use event::{Event, LateReason, LateRecord, Row};
 pub use sink::{
     channel, format_dead, format_late, format_row, Callback, Collect, CsvRows, Discard, Encode,
-    Frontier, JsonLines, Output, Outputs, Receiver, RowJson, Sender, Sink, Sinks, Target,
+    Frontier, JsonLines, Output, Outputs, Receiver, RowJson, Sender, Sink, Sinks, Target, TimeText,
 };
 pub use stats::{PartitionSnapshot, PartitionState, Stats, StatsSnapshot, Summary};
 

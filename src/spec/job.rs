@@ -13,7 +13,7 @@ use tidemark_sources::{
 
 use super::values::{
     AggList, BadRatio, CheckpointInterval, DurationMs, Emit, EventTimeFormat, FromOffsets,
-    FromTime, Input, InputFormat, JobWindow, OnBadRecord, OutputPath,
+    FromTime, Input, InputFormat, JobWindow, OnBadRecord, OutputPath, OutputTimeFormat,
 };
 use super::SpecError;
 use crate::job::{Job, JobBuilder, JobError};
@@ -492,6 +492,19 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary_json: Option<PathBuf>,
 
+    /// How window bounds are written in result rows and late records.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_name = "FORMAT",
+            help_heading = "Output",
+            help = help("How window bounds (start, end) are written in result rows and late records: epoch-ms numbers or rfc3339 strings in UTC", "epoch-ms")
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_time_format: Option<OutputTimeFormat>,
+
     /// Serve the running job's stats for Prometheus at
     /// `http://ADDR/metrics` (`tidemark run`).
     #[cfg_attr(
@@ -770,6 +783,7 @@ impl JobSpec {
             late,
             dead_letter,
             summary_json,
+            output_time_format,
             metrics_addr,
             stats,
             stats_every,
@@ -811,6 +825,7 @@ impl JobSpec {
             dead_letter: dead_letter.or(self.dead_letter),
             summary_json: summary_json.or(self.summary_json),
             metrics_addr: metrics_addr.or(self.metrics_addr),
+            output_time_format: output_time_format.or(self.output_time_format),
             stats: stats.or(self.stats),
             stats_every: stats_every.or(self.stats_every),
             on_bad_record: on_bad_record.or(self.on_bad_record),
@@ -1193,6 +1208,9 @@ impl JobSpec {
         }
         b = self.checkpoints(b)?;
         self.check_outputs()?;
+        if let Some(f) = self.output_time_format {
+            b = b.output_times(f.into());
+        }
         match (&self.stats, self.stats_every) {
             (Some(path), every) => {
                 let every = every.map_or(10_000, DurationMs::millis);
@@ -1219,7 +1237,12 @@ impl JobSpec {
                     let sink = crate::kafka::KafkaSink::connect(
                         bootstrap,
                         topic,
-                        tidemark_engine::RowJson(tidemark_windows::Metrics::new(aggs)),
+                        tidemark_engine::RowJson(
+                            tidemark_windows::Metrics::new(aggs),
+                            self.output_time_format
+                                .unwrap_or(OutputTimeFormat::EpochMs)
+                                .into(),
+                        ),
                     )
                     .map_err(|e| SpecError(e.to_string()))?;
                     b.results_sink(sink)
@@ -1340,6 +1363,13 @@ impl JobSpec {
                 .unwrap_or(defaults::TIME_FORMAT)
                 .to_string(),
         );
+        // A resumed run appends to the outputs: in the same format.
+        if let Some(f) = self
+            .output_time_format
+            .filter(|f| *f != OutputTimeFormat::EpochMs)
+        {
+            put("output time format", f.to_string());
+        }
         if let Some(p) = &self.partition_field {
             put("partition field", p.clone());
         }

@@ -697,6 +697,16 @@ choice! {
 }
 
 choice! {
+    /// How the JSON outputs write window bounds.
+    pub enum OutputTimeFormat => tidemark_engine::TimeText, "output time format" {
+        /// Milliseconds since the Unix epoch, as numbers.
+        EpochMs = "epoch-ms" => tidemark_engine::TimeText::EpochMs,
+        /// RFC 3339 in UTC with milliseconds, as strings.
+        Rfc3339 = "rfc3339" => tidemark_engine::TimeText::Rfc3339,
+    }
+}
+
+choice! {
     /// How the time field encodes event time.
     pub enum EventTimeFormat => TimeFormat, "time format" {
         /// Milliseconds since the Unix epoch.

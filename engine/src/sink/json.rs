@@ -40,28 +40,58 @@ pub(crate) fn push_json_string(s: &str, out: &mut String) {
     }
 }
 
-/// The JSON encoder of result rows, fields named by the aggregator.
+/// How window bounds are written in the JSON outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TimeText {
+    /// Milliseconds since the Unix epoch (a JSON number), the input's unit.
+    #[default]
+    EpochMs,
+    /// RFC 3339 in UTC with milliseconds (a JSON string), e.g.
+    /// `"2026-11-01T10:00:00.000Z"`; a time outside the calendar's range
+    /// stays a number.
+    Rfc3339,
+}
+
+impl TimeText {
+    /// Appends `ms` in this format.
+    pub fn push(self, ms: i64, out: &mut String) {
+        match self {
+            TimeText::EpochMs => out.push_str(itoa::Buffer::new().format(ms)),
+            TimeText::Rfc3339 => match chrono::DateTime::from_timestamp_millis(ms) {
+                Some(t) => {
+                    out.push('"');
+                    let _ = write!(out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+                    out.push('"');
+                }
+                None => out.push_str(itoa::Buffer::new().format(ms)),
+            },
+        }
+    }
+}
+
+/// The JSON encoder of result rows, fields named by the aggregator, window
+/// bounds written as the [`TimeText`] says.
 #[derive(Clone, Debug)]
-pub struct RowJson<A>(pub A);
+pub struct RowJson<A>(pub A, pub TimeText);
 
 impl<A: JobAggregator> Encode<Row<A::Output>> for RowJson<A> {
     fn encode(&self, row: &Row<A::Output>, out: &mut String) {
-        encode_row(&self.0, row, out);
+        encode_row(&self.0, row, self.1, out);
     }
 }
 
 fn encode_row<A: JobAggregator, K: AsRef<str>>(
     agg: &A,
     row: &Change<K, A::Output>,
+    times: TimeText,
     out: &mut String,
 ) {
-    let mut ints = itoa::Buffer::new();
     out.push_str("{\"key\":");
     push_json_string(row.key.as_ref(), out);
     out.push_str(",\"start\":");
-    out.push_str(ints.format(row.window.start));
+    times.push(row.window.start, out);
     out.push_str(",\"end\":");
-    out.push_str(ints.format(row.window.end));
+    times.push(row.window.end, out);
     agg.write_json_fields(&row.value, out);
     out.push_str(",\"kind\":\"");
     out.push_str(row.kind.name());
@@ -75,16 +105,17 @@ pub fn format_row<K: AsRef<str>>(
     kinds: &[AggKind],
     out: &mut String,
 ) {
-    encode_row(&Metrics::new(kinds), row, out);
+    encode_row(&Metrics::new(kinds), row, TimeText::EpochMs, out);
 }
 
-/// The JSON encoder of late records.
+/// The JSON encoder of late records, the bounds of the windows they missed
+/// written as the [`TimeText`] says.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LateJson;
+pub struct LateJson(pub TimeText);
 
 impl Encode<LateRecord> for LateJson {
     fn encode(&self, item: &LateRecord, out: &mut String) {
-        format_late(&item.event, &item.missed, out);
+        push_late(&item.event, &item.missed, self.0, out);
         // Reopen the object for the reason.
         out.pop();
         out.push_str(",\"reason\":\"");
@@ -107,6 +138,10 @@ pub(crate) fn format_event(event: &Event, out: &mut String) {
 
 /// Formats a late record: the input record and the windows it missed.
 pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
+    push_late(event, missed, TimeText::EpochMs, out);
+}
+
+fn push_late(event: &Event, missed: &[Window], times: TimeText, out: &mut String) {
     format_event(event, out);
     out.pop();
     out.push_str(",\"missed\":[");
@@ -114,7 +149,11 @@ pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{{\"start\":{},\"end\":{}}}", w.start, w.end);
+        out.push_str("{\"start\":");
+        times.push(w.start, out);
+        out.push_str(",\"end\":");
+        times.push(w.end, out);
+        out.push('}');
     }
     out.push_str("]}");
 }
@@ -257,6 +296,36 @@ mod tests {
     use tidemark_windows::{ChangeKind, Number, Phase, SumValue};
 
     #[test]
+    fn rfc3339_times_are_utc_with_milliseconds_and_parse_back() {
+        let text = |ms: i64| {
+            let mut out = String::new();
+            TimeText::Rfc3339.push(ms, &mut out);
+            out
+        };
+        assert_eq!(text(0), "\"1970-01-01T00:00:00.000Z\"");
+        assert_eq!(text(1_500), "\"1970-01-01T00:00:01.500Z\"");
+        assert_eq!(text(-1), "\"1969-12-31T23:59:59.999Z\"");
+        assert_eq!(text(1_793_610_000_000), "\"2026-11-02T09:00:00.000Z\"");
+        // Beyond the calendar: the number.
+        assert_eq!(text(i64::MAX), i64::MAX.to_string());
+        for ms in [
+            -86_400_001i64,
+            -1,
+            0,
+            999,
+            1_700_000_000_123,
+            253_402_300_799_999,
+        ] {
+            let t = text(ms);
+            let parsed = tidemark_sources::decode::parse_rfc3339(t.trim_matches('"'));
+            assert_eq!(parsed, Some(ms), "{t}");
+        }
+        let mut out = String::new();
+        TimeText::EpochMs.push(-42, &mut out);
+        assert_eq!(out, "-42");
+    }
+
+    #[test]
     fn key_fast_path_escapes_like_serde_json() {
         let samples = [
             "",
@@ -324,7 +393,7 @@ mod tests {
                     value: *v,
                 };
                 let mut fast = String::new();
-                RowJson(Metrics::new(&kinds)).encode(&row, &mut fast);
+                RowJson(Metrics::new(&kinds), TimeText::EpochMs).encode(&row, &mut fast);
                 let parsed: serde_json::Value = serde_json::from_str(&fast).unwrap();
                 let expected = serde_json::json!({
                     "key": key,

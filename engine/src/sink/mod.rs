@@ -40,7 +40,7 @@ use crate::checkpoint::OutputPosition;
 
 pub use self::csv::CsvRows;
 pub use json::{
-    format_dead, format_late, format_row, DeadJson, Encode, JsonLines, LateJson, RowJson,
+    format_dead, format_late, format_row, DeadJson, Encode, JsonLines, LateJson, RowJson, TimeText,
 };
 pub use memory::{channel, Callback, Collect, Discard, Receiver, Sender};
 pub use target::{Output, Outputs, Sinks, Target};

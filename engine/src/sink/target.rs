@@ -378,6 +378,7 @@ impl<O: 'static> Sinks<O> {
         agg: &A,
         resume: Option<&CommittedOutputs>,
         tracked: bool,
+        times: super::json::TimeText,
     ) -> Result<OpenSinks<O>> {
         let mode = |pos: Option<OutputPosition>| match (tracked, resume) {
             (false, _) => Resume::No,
@@ -388,8 +389,10 @@ impl<O: 'static> Sinks<O> {
         Ok(OpenSinks {
             results: self
                 .results
-                .open(RowJson(agg.clone()), "results", mode(c.results))?,
-            late: self.late.open(LateJson, "late records", mode(c.late))?,
+                .open(RowJson(agg.clone(), times), "results", mode(c.results))?,
+            late: self
+                .late
+                .open(LateJson(times), "late records", mode(c.late))?,
             dead_letters: self
                 .dead_letters
                 .open(DeadJson, "dead letters", mode(c.dead_letters))?,
