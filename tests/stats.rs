@@ -61,6 +61,7 @@ fn a_slow_partition_is_named_as_holding_the_watermark_until_it_catches_up() {
     .unwrap();
     let job = spec.to_builder().unwrap().build().unwrap();
     let stats = Arc::new(Stats::default());
+    stats.watch_oldest_window();
     let running = {
         let stats = Arc::clone(&stats);
         std::thread::spawn(move || job.run_with(stats))
@@ -82,6 +83,15 @@ fn a_slow_partition_is_named_as_holding_the_watermark_until_it_catches_up() {
     assert_eq!((p.partition, p.next_offset, p.records), (0, 50, 50));
     assert_eq!(p.state, PartitionState::CaughtUp);
     assert_eq!(s.partitions[1].next_offset, 250);
+    // The oldest open window, [4 s, 5 s) of keys a and b, waits for
+    // partition 0's watermark to go 100 ms further.
+    let s = wait_for(&stats, "the oldest open window", |s| {
+        s.oldest_open_window
+            .as_ref()
+            .is_some_and(|o| o.end == 5_000)
+    });
+    let o = s.oldest_open_window.clone().unwrap();
+    assert_eq!((o.keys, o.held_by, o.behind_ms), (2, Some(0), Some(100)));
     // The output is held back by partition 0: nothing past 4.9 s.
     assert!(s.output_frontier.is_none_or(|f| f <= 4_900), "{s:#?}");
     // Partition 0 catches up: the lag goes to zero, partition 0 (lower id)
@@ -159,7 +169,9 @@ fn metrics_addr_serves_every_partition_watermark_during_a_follow_run() {
     let started = Instant::now();
     let body = loop {
         let body = http_get(&addr, "/metrics");
-        if body.contains("tidemark_partition_watermark_seconds{partition=\"2\"} 2.1") {
+        if body.contains("tidemark_partition_watermark_seconds{partition=\"2\"} 2.1")
+            && body.contains("tidemark_oldest_open_window_end_seconds")
+        {
             break body;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "{body}");
@@ -171,6 +183,10 @@ fn metrics_addr_serves_every_partition_watermark_during_a_follow_run() {
         assert!(body.contains(&want), "{want}{body}");
     }
     assert!(body.contains("tidemark_records_total 63\n"), "{body}");
+    assert!(
+        body.contains("tidemark_oldest_open_window_end_seconds 2.0\n"),
+        "{body}"
+    );
     assert!(
         body.contains("tidemark_watermark_held_by{partition=\"0\"} 1\n"),
         "{body}"

@@ -60,7 +60,9 @@ pub use sink::{
     channel, format_dead, format_late, format_row, Callback, Collect, CsvRows, Discard, Encode,
     Frontier, JsonLines, Output, Outputs, Receiver, RowJson, Sender, Sink, Sinks, Target, TimeText,
 };
-pub use stats::{PartitionSnapshot, PartitionState, Stats, StatsSnapshot, Summary};
+pub use stats::{
+    OldestOpenWindow, PartitionSnapshot, PartitionState, Stats, StatsSnapshot, Summary,
+};
 
 /// The Timely Dataflow this engine is built on (the pinned version), for
 /// [`windowed`] inside a worker of one's own.

@@ -54,6 +54,10 @@ pub struct Stats {
     partitions_live: std::sync::Mutex<std::collections::BTreeMap<u32, PartitionLive>>,
     /// The job's watermark delay (set by [`run`](crate::run)).
     pub(crate) delay: AtomicI64,
+    /// Whether the window operators look for their oldest open window.
+    oldest_wanted: AtomicBool,
+    /// Per worker: its oldest open window (end, keys) when it last looked.
+    oldest: std::sync::Mutex<std::collections::BTreeMap<usize, Option<(i64, u64)>>>,
     /// Set by [`Stats::request_stop`].
     stop: AtomicBool,
     /// Where notices go (see [`Stats::on_notice`]).
@@ -100,6 +104,8 @@ impl Default for Stats {
             sample_state: AtomicI64::new(0),
             partitions_live: Default::default(),
             delay: AtomicI64::new(0),
+            oldest_wanted: AtomicBool::new(false),
+            oldest: Default::default(),
             stop: AtomicBool::new(false),
             notices: Notices::default(),
         }
@@ -188,6 +194,22 @@ pub struct StatsSnapshot {
     pub event_time_lag_ms: Option<i64>,
     /// The frontier (stream time) the outputs are written up to.
     pub output_frontier: Option<i64>,
+    /// The oldest window still open, once [`Stats::watch_oldest_window`]
+    /// was called (looked for about twice a second).
+    pub oldest_open_window: Option<OldestOpenWindow>,
+}
+
+/// The oldest window still open, and what holds it open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OldestOpenWindow {
+    /// Its end (event time, ms).
+    pub end: i64,
+    /// How many keys have a window ending then.
+    pub keys: u64,
+    /// The partition holding the watermark, and so this window, open.
+    pub held_by: Option<u32>,
+    /// How far the watermark still has to go for it to close, ms.
+    pub behind_ms: Option<i64>,
 }
 
 impl StatsSnapshot {
@@ -204,6 +226,23 @@ impl Stats {
     pub(crate) fn report_partition(&self, partition: u32, update: impl FnOnce(&mut PartitionLive)) {
         if let Ok(mut live) = self.partitions_live.lock() {
             update(live.entry(partition).or_default());
+        }
+    }
+
+    /// Asks the window operators to look for their oldest open window
+    /// about twice a second (it walks every key), for
+    /// [`StatsSnapshot::oldest_open_window`].
+    pub fn watch_oldest_window(&self) {
+        self.oldest_wanted.store(true, Relaxed);
+    }
+
+    pub(crate) fn oldest_wanted(&self) -> bool {
+        self.oldest_wanted.load(Relaxed)
+    }
+
+    pub(crate) fn report_oldest(&self, worker: usize, oldest: Option<(i64, u64)>) {
+        if let Ok(mut o) = self.oldest.lock() {
+            o.insert(worker, oldest);
         }
     }
 
@@ -249,6 +288,21 @@ impl Stats {
         let newest = partitions.iter().filter_map(|p| p.stream_time).max();
         let watermark = holding.map(|(w, _)| w).filter(|&w| w > i64::MIN);
         let frontier = self.frontier.load(Relaxed);
+        let oldest = self.oldest.lock().ok().and_then(|o| {
+            let end = o.values().flatten().map(|(e, _)| *e).min()?;
+            let keys = o
+                .values()
+                .flatten()
+                .filter(|(e, _)| *e == end)
+                .map(|(_, k)| k)
+                .sum();
+            Some(OldestOpenWindow {
+                end,
+                keys,
+                held_by: holding.map(|(_, p)| p),
+                behind_ms: watermark.map(|w| end.saturating_sub(w)),
+            })
+        });
         StatsSnapshot {
             records: self.records.load(Relaxed),
             dead_letters: self.dead_letters.load(Relaxed),
@@ -265,6 +319,7 @@ impl Stats {
                 _ => None,
             },
             output_frontier: (frontier > i64::MIN).then_some(frontier),
+            oldest_open_window: oldest,
         }
     }
 

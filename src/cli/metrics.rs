@@ -161,6 +161,27 @@ pub fn render(s: &StatsSnapshot) -> String {
         "The stream time the outputs are written up to",
         s.output_frontier.map(seconds),
     );
+    if let Some(o) = &s.oldest_open_window {
+        gauge(
+            &mut registry,
+            "oldest_open_window_end",
+            "The end of the oldest window still open (event time, seconds since the epoch)",
+            Some(seconds(o.end)),
+        );
+        gauge(
+            &mut registry,
+            "oldest_open_window_behind",
+            "How far the watermark still has to go for the oldest open window to close",
+            o.behind_ms.map(seconds),
+        );
+        let keys: Gauge = Gauge::default();
+        keys.set(i64::try_from(o.keys).unwrap_or(i64::MAX));
+        registry.register(
+            "oldest_open_window_keys",
+            "How many keys have a window ending with the oldest open one",
+            keys,
+        );
+    }
     let held: Family<PartitionLabel, Gauge> = Family::default();
     if let Some(p) = s.held_by {
         held.get_or_create(&[("partition", p.to_string())]).set(1);

@@ -121,6 +121,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             None => eprintln!("tidemark: {text}"),
         });
     }
+    if progress.is_some() || spec.metrics_addr.is_some() {
+        stats.watch_oldest_window();
+    }
     let metrics = match &spec.metrics_addr {
         Some(addr) => {
             let server = super::metrics::serve(addr, Arc::clone(&stats))?;
@@ -547,6 +550,20 @@ fn progress_line(
             ", watermark none yet (partition {p} has no record)"
         )),
         _ => {}
+    }
+    if let Some(o) = &snap.oldest_open_window {
+        line.push_str(&format!(
+            ", oldest open window ends {} ({} keys",
+            utc(o.end),
+            o.keys
+        ));
+        if let Some(behind) = o.behind_ms {
+            line.push_str(&format!(
+                ", {} to go",
+                humantime::format_duration(Duration::from_millis(behind.max(0) as u64))
+            ));
+        }
+        line.push(')');
     }
     if snap.late_dropped > 0 {
         line.push_str(&format!(", late {}", snap.late_dropped));

@@ -699,3 +699,30 @@ fn absorbed_keys_wake_on_time() {
         }
     }
 }
+
+#[test]
+fn the_oldest_open_window_is_the_earliest_end_the_watermark_has_not_passed() {
+    let policy = Policy::new(0, 0, EmitMode::Final);
+    // Keys 1 and 2 in [0, 1000), key 3 in [1000, 2000).
+    let mut state = state_with(
+        WindowSpec::tumbling(1_000),
+        policy,
+        300,
+        &[(1, 100), (2, 200), (3, 1_500), (1, 1_200)],
+    );
+    assert_eq!(state.oldest_open_window(), Some((1_000, 2)));
+    let mut out = Vec::new();
+    state.advance(1_600, &mut out);
+    // [0, 1000) fired: keys 1 and 3 in [1000, 2000).
+    assert_eq!(state.oldest_open_window(), Some((2_000, 2)));
+    state.advance(2_500, &mut out);
+    assert_eq!(state.oldest_open_window(), None);
+    // Sessions: the earliest open session's end.
+    let sessions = state_with(
+        WindowSpec::Session { gap: 100 },
+        policy,
+        10,
+        &[(1, 10), (2, 50), (2, 400)],
+    );
+    assert_eq!(sessions.oldest_open_window(), Some((110, 1)));
+}

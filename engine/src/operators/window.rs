@@ -83,6 +83,9 @@ pub(crate) fn window<'scope, A: JobAggregator>(
             let mut changes = Vec::new();
             let mut emitted: Vec<Emit<A::Output>> = Vec::new();
             let mut missed = Vec::new();
+            // When this worker last looked for its oldest open window.
+            let mut last_oldest: Option<std::time::Instant> = None;
+            let mut oldest_dirty = true;
             // Records dropped as late in this activation, by partition.
             let mut late_by_partition: Vec<(PartitionId, u64)> = Vec::new();
             // After handing a chunk on: wait for the sink to write it.
@@ -263,6 +266,21 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     // taken; stop checkpointing and say so.
                     stats.notice(format!("checkpoints stopped: {e}"));
                     cuts.retain(|c| c.for_stats());
+                }
+                if stats.oldest_wanted() {
+                    // Look again at most twice a second, and once more after
+                    // the last change.
+                    oldest_dirty |= last_step.is_some() || upto.is_some();
+                    let every = std::time::Duration::from_millis(500);
+                    let since = last_oldest.map(|t: std::time::Instant| t.elapsed());
+                    if oldest_dirty && since.is_none_or(|s| s >= every) {
+                        last_oldest = Some(std::time::Instant::now());
+                        oldest_dirty = false;
+                        let oldest = state.oldest_open_window().map(|(e, k)| (e, k as u64));
+                        stats.report_oldest(worker, oldest);
+                    } else if let Some(s) = since.filter(|_| oldest_dirty) {
+                        activator.activate_after(every.saturating_sub(s));
+                    }
                 }
                 Stats::add(&stats.late_dropped, late_dropped);
                 stats.add_late(&late_by_partition);

@@ -105,6 +105,10 @@ impl<Acc, O> KeyState for KeyPanes<Acc, O> {
     fn open_states(&self) -> usize {
         self.panes.len()
     }
+
+    fn oldest_open(&self, w: EventTime) -> Option<EventTime> {
+        self.next_fire.get().filter(|&end| end > w)
+    }
 }
 
 impl<Acc: Clone, O> KeyPanes<Acc, O> {

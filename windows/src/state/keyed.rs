@@ -27,6 +27,10 @@ pub(super) trait KeyState: Default {
 
     /// Open (key, window) states of this key: panes or sessions.
     fn open_states(&self) -> usize;
+
+    /// The end of this key's earliest window the watermark `w` has not
+    /// passed, if it has one.
+    fn oldest_open(&self, w: EventTime) -> Option<EventTime>;
 }
 
 /// Per-key state and the queue that says when to look at each key.
@@ -73,6 +77,23 @@ impl<K: Clone + Ord + Hash, S: KeyState> Keyed<K, S> {
         }
         self.keys.extend(other.keys);
         Ok(())
+    }
+
+    /// The earliest end of a window the watermark `w` has not passed, over
+    /// all keys, and how many keys have a window ending then.
+    pub(super) fn oldest_open(&self, w: EventTime) -> Option<(EventTime, usize)> {
+        let mut oldest: Option<(EventTime, usize)> = None;
+        for state in self.keys.values() {
+            let Some(end) = state.oldest_open(w) else {
+                continue;
+            };
+            oldest = match oldest {
+                Some((e, n)) if e == end => Some((e, n + 1)),
+                Some((e, n)) if e < end => Some((e, n)),
+                _ => Some((end, 1)),
+            };
+        }
+        oldest
     }
 
     /// Open (key, window) states over all keys.

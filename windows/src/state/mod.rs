@@ -291,6 +291,14 @@ where
         self.store.open_states()
     }
 
+    /// The oldest open window: the earliest end of a window the watermark
+    /// has not passed yet, and how many keys have a window ending then.
+    /// Walks every key.
+    pub fn oldest_open_window(&self) -> Option<(EventTime, usize)> {
+        let w = self.watermark();
+        dispatch!(&self.store, s => s.keyed.oldest_open(w))
+    }
+
     /// Number of keys with state.
     pub fn keys(&self) -> usize {
         dispatch!(&self.store, s => s.keyed.keys.len())

@@ -69,6 +69,14 @@ impl<Acc, O> KeyState for KeySessions<Acc, O> {
     fn open_states(&self) -> usize {
         self.sessions.len()
     }
+
+    fn oldest_open(&self, w: EventTime) -> Option<EventTime> {
+        self.sessions
+            .iter()
+            .map(|s| s.window.end)
+            .filter(|&end| end > w)
+            .min()
+    }
 }
 
 impl<Acc, O> KeySessions<Acc, O> {
