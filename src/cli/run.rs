@@ -141,7 +141,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         Some(tidemark::spec::Input::Gen(g)) => Some(g.events),
         _ => None,
     };
-    let progress = progress.map(|p| p.start(Arc::clone(&stats), total));
+    let follow = spec.follow == Some(true);
+    let progress = progress.map(|p| p.start(Arc::clone(&stats), total, follow));
     let signals = Signals::watch(Arc::clone(&stats))?;
     let fail_on_bad = spec.on_bad_record == Some(OnBadRecord::Fail);
     let limit = spec.max_bad_ratio();
@@ -472,7 +473,7 @@ impl Progress {
         self.bar.clone()
     }
 
-    fn start(self, stats: Arc<Stats>, total: Option<u64>) -> Running {
+    fn start(self, stats: Arc<Stats>, total: Option<u64>, follow: bool) -> Running {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let bar = self.bar;
@@ -487,7 +488,23 @@ impl Progress {
                 while window.len() > 30 {
                     window.pop_front();
                 }
-                bar.set_message(progress_line(&snap, &window, total, started.elapsed()));
+                let mut line = progress_line(&snap, &window, total, started.elapsed());
+                if follow {
+                    // Followed input: how far behind the wall clock the
+                    // watermark is (event times that are wall-clock times).
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    if let Some(lag) = snap.processing_lag_ms(now) {
+                        line.push_str(&format!(
+                            ", {} behind the wall clock",
+                            humantime::format_duration(Duration::from_secs(
+                                lag.max(0) as u64 / 1000
+                            ))
+                        ));
+                    }
+                }
+                bar.set_message(line);
                 bar.tick();
                 std::thread::sleep(Duration::from_millis(100));
             }
