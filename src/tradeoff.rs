@@ -513,10 +513,7 @@ pub const DETERMINISTIC_COLUMNS: usize = 19;
 /// columns are empty when the run was not in real time.
 pub fn csv_row(r: &Report) -> String {
     let s = r.setting;
-    let emit = match s.emit {
-        EmitMode::Final => "final",
-        EmitMode::Updates => "updates",
-    };
+    let emit = s.emit.name();
     let p = |p: &Percentiles| format!("{},{},{},{},{}", p.p50, p.p90, p.p99, p.p999, p.max);
     let wall = |w: &Option<WallPercentiles>| w.as_ref().map_or_else(|| ",,,,".to_owned(), p);
     format!(
@@ -573,10 +570,7 @@ pub fn pareto_front(reports: &[Report]) -> Vec<usize> {
 
 /// A setting's label on the plot.
 pub fn label(s: &Setting) -> String {
-    let emit = match s.emit {
-        EmitMode::Final => "final",
-        EmitMode::Updates => "updates",
-    };
+    let emit = s.emit.name();
     format!("D={}ms L={}ms {emit}", s.delay, s.lateness)
 }
 
@@ -688,10 +682,7 @@ pub fn plot_svg(reports: &[Report], title: &str, path: &std::path::Path) -> Resu
         .map_err(|e| fail(&e))?;
     for (i, ((lateness, emit), points)) in lines.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let emit = match emit {
-            EmitMode::Final => "final",
-            EmitMode::Updates => "updates",
-        };
+        let emit = emit.name();
         churn
             .draw_series(LineSeries::new(
                 points.iter().copied(),

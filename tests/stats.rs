@@ -276,3 +276,18 @@ fn the_stats_log_is_the_same_for_1_and_3_workers_and_across_runs() {
         .sum();
     assert_eq!(offsets, 60_000);
 }
+
+#[test]
+fn a_partition_state_is_named_as_it_serializes() {
+    for state in [
+        PartitionState::Reading,
+        PartitionState::CaughtUp,
+        PartitionState::Idle,
+        PartitionState::Ended,
+    ] {
+        assert_eq!(
+            serde_json::to_string(&state).unwrap(),
+            format!("\"{}\"", state.name())
+        );
+    }
+}

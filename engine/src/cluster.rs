@@ -29,7 +29,6 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tidemark_sources::Source;
-use tidemark_windows::EmitMode;
 use timely::communication::allocator::zero_copy::initialize::{
     initialize_networking_from_sockets, CommsGuard,
 };
@@ -87,10 +86,7 @@ pub(crate) fn fingerprint<A: JobAggregator>(
             .collect();
         all.join(", ")
     };
-    let emit = match config.policy.emit {
-        EmitMode::Final => "final",
-        EmitMode::Updates => "updates",
-    };
+    let emit = config.policy.emit.name();
     let bad = match config.bad_records {
         BadRecords::Skip => "skip",
         BadRecords::Fail => "fail",

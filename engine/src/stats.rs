@@ -212,6 +212,18 @@ pub struct OldestOpenWindow {
     pub behind_ms: Option<i64>,
 }
 
+impl PartitionState {
+    /// Its name, as serialized: `reading`, `caught_up`, `idle`, `ended`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionState::Reading => "reading",
+            PartitionState::CaughtUp => "caught_up",
+            PartitionState::Idle => "idle",
+            PartitionState::Ended => "ended",
+        }
+    }
+}
+
 impl StatsSnapshot {
     /// Processing-time lag: wall clock (`now_ms`, ms since the epoch) minus
     /// the global watermark. Meaningful for a followed input whose event

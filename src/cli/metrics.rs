@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-use tidemark::engine::{PartitionState, Stats, StatsSnapshot};
+use tidemark::engine::{Stats, StatsSnapshot};
 
 /// A metrics endpoint serving while the job runs; stops when dropped.
 pub struct MetricsServer {
@@ -212,16 +212,10 @@ pub fn render(s: &StatsSnapshot) -> String {
         records.get_or_create(&label).inc_by(p.records);
         late.get_or_create(&label).inc_by(p.late);
         dead.get_or_create(&label).inc_by(p.dead_letters);
-        let name = match p.state {
-            PartitionState::Reading => "reading",
-            PartitionState::CaughtUp => "caught_up",
-            PartitionState::Idle => "idle",
-            PartitionState::Ended => "ended",
-        };
         state
             .get_or_create(&[
                 ("partition", p.partition.to_string()),
-                ("state", name.to_owned()),
+                ("state", p.state.name().to_owned()),
             ])
             .set(1);
     }

@@ -19,6 +19,16 @@ pub enum EmitMode {
     Updates,
 }
 
+impl EmitMode {
+    /// Its name in flags and job files: `final` or `updates`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EmitMode::Final => "final",
+            EmitMode::Updates => "updates",
+        }
+    }
+}
+
 impl std::str::FromStr for EmitMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

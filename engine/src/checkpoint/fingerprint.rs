@@ -240,10 +240,7 @@ fn show_millis(ms: Millis) -> String {
 }
 
 fn show_emit(emit: EmitMode) -> String {
-    match emit {
-        EmitMode::Final => "final".into(),
-        EmitMode::Updates => "updates".into(),
-    }
+    emit.name().into()
 }
 
 /// A list as `a, b, c`, shortened to its first items when long.
