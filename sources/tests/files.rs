@@ -232,6 +232,94 @@ fn one_file_with_a_partition_field() {
     );
 }
 
+/// A one-file CSV layout of `lines` (partition, key, ts, value) rows and
+/// what each partition must read from it.
+fn shared_csv(dir: &std::path::Path, rows: &[(u32, u64)]) -> (FileSource, Vec<Vec<Record>>) {
+    let mut text = String::new();
+    let mut expected: Vec<Vec<Record>> = Vec::new();
+    for &(partition, n) in rows {
+        let p = partition as usize;
+        if expected.len() <= p {
+            expected.resize(p + 1, Vec::new());
+        }
+        let offset = expected[p].len() as u64;
+        let key = format!("k{}", n % 13);
+        text.push_str(&format!("{partition},{key},{n},{}\n", n % 7));
+        expected[p].push(rec(
+            partition,
+            offset,
+            &key,
+            n as i64,
+            Value::Int((n % 7) as i64),
+        ));
+    }
+    let file = dir.join("all.csv");
+    std::fs::write(&file, text).unwrap();
+    let mut config = FileSourceConfig::new(&file, Format::Csv);
+    config.decode.fields = FieldMapping {
+        key: "1".into(),
+        time: "2".into(),
+        value: "3".into(),
+        partition: Some("0".into()),
+    };
+    (source(config), expected)
+}
+
+#[test]
+fn one_file_partitions_read_in_turns_get_their_own_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<(u32, u64)> = (0..5_000u64).map(|n| (((n * 7) % 3) as u32, n)).collect();
+    let (source, expected) = shared_csv(dir.path(), &rows);
+    assert_eq!(source.partitions().unwrap(), vec![0, 1, 2]);
+    let mut readers: Vec<_> = (0..3).map(|p| source.open(p, 0).unwrap()).collect();
+    let mut got = vec![Vec::new(); 3];
+    let mut ended = [false; 3];
+    // Uneven batches, partitions in turn: each takes the records the others
+    // met before it asked.
+    let mut turn = 0usize;
+    while ended.iter().any(|e| !e) {
+        let p = turn % 3;
+        turn += 1;
+        if ended[p] {
+            continue;
+        }
+        assert_eq!(readers[p].position(), got[p].len() as u64);
+        let status = readers[p].read(1 + turn % 50, &mut got[p]).unwrap();
+        ended[p] = status == tidemark_sources::ReadStatus::End;
+    }
+    for p in 0..3 {
+        assert_eq!(
+            records(std::mem::take(&mut got[p])),
+            expected[p],
+            "partition {p}"
+        );
+        assert_eq!(readers[p].position(), expected[p].len() as u64);
+    }
+}
+
+#[test]
+fn one_file_partition_that_is_not_read_leaves_the_shared_pass_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200 000 records of partition 0 before any of partition 1: reading
+    // partition 1 first meets more of partition 0 than the pass holds.
+    let mut rows: Vec<(u32, u64)> = (0..200_000u64).map(|n| (0, n)).collect();
+    rows.extend((200_000..200_100u64).map(|n| ((n % 2) as u32, n)));
+    let (source, expected) = shared_csv(dir.path(), &rows);
+    let mut zero = source.open(0, 0).unwrap();
+    let mut one = source.open(1, 0).unwrap();
+    let (got_one, _) = common::drain(one.as_mut(), 1000);
+    assert_eq!(records(got_one), expected[1]);
+    assert_eq!(zero.position(), 0);
+    let (got_zero, _) = common::drain(zero.as_mut(), 333);
+    assert_eq!(records(got_zero), expected[0]);
+    // Opened again, a partition reads alone from the start.
+    assert_eq!(records(read_all(&source, 1, 0)), expected[1]);
+    assert_eq!(
+        records(read_all(&source, 0, 199_990)),
+        expected[0][199_990..]
+    );
+}
+
 #[test]
 fn one_file_with_a_configured_partition_count() {
     let dir = tempfile::tempdir().unwrap();

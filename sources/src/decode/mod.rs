@@ -403,13 +403,19 @@ impl Decoder {
     pub(crate) fn partition_of(&self, line: &[u8]) -> Result<PartitionId, String> {
         let line = strip_cr(line);
         let text = self.check_line(line)?;
-        let mut fields = self.fields(text, true)?;
         let name = self
             .config
             .fields
             .partition
             .as_deref()
             .unwrap_or("partition");
+        if self.config.format == Format::Csv {
+            // Most rows: only the partition column is looked at.
+            if let Some(field) = self.csv.fast_partition(text) {
+                return convert::partition(field.map(|f| Scalar::Str(Cow::Borrowed(f))), name);
+            }
+        }
+        let mut fields = self.fields(text, true)?;
         convert::partition(fields.take(Slot::Partition), name)
     }
 

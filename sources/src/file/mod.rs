@@ -36,9 +36,20 @@
 //! **Seeking.** Opening at offset N counts the N records before it without
 //! decoding them, with one `memchr` pass over the file where there are no
 //! quotes (and a quote-aware scan from each quote in CSV). In the one-file
-//! layout the source scans the file once (reading each record's partition
-//! field) and keeps the position of every 4096th record of each partition,
-//! so opens start near their offset.
+//! layout the source scans the file (reading each record's partition field
+//! only) to count the partitions, unless
+//! [`FileSourceConfig::partition_count`] gives them, and keeps the position
+//! of every 4096th record of each partition, so opens past offset 0 start
+//! near their offset (with a configured count, that scan happens at the
+//! first such open).
+//!
+//! **One pass in the one-file layout.** The partitions opened at offset 0
+//! share one pass over the file that decodes each record once and queues it
+//! for its partition's reader, instead of each reader reading the whole
+//! file. A partition whose queue grows past its share of a bounded budget
+//! (its reader is slow, or it is not read in this process) leaves the pass
+//! and reads alone from its first record not yet taken, so memory stays
+//! bounded and the records are the same either way.
 //!
 //! **Standard input and pipes.** The path `-` reads standard input, and a
 //! path that is not a regular file (a named pipe such as `/dev/stdin` fed
@@ -79,6 +90,7 @@
 mod lines;
 mod names;
 mod reader;
+mod shared;
 mod spool;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +101,7 @@ use serde::{Deserialize, Serialize};
 use self::lines::{Line, LineReader, Split};
 use self::names::{natural_cmp, Glob};
 use self::reader::{DirectoryWatch, FileReader, Mark, Ownership};
+use self::shared::{Demux, SharedReader};
 use self::spool::{is_stream, Spool, SpoolInput};
 use crate::decode::{DecodeConfig, Decoder, Format};
 #[cfg(doc)]
@@ -268,9 +281,18 @@ enum Layout {
         path: PathBuf,
         count: u32,
         /// Per partition: where every `INDEX_STRIDE`th record starts,
-        /// ascending.
-        marks: Vec<Vec<Mark>>,
+        /// ascending; indexed when first needed (a partition opened past
+        /// offset 0), or when the partitions are counted.
+        marks: Mutex<Option<Arc<Vec<Vec<Mark>>>>>,
+        /// The pass the readers opened at offset 0 share.
+        demux: Mutex<Option<Arc<Mutex<Demux>>>>,
     },
+}
+
+impl std::fmt::Debug for Demux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Demux")
+    }
 }
 
 /// Partitions read from files; see the [module docs](self) for the layouts
@@ -358,31 +380,43 @@ impl FileSource {
                 .then(|| Spool::start(SpoolInput::Path(path.clone())))
                 .transpose()?
         };
+        let shared = |count: u32, marks: Option<Vec<Vec<Mark>>>| Layout::Shared {
+            path: path.clone(),
+            count,
+            marks: Mutex::new(marks.map(Arc::new)),
+            demux: Mutex::new(None),
+        };
         let layout = match (&self.config.decode.fields.partition, &spool) {
             (None, _) => Layout::File(path.clone()),
             (Some(_), Some(_)) if self.config.partition_count.is_some() => {
                 // The partitions are known: no need to wait for the end of
                 // the input to index it (opens count from the start).
                 let count = self.config.partition_count.unwrap_or(1);
-                Layout::Shared {
-                    path: path.clone(),
-                    count,
-                    marks: vec![Vec::new(); count as usize],
-                }
+                shared(count, Some(vec![Vec::new(); count as usize]))
+            }
+            (Some(_), None) if self.config.partition_count.is_some() => {
+                // Known partitions: the file is indexed only if a partition
+                // opens past offset 0.
+                shared(self.config.partition_count.unwrap_or(1), None)
             }
             (Some(_), spool) => {
                 if let Some(spool) = spool {
                     // The partitions are in the input: all of it first.
                     spool.wait()?;
                 }
-                self.index_shared(path, spool.as_ref())?
+                let (count, marks) = self.index_shared(path, spool.as_ref())?;
+                shared(count, Some(marks))
             }
         };
         Ok(Found { layout, spool })
     }
 
     /// Scans a one-file layout: finds the partitions and indexes their lines.
-    fn index_shared(&self, path: &Path, spool: Option<&Arc<Spool>>) -> Result<Layout, SourceError> {
+    fn index_shared(
+        &self,
+        path: &Path,
+        spool: Option<&Arc<Spool>>,
+    ) -> Result<(u32, Vec<Vec<Mark>>), SourceError> {
         let mut lines = self.line_reader(path, spool)?;
         let mut decoder = self.decoder.clone();
         let mut header_pending = decoder.expects_header();
@@ -432,11 +466,7 @@ impl FileSource {
         let count =
             configured.unwrap_or_else(|| u32::try_from(counts.len()).unwrap_or(u32::MAX).max(1));
         marks.resize(count as usize, Vec::new());
-        Ok(Layout::Shared {
-            path: path.to_owned(),
-            count,
-            marks,
-        })
+        Ok((count, marks))
     }
 
     fn line_reader(
@@ -569,15 +599,69 @@ impl Source for FileSource {
                 self.reader(path, spool, partition, from, Ownership::Whole)?
             }
             Layout::File(_) => return Err(unknown(1)),
-            Layout::Shared { path, count, marks } => {
-                let marks = marks
-                    .get(partition as usize)
-                    .ok_or_else(|| unknown(*count as usize))?;
+            Layout::Shared {
+                path,
+                count,
+                marks,
+                demux,
+            } => {
+                if partition >= *count {
+                    return Err(unknown(*count as usize));
+                }
                 let ownership = Ownership::Shared {
                     count: *count,
                     limit: self.config.max_partitions,
                 };
                 let mut reader = self.reader(path, spool, partition, from, ownership)?;
+                let demux = {
+                    let mut demux = demux.lock().unwrap_or_else(PoisonError::into_inner);
+                    match demux.as_ref() {
+                        Some(d) => Arc::clone(d),
+                        None => {
+                            let d = Arc::new(Mutex::new(Demux::new(
+                                self.line_reader(path, spool)?,
+                                self.decoder.clone(),
+                                *count,
+                                ownership,
+                                Arc::clone(&reader.file_name),
+                            )));
+                            *demux = Some(Arc::clone(&d));
+                            d
+                        }
+                    }
+                };
+                if from == 0 {
+                    let seated = demux
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take_seat(partition);
+                    if seated {
+                        return Ok(Box::new(SharedReader {
+                            demux,
+                            partition,
+                            alone: reader,
+                            left: false,
+                        }));
+                    }
+                } else {
+                    demux
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .leave(partition);
+                }
+                let marks = {
+                    let mut marks = marks.lock().unwrap_or_else(PoisonError::into_inner);
+                    match marks.as_ref() {
+                        Some(m) => Arc::clone(m),
+                        None => {
+                            let (_, indexed) = self.index_shared(path, spool)?;
+                            let m = Arc::new(indexed);
+                            *marks = Some(Arc::clone(&m));
+                            m
+                        }
+                    }
+                };
+                let marks = marks.get(partition as usize).map_or(&[][..], Vec::as_slice);
                 let below = marks.partition_point(|mark| mark.offset <= from);
                 if let Some(mark) = below.checked_sub(1).and_then(|i| marks.get(i)) {
                     reader.pending_seek = Some(*mark);
