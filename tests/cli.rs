@@ -535,6 +535,43 @@ fn bench_throughput_prints_the_comparison() {
 }
 
 #[test]
+fn bench_throughput_json_gives_each_scenario_its_spread_and_its_own_peak_rss() {
+    let json = |extra: &[&str]| -> serde_json::Value {
+        let out = run_ok(
+            bin()
+                .args(["bench", "throughput", "--events", "20000", "--keys", "50"])
+                .args(["--runs", "3", "--scenario", "tumbling,session", "--json"])
+                .args(extra),
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let report = json(&[]);
+    let rows = report["scenarios"].as_array().unwrap();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["plain-loop", "tumbling", "session"]);
+    assert_eq!(rows[1]["windows"], rows[0]["windows"]);
+    for row in &rows[1..] {
+        assert_eq!(row["runs"], 3);
+        assert_eq!(row["events"], 20000);
+        let ns: Vec<f64> = row["ns_per_event"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(ns[0] > 0.0 && ns[0] <= ns[1] && ns[1] <= ns[2], "{ns:?}");
+        // Each engine run is a child process: its peak RSS is its own.
+        let rss = row["peak_rss_bytes"].as_u64().unwrap();
+        assert!((1 << 20..1 << 32).contains(&rss), "{rss}");
+    }
+    let report = json(&["--in-process"]);
+    assert!(report["scenarios"][1]["peak_rss_bytes"].is_null());
+}
+
+#[test]
 fn bench_scaling_compares_workers_with_the_machine() {
     let out = run_ok(bin().args([
         "bench",

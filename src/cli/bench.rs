@@ -210,6 +210,10 @@ pub struct ScalingArgs {
     /// Scenario: tumbling, sliding or session.
     #[arg(long, default_value = "tumbling")]
     pub scenario: String,
+    /// Print the results as one JSON object on standard output instead of
+    /// the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `tidemark bench throughput`.
@@ -233,6 +237,18 @@ pub struct ThroughputArgs {
     /// Scenarios to run: any of tumbling,sliding,session.
     #[arg(long, default_value = "tumbling,sliding,session")]
     pub scenario: String,
+    /// Print the results as one JSON object on standard output instead of
+    /// the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the scenarios in this process instead of one child process per
+    /// engine run (no peak RSS per scenario then).
+    #[arg(long)]
+    pub in_process: bool,
+    /// Internal: one engine run of one scenario, its measurement printed as
+    /// a JSON line (what the parent process reads).
+    #[arg(long, hide = true)]
+    pub child: bool,
 }
 
 fn median(mut runs: Vec<Measurement>) -> Measurement {
@@ -607,8 +623,49 @@ fn scaling(args: &ScalingArgs) -> anyhow::Result<()> {
         many.windows
     );
     let events = plain_stream(&workload(workers))?;
-    let ceiling = median_of((0..runs).map(|_| cpu_ceiling(&events, workers)).collect());
-    let speedup = median_of(speedups);
+    let ceilings: Vec<f64> = (0..runs).map(|_| cpu_ceiling(&events, workers)).collect();
+    let efficiencies: Vec<f64> = speedups
+        .iter()
+        .zip(&ceilings)
+        .map(|(s, c)| s / c.max(1e-9))
+        .collect();
+    let (speedup, ceiling, efficiency) =
+        (spread(&speedups), spread(&ceilings), spread(&efficiencies));
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Report {
+            scenario: String,
+            events: u64,
+            keys: u32,
+            workers: usize,
+            runs: usize,
+            one_worker_wall_seconds: f64,
+            one_worker_ns_per_event: f64,
+            workers_wall_seconds: f64,
+            workers_ns_per_event: f64,
+            speedup: [f64; 3],
+            ceiling: [f64; 3],
+            efficiency: [f64; 3],
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Report {
+                scenario: scenario.name.clone(),
+                events: args.events,
+                keys: args.keys,
+                workers,
+                runs,
+                one_worker_wall_seconds: one.wall.as_secs_f64(),
+                one_worker_ns_per_event: one.ns_per_event(),
+                workers_wall_seconds: many.wall.as_secs_f64(),
+                workers_ns_per_event: many.ns_per_event(),
+                speedup: speedup.into(),
+                ceiling: ceiling.into(),
+                efficiency: efficiency.into(),
+            })?
+        );
+        return Ok(());
+    }
     println!(
         "{:<22} {:>8} {:>15} {:>10}",
         "run", "wall s", "events/s/core", "ns/event"
@@ -622,11 +679,18 @@ fn scaling(args: &ScalingArgs) -> anyhow::Result<()> {
             m.ns_per_event()
         );
     }
-    println!("speedup (wall):        {speedup:.2}x");
+    let range = |(lo, mid, hi): (f64, f64, f64)| format!("{mid:.2}x  [{lo:.2}-{hi:.2}]");
+    println!("speedup (wall):        {}", range(speedup));
     println!(
-        "machine ceiling:       {ceiling:.2}x  ({workers} threads of a plain loop against one)"
+        "machine ceiling:       {}  (the plain loop on one thread over all the events, against {workers} threads started together, each over its own copy of 1/{workers} of them, timed to the slowest)",
+        range(ceiling)
     );
-    println!("efficiency:            {:.0} %", 100.0 * speedup / ceiling);
+    println!(
+        "efficiency:            {:.0} %  [{:.0}-{:.0} %]  (speedup over ceiling, per run)",
+        100.0 * efficiency.1,
+        100.0 * efficiency.0,
+        100.0 * efficiency.2
+    );
     Ok(())
 }
 
@@ -638,6 +702,77 @@ fn check_events(events: u64) -> anyhow::Result<()> {
         anyhow::bail!("--events {events} is too few to measure: give at least {MIN_EVENTS}");
     }
     Ok(())
+}
+
+/// One engine run as a child process reports it.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+struct ChildRun {
+    events: u64,
+    wall_ns: u64,
+    cpu_ns: Option<u64>,
+    windows: u64,
+    late: u64,
+    peak_rss_bytes: Option<u64>,
+}
+
+impl ChildRun {
+    fn measurement(&self) -> Measurement {
+        Measurement {
+            events: self.events,
+            wall: std::time::Duration::from_nanos(self.wall_ns),
+            cpu: self.cpu_ns.map(std::time::Duration::from_nanos),
+            windows: self.windows,
+            late: self.late,
+        }
+    }
+}
+
+/// Runs one engine run of `scenario` in a child process (this binary), so
+/// its peak RSS is its own.
+fn child_run(t: &ThroughputArgs, scenario: &str) -> anyhow::Result<ChildRun> {
+    let exe = std::env::current_exe()?;
+    let output = std::process::Command::new(exe)
+        .args(["bench", "throughput", "--child", "--runs", "1"])
+        .arg(format!("--scenario={scenario}"))
+        .arg(format!("--events={}", t.events))
+        .arg(format!("--keys={}", t.keys))
+        .arg(format!("--workers={}", t.workers))
+        .arg(format!("--late-frac={}", t.late_frac))
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the {scenario} run failed ({})",
+        output.status
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim())
+        .map_err(|e| anyhow::anyhow!("the {scenario} run printed {text:?}: {e}"))
+}
+
+/// Minimum, median and maximum.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match (v.first(), v.get(v.len() / 2), v.last()) {
+        (Some(&a), Some(&m), Some(&b)) => (a, m, b),
+        _ => (f64::NAN, f64::NAN, f64::NAN),
+    }
+}
+
+/// What `tidemark bench throughput --json` prints per scenario.
+#[derive(serde::Serialize)]
+struct ScenarioJson {
+    scenario: String,
+    runs: usize,
+    events: u64,
+    windows: u64,
+    late: u64,
+    ns_per_event: [f64; 3],
+    events_per_core_second: f64,
+    ratio_to_plain_loop: [f64; 3],
+    wall_seconds: [f64; 3],
+    peak_rss_bytes: Option<u64>,
 }
 
 fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
@@ -659,14 +794,41 @@ fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
             known.join(",")
         );
     }
-    println!(
-        "tidemark bench throughput: {} events, {} keys, {} worker(s), 50 ms disorder, delay 50 ms; median of {runs} run(s)",
-        workload.events, workload.keys, workload.workers
-    );
-    println!(
-        "{:<12} {:>15} {:>10} {:>13} {:>10} {:>9}",
-        "scenario", "events/s/core", "ns/event", "x plain loop", "windows", "wall s"
-    );
+    if t.child {
+        let [name] = wanted[..] else {
+            anyhow::bail!("--child runs one scenario");
+        };
+        let scenario = standard_scenarios()
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| anyhow::anyhow!("unknown scenario {name:?}"))?;
+        let m = run_engine(&workload, &scenario)?;
+        let run = ChildRun {
+            events: m.events,
+            wall_ns: u64::try_from(m.wall.as_nanos()).unwrap_or(u64::MAX),
+            cpu_ns: m
+                .cpu
+                .map(|c| u64::try_from(c.as_nanos()).unwrap_or(u64::MAX)),
+            windows: m.windows,
+            late: m.late,
+            peak_rss_bytes: peak_rss_bytes(),
+        };
+        println!("{}", serde_json::to_string(&run)?);
+        return Ok(());
+    }
+    if !t.json {
+        println!(
+            "tidemark bench throughput: {} events, {} keys, {} worker(s), 50 ms disorder, delay 50 ms; {runs} run(s) of each, {}",
+            workload.events,
+            workload.keys,
+            workload.workers,
+            if t.in_process {
+                "in this process"
+            } else {
+                "each engine run in its own process"
+            }
+        );
+    }
     // The baseline runs beside every engine run (this machine's speed
     // changes from minute to minute): each run's ratio is engine over the
     // baseline measured just before it, and the medians are reported.
@@ -679,52 +841,129 @@ fn throughput(t: &ThroughputArgs) -> anyhow::Result<()> {
     {
         let mut measured = Vec::new();
         let mut ratios = Vec::new();
+        let mut rss: Option<u64> = None;
         for _ in 0..runs {
             let base = plain_loop(&events);
-            let m = run_engine(&workload, &scenario)?;
+            let m = if t.in_process {
+                run_engine(&workload, &scenario)?
+            } else {
+                let child = child_run(t, &scenario.name)?;
+                rss = rss.max(child.peak_rss_bytes);
+                child.measurement()
+            };
+            anyhow::ensure!(
+                m.events == workload.events,
+                "{}: processed {} of {} events",
+                scenario.name,
+                m.events,
+                workload.events
+            );
+            if scenario.name == "tumbling" && workload.late_frac == 0.0 {
+                // A broken engine must not post a good number.
+                anyhow::ensure!(
+                    m.windows == base.windows,
+                    "tumbling: {} windows, the plain loop found {}",
+                    m.windows,
+                    base.windows
+                );
+            }
             ratios.push(m.ns_per_event() / base.ns_per_event());
             baselines.push(base);
             measured.push(m);
         }
-        results.push((scenario, median(measured), median_of(ratios)));
+        results.push((scenario, measured, ratios, rss));
     }
     if baselines.is_empty() {
         baselines.push(plain_loop(&events));
     }
-    let baseline = median(baselines);
-    let row = |name: &str, m: &Measurement, ratio: f64| {
+    let base_ns: Vec<f64> = baselines.iter().map(Measurement::ns_per_event).collect();
+    let base_wall: Vec<f64> = baselines.iter().map(|m| m.wall.as_secs_f64()).collect();
+    let baseline_windows = baselines[0].windows;
+    let mut rows = vec![ScenarioJson {
+        scenario: "plain-loop".into(),
+        runs: baselines.len(),
+        events: workload.events,
+        windows: baseline_windows,
+        late: 0,
+        ns_per_event: spread(&base_ns).into(),
+        events_per_core_second: 1e9 / spread(&base_ns).1,
+        ratio_to_plain_loop: [1.0; 3],
+        wall_seconds: spread(&base_wall).into(),
+        peak_rss_bytes: None,
+    }];
+    for (scenario, measured, ratios, rss) in results {
+        let ns: Vec<f64> = measured.iter().map(Measurement::ns_per_event).collect();
+        let wall: Vec<f64> = measured.iter().map(|m| m.wall.as_secs_f64()).collect();
+        rows.push(ScenarioJson {
+            scenario: scenario.name.clone(),
+            runs: measured.len(),
+            events: workload.events,
+            windows: measured[0].windows,
+            late: measured[0].late,
+            ns_per_event: spread(&ns).into(),
+            events_per_core_second: 1e9 / spread(&ns).1,
+            ratio_to_plain_loop: spread(&ratios).into(),
+            wall_seconds: spread(&wall).into(),
+            peak_rss_bytes: rss,
+        });
+    }
+    if t.json {
+        #[derive(serde::Serialize)]
+        struct Report {
+            events: u64,
+            keys: u32,
+            workers: usize,
+            late_frac: f64,
+            scenarios: Vec<ScenarioJson>,
+        }
         println!(
-            "{:<12} {:>15.0} {:>10.1} {:>13.1} {:>10} {:>9.2}",
-            name,
-            m.events_per_core_second(),
-            m.ns_per_event(),
-            ratio,
-            m.windows,
-            m.wall.as_secs_f64()
+            "{}",
+            serde_json::to_string_pretty(&Report {
+                events: workload.events,
+                keys: workload.keys,
+                workers: workload.workers,
+                late_frac: workload.late_frac,
+                scenarios: rows,
+            })?
         );
-    };
-    row("plain-loop", &baseline, 1.0);
-    for (scenario, m, ratio) in results {
-        anyhow::ensure!(
-            m.events == workload.events,
-            "{}: processed {} of {} events",
-            scenario.name,
-            m.events,
-            workload.events
+        return Ok(());
+    }
+    println!(
+        "{:<11} {:>14} {:>22} {:>19} {:>9} {:>7} {:>9}",
+        "scenario",
+        "events/s/core",
+        "ns/event med [range]",
+        "x plain loop [rng]",
+        "windows",
+        "wall s",
+        "peak RSS"
+    );
+    for r in &rows {
+        let [lo, mid, hi] = r.ns_per_event;
+        let [rlo, rmid, rhi] = r.ratio_to_plain_loop;
+        println!(
+            "{:<11} {:>14.0} {:>7.1} [{:>5.1}-{:>5.1}] {:>6.1} [{:>4.1}-{:>4.1}] {:>9} {:>7.2} {:>9}",
+            r.scenario,
+            r.events_per_core_second,
+            mid,
+            lo,
+            hi,
+            rmid,
+            rlo,
+            rhi,
+            r.windows,
+            r.wall_seconds[1],
+            r.peak_rss_bytes
+                .map_or_else(|| "-".to_owned(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
         );
-        if scenario.name == "tumbling" && workload.late_frac == 0.0 {
-            // A broken engine must not post a good number.
-            anyhow::ensure!(
-                m.windows == baseline.windows,
-                "tumbling: {} windows, the plain loop found {}",
-                m.windows,
-                baseline.windows
+    }
+    if t.in_process {
+        if let Some(rss) = peak_rss_bytes() {
+            println!(
+                "peak RSS of this process: {:.1} MiB",
+                rss as f64 / (1024.0 * 1024.0)
             );
         }
-        row(&scenario.name, &m, ratio);
-    }
-    if let Some(rss) = peak_rss_bytes() {
-        println!("peak RSS: {:.1} MiB", rss as f64 / (1024.0 * 1024.0));
     }
     Ok(())
 }

@@ -260,12 +260,22 @@ fn write_summary_json(
         summary: &'a Summary,
         elapsed_seconds: f64,
         records_per_second: f64,
+        /// CPU time (user + system, all threads) of the process so far.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cpu_seconds: Option<f64>,
+        /// Peak resident memory of the process (Linux).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peak_rss_bytes: Option<u64>,
     }
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mut text = serde_json::to_string_pretty(&SummaryJson {
         summary,
         elapsed_seconds: secs,
         records_per_second: summary.records as f64 / secs,
+        cpu_seconds: cpu_time::ProcessTime::try_now()
+            .ok()
+            .map(|t| t.as_duration().as_secs_f64()),
+        peak_rss_bytes: crate::harness::peak_rss_bytes(),
     })?;
     text.push('\n');
     std::fs::write(path, text)
