@@ -572,6 +572,65 @@ fn bench_throughput_json_gives_each_scenario_its_spread_and_its_own_peak_rss() {
 }
 
 #[test]
+fn bench_files_runs_the_whole_process_on_both_layouts_beside_a_plain_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        bin()
+            .args(["bench", "files", "--events", "3000", "--keys", "20"])
+            .args([
+                "--partitions",
+                "3",
+                "--runs",
+                "2",
+                "--json",
+                "--dir",
+                tmp.path().to_str().unwrap(),
+            ]),
+    );
+    let rows: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["format"].as_str().unwrap().to_owned(),
+                r["layout"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let pair = |f: &str, l: &str| (f.to_owned(), l.to_owned());
+    assert_eq!(
+        seen,
+        [
+            pair("csv", "directory"),
+            pair("csv", "file"),
+            pair("jsonl", "directory"),
+            pair("jsonl", "file")
+        ]
+    );
+    for r in rows {
+        assert_eq!(r["records"], 3000);
+        assert!(r["result_rows"].as_u64().unwrap() > 0);
+        assert!(r["records_per_core_second"][1].as_f64().unwrap() > 0.0);
+        assert!(r["plain_records_per_core_second"][1].as_f64().unwrap() > 0.0);
+        assert!(r["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
+    }
+    // The one-file layout holds every partition, with its column.
+    let all = fs::read_to_string(tmp.path().join("all.csv")).unwrap();
+    assert_eq!(all.lines().count(), 3000);
+    assert_eq!(
+        fs::read_dir(tmp.path().join("parts-csv")).unwrap().count(),
+        3
+    );
+    // Every layout and format gave the same results.
+    let first = fs::read(tmp.path().join("out-csv-directory.jsonl")).unwrap();
+    assert_eq!(
+        fs::read(tmp.path().join("out-jsonl-file.jsonl")).unwrap(),
+        first
+    );
+}
+
+#[test]
 fn bench_scaling_compares_workers_with_the_machine() {
     let out = run_ok(bin().args([
         "bench",

@@ -26,6 +26,11 @@ pub enum BenchWhat {
     /// emit mode on one generated workload: event-time latency of first and
     /// last results, completeness, dropped share, corrections.
     Tradeoff(Box<TradeoffArgs>),
+    /// The whole `tidemark run` process on generated CSV and JSON-lines
+    /// files, as a directory of partition files and as one file with a
+    /// partition column, beside a plain read-and-parse loop over the same
+    /// bytes.
+    Files(super::bench_files::FilesArgs),
     /// What checkpoints cost: the throughput with a checkpoint every second
     /// of event time beside none, and the time and size of a checkpoint
     /// against the number of open windows.
@@ -272,6 +277,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Scaling(s) => scaling(s),
         BenchWhat::Checkpoint(c) => checkpoint(c),
         BenchWhat::Tradeoff(t) => tradeoff(t),
+        BenchWhat::Files(f) => super::bench_files::run(f),
     }
 }
 
@@ -751,7 +757,7 @@ fn child_run(t: &ThroughputArgs, scenario: &str) -> anyhow::Result<ChildRun> {
 }
 
 /// Minimum, median and maximum.
-fn spread(values: &[f64]) -> (f64, f64, f64) {
+pub(crate) fn spread(values: &[f64]) -> (f64, f64, f64) {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     match (v.first(), v.get(v.len() / 2), v.last()) {

@@ -2,6 +2,7 @@
 //! library facade.
 
 pub mod bench;
+pub mod bench_files;
 pub mod diagnose;
 pub mod digest;
 pub mod gen;
