@@ -359,7 +359,59 @@ impl Decoder {
         let line = strip_cr(line);
         let dead = |reason: String| DeadLetter::new(partition, offset, reason, line);
         let text = self.check_line(line).map_err(dead)?;
-        let mut fields = self.fields(text, fast).map_err(dead)?;
+        let fields = self.fields(text, fast).map_err(dead)?;
+        self.record(fields, partition, offset, line, message)
+    }
+
+    /// Decodes a line of a file holding several partitions in one pass over
+    /// its fields: the partition its partition field names (as
+    /// [`Decoder::partition_of`] reads it) goes through `seat`, which gives
+    /// the owning partition and, for a line that cannot be a record
+    /// whatever it holds, the dead-letter reason; `offset_of` gives the
+    /// owner's offset for it, or `None` to leave the line undecoded.
+    pub(crate) fn decode_shared(
+        &self,
+        line: &[u8],
+        seat: impl FnOnce(Result<PartitionId, String>) -> (PartitionId, Option<String>),
+        offset_of: impl FnOnce(PartitionId) -> Option<Offset>,
+    ) -> Option<(PartitionId, Decoded)> {
+        let stripped = strip_cr(line);
+        let name = self
+            .config
+            .fields
+            .partition
+            .as_deref()
+            .unwrap_or("partition");
+        let (fields, found) = match self
+            .check_line(stripped)
+            .and_then(|text| self.fields(text, true))
+        {
+            Ok(mut fields) => {
+                let found = convert::partition(fields.take(Slot::Partition), name);
+                (Some(fields), found)
+            }
+            Err(reason) => (None, Err(reason)),
+        };
+        let (owner, reason) = seat(found);
+        let offset = offset_of(owner)?;
+        let decoded = match (reason, fields) {
+            (None, Some(fields)) => self.record(fields, owner, offset, stripped, None),
+            (Some(reason), _) => Err(DeadLetter::new(owner, offset, reason, line)),
+            (None, None) => Err(DeadLetter::new(owner, offset, "undecodable line", line)),
+        };
+        Some((owner, decoded))
+    }
+
+    /// The record of a line's fields.
+    fn record(
+        &self,
+        mut fields: Fields<'_>,
+        partition: PartitionId,
+        offset: Offset,
+        line: &[u8],
+        message: Option<(Option<&[u8]>, Option<i64>)>,
+    ) -> Decoded {
+        let dead = |reason: String| DeadLetter::new(partition, offset, reason, line);
         let f = &self.config.fields;
         let key = match message {
             Some((key, _)) if f.key == KEY_FIELD => {

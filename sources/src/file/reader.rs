@@ -34,7 +34,16 @@ impl Ownership {
     pub(crate) fn owner(self, decoder: &Decoder, line: &[u8]) -> (PartitionId, Option<String>) {
         match self {
             Ownership::Whole => (0, None),
-            Ownership::Shared { count, limit } => match decoder.partition_of(line) {
+            Ownership::Shared { .. } => self.seat(decoder.partition_of(line)),
+        }
+    }
+
+    /// The partition owning a line whose partition field reads `found`,
+    /// and the dead-letter reason if it cannot be a record.
+    pub(crate) fn seat(self, found: Result<PartitionId, String>) -> (PartitionId, Option<String>) {
+        match self {
+            Ownership::Whole => (0, None),
+            Ownership::Shared { count, limit } => match found {
                 Ok(p) if p < count => (p, None),
                 Ok(p) if p >= limit => (
                     0,

@@ -157,7 +157,18 @@ impl Demux {
                 self.decoder.set_header(if too_long { b"" } else { line });
                 continue;
             }
-            let (owner, reason) = if too_long {
+            let ownership = self.ownership;
+            let (next, seats) = (&mut self.next, &self.seats);
+            let mut offset_of = |owner: PartitionId| {
+                let o = owner as usize;
+                let next = next.get_mut(o)?;
+                let offset = *next;
+                *next += 1;
+                // The lines of a partition reading alone are only counted.
+                let wanted = o == p || matches!(seats.get(o), Some(Seat::Queued(_)));
+                wanted.then_some(offset)
+            };
+            let decoded = if too_long {
                 let mut reason = too_long_reason(self.decoder.config().max_line_len);
                 if quoted {
                     reason.push_str(
@@ -165,24 +176,16 @@ impl Demux {
                          the lines after it)",
                     );
                 }
-                (0, Some(reason))
+                offset_of(0).map(|offset| (0, Err(DeadLetter::new(0, offset, reason, line))))
             } else {
-                self.ownership.owner(&self.decoder, line)
+                self.decoder
+                    .decode_shared(line, |found| ownership.seat(found), offset_of)
+            };
+            let Some((owner, decoded)) = decoded else {
+                continue;
             };
             let o = owner as usize;
-            let Some(next) = self.next.get_mut(o) else {
-                continue;
-            };
-            let offset = *next;
-            *next += 1;
             let mine = o == p;
-            if !mine && matches!(self.seats.get(o), Some(Seat::Alone(_)) | None) {
-                continue;
-            }
-            let decoded = match reason {
-                Some(reason) => Err(DeadLetter::new(owner, offset, reason, line)),
-                None => self.decoder.decode(owner, offset, line),
-            };
             let line_no = self.lines.line_no();
             let decoded = decoded.map_err(|d| d.at(&self.file_name, line_no));
             if mine {
@@ -190,6 +193,10 @@ impl Demux {
                 produced += 1;
                 continue;
             }
+            let offset = match &decoded {
+                Ok(record) => record.offset,
+                Err(dead) => dead.offset,
+            };
             let mark = Mark {
                 offset,
                 pos: self.lines.line_start(),
