@@ -184,8 +184,12 @@ fn kill_and_resume(seed: u64, job: &[&str], kills: usize, workers: &[&str]) {
             expected[i].len()
         );
     }
+    // The first run has nothing to resume from, and a run that completes
+    // ends the kills: at least two resumes when three runs or more were
+    // killed, and at least one in any case.
+    let wanted = moments.len().saturating_sub(1).clamp(1, 2);
     assert!(
-        resumed >= 2,
+        resumed >= wanted,
         "seed {seed}: only {resumed} restarts resumed from a checkpoint (kills after {moments:?} ms)"
     );
 }
