@@ -376,12 +376,7 @@ impl Decoder {
         offset_of: impl FnOnce(PartitionId) -> Option<Offset>,
     ) -> Option<(PartitionId, Decoded)> {
         let stripped = strip_cr(line);
-        let name = self
-            .config
-            .fields
-            .partition
-            .as_deref()
-            .unwrap_or("partition");
+        let name = self.partition_field();
         let (fields, found) = match self
             .check_line(stripped)
             .and_then(|text| self.fields(text, true))
@@ -455,12 +450,7 @@ impl Decoder {
     pub(crate) fn partition_of(&self, line: &[u8]) -> Result<PartitionId, String> {
         let line = strip_cr(line);
         let text = self.check_line(line)?;
-        let name = self
-            .config
-            .fields
-            .partition
-            .as_deref()
-            .unwrap_or("partition");
+        let name = self.partition_field();
         if self.config.format == Format::Csv {
             // Most rows: only the partition column is looked at.
             if let Some(field) = self.csv.fast_partition(text) {
@@ -469,6 +459,15 @@ impl Decoder {
         }
         let mut fields = self.fields(text, true)?;
         convert::partition(fields.take(Slot::Partition), name)
+    }
+
+    /// The name of the partition field, as reasons give it.
+    fn partition_field(&self) -> &str {
+        self.config
+            .fields
+            .partition
+            .as_deref()
+            .unwrap_or("partition")
     }
 
     /// The line checks every format shares; returns the line as text.
