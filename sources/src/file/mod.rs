@@ -289,12 +289,6 @@ enum Layout {
     },
 }
 
-impl std::fmt::Debug for Demux {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Demux")
-    }
-}
-
 /// Partitions read from files; see the [module docs](self) for the layouts
 /// and the offset rules.
 #[derive(Debug)]

@@ -64,6 +64,19 @@ impl Ownership {
     }
 }
 
+/// The dead-letter reason of a record over the maximum length; `quoted`
+/// when it ends inside a quoted field.
+pub(crate) fn too_long_line(decoder: &Decoder, quoted: bool) -> String {
+    let mut reason = too_long_reason(decoder.config().max_line_len);
+    if quoted {
+        reason.push_str(
+            " inside a quoted field (a quote that never closes takes in \
+             the lines after it)",
+        );
+    }
+    reason
+}
+
 /// Reads one partition of a file source.
 pub(crate) struct FileReader {
     pub(crate) lines: LineReader,
@@ -173,13 +186,7 @@ impl FileReader {
                 continue;
             }
             let (owner, reason) = if too_long {
-                let mut reason = too_long_reason(self.decoder.config().max_line_len);
-                if quoted {
-                    reason.push_str(
-                        " inside a quoted field (a quote that never closes takes in \
-                         the lines after it)",
-                    );
-                }
+                let reason = too_long_line(&self.decoder, quoted);
                 match self.ownership {
                     Ownership::Whole => (self.partition, Some(reason)),
                     Ownership::Shared { .. } => (0, Some(reason)),

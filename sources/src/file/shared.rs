@@ -16,9 +16,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::lines::{Line, LineReader};
-use super::reader::{FileReader, Mark, Ownership};
+use super::reader::{too_long_line, FileReader, Mark, Ownership};
 use crate::dead_letter::DeadLetter;
-use crate::decode::{too_long_reason, Decoder};
+use crate::decode::Decoder;
 use crate::record::{Decoded, Offset, PartitionId, ReadStatus};
 use crate::source::{PartitionReader, SourceError};
 
@@ -58,6 +58,15 @@ pub(crate) struct Demux {
     taken: Vec<bool>,
     /// The most records one partition's queue may hold.
     queue_limit: usize,
+}
+
+impl std::fmt::Debug for Demux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demux")
+            .field("file", &self.file_name)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Demux {
@@ -169,13 +178,7 @@ impl Demux {
                 wanted.then_some(offset)
             };
             let decoded = if too_long {
-                let mut reason = too_long_reason(self.decoder.config().max_line_len);
-                if quoted {
-                    reason.push_str(
-                        " inside a quoted field (a quote that never closes takes in \
-                         the lines after it)",
-                    );
-                }
+                let reason = too_long_line(&self.decoder, quoted);
                 offset_of(0).map(|offset| (0, Err(DeadLetter::new(0, offset, reason, line))))
             } else {
                 self.decoder
