@@ -631,6 +631,90 @@ fn bench_files_runs_the_whole_process_on_both_layouts_beside_a_plain_parse() {
 }
 
 #[test]
+fn bench_files_flags_reach_the_workload_and_the_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        bin()
+            .args(["bench", "files", "--events", "3000", "--keys", "7"])
+            .args([
+                "--partitions",
+                "2",
+                "--rate",
+                "5",
+                "--window",
+                "sliding:2s/1s",
+                "--formats",
+                "jsonl",
+                "--layouts",
+                "file",
+                "--workers",
+                "2",
+                "--runs",
+                "1",
+                "--json",
+                "--dir",
+                tmp.path().to_str().unwrap(),
+            ]),
+    );
+    let rows: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0]["format"].as_str(), rows[0]["layout"].as_str()),
+        (Some("jsonl"), Some("file"))
+    );
+    assert!(!tmp.path().join("all.csv").exists());
+    // 5 events per ms: 3000 events span about 600 ms; 7 keys, 2 partitions.
+    let json = |path: &Path| -> Vec<Json> {
+        lines(path)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let records = json(&tmp.path().join("all.jsonl"));
+    let ts: Vec<i64> = records.iter().map(|r| r["ts"].as_i64().unwrap()).collect();
+    let span = ts.iter().max().unwrap() - ts.iter().min().unwrap();
+    assert!(span < 1_000, "{span}");
+    let keys: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 7);
+    assert_eq!(
+        fs::read_dir(tmp.path().join("parts-jsonl"))
+            .unwrap()
+            .count(),
+        2
+    );
+    // The window reached the job: 2 s windows.
+    let results = json(&tmp.path().join("out-jsonl-file.jsonl"));
+    assert!(!results.is_empty());
+    for row in &results {
+        assert_eq!(
+            row["end"].as_i64().unwrap() - row["start"].as_i64().unwrap(),
+            2_000
+        );
+    }
+}
+
+#[test]
+fn bench_scaling_json_reports_speedup_ceiling_and_efficiency() {
+    let out = run_ok(bin().args([
+        "bench", "scaling", "--events", "20000", "--keys", "50", "--runs", "2", "--json",
+    ]));
+    let report: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["scenario"], "tumbling");
+    assert_eq!(report["workers"], 2);
+    for field in ["speedup", "ceiling", "efficiency"] {
+        let v: Vec<f64> = report[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert!(v[0] > 0.0 && v[0] <= v[1] && v[1] <= v[2], "{field}: {v:?}");
+    }
+}
+
+#[test]
 fn bench_scaling_compares_workers_with_the_machine() {
     let out = run_ok(bin().args([
         "bench",

@@ -597,10 +597,12 @@ fn scaling(args: &ScalingArgs) -> anyhow::Result<()> {
         partitions: Some(workers as u32),
         ..Workload::default()
     };
-    println!(
-        "tidemark bench scaling: {} {} events, {} keys, {workers} partitions; median of {runs} run(s)",
-        scenario.name, args.events, args.keys
-    );
+    if !args.json {
+        println!(
+            "tidemark bench scaling: {} {} events, {} keys, {workers} partitions; median of {runs} run(s)",
+            scenario.name, args.events, args.keys
+        );
+    }
     let mut one = Vec::new();
     let mut many = Vec::new();
     for _ in 0..runs {

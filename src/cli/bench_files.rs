@@ -127,7 +127,7 @@ fn measure(args: &FilesArgs, dir: &Path) -> anyhow::Result<()> {
             "tidemark bench files: {} events, {} keys, {} partitions, {} events/ms, 50 ms disorder; {}, delay 50 ms, count,sum, {} worker(s); {} run(s) of each, beside a plain read-and-parse loop over the same bytes",
             args.events,
             args.keys,
-            config_partitions(args),
+            args.partitions.max(1),
             args.rate,
             args.window.spec(),
             args.workers.max(1),
@@ -161,7 +161,8 @@ fn measure(args: &FilesArgs, dir: &Path) -> anyhow::Result<()> {
             let mut rss = 0u64;
             let mut result_rows = 0;
             for _ in 0..args.runs.max(1) {
-                let plain = plain_parse(&files, fmt)?;
+                let plain = plain_parse(&files, fmt)
+                    .with_context(|| format!("the plain loop over {}", input.display()))?;
                 anyhow::ensure!(
                     plain.records == args.events,
                     "the plain loop parsed {} of {} records in {}",
@@ -259,10 +260,6 @@ fn measure(args: &FilesArgs, dir: &Path) -> anyhow::Result<()> {
         println!("files and outputs kept in {}", d.display());
     }
     Ok(())
-}
-
-fn config_partitions(args: &FilesArgs) -> u32 {
-    args.partitions.max(1)
 }
 
 /// Writes the lines of `files` into `out` one from each in turn (as a log
