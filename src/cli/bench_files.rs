@@ -129,7 +129,7 @@ fn measure(args: &FilesArgs, dir: &Path) -> anyhow::Result<()> {
             args.keys,
             args.partitions.max(1),
             args.rate,
-            args.window.spec(),
+            args.window,
             args.workers.max(1),
             args.runs.max(1)
         );
