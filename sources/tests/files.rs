@@ -321,6 +321,33 @@ fn one_file_partition_that_is_not_read_leaves_the_shared_pass_and_loses_nothing(
 }
 
 #[test]
+fn a_broken_line_naming_a_high_partition_does_not_add_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.jsonl");
+    write(
+        dir.path(),
+        "all.jsonl",
+        br#"{"partition":1,"key":"a","ts":1,"value":1}
+{"partition":9,"key":"b","ts":
+{"partition":0,"key":"c","ts":3,"value":3}
+{"partition":1,"key":"d","ts":4,"value":4}
+"#,
+    );
+    let mut config = FileSourceConfig::new(&file, Format::Jsonl);
+    config.decode.fields.partition = Some("partition".into());
+    let source = source(config);
+    // The broken line is partition 0's dead letter, not a tenth partition.
+    assert_eq!(source.partitions().unwrap(), vec![0, 1]);
+    let p0 = read_all(&source, 0, 0);
+    assert_eq!(p0.len(), 2);
+    assert!(p0[0].is_err());
+    assert_eq!(
+        records(read_all(&source, 1, 1)),
+        vec![rec(1, 1, "d", 4, Value::Int(4))]
+    );
+}
+
+#[test]
 fn one_file_with_a_configured_partition_count() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("all.csv");

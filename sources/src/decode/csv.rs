@@ -71,6 +71,14 @@ impl CsvColumns {
         CsvColumns::new(columns)
     }
 
+    /// The column the partition field is read from.
+    pub(super) fn partition_column(&self) -> Option<usize> {
+        self.columns
+            .iter()
+            .find(|(slot, _)| *slot == Slot::Partition)
+            .and_then(|(_, c)| *c)
+    }
+
     /// The partition column alone, for a row with no quote and no line
     /// break (what [`CsvColumns::fast`] would give its partition slot):
     /// `Some(None)` when the row has no such column, `None` when the row
@@ -82,12 +90,7 @@ impl CsvColumns {
         {
             return None;
         }
-        let Some(column) = self
-            .columns
-            .iter()
-            .find(|(slot, _)| *slot == Slot::Partition)
-            .and_then(|(_, c)| *c)
-        else {
+        let Some(column) = self.partition_column() else {
             return Some(None);
         };
         let mut start = 0;

@@ -461,6 +461,71 @@ impl Decoder {
         convert::partition(fields.take(Slot::Partition), name)
     }
 
+    /// A cheap look at a line's partition field, for counting partitions:
+    /// `Some(p)` promises that [`Decoder::partition_of`] gives `Ok(p)` or an
+    /// error for this line (never another partition); `None` promises
+    /// nothing. Nothing else of the line is checked, so `p` may belong to a
+    /// line that is no record at all.
+    pub(crate) fn partition_hint(&self, scan: &PartitionScan, line: &[u8]) -> Option<PartitionId> {
+        let line = strip_cr(line);
+        let field = match (self.config.format, &scan.json_key) {
+            (Format::Csv, _) => {
+                if line.starts_with(b"\xEF\xBB\xBF")
+                    || memchr::memchr3(b'"', b'\r', b'\n', line).is_some()
+                {
+                    return None;
+                }
+                let column = self.csv.partition_column()?;
+                let start = match column {
+                    0 => 0,
+                    c => memchr::memchr_iter(b',', line).nth(c - 1)? + 1,
+                };
+                let rest = line.get(start..)?;
+                let end = memchr::memchr(b',', rest).unwrap_or(rest.len());
+                let field = rest.get(..end)?;
+                field.trim_ascii()
+            }
+            (Format::Jsonl, Some(key)) => {
+                // One occurrence of the quoted name and no escapes: in a
+                // valid line it is the field itself (or a nested one, and
+                // the field is missing).
+                if memchr::memchr(b'\\', line).is_some() {
+                    return None;
+                }
+                let at = key.find(line)?;
+                let after = line.get(at + key.needle().len()..)?;
+                if key.find(after).is_some() {
+                    return None;
+                }
+                let after = after.trim_ascii_start().strip_prefix(b":")?;
+                let after = after.trim_ascii_start();
+                let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+                match after.get(digits) {
+                    Some(b',' | b'}' | b' ' | b'\t') => {}
+                    _ => return None,
+                }
+                after.get(..digits)?
+            }
+            (Format::Jsonl, None) => return None,
+        };
+        if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(field).ok()?.parse().ok()
+    }
+
+    /// What [`Decoder::partition_hint`] needs, built once.
+    pub(crate) fn partition_scan(&self) -> PartitionScan {
+        let name = self.partition_field();
+        // A nested path or a name that needs escaping: no shortcut.
+        let plain = !name.contains(['.', '"', '\\']) && !name.chars().any(char::is_control);
+        PartitionScan {
+            json_key: (self.config.format == Format::Jsonl && plain).then(|| {
+                memchr::memmem::Finder::new(format!("\"{name}\"").as_bytes()).into_owned()
+            }),
+        }
+    }
+
     /// The name of the partition field, as reasons give it.
     fn partition_field(&self) -> &str {
         self.config
@@ -507,6 +572,12 @@ impl Decoder {
     }
 }
 
+/// The searcher [`Decoder::partition_hint`] uses (the partition field's
+/// quoted name, for JSON lines).
+pub(crate) struct PartitionScan {
+    json_key: Option<memchr::memmem::Finder<'static>>,
+}
+
 /// The dead-letter reason for a line over the length limit.
 pub(crate) fn too_long_reason(max: usize) -> String {
     format!("line exceeds the maximum length of {max} bytes")
@@ -517,5 +588,119 @@ pub(crate) fn strip_cr(line: &[u8]) -> &[u8] {
     match line.split_last() {
         Some((b'\r', rest)) => rest,
         _ => line,
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn decoder(format: Format, partition: &str, header: bool) -> Decoder {
+        let mut config = DecodeConfig::new(format);
+        config.header = header;
+        config.fields.partition = Some(partition.into());
+        if format == Format::Csv && !header {
+            config.fields.key = "1".into();
+            config.fields.time = "2".into();
+            config.fields.value = "3".into();
+        }
+        Decoder::new(&config)
+    }
+
+    /// The promise of `partition_hint`: `Some(p)` means `partition_of`
+    /// gives `Ok(p)` or an error.
+    fn check(decoder: &Decoder, line: &[u8]) -> Result<(), TestCaseError> {
+        let scan = decoder.partition_scan();
+        if let Some(p) = decoder.partition_hint(&scan, line) {
+            match decoder.partition_of(line) {
+                Ok(q) => prop_assert_eq!(q, p, "{:?}", String::from_utf8_lossy(line)),
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn hints_agree_with_the_partition_field_on_tricky_lines() {
+        let json = decoder(Format::Jsonl, "partition", false);
+        let scan = json.partition_scan();
+        for (line, hint) in [
+            (
+                &br#"{"partition":3,"key":"a","ts":1,"value":1}"#[..],
+                Some(3),
+            ),
+            (br#"{"key":"a", "partition" : 12 }"#, Some(12)),
+            (br#"{"meta":{"partition":9},"partition":1}"#, None),
+            (br#"{"partition":"2"}"#, None),
+            (br#"{"partition":2.0}"#, None),
+            (br#"{"partition":-1}"#, None),
+            (br#"{"key":"\"partition\":7","partition":1}"#, None),
+        ] {
+            assert_eq!(
+                json.partition_hint(&scan, line),
+                hint,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            check(&json, line).unwrap();
+        }
+        let csv = decoder(Format::Csv, "0", false);
+        let scan = csv.partition_scan();
+        for (line, hint) in [
+            (&b"3,k,1,1"[..], Some(3)),
+            (b" 4 ,k,1,1", Some(4)),
+            (b"\"3\",k,1,1", None),
+            (b"+3,k,1,1", None),
+            (b"3\r", Some(3)),
+            (b"x,k,1,1", None),
+        ] {
+            assert_eq!(
+                csv.partition_hint(&scan, line),
+                hint,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            check(&csv, line).unwrap();
+        }
+        // Nested names have no shortcut.
+        let nested = decoder(Format::Jsonl, "meta.p", false);
+        let scan = nested.partition_scan();
+        assert_eq!(nested.partition_hint(&scan, br#"{"meta":{"p":1}}"#), None);
+    }
+
+    fn fragment() -> impl Strategy<Value = Vec<u8>> {
+        prop::sample::select(vec![
+            &b"{"[..],
+            b"}",
+            b"\"partition\"",
+            b":",
+            b",",
+            b" ",
+            b"\"",
+            b"\\",
+            b"1",
+            b"23",
+            b"-",
+            b".5",
+            b"\"k\"",
+            b"{\"partition\":4}",
+            b"\xff",
+            b"\r",
+            b"\xc2\xa0",
+            b"0",
+        ])
+        .prop_map(<[u8]>::to_vec)
+    }
+
+    proptest! {
+        #[test]
+        fn a_hint_never_names_another_partition(parts in prop::collection::vec(fragment(), 0..14)) {
+            let line: Vec<u8> = parts.concat();
+            check(&decoder(Format::Jsonl, "partition", false), &line)?;
+            check(&decoder(Format::Csv, "0", false), &line)?;
+            check(&decoder(Format::Csv, "2", false), &line)?;
+        }
     }
 }

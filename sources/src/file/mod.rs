@@ -388,10 +388,14 @@ impl FileSource {
                 let count = self.config.partition_count.unwrap_or(1);
                 shared(count, Some(vec![Vec::new(); count as usize]))
             }
-            (Some(_), None) if self.config.partition_count.is_some() => {
-                // Known partitions: the file is indexed only if a partition
-                // opens past offset 0.
-                shared(self.config.partition_count.unwrap_or(1), None)
+            (Some(_), None) => {
+                // The file is indexed only if a partition opens past
+                // offset 0; counting its partitions looks at less.
+                let count = match self.config.partition_count {
+                    Some(count) => count,
+                    None => self.count_shared(path)?,
+                };
+                shared(count, None)
             }
             (Some(_), spool) => {
                 if let Some(spool) = spool {
@@ -403,6 +407,52 @@ impl FileSource {
             }
         };
         Ok(Found { layout, spool })
+    }
+
+    /// Counts a one-file layout's partitions, one more than the largest a
+    /// line belongs to, as [`FileSource::index_shared`] finds them. A line
+    /// whose partition field, looked at alone, cannot raise the largest so
+    /// far is not decoded.
+    fn count_shared(&self, path: &Path) -> Result<u32, SourceError> {
+        let mut lines = self.line_reader(path, None)?;
+        let mut decoder = self.decoder.clone();
+        let mut header_pending = decoder.expects_header();
+        let limit = self.config.max_partitions;
+        let ownership = Ownership::Shared {
+            count: limit,
+            limit,
+        };
+        let scan = decoder.partition_scan();
+        let mut largest: Option<PartitionId> = None;
+        loop {
+            let line = match lines.next_line()? {
+                Line::Pending | Line::End => break,
+                Line::TooLong(..) if header_pending => {
+                    header_pending = false;
+                    decoder.set_header(b"");
+                    continue;
+                }
+                Line::Complete(line) if header_pending => {
+                    header_pending = false;
+                    decoder.set_header(line);
+                    continue;
+                }
+                // Too long: a dead letter of partition 0.
+                Line::TooLong(..) => {
+                    largest = largest.max(Some(0));
+                    continue;
+                }
+                Line::Complete(line) => line,
+            };
+            if let (Some(hint), Some(max)) = (decoder.partition_hint(&scan, line), largest) {
+                if hint <= max {
+                    continue;
+                }
+            }
+            let (owner, _) = ownership.owner(&decoder, line);
+            largest = largest.max(Some(owner));
+        }
+        Ok(largest.map_or(1, |p| p + 1))
     }
 
     /// Scans a one-file layout: finds the partitions and indexes their lines.
