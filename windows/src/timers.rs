@@ -48,7 +48,7 @@ fn slot(time: EventTime) -> usize {
     time.rem_euclid(SLOTS as i64) as usize
 }
 
-impl<K: Ord> Timers<K> {
+impl<K> Timers<K> {
     fn in_ring(&self, time: EventTime) -> bool {
         time >= self.base
             && time
@@ -70,8 +70,14 @@ impl<K: Ord> Timers<K> {
     }
 
     /// Appends to `out` the keys of every time at or below `upto`, in time
-    /// order (each time's keys sorted when `sorted`), and removes them.
-    pub(crate) fn take_due(&mut self, upto: EventTime, sorted: bool, out: &mut Vec<K>) {
+    /// order, and removes them; `order` is given each time's keys (to sort
+    /// them, say) once they are in `out`.
+    pub(crate) fn take_due(
+        &mut self,
+        upto: EventTime,
+        out: &mut Vec<K>,
+        mut order: impl FnMut(&mut [K]),
+    ) {
         // The ring's times still to look at: [t, ring_end].
         let ring_end = self.base.saturating_add(SLOTS as i64 - 1).min(upto);
         let mut next_ring = (self.base <= ring_end).then_some(self.base);
@@ -122,9 +128,7 @@ impl<K: Ord> Timers<K> {
                 }
                 next_ring = time.checked_add(1).filter(|n| *n <= ring_end);
             }
-            if sorted {
-                out[from..].sort_unstable();
-            }
+            order(&mut out[from..]);
         }
         if upto >= self.base {
             // Every ring time up to `upto` is empty now; later ones keep
@@ -204,7 +208,11 @@ mod tests {
                     }
                     Op::Take(upto, sorted) => {
                         let mut got = Vec::new();
-                        timers.take_due(upto, sorted, &mut got);
+                        timers.take_due(upto, &mut got, |run| {
+                            if sorted {
+                                run.sort_unstable();
+                            }
+                        });
                         let rest = model.split_off(&upto.saturating_add(1));
                         let mut want = Vec::new();
                         for (_, mut keys) in std::mem::replace(&mut model, rest) {

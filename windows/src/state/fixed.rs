@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use thin_vec::ThinVec;
 
 use super::emit::{fire, new_row_kind, Corrections};
-use super::keyed::{KeyState, Keyed};
+use super::keyed::{wake_by, Id, KeyState, Keyed};
 use super::{Applied, Ctx, Out, WindowStore};
 use crate::aggregate::Aggregator;
 use crate::assign::{Sliding, WindowError};
@@ -238,9 +238,9 @@ impl<Acc: Clone, O> KeyPanes<Acc, O> {
 pub(super) struct FixedStore<K, Acc, O> {
     pub(super) assigner: Sliding,
     pub(super) keyed: Keyed<K, KeyPanes<Acc, O>>,
-    /// Windows (end, key) changed in the current step and visible.
+    /// Windows (end, key id) changed in the current step and visible.
     #[serde(skip)]
-    touched: Vec<(EventTime, K)>,
+    touched: Vec<(EventTime, Id)>,
 }
 
 impl<K, Acc, O> FixedStore<K, Acc, O> {
@@ -341,7 +341,7 @@ where
             return Ok(applied);
         }
         let first_kept = end;
-        let kp = self.keyed.keys.entry(key.clone()).or_default();
+        let (id, _, kp) = self.keyed.map.entry(key);
         if pane_start < kp.cache_hi {
             // A pane already folded into the partial merges changes.
             kp.cache = None;
@@ -379,7 +379,7 @@ where
         while end <= last && end <= w {
             applied.late += 1;
             if policy.emit == EmitMode::Final {
-                self.touched.push((end, key.clone()));
+                self.touched.push((end, id));
             }
             end += slide;
         }
@@ -387,7 +387,7 @@ where
         if policy.emit == EmitMode::Updates {
             let mut end = first_kept;
             while end <= last {
-                self.touched.push((end, key.clone()));
+                self.touched.push((end, id));
                 end += slide;
             }
         }
@@ -399,7 +399,7 @@ where
                 }
             }
             let want = kp.desired_wake(a, lateness);
-            Keyed::wake_by(&mut self.keyed.queue, &key, kp, want);
+            wake_by(&mut self.keyed.queue, id, kp, want);
         }
         Ok(applied)
     }
@@ -414,8 +414,8 @@ where
         touched.dedup();
         let size = self.assigner.size();
         let mut corrections = Corrections::new(cx.frontier);
-        for (end, key) in touched.drain(..) {
-            let Some(kp) = self.keyed.keys.get_mut(&key) else {
+        for (end, id) in touched.drain(..) {
+            let Some((key, kp)) = self.keyed.map.get_mut(id) else {
                 continue;
             };
             let Some(value) = kp.window_value(agg, size, end) else {
@@ -440,8 +440,8 @@ where
                 corrections.retract(key.clone(), window, old);
             }
             let want = kp.desired_wake(&self.assigner, policy.lateness);
-            Keyed::wake_by(&mut self.keyed.queue, &key, kp, want);
-            corrections.update(kind, key, window, value);
+            wake_by(&mut self.keyed.queue, id, kp, want);
+            corrections.update(kind, key.clone(), window, value);
         }
         self.touched = touched;
         corrections.push_to(out);

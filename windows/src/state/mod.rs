@@ -229,7 +229,7 @@ impl<K: Clone + Ord + Hash, Acc, O> Store<K, Acc, O> {
     }
 
     fn retain_keys(&mut self, mut keep: impl FnMut(&K) -> bool) {
-        dispatch!(self, s => s.keyed.keys.retain(|k, _| keep(k)))
+        dispatch!(self, s => s.keyed.map.retain(&mut keep))
     }
 
     /// Moves `other`'s keys into this store (the same kind of store);
@@ -301,7 +301,7 @@ where
 
     /// Number of keys with state.
     pub fn keys(&self) -> usize {
-        dispatch!(&self.store, s => s.keyed.keys.len())
+        dispatch!(&self.store, s => s.keyed.map.len())
     }
 
     /// The store and what it is called with at the current frontier.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::emit::{fire, new_row_kind, Corrections};
-use super::keyed::{KeyState, Keyed};
+use super::keyed::{wake_by, Id, KeyState, Keyed};
 use super::{Applied, Ctx, Out, WindowStore};
 use crate::aggregate::Aggregator;
 use crate::assign::{joins_session, session_of, WindowError};
@@ -106,8 +106,9 @@ impl<Acc, O> KeySessions<Acc, O> {
 pub(super) struct SessionStore<K, Acc, O> {
     pub(super) gap: Millis,
     pub(super) keyed: Keyed<K, KeySessions<Acc, O>>,
+    /// Ids of the keys whose rows the current step may change.
     #[serde(skip)]
-    touched: Vec<K>,
+    touched: Vec<Id>,
     /// Rows withdrawn in the current step by merges.
     #[serde(skip)]
     retracted: Vec<(K, Window, O)>,
@@ -168,7 +169,7 @@ where
         let (agg, policy, w) = (cx.agg, &cx.policy, cx.watermark);
         let gap = self.gap;
         let own = session_of(time, gap)?;
-        let ks = self.keyed.keys.entry(key.clone()).or_default();
+        let (id, key, ks) = self.keyed.map.entry(key);
         let sessions = &mut ks.sessions;
         // Sessions are sorted and more than a gap apart, so those the record
         // joins are consecutive.
@@ -187,7 +188,7 @@ where
             // open, so its end + lateness is above the watermark.
             missed.push(merged);
             if sessions.is_empty() {
-                self.keyed.keys.remove(&key);
+                self.keyed.map.remove(id);
             }
             return Ok(Applied {
                 windows: 0,
@@ -237,10 +238,10 @@ where
         }
         let late = merged.end <= w;
         if policy.emit == EmitMode::Updates || late || shown_involved {
-            self.touched.push(key.clone());
+            self.touched.push(id);
         }
         let want = ks.desired_wake(policy);
-        Keyed::wake_by(&mut self.keyed.queue, &key, ks, want);
+        wake_by(&mut self.keyed.queue, id, ks, want);
         Ok(Applied {
             windows: 1,
             late: u32::from(late),
@@ -260,8 +261,8 @@ where
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort();
         touched.dedup();
-        for key in touched.drain(..) {
-            let Some(ks) = self.keyed.keys.get_mut(&key) else {
+        for id in touched.drain(..) {
+            let Some((key, ks)) = self.keyed.map.get_mut(id) else {
                 continue;
             };
             for session in ks.sessions.iter_mut() {
@@ -281,7 +282,7 @@ where
                 }
             }
             let want = ks.desired_wake(policy);
-            Keyed::wake_by(&mut self.keyed.queue, &key, ks, want);
+            wake_by(&mut self.keyed.queue, id, ks, want);
         }
         self.touched = touched;
         corrections.cancel_pairs();
