@@ -85,6 +85,7 @@
 pub mod aggregate;
 pub mod assign;
 pub mod change;
+pub mod key;
 pub mod log;
 mod panes;
 pub mod policy;
@@ -102,6 +103,7 @@ pub use aggregate::{
 };
 pub use assign::{Sliding, Tumbling, WindowError, WindowSpec, MAX_SPAN};
 pub use change::{Change, ChangeKind, Phase};
+pub use key::WindowKey;
 pub use log::{evaluate, Evaluation, LogRecord};
 pub use policy::{EmitMode, Policy};
 pub use state::{Applied, Snapshot, WindowState};

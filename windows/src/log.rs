@@ -5,10 +5,9 @@
 //! the single-threaded form, used by tests, by the reference comparison and
 //! by library users with small in-memory logs.
 
-use std::hash::Hash;
-
 use crate::aggregate::Aggregator;
 use crate::change::Change;
+use crate::key::WindowKey;
 use crate::state::WindowState;
 use crate::time::EventTime;
 use crate::watermark::StreamTime;
@@ -76,7 +75,7 @@ pub fn evaluate<K, A>(
     log: &[LogRecord<K, A::Input>],
 ) -> Evaluation<K, A::Output>
 where
-    K: Clone + Ord + Hash,
+    K: WindowKey,
     A: Aggregator,
 {
     let order = event_order(log);

@@ -13,6 +13,7 @@ use super::keyed::{wake_by, Id, KeyState, Keyed};
 use super::{Applied, Ctx, Out, WindowStore};
 use crate::aggregate::Aggregator;
 use crate::assign::{Sliding, WindowError};
+use crate::key::WindowKey;
 use crate::panes::Panes;
 use crate::policy::EmitMode;
 use crate::time::{EventTime, MaybeTime, Millis};
@@ -255,7 +256,7 @@ impl<K, Acc, O> FixedStore<K, Acc, O> {
 
 impl<K, A> WindowStore<K, A> for FixedStore<K, A::Acc, A::Output>
 where
-    K: Clone + Ord + Hash,
+    K: WindowKey,
     A: Aggregator,
 {
     fn advance(&mut self, cx: &Ctx<'_, A>, out: &mut Vec<Out<K, A>>) {

@@ -28,6 +28,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::emit::sort_fires;
 use crate::change::Change;
+use crate::key::WindowKey;
 use crate::time::{EventTime, MaybeTime};
 use crate::timers::Timers;
 
@@ -58,13 +59,33 @@ fn hash_of<K: Hash>(key: &K) -> u64 {
 /// Makes sure `queue` wakes key `id` by `want`: enqueues it when that is
 /// earlier than the wake time already queued (later entries go stale).
 #[inline]
-pub(super) fn wake_by<S: KeyState>(queue: &mut Timers<Id>, id: Id, state: &mut S, want: Option<EventTime>) {
+pub(super) fn wake_by<S: KeyState>(
+    queue: &mut Timers<Id>,
+    id: Id,
+    state: &mut S,
+    want: Option<EventTime>,
+) {
     if let Some(want) = want {
         let wake = state.wake();
         if wake.get().is_none_or(|w| want < w) {
             *wake = MaybeTime::some(want);
             queue.push(want, id);
         }
+    }
+}
+
+/// Sorts the ids `run` by their keys: by order prefix, whole keys compared
+/// only where prefixes tie, so most comparisons are an integer compare that
+/// touches no slot. A vacant slot sorts first (its entry is stale).
+fn sort_by_key<K: WindowKey, S>(map: &KeyMap<K, S>, run: &mut [Id], ranked: &mut Vec<(u64, Id)>) {
+    ranked.clear();
+    ranked.extend(
+        run.iter()
+            .map(|&id| (map.key(id).map_or(0, WindowKey::order_prefix), id)),
+    );
+    ranked.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| map.key(a.1).cmp(&map.key(b.1))));
+    for (slot, (_, id)) in run.iter_mut().zip(ranked.iter()) {
+        *slot = *id;
     }
 }
 
@@ -220,6 +241,9 @@ pub(super) struct Keyed<K, S> {
     /// Ids taken from the queue by the current advance (kept for its
     /// capacity).
     due: Vec<Id>,
+    /// (order prefix, id) of the keys of one time, to sort them (kept for
+    /// its capacity).
+    ranked: Vec<(u64, Id)>,
 }
 
 impl<K, S> Default for Keyed<K, S> {
@@ -228,6 +252,7 @@ impl<K, S> Default for Keyed<K, S> {
             map: KeyMap::default(),
             queue: Timers::default(),
             due: Vec::new(),
+            ranked: Vec::new(),
         }
     }
 }
@@ -295,7 +320,7 @@ impl<'de, K: Deserialize<'de> + Hash + Eq, S: Deserialize<'de>> Deserialize<'de>
     }
 }
 
-impl<K: Clone + Ord + Hash, S: KeyState> Keyed<K, S> {
+impl<K: WindowKey, S: KeyState> Keyed<K, S> {
     /// Moves every key of `other` (and its timers) into `self`; returns a
     /// key the two have in common instead, changing nothing.
     pub(super) fn absorb(&mut self, other: Keyed<K, S>) -> Result<(), K> {
@@ -360,9 +385,10 @@ impl<K: Clone + Ord + Hash, S: KeyState> Keyed<K, S> {
         let first_fire = out.len();
         let mut due = std::mem::take(&mut self.due);
         let map = &self.map;
+        let ranked = &mut self.ranked;
         self.queue.take_due(w, &mut due, |run| {
             if sorted && run.len() > 1 {
-                run.sort_unstable_by(|&a, &b| map.key(a).cmp(&map.key(b)));
+                sort_by_key(map, run, ranked);
             }
         });
         for id in due.drain(..) {

@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::Aggregator;
 use crate::assign::{WindowError, WindowSpec};
 use crate::change::Change;
+use crate::key::WindowKey;
 use crate::policy::Policy;
 use crate::time::{watermark, EventTime, END_OF_TIME};
 use crate::window::Window;
@@ -177,7 +178,7 @@ macro_rules! dispatch {
 
 impl<K, A> WindowStore<K, A> for StoreOf<K, A>
 where
-    K: Clone + Ord + Hash,
+    K: WindowKey,
     A: Aggregator,
 {
     #[inline]
@@ -203,7 +204,7 @@ where
     }
 }
 
-impl<K: Clone + Ord + Hash, Acc, O> Store<K, Acc, O> {
+impl<K: WindowKey, Acc, O> Store<K, Acc, O> {
     /// The empty store of `spec`. Fails if the spec is invalid.
     fn new(spec: WindowSpec) -> Result<Self, WindowError> {
         Ok(match spec.fixed()? {
@@ -245,7 +246,7 @@ impl<K: Clone + Ord + Hash, Acc, O> Store<K, Acc, O> {
 
 impl<K, A> WindowState<K, A>
 where
-    K: Clone + Ord + Hash,
+    K: WindowKey,
     A: Aggregator,
 {
     /// A new, empty state. Fails if the window spec or policy is invalid.

@@ -12,6 +12,7 @@ use super::keyed::{wake_by, Id, KeyState, Keyed};
 use super::{Applied, Ctx, Out, WindowStore};
 use crate::aggregate::Aggregator;
 use crate::assign::{joins_session, session_of, WindowError};
+use crate::key::WindowKey;
 use crate::policy::{EmitMode, Policy};
 use crate::time::{EventTime, MaybeTime, Millis};
 use crate::window::Window;
@@ -127,7 +128,7 @@ impl<K, Acc, O> SessionStore<K, Acc, O> {
 
 impl<K, A> WindowStore<K, A> for SessionStore<K, A::Acc, A::Output>
 where
-    K: Clone + Ord + Hash,
+    K: WindowKey,
     A: Aggregator,
 {
     fn advance(&mut self, cx: &Ctx<'_, A>, out: &mut Vec<Out<K, A>>) {
