@@ -74,6 +74,9 @@ pub(super) fn wake_by<S: KeyState>(
     }
 }
 
+/// How many keys ahead an advance reads the slot of the key it will settle.
+const TOUCH_AHEAD: usize = 4;
+
 /// Sorts the ids `run` by their keys: by order prefix, whole keys compared
 /// only where prefixes tie, so most comparisons are an integer compare that
 /// touches no slot. A vacant slot sorts first (its entry is stale).
@@ -191,6 +194,14 @@ impl<K: Hash + Eq, S> KeyMap<K, S> {
             Some(Some((k, s))) => Some((&*k, s)),
             _ => None,
         }
+    }
+
+    /// Reads slot `id` and lets the result go: a load of a slot the loop
+    /// will reach a few keys later, issued early so that its cache miss
+    /// overlaps the work on the keys before it (a prefetch in safe code).
+    #[inline]
+    fn touch(&self, id: Id) {
+        std::hint::black_box(self.slots.get(id as usize).map(Option::is_some));
     }
 
     /// The key in slot `id`, if it is occupied.
@@ -391,7 +402,11 @@ impl<K: WindowKey, S: KeyState> Keyed<K, S> {
                 sort_by_key(map, run, ranked);
             }
         });
-        for id in due.drain(..) {
+        for i in 0..due.len() {
+            if let Some(&ahead) = due.get(i + TOUCH_AHEAD) {
+                self.map.touch(ahead);
+            }
+            let id = due[i];
             let Some((key, state)) = self.map.get_mut(id) else {
                 continue; // stale: the key was removed
             };
@@ -408,6 +423,7 @@ impl<K: WindowKey, S: KeyState> Keyed<K, S> {
                 wake_by(&mut self.queue, id, state, want);
             }
         }
+        due.clear();
         self.due = due;
         sort_fires(&mut out[first_fire..]);
     }
