@@ -30,7 +30,11 @@ for window in tumbling sliding; do
     sliding) flink_window=(--window sliding --size 10000 --slide 1000); spec=sliding:10s/1s ;;
   esac
   for round in $(seq "$rounds"); do
-    line=$("$peer/run.sh" flink-bench --input "$input" "${flink_window[@]}" --delay 50 2>/dev/null | grep '^flink:')
+    if ! line=$("$peer/run.sh" flink-bench --input "$input" "${flink_window[@]}" --delay 50 2>"$work/flink.err" | grep '^flink:'); then
+      echo "the Flink peer printed no result line; its errors:" >&2
+      cat "$work/flink.err" >&2
+      exit 1
+    fi
     load=$(sed -E 's/.*load_ms=([0-9]+).*/\1/' <<<"$line")
     proc=$(sed -E 's/.*processing_ms=([0-9]+).*/\1/' <<<"$line")
     results=$(sed -E 's/.*results=([0-9]+).*/\1/' <<<"$line")
