@@ -68,7 +68,24 @@ enum Command {
     Inspect(cli::inspect::InspectArgs),
 }
 
+/// Ends the process quietly, with success, when printing to standard
+/// output fails because its reader went away (`tidemark bench | head`):
+/// `println!` panics then, and a closed pipe is no error of ours, as
+/// `tidemark run`'s own writes already treat it. Every other panic goes to
+/// the default hook.
+fn quiet_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_when_stdout_closes();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return cli::usage_error(e),

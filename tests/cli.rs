@@ -534,6 +534,24 @@ fn bench_throughput_prints_the_comparison() {
     }
 }
 
+/// `tidemark bench ... | head`: the reader goes away before the table is
+/// printed; the process ends quietly with success instead of panicking.
+#[test]
+fn bench_into_a_closed_pipe_ends_quietly() {
+    let mut child = bin()
+        .args(["bench", "throughput", "--events", "20000", "--keys", "50"])
+        .args(["--runs", "1", "--scenario", "tumbling", "--in-process"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader closes its end at once
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "panicked:\n{stderr}");
+    assert!(out.status.success(), "status {:?}:\n{stderr}", out.status);
+}
+
 #[test]
 fn bench_throughput_json_gives_each_scenario_its_spread_and_its_own_peak_rss() {
     let json = |extra: &[&str]| -> serde_json::Value {
