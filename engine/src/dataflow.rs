@@ -226,6 +226,9 @@ pub fn run<A: JobAggregator>(
     );
     let partitions = source.partitions()?;
     let delay = config.policy.delay;
+    stats
+        .delay
+        .store(delay, std::sync::atomic::Ordering::Relaxed);
     // The sink runs on worker 0, in process 0.
     let sink_here = match &parallelism {
         Parallelism::Workers(_) => true,
@@ -328,6 +331,7 @@ pub fn run<A: JobAggregator>(
             Some(CheckpointEvery::Records(n)) => Some(n),
             _ => None,
         },
+        resumed_at: begin.resumed.map(|(_, at)| at),
     };
     let worker_control = Arc::clone(&control);
     let work = move |worker: &mut Worker| {

@@ -52,7 +52,8 @@ pub struct Stats {
     pub(crate) sample_state: AtomicI64,
     /// Each partition as its reader last saw it (see [`Stats::snapshot`]).
     partitions_live: std::sync::Mutex<std::collections::BTreeMap<u32, PartitionLive>>,
-    /// The job's watermark delay (set by [`run`](crate::run)).
+    /// The job's watermark delay (set by [`run`](crate::run)): the
+    /// snapshot's watermarks are stream times minus it.
     pub(crate) delay: AtomicI64,
     /// Whether the window operators look for their oldest open window.
     oldest_wanted: AtomicBool,
@@ -194,6 +195,10 @@ pub struct StatsSnapshot {
     pub event_time_lag_ms: Option<i64>,
     /// The frontier (stream time) the outputs are written up to.
     pub output_frontier: Option<i64>,
+    /// The watermark the outputs are complete to: every row of a window
+    /// ending at or before it has been written (`output_frontier` minus
+    /// the delay).
+    pub output_watermark: Option<i64>,
     /// The oldest window still open, once [`Stats::watch_oldest_window`]
     /// was called (looked for about twice a second).
     pub oldest_open_window: Option<OldestOpenWindow>,
@@ -331,6 +336,8 @@ impl Stats {
                 _ => None,
             },
             output_frontier: (frontier > i64::MIN).then_some(frontier),
+            output_watermark: (frontier > i64::MIN && frontier < i64::MAX)
+                .then(|| tidemark_windows::time::watermark(frontier, delay)),
             oldest_open_window: oldest,
         }
     }

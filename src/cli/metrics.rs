@@ -157,9 +157,9 @@ pub fn render(s: &StatsSnapshot) -> String {
     );
     gauge(
         &mut registry,
-        "output_frontier",
-        "The stream time the outputs are written up to",
-        s.output_frontier.map(seconds),
+        "output_watermark",
+        "The watermark the outputs are complete to: every window ending at or before it is written (event time, seconds since the epoch)",
+        s.output_watermark.map(seconds),
     );
     if let Some(o) = &s.oldest_open_window {
         gauge(

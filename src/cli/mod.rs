@@ -111,6 +111,11 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         Some(JobError::Engine(tidemark::engine::EngineError::BadRecord { .. })) => Some(
             "rerun with --on-bad-record skip to send bad records to --dead-letter and go on".into(),
         ),
+        Some(JobError::Engine(tidemark::engine::EngineError::Checkpoint(
+            tidemark::engine::CheckpointError::Locked { .. },
+        ))) => Some(
+            "another run of this job is using it: wait for it to end, or give this run its own --checkpoint-dir".into(),
+        ),
         Some(JobError::Engine(tidemark::engine::EngineError::Unreachable { .. })) => {
             Some("start every process of the hostfile, or raise --connect-timeout".into())
         }

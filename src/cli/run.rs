@@ -1,7 +1,7 @@
 //! `tidemark run`: a windowed job from flags or a TOML job file, with a
 //! progress bar on a terminal and a summary on standard error.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -309,6 +309,7 @@ fn failure_note(
         e.downcast_ref::<JobError>(),
         Some(JobError::Engine(
             EngineError::Config(_)
+                | EngineError::Checkpoint(tidemark::engine::CheckpointError::Locked { .. })
                 | EngineError::Unreachable { .. }
                 | EngineError::Cluster(_)
                 | EngineError::Runtime(_)
@@ -367,10 +368,13 @@ impl Signals {
                     .map(|mut s| s.replace((signal, name)).is_none())
                     .unwrap_or(false);
                 if first {
-                    eprintln!(
+                    // Stop first: a closed standard error must not keep
+                    // the job running.
+                    stats.request_stop();
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "tidemark: {name}: stopping; writing what the watermark completed (again to quit at once)"
                     );
-                    stats.request_stop();
                 } else {
                     std::process::exit(128 + signal);
                 }

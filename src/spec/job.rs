@@ -1065,9 +1065,11 @@ impl JobSpec {
     }
 
     /// Refuses outputs that would destroy the input or each other: an
-    /// output that is the input file or lies inside the input directory,
-    /// two outputs on one file (after resolving symlinks), and standard
-    /// output for more than one output.
+    /// output (results, late records, dead letters, the stats log, the
+    /// summary) that is the input file, a hard link to it or to one of the
+    /// input directory's files, or lies inside the input directory; two
+    /// outputs on one file (after resolving symlinks, or hard links to one
+    /// file); and standard output for more than one output.
     pub fn check_outputs(&self) -> Result<(), SpecError> {
         for (flag, output) in [("--late", &self.late), ("--dead-letter", &self.dead_letter)] {
             if let Some(OutputPath::Kafka { .. }) = output {
@@ -1110,12 +1112,32 @@ impl JobSpec {
             Some(Input::Path(p)) => std::fs::canonicalize(p).ok().map(|c| (p, c)),
             _ => None,
         };
-        let mut files: Vec<(&str, &Path, PathBuf)> = Vec::new();
-        for (flag, output) in outputs {
-            let Some(OutputPath::File(path)) = output else {
-                continue;
-            };
+        // The input's files by (device, inode): an output that is a hard
+        // link to one of them would truncate it.
+        let input_files: Vec<(PathBuf, FileId)> = match &input {
+            Some((_, c)) if c.is_dir() => std::fs::read_dir(c)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter_map(|e| file_id(&e.path()).map(|id| (e.path(), id)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Some((_, c)) => file_id(c).map(|id| (c.clone(), id)).into_iter().collect(),
+            None => Vec::new(),
+        };
+        let files = outputs
+            .iter()
+            .filter_map(|(flag, o)| match o {
+                Some(OutputPath::File(p)) => Some((*flag, p.as_path())),
+                _ => None,
+            })
+            .chain(self.stats.as_deref().map(|p| ("--stats", p)))
+            .chain(self.summary_json.as_deref().map(|p| ("--summary-json", p)));
+        let mut seen: Vec<(&str, &Path, PathBuf, Option<FileId>)> = Vec::new();
+        for (flag, path) in files {
             let resolved = resolve(path);
+            let id = file_id(path);
             if let Some((given, input)) = &input {
                 if &resolved == input {
                     return Err(SpecError(format!(
@@ -1131,14 +1153,27 @@ impl JobSpec {
                     )));
                 }
             }
-            if let Some((other, other_path, _)) = files.iter().find(|(_, _, r)| r == &resolved) {
+            if let Some((linked, _)) = input_files.iter().find(|(_, i)| Some(*i) == id) {
+                return Err(SpecError(format!(
+                    "{flag} \"{}\" is a hard link to the input file \"{}\": writing it would destroy the input",
+                    path.display(),
+                    linked.display()
+                )));
+            }
+            // Several outputs may go to a device (`/dev/null`), never to
+            // one file.
+            let device = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+            let same = |(_, _, r, i): &&(&str, &Path, PathBuf, Option<FileId>)| {
+                r == &resolved || (id.is_some() && *i == id)
+            };
+            if let Some((other, other_path, _, _)) = seen.iter().find(same).filter(|_| !device) {
                 return Err(SpecError(format!(
                     "{other} \"{}\" and {flag} \"{}\" are the same file; give each output its own",
                     other_path.display(),
                     path.display()
                 )));
             }
-            files.push((flag, path, resolved));
+            seen.push((flag, path, resolved, id));
         }
         Ok(())
     }
@@ -1380,6 +1415,28 @@ impl JobSpec {
             put("partition glob", g.clone());
         }
         m
+    }
+}
+
+/// What identifies an existing file whatever its name: its device and
+/// inode (hard links share them).
+type FileId = (u64, u64);
+
+/// The [`FileId`] of an existing file (symlinks followed); `None` when it
+/// does not exist (or on a platform without inodes).
+fn file_id(path: &Path) -> Option<FileId> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

@@ -76,6 +76,12 @@ pub(crate) fn prepare<A: JobAggregator>(
     let record = config.idle_after.is_some() && emit_from.is_none() && writes;
     let fingerprint = JobFingerprint::of(config, ck.input.clone(), ck.settings.clone());
     let mut dir = CheckpointDir::open(&ck.dir)?.with_keep(ck.keep);
+    if writes {
+        // Before anything is read or opened: a second run on this
+        // directory must not resume from the first one's checkpoints and
+        // cut back the outputs it is still writing.
+        dir.lock()?;
+    }
     if ck.rebuild && emit_from.is_none() {
         if writes {
             let removed = dir.clear()?;

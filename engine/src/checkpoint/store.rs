@@ -32,11 +32,11 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Chec
 /// A directory of checkpoints.
 ///
 /// Any number of handles may read a directory (list it, find the newest
-/// valid checkpoint), but only one writes: the first [`write`](Self::write)
-/// or [`clear`](Self::clear) takes an exclusive lock on `<dir>/LOCK`, held
-/// until the handle is dropped, and fails with
-/// [`CheckpointError::Locked`] if another handle (in this process or
-/// another) has it.
+/// valid checkpoint), but only one writes: [`lock`](Self::lock), or the
+/// first [`write`](Self::write) or [`clear`](Self::clear), takes an
+/// exclusive lock on `<dir>/LOCK`, held until the handle is dropped, and
+/// fails with [`CheckpointError::Locked`] if another handle (in this
+/// process or another) has it.
 #[derive(Debug)]
 pub struct CheckpointDir {
     path: PathBuf,
@@ -419,8 +419,12 @@ impl CheckpointDir {
         Ok(manifest)
     }
 
-    /// Takes the write lock, once.
-    fn lock(&mut self) -> Result<()> {
+    /// Takes the directory's write lock (once; held until this handle is
+    /// dropped), creating the directory if needed. A run that will write
+    /// checkpoints takes it before it reads any checkpoint or opens any
+    /// output, so a second run on the same directory is refused before it
+    /// can touch the first one's outputs.
+    pub fn lock(&mut self) -> Result<()> {
         if self.lock.is_some() {
             return Ok(());
         }

@@ -45,6 +45,9 @@ pub(crate) struct IngestSettings {
     pub(crate) cut_every_offsets: Option<u64>,
     /// Time decisions to replay instead of taking any.
     pub(crate) replay: Option<Arc<Replay>>,
+    /// The frontier of the checkpoint this run resumed from: every record
+    /// with a stream time below it was applied before.
+    pub(crate) resumed_at: Option<EventTime>,
 }
 
 struct Partition {
@@ -59,6 +62,9 @@ struct Partition {
     /// Stream-time jumps still to make, (offset, stream time) in offset
     /// order: recorded decisions being replayed, or the one just taken.
     jumps: std::collections::VecDeque<(u64, EventTime)>,
+    /// In a resumed run, until the partition's first record is read: the
+    /// frontier of the checkpoint (see [`Partition::rejoins_below`]).
+    floor: Option<EventTime>,
 }
 
 impl Partition {
@@ -69,6 +75,30 @@ impl Partition {
         self.stream_time
             .get()
             .unwrap_or_else(|| before_first_record(self.reader.position()))
+    }
+
+    /// Whether the records just read must rejoin at the capability `at`: the
+    /// partition was released as idle before the checkpoint this run
+    /// resumed from (which is not recorded), and its first new record
+    /// would have a stream time below the checkpoint's frontier. A
+    /// partition that was not released cannot have one: every record with
+    /// a stream time below the frontier was applied before it. So the
+    /// partition rejoins as it would have in the run that took the
+    /// checkpoint — its stream time jumps to the capability — and the jump
+    /// is recorded like any other.
+    fn rejoins_below(&mut self, read: &[Decoded], at: EventTime) -> bool {
+        if self.floor.is_none() {
+            return false;
+        }
+        let Some(first) = read.iter().find_map(|d| d.as_ref().ok()) else {
+            return false;
+        };
+        self.floor = None;
+        let stream_time = self
+            .stream_time
+            .get()
+            .map_or(first.event_time, |st| st.max(first.event_time));
+        stream_time < at
     }
 
     /// The time a dead letter at `offset` is found at.
@@ -187,6 +217,8 @@ pub(crate) fn ingest<'scope>(
                                     .collect()
                             })
                             .unwrap_or_default(),
+                        // A replay makes the recorded jumps only.
+                        floor: settings.resumed_at.filter(|_| settings.replay.is_none()),
                     }),
                     Err(e) => control.fail(e.into()),
                 }
@@ -197,6 +229,14 @@ pub(crate) fn ingest<'scope>(
                     live.next_offset = part.reader.position();
                     live.stream_time = part.stream_time.get();
                 });
+            }
+            let mut cap = cap;
+            if let Some(at) = settings.resumed_at {
+                // Everything below the checkpoint's frontier was applied
+                // before: nothing is sent below it.
+                if at > *cap.time() {
+                    cap.downgrade(&at);
+                }
             }
             let mut cap: Option<Capability<EventTime>> = Some(cap);
             // The capability's time before the last batch was sent.
@@ -263,11 +303,12 @@ pub(crate) fn ingest<'scope>(
                         }
                         Ok(_) => {
                             part.caught_up_since = None;
-                            if std::mem::replace(&mut part.idle, false) {
+                            let at = *c.time();
+                            let released = std::mem::replace(&mut part.idle, false);
+                            if part.rejoins_below(&decoded, at) || released {
                                 // Back from an idle release: the frontier may
                                 // have passed this partition's stream time; its
                                 // records arrive at this capability's time.
-                                let at = *c.time();
                                 let first = decoded.first().map(|d| match d {
                                     Ok(r) => r.offset,
                                     Err(letter) => letter.offset,

@@ -1,0 +1,449 @@
+//! Nothing lost, nothing misreported, through the real binary: the ways an
+//! operator relying on checkpoints, follow mode and the metrics could lose
+//! data or be misled, each reproduced as it was found.
+//!
+//! - a second run on a checkpoint directory in use is refused before it
+//!   touches the first run's outputs;
+//! - a resumed `--follow --idle-after` run records the time jump of a
+//!   partition released before its checkpoint, so a replay reproduces it;
+//! - outputs that alias the input or each other (hard links, `--stats`,
+//!   `--summary-json`) are refused;
+//! - the live watermark (progress, `/metrics`, `Stats::snapshot`) is the
+//!   stream time minus the delay.
+//!
+//! `TIDEMARK_BIN` runs the tests against another build of the binary (to
+//! show that a test fails on a build from before its fix).
+//!
+//! Run with `cargo test --test cli_integrity`.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    match std::env::var_os("TIDEMARK_BIN") {
+        Some(path) => Command::new(path),
+        None => Command::new(env!("CARGO_BIN_EXE_tidemark")),
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+fn record(key: &str, ts: i64) -> String {
+    format!("{{\"key\":\"{key}\",\"ts\":{ts},\"value\":1}}")
+}
+
+/// Waits until `ok` holds (or fails naming `what` after 60 s).
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn contains(path: &Path, needle: &str) -> bool {
+    fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
+}
+
+/// The complete checkpoints of `dir`.
+fn checkpoints(dir: &Path) -> usize {
+    fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("ckpt-"))
+            .filter(|e| e.path().join("MANIFEST").exists())
+            .count()
+    })
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Four generated partitions of `events` records.
+fn generated(dir: &Path, events: u64) -> PathBuf {
+    let input = dir.join("in");
+    let out = bin()
+        .args(["gen", "--partitions", "4", "--keys", "500", "--rate", "20"])
+        .args(["--events", &events.to_string(), "--late-frac", "0.02"])
+        .args(["--late-extra", "2s"])
+        .arg("--out")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    input
+}
+
+#[test]
+fn a_second_run_on_a_checkpoint_directory_in_use_is_refused_and_leaves_the_first_runs_outputs_whole(
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = generated(dir, 200_000);
+    let job = |out: &str| -> Vec<String> {
+        [
+            "run",
+            "--quiet",
+            "--window",
+            "tumbling:1s",
+            "--delay",
+            "200ms",
+            "--lateness",
+            "1s",
+            "--follow",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--input".into(), input.display().to_string()])
+        .chain(["--output".into(), dir.join(out).display().to_string()])
+        .chain([
+            "--late".into(),
+            dir.join(format!("{out}.late")).display().to_string(),
+        ])
+        .collect()
+    };
+    let ckpt = dir.join("ckpt");
+    let ck = ["--checkpoint-dir", ckpt.to_str().unwrap()];
+    let ck = ck.iter().chain(&["--checkpoint-every", "1s"]);
+    // The first run follows the input: it holds the directory as long as
+    // it runs.
+    let mut first = bin()
+        .args(job("first.jsonl"))
+        .args(ck.clone())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("three checkpoints", || checkpoints(&ckpt) >= 3);
+    let loud: Vec<String> = job("first.jsonl")
+        .into_iter()
+        .filter(|a| a != "--quiet")
+        .collect();
+    let second = bin().args(loud).args(ck).output().unwrap();
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("is in use by another run"),
+        "{}",
+        stderr(&second)
+    );
+    assert!(
+        stderr(&second).contains("no output was opened"),
+        "{}",
+        stderr(&second)
+    );
+    signal(&first, "INT");
+    let mut err = String::new();
+    first
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(first.wait().unwrap().code(), Some(130), "{err}");
+    // What the first run wrote is whole: the prefix of a bounded run's
+    // output, line for line, and no byte of it was cut away.
+    let bounded: Vec<String> = job("reference.jsonl")
+        .into_iter()
+        .filter(|a| a != "--follow")
+        .collect();
+    let out = bin().args(&bounded).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in ["first.jsonl", "first.jsonl.late"] {
+        let got = fs::read(dir.join(name)).unwrap();
+        let want = fs::read(dir.join(name.replace("first", "reference"))).unwrap();
+        assert!(!got.is_empty(), "{name} is empty");
+        assert!(!got.contains(&0), "{name} holds NUL bytes");
+        assert!(
+            want.starts_with(&got),
+            "{name}: {} bytes, not a prefix of the bounded run's {} bytes",
+            got.len(),
+            want.len()
+        );
+        assert!(got.ends_with(b"\n"), "{name} ends in a torn line");
+    }
+}
+
+/// A followed run's outputs and its replay's, with a partition released
+/// as idle before a checkpoint, the run killed and resumed.
+#[test]
+fn a_resumed_followed_run_records_the_jump_of_a_partition_released_before_its_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = dir.join("in");
+    fs::create_dir(&input).unwrap();
+    let (p0, p1) = (input.join("p0.jsonl"), input.join("p1.jsonl"));
+    append(&p0, &[record("a", 1_000), record("a", 1_200)]);
+    append(&p1, &[record("b", 1_000)]);
+    let (live, live_late) = (dir.join("live.jsonl"), dir.join("live-late.jsonl"));
+    let ckpt = dir.join("ckpt");
+    let start = || {
+        bin()
+            .args(["run", "--quiet", "--window", "tumbling:1s", "--follow"])
+            .args(["--idle-after", "300ms", "--checkpoint-every", "1s"])
+            .arg("--input")
+            .arg(&input)
+            .arg("--checkpoint-dir")
+            .arg(&ckpt)
+            .arg("--output")
+            .arg(&live)
+            .arg("--late")
+            .arg(&live_late)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = start();
+    // Partition 1 falls silent and is released; partition 0 runs on to
+    // 9.5 s, past checkpoints at 2 s … 9 s.
+    std::thread::sleep(Duration::from_millis(1_000));
+    let lines: Vec<String> = (2..10).map(|s| record("a", s * 1_000 + 500)).collect();
+    append(&p0, &lines);
+    wait_until("windows up to 8 s", || contains(&live, "\"start\":8000"));
+    wait_until("a checkpoint at 9 s", || {
+        let out = bin().arg("inspect").arg(&ckpt).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("frontier      9000 ")
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Partition 1 comes back with records below the checkpoint's frontier.
+    append(&p1, &[record("b", 1_500), record("b", 2_600)]);
+    let mut second = start();
+    let mut err = String::new();
+    wait_until("the resumed run's late records", || {
+        contains(&live_late, "\"ts\":2600")
+    });
+    append(&p0, &[record("a", 12_000)]);
+    append(&p1, &[record("b", 12_100)]);
+    wait_until("the window of 9 s", || contains(&live, "\"start\":9000"));
+    signal(&second, "INT");
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(second.wait().unwrap().code(), Some(130), "{err}");
+    let decisions = fs::read_to_string(ckpt.join("decisions.jsonl")).unwrap();
+    assert!(
+        decisions.contains("\"partition\":1,\"offset\":1"),
+        "the rejoin of partition 1 is recorded: {decisions}"
+    );
+    let (live, live_late) = (
+        fs::read_to_string(&live).unwrap(),
+        fs::read_to_string(&live_late).unwrap(),
+    );
+    // Partition 1's records are judged at the stream time it rejoined at,
+    // as in a run that was never killed: late for windows the others had
+    // closed.
+    assert!(live_late.contains("\"ts\":1500"), "{live_late}");
+    for workers in ["1", "2"] {
+        let (replay, replay_late) = (dir.join("replay.jsonl"), dir.join("replay-late.jsonl"));
+        let out = bin()
+            .args(["run", "--quiet", "--window", "tumbling:1s"])
+            .args(["--workers", workers])
+            .arg("--input")
+            .arg(&input)
+            .arg("--replay-decisions")
+            .arg(&ckpt)
+            .arg("--output")
+            .arg(&replay)
+            .arg("--late")
+            .arg(&replay_late)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            fs::read_to_string(&replay).unwrap(),
+            live,
+            "{workers} worker(s): the replayed results differ"
+        );
+        assert_eq!(
+            fs::read_to_string(&replay_late).unwrap(),
+            live_late,
+            "{workers} worker(s): the replayed late records differ"
+        );
+    }
+}
+
+#[test]
+fn outputs_that_alias_the_input_or_each_other_are_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = dir.join("in.jsonl");
+    let lines: Vec<String> = (0..50).map(|i| record("k", i * 100)).collect();
+    append(&input, &lines);
+    let original = fs::read(&input).unwrap();
+    let link = dir.join("link.jsonl");
+    fs::hard_link(&input, &link).unwrap();
+    let folder = dir.join("parts");
+    fs::create_dir(&folder).unwrap();
+    fs::copy(&input, folder.join("p0.jsonl")).unwrap();
+    let part_link = dir.join("part-link.jsonl");
+    fs::hard_link(folder.join("p0.jsonl"), &part_link).unwrap();
+    let out = dir.join("out.jsonl");
+    let run = |input: &Path, extra: &[&str]| -> Output {
+        bin()
+            .args(["run", "--window", "tumbling:1s", "--input"])
+            .arg(input)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let (link, part_link, input_s, out_s) = (
+        link.to_str().unwrap(),
+        part_link.to_str().unwrap(),
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let cases: [(&Path, Vec<&str>, &str); 7] = [
+        (
+            &input,
+            vec!["--output", link],
+            "is a hard link to the input file",
+        ),
+        (
+            &folder,
+            vec!["--output", out_s, "--late", part_link],
+            "is a hard link to the input file",
+        ),
+        (&input, vec!["--stats", input_s], "is the input file"),
+        (
+            &input,
+            vec!["--summary-json", link],
+            "is a hard link to the input file",
+        ),
+        (
+            &input,
+            vec!["--output", out_s, "--stats", out_s],
+            "are the same file",
+        ),
+        (
+            &input,
+            vec!["--output", out_s, "--summary-json", out_s],
+            "are the same file",
+        ),
+        (
+            &input,
+            vec!["--stats", out_s, "--summary-json", out_s],
+            "are the same file",
+        ),
+    ];
+    for (input, extra, said) in cases {
+        let got = run(input, &extra);
+        assert_eq!(got.status.code(), Some(2), "{extra:?}: {}", stderr(&got));
+        assert!(stderr(&got).contains(said), "{extra:?}: {}", stderr(&got));
+        assert_eq!(fs::read(input_s).unwrap(), original, "{extra:?}");
+        assert!(!out.exists(), "{extra:?} wrote an output");
+    }
+    // The same option through a job file.
+    let job = dir.join("job.toml");
+    fs::write(
+        &job,
+        "input = \"in.jsonl\"\nwindow = \"tumbling:1s\"\noutput = \"out.jsonl\"\nsummary-json = \"link.jsonl\"\n",
+    )
+    .unwrap();
+    let got = bin().args(["run", "--job"]).arg(&job).output().unwrap();
+    assert_eq!(got.status.code(), Some(2), "{}", stderr(&got));
+    assert!(
+        stderr(&got).contains("--summary-json \""),
+        "{}",
+        stderr(&got)
+    );
+    assert_eq!(fs::read(input_s).unwrap(), original);
+    // Outputs may all go to a device.
+    let got = run(
+        &input,
+        &[
+            "--output",
+            "/dev/null",
+            "--late",
+            "/dev/null",
+            "--stats",
+            "/dev/null",
+        ],
+    );
+    assert!(got.status.success(), "{}", stderr(&got));
+}
+
+/// GET `path` from `addr`; the body of a 200 answer.
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(" 200 "), "{head}");
+    body.to_owned()
+}
+
+/// Starts `tidemark run ARGS --metrics-addr 127.0.0.1:0` and returns the
+/// child, the address it serves on and its standard error (kept open).
+fn serving(args: &[&str], input: &Path) -> (Child, String, BufReader<std::process::ChildStderr>) {
+    let mut child = bin()
+        .args(["run", "--quiet", "--metrics-addr", "127.0.0.1:0", "--input"])
+        .arg(input)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics\n"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    (child, addr, stderr)
+}
+
+#[test]
+fn the_live_watermark_is_the_stream_time_minus_the_delay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    // 120 records 100 ms apart: stream time 11.9 s, watermark 6.9 s.
+    let lines: Vec<String> = (0..120).map(|i| record("k", i * 100)).collect();
+    append(&input, &lines);
+    let (mut child, addr, _stderr) = serving(
+        &["--follow", "--delay", "5s", "--window", "tumbling:1s"],
+        &input,
+    );
+    let mut body = String::new();
+    wait_until("all 120 records read", || {
+        body = http_get(&addr, "/metrics");
+        body.contains("tidemark_records_total 120\n")
+            && body.contains("tidemark_output_watermark_seconds 6.9")
+    });
+    for want in [
+        "tidemark_watermark_seconds 6.9\n",
+        "tidemark_partition_watermark_seconds{partition=\"0\"} 6.9\n",
+        "tidemark_partition_stream_time_seconds{partition=\"0\"} 11.9\n",
+        "tidemark_output_watermark_seconds 6.9\n",
+    ] {
+        assert!(body.contains(want), "{want}{body}");
+    }
+    signal(&child, "INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}
