@@ -447,3 +447,129 @@ fn the_live_watermark_is_the_stream_time_minus_the_delay() {
     signal(&child, "INT");
     assert_eq!(child.wait().unwrap().code(), Some(130));
 }
+
+/// A process's resident memory and thread count (Linux `/proc`).
+fn rss_and_threads(pid: u32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:") * 1024, field("Threads:"))
+}
+
+/// A raw request to `addr`: the answer's status line, or `None` when the
+/// connection was closed without one.
+fn status_of(addr: &str, request: &[u8]) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).ok()?;
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.lines().next().map(str::to_owned)
+}
+
+#[test]
+fn no_client_of_the_metrics_endpoint_can_grow_the_job_or_blind_the_scrapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    let lines: Vec<String> = (0..50).map(|i| record("k", i * 100)).collect();
+    append(&input, &lines);
+    let (mut child, addr, _stderr) = serving(&["--follow", "--window", "tumbling:1s"], &input);
+    let pid = child.id();
+    wait_until("the first scrape", || {
+        status_of(&addr, b"GET /metrics HTTP/1.0\r\n\r\n").is_some_and(|s| s.contains(" 200 "))
+    });
+    let (rss, threads) = rss_and_threads(pid);
+
+    // An endless header: refused once it passes the limit, and the
+    // connection closed; the job's memory does not follow what was sent.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nX-Endless: ")
+        .unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 64 * 1024 * 1024 {
+        if stream.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    assert!(
+        sent < 16 * 1024 * 1024,
+        "the endpoint took {sent} bytes of one header"
+    );
+    let (rss_after, _) = rss_and_threads(pid);
+    assert!(
+        rss_after < rss + 8 * 1024 * 1024,
+        "memory grew from {rss} to {rss_after} bytes"
+    );
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nX: ").unwrap();
+    stream.write_all(&vec![b'a'; 9 * 1024]).unwrap();
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+
+    // A slow POST (a head that never ends) does not hold up a scrape, and
+    // is closed after the deadline.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"POST /metrics HTTP/1.1\r\nContent-Length: 1000000\r\n")
+        .unwrap();
+    let asked = Instant::now();
+    let got = status_of(&addr, b"GET /metrics HTTP/1.0\r\n\r\n");
+    assert!(
+        got.as_deref().is_some_and(|s| s.contains(" 200 ")),
+        "{got:?}"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = Instant::now();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "the slow client was kept"
+    );
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(
+        status_of(&addr, b"POST /metrics HTTP/1.0\r\n\r\n").as_deref(),
+        Some("HTTP/1.1 405 Method Not Allowed")
+    );
+
+    // 300 connections that send nothing: no thread each, and they are all
+    // closed within the deadline; then scrapes are answered again.
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, during) = rss_and_threads(pid);
+    assert!(
+        during <= threads,
+        "{during} threads with 300 idle connections, {threads} before"
+    );
+    let started = Instant::now();
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "idle connections were held {:?}",
+        started.elapsed()
+    );
+    wait_until("a scrape after the flood", || {
+        status_of(&addr, b"GET /metrics HTTP/1.0\r\n\r\n").is_some_and(|s| s.contains(" 200 "))
+    });
+    signal(&child, "INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}

@@ -1,9 +1,22 @@
 //! `--metrics-addr`: the running job's stats ([`Stats::snapshot`]) in the
 //! Prometheus text exposition format, served over HTTP at `/metrics`.
+//!
+//! The endpoint is one a scraper reaches, and so is any other client: it
+//! must never hurt the job or blind the scrapes. So a request's head is
+//! read up to [`MAX_HEAD`] bytes (more is refused, `431`), within
+//! [`DEADLINE`] of its connection's arrival (then it is closed), by a
+//! fixed pool of [`HANDLERS`] threads; connections beyond what the pool
+//! and a short queue hold are answered `503` at once and closed. A body is
+//! never read. Whatever clients do, the endpoint holds at most
+//! `HANDLERS + 1` threads and `(HANDLERS + QUEUE) × MAX_HEAD` bytes of
+//! requests.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -12,10 +25,20 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use tidemark::engine::{Stats, StatsSnapshot};
 
+/// The most bytes of a request's head (request line and headers).
+pub const MAX_HEAD: usize = 8 * 1024;
+/// How long a connection may take to send its request's head and read
+/// the answer, from its arrival.
+pub const DEADLINE: Duration = Duration::from_secs(2);
+/// Threads answering requests.
+pub const HANDLERS: usize = 4;
+/// Connections waiting for a handler; more are answered `503` at once.
+const QUEUE: usize = 16;
+
 /// A metrics endpoint serving while the job runs; stops when dropped.
 pub struct MetricsServer {
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     /// The address it listens on (the port chosen when 0 was asked).
     pub addr: String,
 }
@@ -23,7 +46,7 @@ pub struct MetricsServer {
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -32,45 +55,140 @@ impl Drop for MetricsServer {
 /// Listens on `addr` (`127.0.0.1:9464`, port 0 for any) and answers
 /// scrapes of `/metrics` from `stats`.
 pub fn serve(addr: &str, stats: Arc<Stats>) -> anyhow::Result<MetricsServer> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow::anyhow!("--metrics-addr {addr}: could not listen: {e}"))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .map_or_else(|| addr.to_owned(), |a| a.to_string());
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        let hint = if addr.parse::<u16>().is_ok() {
+            format!(" (give a host too, e.g. 127.0.0.1:{addr})")
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("--metrics-addr {addr}: could not listen: {e}{hint}")
+    })?;
+    listener.set_nonblocking(true)?;
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_owned(), |a| a.to_string());
     let stop = Arc::new(AtomicBool::new(false));
+    let (queue, waiting) = sync_channel::<(TcpStream, Instant)>(QUEUE);
+    let waiting = Arc::new(Mutex::new(waiting));
+    let mut threads = Vec::with_capacity(HANDLERS + 1);
+    for _ in 0..HANDLERS {
+        let waiting = Arc::clone(&waiting);
+        let stats = Arc::clone(&stats);
+        threads.push(std::thread::spawn(move || handle_queue(&waiting, &stats)));
+    }
     let flag = Arc::clone(&stop);
-    let thread = std::thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            let request = match server.recv_timeout(Duration::from_millis(100)) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(_) => break,
-            };
-            let response = if request.url() == "/metrics" || request.url().starts_with("/metrics?")
-            {
-                let header = tiny_http::Header::from_bytes(
-                    "Content-Type",
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )
-                .ok();
-                let mut r = tiny_http::Response::from_string(render(&stats.snapshot()));
-                if let Some(h) = header {
-                    r = r.with_header(h);
-                }
-                r
-            } else {
-                tiny_http::Response::from_string("the metrics are at /metrics\n")
-                    .with_status_code(404)
-            };
-            let _ = request.respond(response);
-        }
-    });
+    threads.push(std::thread::spawn(move || accept(&listener, &flag, queue)));
     Ok(MetricsServer {
         stop,
-        thread: Some(thread),
+        threads,
         addr: bound,
     })
+}
+
+/// Accepts connections until `stop`, handing each to the pool or, when
+/// the queue is full, answering `503` and closing it. Dropping `queue` at
+/// the end ends the handlers.
+fn accept(listener: &TcpListener, stop: &AtomicBool, queue: SyncSender<(TcpStream, Instant)>) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(TrySendError::Full((mut stream, _))) =
+                    queue.try_send((stream, Instant::now()))
+                {
+                    let _ = stream.set_nonblocking(true);
+                    let _ = stream.write_all(&response(503, "text/plain", "busy: try again\n"));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// A handler of the pool: answers queued connections until the queue is
+/// gone.
+fn handle_queue(waiting: &Mutex<Receiver<(TcpStream, Instant)>>, stats: &Stats) {
+    loop {
+        let next = match waiting.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((stream, arrived)) = next else { return };
+        let _ = answer(stream, arrived + DEADLINE, stats);
+    }
+}
+
+/// Reads one request's head (within `deadline` and [`MAX_HEAD`]) and
+/// answers it; the connection is closed after.
+fn answer(mut stream: TcpStream, deadline: Instant, stats: &Stats) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let complete = loop {
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            break true;
+        }
+        if head.len() > MAX_HEAD {
+            break false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(e),
+        }
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    stream.set_write_timeout(Some(left.max(Duration::from_millis(100))))?;
+    if !complete {
+        return stream.write_all(&response(431, "text/plain", "request head too large\n"));
+    }
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let reply = match method {
+        "GET" | "HEAD" if target == "/metrics" || target.starts_with("/metrics?") => {
+            let body = render(&stats.snapshot());
+            let mut r = response(
+                200,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                &body,
+            );
+            if method == "HEAD" {
+                r.truncate(r.len() - body.len());
+            }
+            r
+        }
+        "GET" | "HEAD" => response(404, "text/plain", "the metrics are at /metrics\n"),
+        _ => response(405, "text/plain", "only GET /metrics\n"),
+    };
+    stream.write_all(&reply)?;
+    stream.flush()
+}
+
+/// An HTTP/1.1 response that closes the connection.
+fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let mut r = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body.as_bytes());
+    r
 }
 
 type PartitionLabel = [(&'static str, String); 1];
