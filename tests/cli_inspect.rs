@@ -87,14 +87,14 @@ fn inspect_lists_checkpoints_and_names_a_torn_one() {
 
     let (ok, text, err) = inspect(&[d]);
     assert!(ok, "{err}");
-    // Newest first, with frontier, watermark (frontier - 5 s), positions,
-    // outputs and the job.
+    // Newest first, with frontier, watermark (what the frontier completed:
+    // the stream time below it, minus 5 s), positions, outputs and the job.
     let newest = text.find(&format!("checkpoint {second}")).unwrap();
     let older = text.find(&format!("checkpoint {first}")).unwrap();
     assert!(newest < older, "{text}");
     for needle in [
         "checksums     hold",
-        "frontier      1793610060000 (2026-11-02T09:01:00.000Z), watermark 1793610055000",
+        "frontier      1793610060000 (2026-11-02T09:01:00.000Z), watermark 1793610054999",
         "partition 0   next offset 2400, stream time 1793610060000",
         "partition 1   next offset 0, stream time none yet",
         "results       11 bytes, sha256 b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9",

@@ -9,7 +9,12 @@
 //! - outputs that alias the input or each other (hard links, `--stats`,
 //!   `--summary-json`) are refused;
 //! - the live watermark (progress, `/metrics`, `Stats::snapshot`) is the
-//!   stream time minus the delay.
+//!   stream time minus the delay;
+//! - no client of the metrics endpoint can grow the job or blind the
+//!   scrapes (raw sockets);
+//! - on a full disk (a 20 MB tmpfs, where the test can mount one) the
+//!   outputs are cut back to their last commit and the watermark reported
+//!   is the one they are complete to.
 //!
 //! `TIDEMARK_BIN` runs the tests against another build of the binary (to
 //! show that a test fails on a build from before its fix).
@@ -434,13 +439,14 @@ fn the_live_watermark_is_the_stream_time_minus_the_delay() {
     wait_until("all 120 records read", || {
         body = http_get(&addr, "/metrics");
         body.contains("tidemark_records_total 120\n")
-            && body.contains("tidemark_output_watermark_seconds 6.9")
+            && body.contains("tidemark_output_watermark_seconds 6.899")
     });
     for want in [
         "tidemark_watermark_seconds 6.9\n",
         "tidemark_partition_watermark_seconds{partition=\"0\"} 6.9\n",
         "tidemark_partition_stream_time_seconds{partition=\"0\"} 11.9\n",
-        "tidemark_output_watermark_seconds 6.9\n",
+        // Complete below the stream time: 11.899 s, minus the delay.
+        "tidemark_output_watermark_seconds 6.899\n",
     ] {
         assert!(body.contains(want), "{want}{body}");
     }
@@ -572,4 +578,116 @@ fn no_client_of_the_metrics_endpoint_can_grow_the_job_or_blind_the_scrapes() {
     });
     signal(&child, "INT");
     assert_eq!(child.wait().unwrap().code(), Some(130));
+}
+
+/// A tmpfs of `size` mounted at `dir`, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .ok()?;
+        out.status.success().then(|| Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The number after `prefix` in `text`.
+fn number_after(text: &str, prefix: &str) -> Option<i64> {
+    let rest = &text[text.find(prefix)? + prefix.len()..];
+    let digits: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn on_a_full_disk_the_outputs_are_cut_back_to_their_last_commit_and_the_watermark_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let Some(small) = Tmpfs::mount(&dir.join("small"), "20m") else {
+        eprintln!(
+            "skipped: cannot mount a tmpfs here (needs root); the full-disk case is not checked"
+        );
+        return;
+    };
+    let input = dir.join("in");
+    let out = bin()
+        .args([
+            "gen",
+            "--partitions",
+            "3",
+            "--keys",
+            "20000",
+            "--rate",
+            "20",
+        ])
+        .args([
+            "--events",
+            "600000",
+            "--late-frac",
+            "0.05",
+            "--late-extra",
+            "2s",
+        ])
+        .arg("--out")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = |to: &Path| -> Output {
+        bin()
+            .args(["run", "--window", "tumbling:10ms", "--delay", "100ms"])
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(to.join("results.jsonl"))
+            .arg("--late")
+            .arg(to.join("late.jsonl"))
+            .output()
+            .unwrap()
+    };
+    let reference = dir.join("reference");
+    fs::create_dir(&reference).unwrap();
+    let full = run(&reference);
+    assert!(full.status.success(), "{}", stderr(&full));
+    let want = fs::read_to_string(reference.join("results.jsonl")).unwrap();
+    assert!(want.len() > 30 << 20, "{} bytes of results", want.len());
+    let want_late = fs::read_to_string(reference.join("late.jsonl")).unwrap();
+
+    let failed = run(&small.0);
+    let err = stderr(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let watermark = number_after(
+        &err,
+        "the job failed; its outputs hold every result the watermark completed (watermark ",
+    )
+    .unwrap_or_else(|| panic!("no watermark in: {err}"));
+    let got = fs::read_to_string(small.0.join("results.jsonl")).unwrap();
+    let got_late = fs::read_to_string(small.0.join("late.jsonl")).unwrap();
+    for (name, got, want) in [("results", &got, &want), ("late", &got_late, &want_late)] {
+        assert!(want.starts_with(got.as_str()), "{name}: not a prefix");
+        assert!(got.is_empty() || got.ends_with('\n'), "{name}: a torn line");
+    }
+    // Every row of a window ending at or before the watermark is there.
+    let end = |row: &str| number_after(row, "\"end\":").unwrap();
+    let complete = want.lines().take_while(|r| end(r) <= watermark).count();
+    assert!(complete > 0, "watermark {watermark}: no complete window");
+    assert!(
+        got.lines().count() >= complete,
+        "watermark {watermark}: {} rows, {complete} windows end by it",
+        got.lines().count()
+    );
+    assert!(err.contains("cut back"), "{err}");
 }

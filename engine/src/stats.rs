@@ -30,6 +30,9 @@ pub struct Stats {
     pub partitions: AtomicU64,
     /// The frontier (global stream time) reached by the output.
     pub frontier: AtomicI64,
+    /// The frontier at which every output was last committed
+    /// (`i64::MIN`: never; `i64::MAX`: at the end of the input).
+    pub(crate) committed: AtomicI64,
     /// Times a followed partition was released as idle.
     pub idle_releases: AtomicU64,
     /// Checkpoints written by this run.
@@ -96,6 +99,7 @@ impl Default for Stats {
             partitions_done: AtomicU64::new(0),
             partitions: AtomicU64::new(0),
             frontier: AtomicI64::new(i64::MIN),
+            committed: AtomicI64::new(i64::MIN),
             idle_releases: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             checkpoint_nanos: AtomicU64::new(0),
@@ -337,7 +341,7 @@ impl Stats {
             },
             output_frontier: (frontier > i64::MIN).then_some(frontier),
             output_watermark: (frontier > i64::MIN && frontier < i64::MAX)
-                .then(|| tidemark_windows::time::watermark(frontier, delay)),
+                .then(|| tidemark_windows::time::completed_watermark(frontier, delay)),
             oldest_open_window: oldest,
         }
     }
@@ -389,6 +393,19 @@ impl Stats {
         }
     }
 
+    /// The watermark up to which every output was last committed: what a
+    /// failed job's outputs hold (files are cut back to it). `None` before
+    /// the first commit; `Some(i64::MAX)` once the input ended.
+    pub fn committed_watermark(&self) -> Option<i64> {
+        match self.committed.load(Relaxed) {
+            i64::MIN => None,
+            f => Some(tidemark_windows::time::completed_watermark(
+                f,
+                self.delay.load(Relaxed),
+            )),
+        }
+    }
+
     /// Whether a stop was requested.
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Relaxed)
@@ -410,7 +427,7 @@ impl Stats {
             final_watermark: if frontier == i64::MAX {
                 None
             } else {
-                Some(tidemark_windows::time::watermark(frontier, delay))
+                Some(tidemark_windows::time::completed_watermark(frontier, delay))
             },
             process: None,
             cluster: None,

@@ -77,7 +77,8 @@ fn text(info: &CheckpointInfo) -> String {
     let Some(m) = &info.manifest else {
         return out + "\n";
     };
-    let watermark = m.frontier.saturating_sub(m.fingerprint.policy.delay);
+    let watermark =
+        tidemark::windows::time::completed_watermark(m.frontier, m.fingerprint.policy.delay);
     if m.frontier == i64::MAX {
         out.push_str("  frontier      end of input: the job completed\n");
     } else {

@@ -110,7 +110,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
     };
     let job = builder.build()?;
-    let delay = job.config().policy.delay;
     let stats = Arc::new(Stats::default());
     {
         // Checkpoint notices (a damaged checkpoint skipped, a resume) are
@@ -162,7 +161,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         Err(e) => {
             let e = anyhow::Error::from(e);
             if !args.quiet && !is_checkpoint_refusal(&e) {
-                let watermark = || watermark_text(stats.summary(delay).final_watermark);
+                // What the outputs hold: their last commit (a failed job
+                // cuts its files back to it).
+                let watermark = || match stats.committed_watermark() {
+                    None => "nothing completed yet".into(),
+                    Some(w) if w == i64::MAX => "every partition ended".into(),
+                    Some(w) => format!("watermark {w}"),
+                };
                 if let Some(note) = failure_note(&e, args.process, watermark) {
                     eprintln!("tidemark: {note}");
                 }
@@ -329,7 +334,7 @@ fn failure_note(
         return None;
     }
     Some(format!(
-        "the job failed; its outputs hold every result the watermark completed ({})",
+        "the job failed; its outputs hold every result the watermark completed ({}), their last commit: output files were cut back to it",
         watermark()
     ))
 }

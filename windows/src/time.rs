@@ -32,6 +32,26 @@ pub fn watermark(stream_time: EventTime, delay: Millis) -> EventTime {
     }
 }
 
+/// The watermark that a frontier has completed: every record with a
+/// stream time below `frontier` has been applied, so the largest stream
+/// time complete is `frontier − 1`, its watermark `frontier − 1 − delay`,
+/// and every window ending at or before that has fired and been written.
+/// (A window ending at `frontier − delay` fires at the step `frontier`
+/// itself, which is not complete yet.) [`END_OF_TIME`] stays.
+///
+/// ```
+/// use tidemark_windows::time::{completed_watermark, END_OF_TIME};
+/// assert_eq!(completed_watermark(1_000, 100), 899);
+/// assert_eq!(completed_watermark(END_OF_TIME, 100), END_OF_TIME);
+/// ```
+pub fn completed_watermark(frontier: EventTime, delay: Millis) -> EventTime {
+    if frontier == END_OF_TIME {
+        END_OF_TIME
+    } else {
+        watermark(frontier.saturating_sub(1), delay)
+    }
+}
+
 /// The smallest frontier (stream time) at which a window ending at `end`
 /// fires under delay `delay`: `end + delay`, saturating.
 pub fn fire_time(end: EventTime, delay: Millis) -> EventTime {

@@ -52,7 +52,9 @@ impl<T> SinkName for Box<dyn Sink<T>> {
 }
 
 impl<O: 'static> OpenSinks<O> {
-    fn commit(&mut self, frontier: Frontier) -> Result<()> {
+    /// Commits every output at `frontier`; once all three have, `stats`
+    /// says so ([`Stats::committed_watermark`]).
+    fn commit(&mut self, frontier: Frontier, stats: &Stats) -> Result<()> {
         self.results
             .commit(frontier)
             .map_err(|e| output_error("results", &self.results, e))?;
@@ -61,7 +63,32 @@ impl<O: 'static> OpenSinks<O> {
             .map_err(|e| output_error("late records", &self.late, e))?;
         self.dead_letters
             .commit(frontier)
-            .map_err(|e| output_error("dead letters", &self.dead_letters, e))
+            .map_err(|e| output_error("dead letters", &self.dead_letters, e))?;
+        let at = match frontier {
+            Frontier::At(t) => t,
+            Frontier::Done => EventTime::MAX,
+        };
+        stats.committed.store(at, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The job failed writing: every output drops what it holds past its
+    /// last commit, where it can (files are cut back), so that none ends
+    /// in a torn line or holds items the reported watermark does not
+    /// cover.
+    fn abort(&mut self) {
+        let _ = self.results.abort();
+        let _ = self.late.abort();
+        let _ = self.dead_letters.abort();
+    }
+}
+
+/// Records a failure of the outputs: they are cut back to their last
+/// commit and written no more.
+fn fail_outputs<O: 'static>(sinks: &mut Option<OpenSinks<O>>, control: &Control, e: EngineError) {
+    control.fail(e);
+    if let Some(mut s) = sinks.take() {
+        s.abort();
     }
 }
 
@@ -98,10 +125,13 @@ impl<O: 'static> SinkEnd<O> {
         }
         if let (Some(s), Some(f)) = (w.sinks.as_mut(), w.frontier_seen) {
             if w.committed != Some(f) {
-                if let Err(e) = s.commit(Frontier::At(f)) {
-                    self.control.fail(e);
+                match s.commit(Frontier::At(f), &self.control.stats) {
+                    Ok(()) => w.committed = Some(f),
+                    Err(e) => {
+                        self.control.fail(e);
+                        s.abort();
+                    }
                 }
-                w.committed = Some(f);
             }
         }
         w.sinks = None;
@@ -229,9 +259,9 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                             &mut checkpointer,
                         )
                         .and_then(|()| write_dead_letters(s, &mut pending))
-                        .and_then(|()| s.commit(Frontier::At(at)));
+                        .and_then(|()| s.commit(Frontier::At(at), &control.stats));
                         if let Err(e) = result {
-                            control.fail(e);
+                            fail_outputs(&mut w.sinks, &control, e);
                         }
                     }
                     control.stats.frontier.store(at, Ordering::Relaxed);
@@ -249,8 +279,8 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                 w.done = true;
                 if let Some(s) = w.sinks.as_mut() {
                     if let Some(f) = w.frontier_seen.filter(|&f| w.committed != Some(f)) {
-                        if let Err(e) = s.commit(Frontier::At(f)) {
-                            control.fail(e);
+                        if let Err(e) = s.commit(Frontier::At(f), &control.stats) {
+                            fail_outputs(&mut w.sinks, &control, e);
                         }
                     }
                 }
@@ -277,8 +307,7 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                     )
                 });
                 if let Err(e) = result {
-                    control.fail(e);
-                    w.sinks = None;
+                    fail_outputs(&mut w.sinks, &control, e);
                 }
             }
             match upto {
@@ -289,11 +318,10 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                         if w.committed != Some(f) {
                             let since = last_commit.elapsed();
                             if since >= commit_interval {
-                                if let Err(e) = s.commit(Frontier::At(f)) {
-                                    control.fail(e);
-                                    w.sinks = None;
+                                match s.commit(Frontier::At(f), &control.stats) {
+                                    Ok(()) => w.committed = Some(f),
+                                    Err(e) => fail_outputs(&mut w.sinks, &control, e),
                                 }
-                                w.committed = Some(f);
                                 last_commit = Instant::now();
                             } else {
                                 // Commit this frontier once the interval is
@@ -309,14 +337,14 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                         .frontier
                         .store(EventTime::MAX, Ordering::Relaxed);
                     if let Some(s) = w.sinks.as_mut() {
-                        let mut result = s.commit(Frontier::Done);
+                        let mut result = s.commit(Frontier::Done, &control.stats);
                         if let Some(c) = checkpointer.as_mut().filter(|c| c.finished()) {
                             // The job is complete: a last checkpoint says so.
                             result =
                                 result.and_then(|()| c.take(EventTime::MAX, s, &control.stats));
                         }
                         if let Err(e) = result {
-                            control.fail(e);
+                            fail_outputs(&mut w.sinks, &control, e);
                         }
                     }
                     w.done = true;

@@ -202,6 +202,13 @@ pub struct JsonLines<T, E> {
     /// For an output a checkpoint can resume: the running digest of the
     /// bytes that reached it, and the file to sync.
     durable: Option<Durable>,
+    /// A file output, to cut back to `committed` bytes on
+    /// [`abort`](Sink::abort).
+    file: Option<std::fs::File>,
+    /// Bytes handed to `out` so far, and at the last successful commit
+    /// (counted from where the file was when opened).
+    written: u64,
+    committed: u64,
     _items: PhantomData<fn(&T)>,
 }
 
@@ -241,8 +248,22 @@ impl<T, E: Encode<T>> JsonLines<T, E> {
             line: String::with_capacity(256),
             describe: describe.into(),
             durable: None,
+            file: None,
+            written: 0,
+            committed: 0,
             _items: PhantomData,
         }
+    }
+
+    /// Cuts `file` back to what was committed when the job fails
+    /// ([`Sink::abort`]); `file` is the file `out` writes to, positioned
+    /// at its end.
+    pub(crate) fn cut_back_on_abort(mut self, file: std::fs::File) -> Self {
+        let at = std::io::Seek::stream_position(&mut &file).unwrap_or(0);
+        self.written = at;
+        self.committed = at;
+        self.file = Some(file);
+        self
     }
 
     /// As [`new`](Self::new), for an output a checkpoint can resume: `out`
@@ -264,11 +285,28 @@ impl<T, E: Encode<T>> Sink<T> for JsonLines<T, E> {
         self.line.clear();
         self.encoder.encode(item, &mut self.line);
         self.line.push('\n');
+        self.written += self.line.len() as u64;
         self.out.write_all(self.line.as_bytes())
     }
 
     fn commit(&mut self, _frontier: Frontier) -> io::Result<()> {
-        self.out.flush()
+        self.out.flush()?;
+        self.committed = self.written;
+        Ok(())
+    }
+
+    fn abort(&mut self) -> io::Result<()> {
+        // Drop what is buffered without writing it, and write nothing more.
+        let out = std::mem::replace(
+            &mut self.out,
+            BufWriter::new(Box::new(io::sink()) as Box<dyn Write + Send>),
+        );
+        drop(out.into_parts());
+        self.written = self.committed;
+        match self.file.take() {
+            Some(file) => file.set_len(self.committed),
+            None => Ok(()),
+        }
     }
 
     fn describe(&self) -> String {

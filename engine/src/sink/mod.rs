@@ -107,6 +107,15 @@ pub trait Sink<T>: Send {
         let _ = from;
         Ok(())
     }
+
+    /// The job failed: drop what was written since the last successful
+    /// [`commit`](Sink::commit), where the sink can (a file is cut back to
+    /// its committed length, so it never ends in a torn line), and write
+    /// nothing more. The default does nothing: such a sink may hold items
+    /// past its last commit.
+    fn abort(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl<T, S: Sink<T> + ?Sized> Sink<T> for Box<S> {
@@ -124,5 +133,8 @@ impl<T, S: Sink<T> + ?Sized> Sink<T> for Box<S> {
     }
     fn resume(&mut self, from: Option<OutputPosition>) -> io::Result<()> {
         (**self).resume(from)
+    }
+    fn abort(&mut self) -> io::Result<()> {
+        (**self).abort()
     }
 }

@@ -76,16 +76,16 @@ impl Target {
                         digest: Arc::clone(&digest),
                         file: file.try_clone().ok(),
                     };
+                    let cut = file.try_clone().ok();
                     let out = Digesting {
                         inner: file,
                         digest,
                     };
-                    return Ok(Box::new(JsonLines::resumable(
-                        out,
-                        encoder,
-                        self.describe(),
-                        durable,
-                    )));
+                    let sink = JsonLines::resumable(out, encoder, self.describe(), durable);
+                    return Ok(Box::new(match cut {
+                        Some(f) => sink.cut_back_on_abort(f),
+                        None => sink,
+                    }));
                 }
                 Target::Buffer(buf) => {
                     let digest = cut_buffer(buf, what, resume)?;
@@ -115,7 +115,14 @@ impl Target {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| fail(dir.display().to_string(), e))?;
                 }
-                Box::new(File::create(path).map_err(|e| fail(path.display().to_string(), e))?)
+                let file = File::create(path).map_err(|e| fail(path.display().to_string(), e))?;
+                let regular = file.metadata().is_ok_and(|m| m.is_file());
+                let cut = file.try_clone().ok().filter(|_| regular);
+                let sink = JsonLines::new(file, encoder, self.describe());
+                return Ok(Box::new(match cut {
+                    Some(f) => sink.cut_back_on_abort(f),
+                    None => sink,
+                }));
             }
             Target::Buffer(buf) => Box::new(SharedBuffer(Arc::clone(buf))),
         };
