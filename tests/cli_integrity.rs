@@ -691,3 +691,177 @@ fn on_a_full_disk_the_outputs_are_cut_back_to_their_last_commit_and_the_watermar
     );
     assert!(err.contains("cut back"), "{err}");
 }
+
+/// A stats log's lines without their `wall` object (the one part that
+/// depends on timing).
+fn stats_lines(path: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("wall");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_stats_log_resumed_after_kills_is_the_uninterrupted_runs_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = generated(dir, 400_000);
+    let job = |name: &str| -> Vec<String> {
+        [
+            "run",
+            "--quiet",
+            "--window",
+            "tumbling:1s",
+            "--delay",
+            "200ms",
+            "--lateness",
+            "1s",
+            "--stats-every",
+            "700ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--input".into(), input.display().to_string()])
+        .chain([
+            "--output".into(),
+            dir.join(format!("{name}.jsonl")).display().to_string(),
+        ])
+        .chain([
+            "--stats".into(),
+            dir.join(format!("{name}.stats")).display().to_string(),
+        ])
+        .collect()
+    };
+    let started = Instant::now();
+    let reference = bin().args(job("reference")).output().unwrap();
+    assert!(reference.status.success(), "{}", stderr(&reference));
+    let took = started.elapsed();
+    let want = stats_lines(&dir.join("reference.stats"));
+    assert!(want.len() > 10, "{want:?}");
+    let ckpt = dir.join("ckpt").display().to_string();
+    let checkpointed: Vec<String> = job("resumed")
+        .into_iter()
+        .chain([
+            "--checkpoint-dir".into(),
+            ckpt,
+            "--checkpoint-every".into(),
+            "2s".into(),
+        ])
+        .collect();
+    // Killed at fractions of a whole run, on 1 and 2 workers.
+    let mut resumed = 0;
+    for (i, fraction) in [0.3, 0.5, 0.45, 0.8, 0.6].into_iter().enumerate() {
+        let workers = if i % 2 == 0 { "1" } else { "2" };
+        let mut child = bin()
+            .args(&checkpointed)
+            .args(["--workers", workers])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(took.mul_f64(fraction));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        resumed += usize::from(stderr(&out).contains("resuming from checkpoint"));
+    }
+    let last = bin().args(&checkpointed).output().unwrap();
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert!(resumed >= 2, "only {resumed} runs resumed");
+    assert_eq!(
+        fs::read(dir.join("resumed.jsonl")).unwrap(),
+        fs::read(dir.join("reference.jsonl")).unwrap()
+    );
+    let got = stats_lines(&dir.join("resumed.stats"));
+    assert_eq!(got.len(), want.len(), "stats lines");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "stats line {i}");
+    }
+}
+
+/// The checkpoint directories of `ckpt`, oldest first.
+fn checkpoint_dirs(ckpt: &Path) -> Vec<PathBuf> {
+    let mut ids: Vec<PathBuf> = fs::read_dir(ckpt)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("ckpt-")
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn an_input_rewritten_in_place_is_refused_on_resume_and_resumes_once_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = generated(dir, 60_000);
+    let ckpt = dir.join("ckpt");
+    let run = |out: &str, extra: &[&str]| -> Output {
+        bin()
+            .args(["run", "--window", "tumbling:1s", "--delay", "100ms"])
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(dir.join(out))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ck = [
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+        "--checkpoint-every",
+        "500ms",
+        "--keep-checkpoints",
+        "50",
+    ];
+    let full = run("reference.jsonl", &[]);
+    assert!(full.status.success(), "{}", stderr(&full));
+    let first = run("out.jsonl", &ck);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // Resume from a checkpoint in the middle of the input.
+    let dirs = checkpoint_dirs(&ckpt);
+    assert!(dirs.len() > 4, "{dirs:?}");
+    for d in &dirs[dirs.len() / 2..] {
+        fs::remove_dir_all(d).unwrap();
+    }
+    let part = input.join("part-00001.jsonl");
+    let original = fs::read(&part).unwrap();
+    // The same size, one digit changed near the start.
+    let mut changed = original.clone();
+    let at = changed.iter().position(|b| b.is_ascii_digit()).unwrap();
+    changed[at] = if changed[at] == b'9' {
+        b'8'
+    } else {
+        changed[at] + 1
+    };
+    fs::write(&part, &changed).unwrap();
+    let before = fs::read(dir.join("out.jsonl")).unwrap();
+    let refused = run("out.jsonl", &ck);
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("part-00001.jsonl\" changed since checkpoint"),
+        "{err}"
+    );
+    assert!(err.contains("--rebuild"), "{err}");
+    assert_eq!(fs::read(dir.join("out.jsonl")).unwrap(), before);
+    // Put back, it resumes (appended files resume too: see the followed
+    // run resumed above).
+    fs::write(&part, &original).unwrap();
+    let resumed = run("out.jsonl", &ck);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("resuming from checkpoint"));
+    assert_eq!(
+        fs::read(dir.join("out.jsonl")).unwrap(),
+        fs::read(dir.join("reference.jsonl")).unwrap()
+    );
+}

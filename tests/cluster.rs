@@ -177,6 +177,48 @@ fn processes_with_different_windows_both_refuse_naming_the_setting() {
     assert!(!tmp.path().join("out0/results.jsonl").exists());
 }
 
+#[test]
+fn processes_with_different_checkpoint_settings_both_refuse_naming_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = generate(tmp.path(), "2000");
+    let ckpt = tmp.path().join("ckpt");
+    let ck = ckpt.to_str().unwrap();
+    type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a str);
+    let cases: [Case<'_>; 2] = [
+        (
+            &["--checkpoint-dir", ck],
+            &[],
+            "checkpoints is \"every 10000ms (keep 3)\" on process 0",
+        ),
+        (
+            &["--checkpoint-dir", ck, "--checkpoint-every", "5s"],
+            &["--checkpoint-dir", ck, "--checkpoint-every", "3000records"],
+            "checkpoints is \"every 5000ms (keep 3)\" on process 0",
+        ),
+    ];
+    for (zero, one, said) in cases {
+        let (hosts, _) = hostfile(tmp.path(), 2);
+        let mut children = Children::default();
+        let mut spawn = |process: usize, extra: &[&str]| {
+            let out = tmp.path().join(format!("out{process}"));
+            fs::create_dir_all(&out).unwrap();
+            let mut cmd = run_cmd("tumbling:1s", &out);
+            cluster_args(&mut cmd, process, &hosts, "1");
+            cmd.arg("--input").arg(&data).args(extra);
+            children.spawn(&mut cmd)
+        };
+        let p1 = spawn(1, one);
+        let p0 = spawn(0, zero);
+        let (s0, e0) = children.wait(p0, Duration::from_secs(60));
+        let (s1, e1) = children.wait(p1, Duration::from_secs(60));
+        for (s, e) in [(s0, &e0), (s1, &e1)] {
+            assert_eq!(s.code(), Some(2), "{e}");
+            assert!(e.contains(said), "{said}: {e}");
+            assert_clean(e);
+        }
+    }
+}
+
 /// Appends the second part of every partition file of `full` to `live`
 /// a few lines at a time, while `keep_going` says so.
 struct Feeder {

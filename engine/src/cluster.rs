@@ -63,8 +63,8 @@ pub(crate) type Fingerprint = Vec<(String, String)>;
 /// The fingerprint of a job: everything that decides what it computes and
 /// how its work is split (window, aggregation, policy, bad-record and
 /// future-timestamp handling, start positions and state, the input and its
-/// partition count, workers per process, the host list and the engine
-/// version).
+/// partition count, workers per process, the host list, checkpointing, a
+/// reprocessing start and the engine version).
 pub(crate) fn fingerprint<A: JobAggregator>(
     config: &EngineConfig<A>,
     source: &dyn Source,
@@ -91,7 +91,24 @@ pub(crate) fn fingerprint<A: JobAggregator>(
         BadRecords::Skip => "skip",
         BadRecords::Fail => "fail",
     };
-    let pairs: [(&str, String); 15] = [
+    let checkpoints = match &config.checkpoint {
+        None => "none".to_owned(),
+        Some(c) => format!(
+            "every {} (keep {}{})",
+            c.every,
+            c.keep,
+            if c.rebuild { ", rebuild" } else { "" }
+        ),
+    };
+    let emit_from = match &config.emit_from {
+        None => "the start".to_owned(),
+        Some(crate::config::EmitFrom::Time(t)) => format!("stream time {t}"),
+        Some(crate::config::EmitFrom::Offsets(o)) => {
+            let all: Vec<String> = o.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+            format!("offsets {}", all.join(","))
+        }
+    };
+    let pairs: [(&str, String); 17] = [
         ("engine version", env!("CARGO_PKG_VERSION").to_owned()),
         ("host list", hosts.join(" ")),
         ("workers per process", workers.to_string()),
@@ -130,6 +147,11 @@ pub(crate) fn fingerprint<A: JobAggregator>(
         ),
         ("input", source.describe()),
         ("partitions", partitions.to_string()),
+        // Process 0 takes the checkpoints from every worker's cut reports:
+        // a process without them, or with another interval, would leave
+        // it waiting for reports that never come.
+        ("checkpoints", checkpoints),
+        ("output from", emit_from),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }

@@ -313,12 +313,29 @@ pub fn run<A: JobAggregator>(
                 CheckpointEvery::EventTime(ms) => Some(ms),
                 CheckpointEvery::Records(_) => None,
             },
+            Arc::clone(&source),
         )),
         _ => None,
     };
     let checkpointer = Arc::new(Mutex::new(checkpointer));
     let cuts_every = every.filter(|_| tracking);
     let stats_log = config.stats_log.clone();
+    // A resumed stats log goes on from its checkpoint's lines.
+    let stats_log_resumed = begin
+        .resumed
+        .and(begin.counters.stats_log.clone())
+        .filter(|_| tracking);
+    if let (Some(log), Some(_)) = (&stats_log, begin.resumed) {
+        let kept = stats_log_resumed
+            .as_ref()
+            .is_some_and(|state| state.every == log.every);
+        if !kept && sink_here {
+            stats.notice(format!(
+                "the stats log \"{}\" starts over: the checkpoint resumed from holds no stats log of this interval; its counts are this run's only",
+                log.path.display()
+            ));
+        }
+    }
     let total_peers = total_workers;
     let settings = IngestSettings {
         start: config.start.clone(),
@@ -375,14 +392,13 @@ pub fn run<A: JobAggregator>(
                     &log.path,
                     total_peers,
                     delay,
+                    log.every,
+                    tracking,
+                    stats_log_resumed.as_ref(),
                 ) {
                     Ok(w) => Some(w),
-                    Err(source) => {
-                        control.fail(EngineError::Output {
-                            what: "stats",
-                            path: log.path.display().to_string(),
-                            source,
-                        });
+                    Err(e) => {
+                        control.fail(e);
                         None
                     }
                 }

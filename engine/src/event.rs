@@ -180,6 +180,19 @@ pub(crate) struct Applied {
     pub(crate) dead_letters: u64,
 }
 
+impl Applied {
+    /// Both counts added.
+    pub(crate) fn plus(&self, other: &Applied) -> Applied {
+        Applied {
+            records: self.records + other.records,
+            late_dropped: self.late_dropped + other.late_dropped,
+            late_applied: self.late_applied + other.late_applied,
+            unassigned: self.unassigned + other.unassigned,
+            dead_letters: self.dead_letters + other.dead_letters,
+        }
+    }
+}
+
 /// The rows one window operator produced in one activation, in canonical
 /// order. A worker's successive batches continue its canonical order, so
 /// the sink only merges the workers' streams.

@@ -68,4 +68,4 @@ pub use crate::memory::MemorySource;
 pub use crate::record::{
     Decoded, Key, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
 };
-pub use crate::source::{PartitionReader, Source, SourceError};
+pub use crate::source::{ContentCheck, PartitionReader, Source, SourceError};

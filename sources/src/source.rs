@@ -147,6 +147,88 @@ pub trait Source: Send + Sync {
     fn describe(&self) -> String {
         std::any::type_name::<Self>().to_owned()
     }
+
+    /// A cheap check of the bytes each of the source's files holds now
+    /// ([`ContentCheck`]): a checkpoint records them, and a resume refuses
+    /// a log rewritten in place under the same names. Empty (the default)
+    /// for a source whose content cannot change under it or that has no
+    /// files (a topic, the generator, memory).
+    fn content_checks(&self) -> Result<Vec<ContentCheck>, SourceError> {
+        Ok(Vec::new())
+    }
+}
+
+/// What a checkpoint records of one input file, to tell later whether the
+/// file still holds the bytes it held then: its size, and the CRC32 of its
+/// first and last [`ContentCheck::SPAN`] bytes at that size. A file that
+/// grew (followed, appended to) still passes; one that shrank, or whose
+/// beginning or bytes just before that size changed, does not. Cheap
+/// (two small reads), so it misses a rewrite that keeps both ends.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContentCheck {
+    /// The file.
+    pub file: PathBuf,
+    /// Its size when checked.
+    pub size: u64,
+    /// The CRC32 of its first `min(SPAN, size)` bytes.
+    pub head: u32,
+    /// The CRC32 of its `min(SPAN, size)` bytes before `size`.
+    pub tail: u32,
+}
+
+impl ContentCheck {
+    /// Bytes checked at each end.
+    pub const SPAN: u64 = 4096;
+
+    /// The check of `file` as it is now.
+    pub fn of(file: &std::path::Path) -> io::Result<ContentCheck> {
+        let size = std::fs::metadata(file)?.len();
+        Self::at(file, size)
+    }
+
+    fn at(file: &std::path::Path, size: u64) -> io::Result<ContentCheck> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(file)?;
+        let span = Self::SPAN.min(size);
+        let mut buf = vec![0u8; span as usize];
+        f.read_exact(&mut buf)?;
+        let head = crc32fast::hash(&buf);
+        f.seek(SeekFrom::Start(size - span))?;
+        f.read_exact(&mut buf)?;
+        Ok(ContentCheck {
+            file: file.to_owned(),
+            size,
+            head,
+            tail: crc32fast::hash(&buf),
+        })
+    }
+
+    /// Whether the file still holds what it held when checked: `Err` with
+    /// what changed (it is gone, it shrank, its bytes differ).
+    pub fn verify(&self) -> Result<(), String> {
+        let size = match std::fs::metadata(&self.file) {
+            Ok(m) => m.len(),
+            Err(e) => return Err(format!("it cannot be read ({e})")),
+        };
+        if size < self.size {
+            return Err(format!(
+                "it holds {size} bytes, fewer than the {} it held then",
+                self.size
+            ));
+        }
+        let now =
+            Self::at(&self.file, self.size).map_err(|e| format!("it cannot be read ({e})"))?;
+        if now.head != self.head {
+            return Err("its first bytes are not those it held then".into());
+        }
+        if now.tail != self.tail {
+            return Err(format!(
+                "its bytes before offset {} are not those it held then",
+                self.size
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Reads one partition in offset order.

@@ -83,7 +83,8 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             | EngineError::Window(_)
             | EngineError::Checkpoint(
                 tidemark::engine::CheckpointError::JobChanged { .. }
-                | tidemark::engine::CheckpointError::OutputMismatch { .. },
+                | tidemark::engine::CheckpointError::OutputMismatch { .. }
+                | tidemark::engine::CheckpointError::InputChanged { .. },
             ),
         )) => 2,
         _ => 1,
@@ -115,6 +116,11 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
             tidemark::engine::CheckpointError::Locked { .. },
         ))) => Some(
             "another run of this job is using it: wait for it to end, or give this run its own --checkpoint-dir".into(),
+        ),
+        Some(JobError::Engine(tidemark::engine::EngineError::Checkpoint(
+            tidemark::engine::CheckpointError::InputChanged { .. },
+        ))) => Some(
+            "restore the input the checkpoint was taken over, or run with --rebuild to process the new one from the start".into(),
         ),
         Some(JobError::Engine(tidemark::engine::EngineError::Unreachable { .. })) => {
             Some("start every process of the hostfile, or raise --connect-timeout".into())

@@ -248,7 +248,9 @@ fn is_checkpoint_refusal(e: &anyhow::Error) -> bool {
     matches!(
         e.downcast_ref::<JobError>(),
         Some(JobError::Engine(EngineError::Checkpoint(
-            CheckpointError::JobChanged { .. } | CheckpointError::OutputMismatch { .. }
+            CheckpointError::JobChanged { .. }
+                | CheckpointError::OutputMismatch { .. }
+                | CheckpointError::InputChanged { .. }
         )))
     )
 }

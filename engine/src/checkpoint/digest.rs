@@ -195,6 +195,12 @@ pub struct OutputPosition {
     pub digest: Digest,
 }
 
+impl Default for OutputPosition {
+    fn default() -> Self {
+        OutputPosition::EMPTY
+    }
+}
+
 impl OutputPosition {
     /// The position of an empty output.
     pub const EMPTY: OutputPosition = OutputPosition {

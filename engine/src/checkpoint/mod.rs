@@ -75,7 +75,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tidemark_sources::PartitionId;
+use tidemark_sources::{ContentCheck, PartitionId};
 use tidemark_windows::EventTime;
 
 use crate::config::Position;
@@ -180,6 +180,43 @@ pub struct Counters {
     pub open_windows: u64,
     /// Keys with window state, as stored.
     pub keys: u64,
+    /// With a stats log: how far it was written at the cut, so a resumed
+    /// run goes on writing it as the uninterrupted run would have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_log: Option<StatsLogState>,
+    /// The input files as they were when the checkpoint was taken: a
+    /// resume refuses files rewritten since (see [`ContentCheck`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ContentCheck>,
+}
+
+/// A stats log at a checkpoint's cut `c`: its lines at or before `c`,
+/// and what every record with a stream time below `c` did, as its next
+/// lines add up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsLogState {
+    /// Its interval (ms of stream time).
+    pub every: EventTime,
+    /// The log's length and digest after its last line at or before the cut.
+    pub position: OutputPosition,
+    /// The cut of that last line (`i64::MIN` when there is none).
+    pub last: EventTime,
+    /// The content that line described (its counters and positions), so
+    /// that a cut where nothing changed is skipped as before.
+    pub last_content: Option<String>,
+    /// Records applied below the cut.
+    pub records: u64,
+    /// Of them, dropped from a window as too late.
+    pub late_dropped: u64,
+    /// Of them, applied after their window fired.
+    pub late_applied: u64,
+    /// Of them, in no window.
+    pub unassigned: u64,
+    /// Of them, dead letters (windows out of range).
+    pub dead_letters: u64,
+    /// Per partition: one past the largest offset applied, and the stream
+    /// time there.
+    pub positions: Vec<(PartitionId, u64, EventTime)>,
 }
 
 impl Counters {
@@ -220,6 +257,8 @@ impl From<&Summary> for Counters {
             idle_releases: s.idle_releases,
             open_windows: 0,
             keys: 0,
+            stats_log: None,
+            inputs: Vec::new(),
         }
     }
 }
@@ -283,6 +322,17 @@ pub enum CheckpointError {
         /// Its path.
         path: String,
         /// What is wrong.
+        reason: String,
+    },
+    /// An input file no longer holds what it held when the checkpoint was
+    /// taken: it was rewritten in place, not appended to.
+    #[error("the input file \"{}\" changed since checkpoint {id} was taken: {reason}; resuming would mix two logs", file.display())]
+    InputChanged {
+        /// The checkpoint.
+        id: CheckpointId,
+        /// The file.
+        file: PathBuf,
+        /// What changed.
         reason: String,
     },
     /// The job differs from the one that took the checkpoint.

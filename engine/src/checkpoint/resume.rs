@@ -120,6 +120,15 @@ pub(crate) fn prepare<A: JobAggregator>(
             .fingerprint
             .ensure_same(&fingerprint)
             .map_err(EngineError::Checkpoint)?;
+        for input in &checkpoint.counters.inputs {
+            input.verify().map_err(|reason| {
+                EngineError::Checkpoint(super::CheckpointError::InputChanged {
+                    id: found.id,
+                    file: input.file.clone(),
+                    reason,
+                })
+            })?;
+        }
         start.resumed = Some((found.id, checkpoint.frontier));
         start.counters = checkpoint.counters.clone();
         if checkpoint.frontier == EventTime::MAX {

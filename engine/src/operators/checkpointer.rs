@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tidemark_sources::{DeadLetter, PartitionId};
+use tidemark_sources::{DeadLetter, PartitionId, Source};
 use tidemark_windows::EventTime;
 
 use crate::checkpoint::{
@@ -16,6 +16,7 @@ use crate::checkpoint::{
 use crate::config::Position;
 use crate::error::{EngineError, Result};
 use crate::event::{Applied, CutReport};
+use crate::operators::stats_log::StatsLogWriter;
 use crate::sink::target::OpenSinks;
 use crate::stats::Stats;
 
@@ -64,6 +65,8 @@ pub(crate) struct Checkpointer {
     dead_written: u64,
     /// Every multiple of this (stream time) is a cut, if set.
     every: Option<EventTime>,
+    /// The input, whose files each checkpoint records.
+    source: Arc<dyn Source>,
 }
 
 impl Checkpointer {
@@ -76,6 +79,7 @@ impl Checkpointer {
         workers: usize,
         last_cut: EventTime,
         every: Option<EventTime>,
+        source: Arc<dyn Source>,
     ) -> Self {
         Checkpointer {
             dir,
@@ -88,6 +92,7 @@ impl Checkpointer {
             dead: BTreeMap::new(),
             dead_written: 0,
             every,
+            source,
         }
     }
 
@@ -169,12 +174,14 @@ impl Checkpointer {
         cut: EventTime,
         sinks: &mut OpenSinks<O>,
         stats: &Stats,
+        stats_log: Option<&mut StatsLogWriter>,
     ) -> Result<()> {
         let started = std::time::Instant::now();
         let outputs = sinks.durable_positions()?;
         let mut positions = self.start.clone();
         let mut workers = Vec::with_capacity(self.reports.len());
         let mut applied = Applied::default();
+        let mut applied_at: Vec<(PartitionId, u64, EventTime)> = Vec::new();
         let (mut open_windows, mut keys) = (0, 0);
         for w in 0..self.reports.len() {
             let Some(report) = self.covering(w, cut) else {
@@ -185,15 +192,22 @@ impl Checkpointer {
                 pos.offset = pos.offset.max(next);
                 pos.stream_time = Some(pos.stream_time.map_or(stream_time, |t| t.max(stream_time)));
             }
+            applied_at.extend_from_slice(&report.positions);
             workers.push(Arc::clone(&report.state));
             open_windows += report.open.0;
             keys += report.open.1;
-            let a = report.applied;
-            applied.records += a.records;
-            applied.late_dropped += a.late_dropped;
-            applied.late_applied += a.late_applied;
-            applied.unassigned += a.unassigned;
+            applied = applied.plus(&report.applied);
         }
+        let stats_log = match stats_log {
+            Some(log) => Some(log.checkpoint(&applied, &applied_at).map_err(|source| {
+                EngineError::Output {
+                    what: "stats",
+                    path: log.path().to_owned(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
         for (&p, &next) in &self.dead {
             let pos = positions.entry(p).or_default();
             pos.offset = pos.offset.max(next);
@@ -220,6 +234,8 @@ impl Checkpointer {
             idle_releases: self.base.idle_releases + stats.idle_releases.load(relaxed),
             open_windows,
             keys,
+            stats_log,
+            inputs: self.source.content_checks()?,
         };
         let checkpoint = Checkpoint {
             frontier: cut,

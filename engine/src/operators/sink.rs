@@ -17,6 +17,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::Stream;
 
 use super::checkpointer::Checkpointer;
+use super::stats_log::StatsLogWriter;
 use super::Control;
 use crate::error::{EngineError, Result};
 use crate::event::{Emit, LateRecord};
@@ -156,7 +157,7 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
     commit_interval: Duration,
     checkpointer: Option<Checkpointer>,
     emit_from: Option<EventTime>,
-    stats_log: Option<crate::operators::stats_log::StatsLogWriter>,
+    stats_log: Option<StatsLogWriter>,
 ) -> SinkEnd<O> {
     let mut stats_log = stats_log;
     let mut checkpointer = checkpointer;
@@ -228,19 +229,6 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                 return;
             }
             let mut upto = frontier.frontier().first().copied();
-            if let Some(log) = stats_log.as_mut() {
-                let end = upto.is_none() && finished >= workers;
-                if upto.is_some() || end {
-                    if let Err(source) = log.advance(upto) {
-                        control.fail(EngineError::Output {
-                            what: "stats",
-                            path: log.path().to_owned(),
-                            source,
-                        });
-                        stats_log = None;
-                    }
-                }
-            }
             if upto.is_none() {
                 if let Some(at) = stopped_at {
                     control.decide(crate::checkpoint::Decision::Stop { at });
@@ -295,6 +283,7 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                     w.frontier_seen,
                     &control.stats,
                     &mut checkpointer,
+                    &mut stats_log,
                 )
                 .and_then(|()| {
                     write_ready(
@@ -308,6 +297,18 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                 });
                 if let Err(e) = result {
                     fail_outputs(&mut w.sinks, &control, e);
+                }
+            }
+            // The stats log after the checkpoint: a checkpoint records the
+            // log with its lines up to the cut only.
+            if let Some(log) = stats_log.as_mut() {
+                if let Err(source) = log.advance(upto) {
+                    control.fail(EngineError::Output {
+                        what: "stats",
+                        path: log.path().to_owned(),
+                        source,
+                    });
+                    stats_log = None;
                 }
             }
             match upto {
@@ -340,8 +341,9 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
                         let mut result = s.commit(Frontier::Done, &control.stats);
                         if let Some(c) = checkpointer.as_mut().filter(|c| c.finished()) {
                             // The job is complete: a last checkpoint says so.
-                            result =
-                                result.and_then(|()| c.take(EventTime::MAX, s, &control.stats));
+                            result = result.and_then(|()| {
+                                c.take(EventTime::MAX, s, &control.stats, stats_log.as_mut())
+                            });
                         }
                         if let Err(e) = result {
                             fail_outputs(&mut w.sinks, &control, e);
@@ -356,7 +358,9 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
 }
 
 /// With checkpoints: if a cut below `upto` is ready, writes what comes
-/// before it and takes the checkpoint there.
+/// before it (the stats log's lines up to the cut too) and takes the
+/// checkpoint there.
+#[allow(clippy::too_many_arguments)]
 fn checkpoint_before<O: 'static>(
     s: &mut OpenSinks<O>,
     rows: &mut RowMerge<O>,
@@ -365,6 +369,7 @@ fn checkpoint_before<O: 'static>(
     written_to: Option<EventTime>,
     stats: &Stats,
     checkpointer: &mut Option<Checkpointer>,
+    stats_log: &mut Option<StatsLogWriter>,
 ) -> Result<()> {
     let (Some(f), Some(c)) = (upto, checkpointer.as_ref()) else {
         return Ok(());
@@ -377,8 +382,16 @@ fn checkpoint_before<O: 'static>(
         return Ok(());
     }
     write_ready(s, rows, pending, Some(cut), stats, checkpointer)?;
+    if let Some(log) = stats_log.as_mut() {
+        log.advance(Some(cut.saturating_add(1)))
+            .map_err(|source| EngineError::Output {
+                what: "stats",
+                path: log.path().to_owned(),
+                source,
+            })?;
+    }
     match checkpointer.as_mut() {
-        Some(c) => c.take(cut, s, stats),
+        Some(c) => c.take(cut, s, stats, stats_log.as_mut()),
         None => Ok(()),
     }
 }

@@ -8,12 +8,17 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tidemark_sources::PartitionId;
 use tidemark_windows::EventTime;
 
+use crate::checkpoint::{OutputDigest, StatsLogState};
+use crate::error::EngineError;
 use crate::event::{Applied, CutReport};
+use crate::sink::json::Digesting;
+use crate::sink::target::{open_file_at, Resume};
 
 /// The content of a line before anything was applied: none is written.
 const EMPTY: &str = "[0,0,0,0,0,[]]";
@@ -58,10 +63,18 @@ struct Wall {
 
 /// Collects the stats reports and writes the log.
 pub(crate) struct StatsLogWriter {
-    out: std::io::BufWriter<std::fs::File>,
+    out: std::io::BufWriter<Box<dyn Write + Send>>,
+    /// With checkpoints: the running digest of the log, and its file (to
+    /// sync).
+    durable: Option<(Arc<Mutex<OutputDigest>>, std::fs::File)>,
     path: String,
     delay: EventTime,
+    every: EventTime,
     reports: Vec<VecDeque<Report>>,
+    /// What was applied before this run (resumed from a checkpoint): added
+    /// to every line.
+    base: Applied,
+    base_positions: BTreeMap<PartitionId, (u64, EventTime)>,
     /// The newest cut written.
     last: EventTime,
     /// The content of the last line written (without `at` and `wall`).
@@ -71,24 +84,116 @@ pub(crate) struct StatsLogWriter {
 }
 
 impl StatsLogWriter {
-    /// Creates (or truncates) the log at `path`.
+    /// Creates (or truncates) the log at `path`, with lines every `every`
+    /// ms of stream time. With checkpoints (`tracked`), the log keeps a
+    /// digest of its bytes; resuming from a checkpoint that holds the log's
+    /// state (`resume`), it is cut back to that checkpoint's lines and goes
+    /// on from there, as the uninterrupted run would have.
     pub(crate) fn create(
         path: &std::path::Path,
         workers: usize,
         delay: EventTime,
-    ) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        Ok(StatsLogWriter {
-            out: std::io::BufWriter::new(std::fs::File::create(path)?),
+        every: EventTime,
+        tracked: bool,
+        resume: Option<&StatsLogState>,
+    ) -> crate::error::Result<Self> {
+        let mut writer = StatsLogWriter {
+            out: std::io::BufWriter::new(Box::new(std::io::sink())),
+            durable: None,
             path: path.display().to_string(),
             delay,
+            every,
             reports: (0..workers).map(|_| VecDeque::new()).collect(),
+            base: Applied::default(),
+            base_positions: BTreeMap::new(),
             last: EventTime::MIN,
             last_content: Some(EMPTY.to_owned()),
             started: std::time::Instant::now(),
             ended: false,
+        };
+        let resume = resume.filter(|r| r.every == every);
+        let (file, digest) = match (tracked, resume) {
+            (true, Some(state)) => {
+                let (file, digest) = open_file_at(path, "stats", Resume::At(Some(state.position)))?;
+                writer.base = Applied {
+                    records: state.records,
+                    late_dropped: state.late_dropped,
+                    late_applied: state.late_applied,
+                    unassigned: state.unassigned,
+                    dead_letters: state.dead_letters,
+                };
+                writer.base_positions = state
+                    .positions
+                    .iter()
+                    .map(|&(p, o, t)| (p, (o, t)))
+                    .collect();
+                writer.last = state.last;
+                writer.last_content = state.last_content.clone();
+                (file, Some(digest))
+            }
+            (true, None) => {
+                let (file, digest) = open_file_at(path, "stats", Resume::Fresh)?;
+                (file, Some(digest))
+            }
+            (false, _) => {
+                let (file, _) = open_file_at(path, "stats", Resume::No)?;
+                (file, None)
+            }
+        };
+        writer.out = match digest {
+            Some(digest) => {
+                let sync = file.try_clone().map_err(|source| EngineError::Output {
+                    what: "stats",
+                    path: writer.path.clone(),
+                    source,
+                })?;
+                writer.durable = Some((Arc::clone(&digest), sync));
+                std::io::BufWriter::new(Box::new(Digesting {
+                    inner: file,
+                    digest,
+                }))
+            }
+            None => std::io::BufWriter::new(Box::new(file)),
+        };
+        Ok(writer)
+    }
+
+    /// The log's state at checkpoint cut `cut`, its lines up to the cut
+    /// written (the caller has [`advance`](Self::advance)d it past the
+    /// cut and no further), made durable; `applied` and `positions` are
+    /// what this run applied below the cut.
+    pub(crate) fn checkpoint(
+        &mut self,
+        applied: &Applied,
+        positions: &[(PartitionId, u64, EventTime)],
+    ) -> std::io::Result<StatsLogState> {
+        self.out.flush()?;
+        let Some((digest, file)) = &self.durable else {
+            return Err(std::io::Error::other("the stats log keeps no digest"));
+        };
+        file.sync_data()?;
+        let position = digest
+            .lock()
+            .map_err(|_| std::io::Error::other("stats log digest poisoned"))?
+            .position();
+        let mut merged = self.base_positions.clone();
+        for &(p, next, t) in positions {
+            let e = merged.entry(p).or_insert((next, t));
+            e.0 = e.0.max(next);
+            e.1 = e.1.max(t);
+        }
+        let total = self.base.plus(applied);
+        Ok(StatsLogState {
+            every: self.every,
+            position,
+            last: self.last,
+            last_content: self.last_content.clone(),
+            records: total.records,
+            late_dropped: total.late_dropped,
+            late_applied: total.late_applied,
+            unassigned: total.unassigned,
+            dead_letters: total.dead_letters,
+            positions: merged.into_iter().map(|(p, (o, t))| (p, o, t)).collect(),
         })
     }
 
@@ -157,8 +262,8 @@ impl StatsLogWriter {
 
     fn write_line(&mut self, at: Option<EventTime>) -> std::io::Result<()> {
         let cut = at.unwrap_or(EventTime::MAX);
-        let mut positions: BTreeMap<PartitionId, (u64, EventTime)> = BTreeMap::new();
-        let mut applied = Applied::default();
+        let mut positions = self.base_positions.clone();
+        let mut applied = self.base;
         for w in 0..self.reports.len() {
             let Some(r) = self.covering(w, cut) else {
                 return Ok(());
@@ -168,11 +273,7 @@ impl StatsLogWriter {
                 e.0 = e.0.max(next);
                 e.1 = e.1.max(t);
             }
-            applied.records += r.applied.records;
-            applied.late_dropped += r.applied.late_dropped;
-            applied.late_applied += r.applied.late_applied;
-            applied.unassigned += r.applied.unassigned;
-            applied.dead_letters += r.applied.dead_letters;
+            applied = applied.plus(&r.applied);
         }
         let partitions: Vec<PartitionLine> = positions
             .iter()

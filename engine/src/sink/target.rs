@@ -152,7 +152,7 @@ fn resume_error(what: &'static str, path: &str, reason: String) -> EngineError {
 
 /// The file of a checkpointed output, opened for appending at its
 /// committed length, and the digest of its bytes so far.
-fn open_file_at(
+pub(crate) fn open_file_at(
     path: &Path,
     what: &'static str,
     resume: Resume,

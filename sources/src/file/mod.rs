@@ -603,6 +603,27 @@ fn list_directory(dir: &Path, glob: &Glob) -> Result<Vec<PathBuf>, SourceError> 
 }
 
 impl Source for FileSource {
+    fn content_checks(&self) -> Result<Vec<crate::ContentCheck>, SourceError> {
+        let found = self.found()?;
+        if found.spool.is_some() {
+            // Standard input or a pipe: read once, nothing to check again.
+            return Ok(Vec::new());
+        }
+        let files: Vec<&PathBuf> = match &found.layout {
+            Layout::Directory(files) => files.iter().collect(),
+            Layout::File(path) | Layout::Shared { path, .. } => vec![path],
+        };
+        files
+            .into_iter()
+            .map(|path| {
+                crate::ContentCheck::of(path).map_err(|source| SourceError::ReadPartition {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
     fn partitions(&self) -> Result<Vec<PartitionId>, SourceError> {
         let count = match &self.found()?.layout {
             Layout::Directory(files) => u32::try_from(files.len()).unwrap_or(u32::MAX),
