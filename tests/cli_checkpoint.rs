@@ -1638,6 +1638,9 @@ fn job_file_keys_set_the_checkpoint_dir_interval_and_count() {
     // An event-time interval: cuts at multiples of it; the flag overrides
     // the key.
     let keys = "checkpoint-dir = \"ck2\"\ncheckpoint-every = \"2s\"\nkeep-checkpoints = 4\n";
+    // A new checkpoint directory does not replace the outputs another
+    // directory's run wrote.
+    fs::remove_file(job_dir.join("out.jsonl")).unwrap();
     run_job(keys, &[]);
     let ck2 = job_dir.join("ck2");
     assert_eq!(checkpoint_dirs(&ck2).len(), 4, "keep-checkpoints = 4");

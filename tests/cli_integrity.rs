@@ -865,3 +865,93 @@ fn an_input_rewritten_in_place_is_refused_on_resume_and_resumes_once_restored() 
         fs::read(dir.join("reference.jsonl")).unwrap()
     );
 }
+
+#[test]
+fn outputs_are_not_replaced_without_a_checkpoint_of_their_own_unless_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = generated(dir, 40_000);
+    let run = |ckpt: &str, extra: &[&str]| -> Output {
+        bin()
+            .args(["run", "--window", "tumbling:1s", "--delay", "100ms"])
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(dir.join("out.jsonl"))
+            .arg("--checkpoint-dir")
+            .arg(dir.join(ckpt))
+            .args(["--checkpoint-every", "1s"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = run("ck", &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let full = fs::read(dir.join("out.jsonl")).unwrap();
+    // A mistyped (empty) checkpoint directory: refused, the outputs kept.
+    let typo = run("ckk", &[]);
+    let err = stderr(&typo);
+    assert_eq!(typo.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("there is no checkpoint in")
+            && err.contains("would replace the results output"),
+        "{err}"
+    );
+    assert!(err.contains("hint: check --checkpoint-dir"), "{err}");
+    assert_eq!(fs::read(dir.join("out.jsonl")).unwrap(), full);
+    // Every checkpoint damaged: refused too, saying so.
+    for c in checkpoint_dirs(&dir.join("ck")) {
+        fs::write(c.join("state.bin"), b"damaged").unwrap();
+    }
+    let damaged = run("ck", &[]);
+    let err = stderr(&damaged);
+    assert_eq!(damaged.status.code(), Some(2), "{err}");
+    assert!(err.contains("is damaged"), "{err}");
+    assert_eq!(fs::read(dir.join("out.jsonl")).unwrap(), full);
+    // --rebuild starts over and replaces them.
+    let rebuilt = run("ck", &["--rebuild"]);
+    assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
+    assert_eq!(fs::read(dir.join("out.jsonl")).unwrap(), full);
+    // A run on this directory that ended before its first checkpoint: its
+    // outputs are the directory's own, and the next run starts over.
+    for c in checkpoint_dirs(&dir.join("ck")) {
+        fs::remove_dir_all(c).unwrap();
+    }
+    let again = run("ck", &[]);
+    let err = stderr(&again);
+    assert!(again.status.success(), "{err}");
+    assert!(
+        err.contains("starting from offset 0 and replacing its outputs"),
+        "{err}"
+    );
+    assert_eq!(fs::read(dir.join("out.jsonl")).unwrap(), full);
+}
+
+#[test]
+fn a_checkpointed_run_may_write_to_a_device_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = generated(dir, 40_000);
+    let ckpt = dir.join("ck");
+    let run = || -> Output {
+        bin()
+            .args(["run", "--window", "tumbling:1s", "--output", "/dev/null"])
+            .args(["--late", "/dev/null", "--stats", "/dev/null"])
+            .arg("--input")
+            .arg(&input)
+            .arg("--checkpoint-dir")
+            .arg(&ckpt)
+            .args(["--checkpoint-every", "1s", "--keep-checkpoints", "50"])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let dirs = checkpoint_dirs(&ckpt);
+    fs::remove_dir_all(dirs.last().unwrap()).unwrap();
+    let resumed = run();
+    let err = stderr(&resumed);
+    assert!(resumed.status.success(), "{err}");
+    assert!(err.contains("resuming from checkpoint"), "{err}");
+    assert!(!err.contains("stats log"), "{err}");
+}

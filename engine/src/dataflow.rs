@@ -234,7 +234,12 @@ pub fn run<A: JobAggregator>(
         Parallelism::Workers(_) => true,
         Parallelism::Cluster { process, .. } => *process == 0,
     };
-    let begin = resume::prepare(&mut config, &*source, &stats, sink_here)?;
+    let outputs: Sinks<A::Output> = outputs.into();
+    let mut files = outputs.files();
+    if let Some(log) = &config.stats_log {
+        files.push(("stats", log.path.clone()));
+    }
+    let begin = resume::prepare(&mut config, &*source, &stats, sink_here, &files)?;
     if let Some((id, at)) = begin.resumed {
         if sink_here {
             begin.counters.load_into(&stats);
@@ -251,7 +256,7 @@ pub fn run<A: JobAggregator>(
         // A job that completed: its outputs must still be the committed
         // ones; nothing more to do.
         if sink_here {
-            outputs.into().open(
+            outputs.open(
                 &config.aggregator,
                 begin.outputs.as_ref(),
                 true,
@@ -288,7 +293,7 @@ pub fn run<A: JobAggregator>(
     };
     let control = Arc::new(control);
     let replay = begin.replay.clone();
-    let sinks = Arc::new(Mutex::new(Some(outputs.into())));
+    let sinks = Arc::new(Mutex::new(Some(outputs)));
     let resume_outputs = begin.outputs;
     let tracking = begin.dir.is_some();
     let emit_from = begin.emit_from;
@@ -329,7 +334,7 @@ pub fn run<A: JobAggregator>(
         let kept = stats_log_resumed
             .as_ref()
             .is_some_and(|state| state.every == log.every);
-        if !kept && sink_here {
+        if !kept && sink_here && !crate::sink::target::is_special(&log.path) {
             stats.notice(format!(
                 "the stats log \"{}\" starts over: the checkpoint resumed from holds no stats log of this interval; its counts are this run's only",
                 log.path.display()

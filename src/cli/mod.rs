@@ -84,7 +84,8 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             | EngineError::Checkpoint(
                 tidemark::engine::CheckpointError::JobChanged { .. }
                 | tidemark::engine::CheckpointError::OutputMismatch { .. }
-                | tidemark::engine::CheckpointError::InputChanged { .. },
+                | tidemark::engine::CheckpointError::InputChanged { .. }
+                | tidemark::engine::CheckpointError::WouldReplace { .. },
             ),
         )) => 2,
         _ => 1,
@@ -122,6 +123,13 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         ))) => Some(
             "restore the input the checkpoint was taken over, or run with --rebuild to process the new one from the start".into(),
         ),
+        Some(JobError::Engine(tidemark::engine::EngineError::Checkpoint(
+            tidemark::engine::CheckpointError::WouldReplace { damaged, .. },
+        ))) => Some(if *damaged > 0 {
+            "run with --rebuild to start over from offset 0 and replace the outputs".into()
+        } else {
+            "check --checkpoint-dir (is it the directory of the run that wrote the outputs?), or run with --rebuild to start over from offset 0 and replace them".into()
+        }),
         Some(JobError::Engine(tidemark::engine::EngineError::Unreachable { .. })) => {
             Some("start every process of the hostfile, or raise --connect-timeout".into())
         }

@@ -251,6 +251,7 @@ fn is_checkpoint_refusal(e: &anyhow::Error) -> bool {
             CheckpointError::JobChanged { .. }
                 | CheckpointError::OutputMismatch { .. }
                 | CheckpointError::InputChanged { .. }
+                | CheckpointError::WouldReplace { .. }
         )))
     )
 }

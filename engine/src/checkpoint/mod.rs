@@ -234,6 +234,30 @@ impl Counters {
     }
 }
 
+fn would_replace_message(
+    dir: &std::path::Path,
+    what: &str,
+    path: &std::path::Path,
+    len: u64,
+    damaged: usize,
+) -> String {
+    let why = if damaged > 0 {
+        format!(
+            "every checkpoint in \"{}\" is damaged ({damaged} skipped)",
+            dir.display()
+        )
+    } else {
+        format!(
+            "there is no checkpoint in \"{}\" to resume it from, and no run on that directory wrote it",
+            dir.display()
+        )
+    };
+    format!(
+        "{why}: starting over would replace the {what} output \"{}\" ({len} bytes)",
+        path.display()
+    )
+}
+
 /// A checkpoint frontier for people: epoch ms, or "end of input" for the
 /// frontier of a completed job.
 pub fn time_text(t: EventTime) -> String {
@@ -334,6 +358,22 @@ pub enum CheckpointError {
         file: PathBuf,
         /// What changed.
         reason: String,
+    },
+    /// There is no checkpoint to resume from, and starting over would
+    /// replace an output that is not this directory's own, or every
+    /// checkpoint is damaged.
+    #[error("{}", would_replace_message(dir, what, path, *len, *damaged))]
+    WouldReplace {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// Which output.
+        what: &'static str,
+        /// The output file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// How many completed checkpoints were found damaged.
+        damaged: usize,
     },
     /// The job differs from the one that took the checkpoint.
     #[error("{}", mismatch_message(differences))]

@@ -5,6 +5,7 @@
 //! [`EmitFrom::Offsets`] into the stream time the output starts at.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tidemark_sources::{PartitionId, Source};
@@ -43,11 +44,19 @@ pub(crate) struct Start {
 /// Finds where `config`'s run starts and fills in its start positions and
 /// initial state. On a cluster process other than 0 (`writes == false`)
 /// the directory is read, never written.
+///
+/// A run that finds no checkpoint to resume from starts over and replaces
+/// its `files` (outputs, by what they hold). It does so only when they are
+/// the directory's own — written by an earlier run on this directory that
+/// ended before its first checkpoint — or empty; otherwise (a mistyped or
+/// emptied directory, every checkpoint damaged) it refuses, and a rebuild
+/// must be asked for.
 pub(crate) fn prepare<A: JobAggregator>(
     config: &mut EngineConfig<A>,
     source: &dyn Source,
     stats: &Stats,
     writes: bool,
+    files: &[(&'static str, PathBuf)],
 ) -> Result<Start> {
     let emit_from = match &config.emit_from {
         None => None,
@@ -100,10 +109,15 @@ pub(crate) fn prepare<A: JobAggregator>(
         return Ok(start);
     }
     let limit = emit_from.unwrap_or(EventTime::MAX);
+    // Checkpoints that were completed but cannot be used.
+    let mut damaged = 0;
     for id in dir.ids()?.into_iter().rev() {
         let found = match dir.load(id) {
             Ok(found) => found,
             Err(super::CheckpointError::Invalid { id, path, reason }) => {
+                if !matches!(reason, super::Invalid::MissingManifest { .. }) {
+                    damaged += 1;
+                }
                 stats.notice(format!(
                     "checkpoint {id} (\"{}\") skipped: {reason}; trying the one before",
                     path.display()
@@ -149,6 +163,37 @@ pub(crate) fn prepare<A: JobAggregator>(
         start.outputs = Some(checkpoint.outputs);
         break;
     }
+    if emit_from.is_none() && start.resumed.is_none() && writes {
+        let owned = OwnedOutputs::read(&ck.dir);
+        if let Some((what, path, len)) = files.iter().find_map(|(what, path)| {
+            let len = std::fs::metadata(path)
+                .ok()
+                .filter(|m| m.is_file() && m.len() > 0)?
+                .len();
+            (damaged > 0 || !owned.holds(path)).then(|| (*what, path.clone(), len))
+        }) {
+            return Err(EngineError::Checkpoint(
+                super::CheckpointError::WouldReplace {
+                    dir: ck.dir.clone(),
+                    what,
+                    path,
+                    len,
+                    damaged,
+                },
+            ));
+        }
+        if owned.exists()
+            && files
+                .iter()
+                .any(|(_, p)| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        {
+            stats.notice(format!(
+                "no checkpoint in \"{}\" was completed by the run before: starting from offset 0 and replacing its outputs",
+                ck.dir.display()
+            ));
+        }
+        OwnedOutputs::write(&ck.dir, files)?;
+    }
     if emit_from.is_none() {
         if record && !start.complete {
             let resumed = start.resumed.map(|_| &config.start);
@@ -158,6 +203,74 @@ pub(crate) fn prepare<A: JobAggregator>(
         start.fingerprint = Some(fingerprint);
     }
     Ok(start)
+}
+
+/// The outputs a checkpoint directory's runs write (`OUTPUTS`, one
+/// absolute path per line), recorded by a run that starts from offset 0
+/// before it opens them: a later run with no checkpoint to resume from
+/// replaces them only if they are these.
+struct OwnedOutputs(Option<Vec<PathBuf>>);
+
+/// The file of [`OwnedOutputs`] in a checkpoint directory.
+const OUTPUTS_FILE: &str = "OUTPUTS";
+
+impl OwnedOutputs {
+    fn read(dir: &Path) -> OwnedOutputs {
+        OwnedOutputs(
+            std::fs::read_to_string(dir.join(OUTPUTS_FILE))
+                .ok()
+                .map(|text| text.lines().map(PathBuf::from).collect()),
+        )
+    }
+
+    fn exists(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn holds(&self, path: &Path) -> bool {
+        let path = absolute(path);
+        self.0.as_ref().is_some_and(|owned| owned.contains(&path))
+    }
+
+    /// Records `files` (written to a temporary file, synced and renamed).
+    fn write(dir: &Path, files: &[(&'static str, PathBuf)]) -> Result<()> {
+        let text: String = files
+            .iter()
+            .map(|(_, p)| format!("{}\n", absolute(p).display()))
+            .collect();
+        let path = dir.join(OUTPUTS_FILE);
+        let tmp = dir.join(format!("{OUTPUTS_FILE}.tmp"));
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| {
+                EngineError::Checkpoint(super::CheckpointError::Io {
+                    action,
+                    path,
+                    source,
+                })
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io("create the checkpoint directory", dir))?;
+        let mut file = std::fs::File::create(&tmp).map_err(io("write", &tmp))?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("sync", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("rename", &tmp))
+    }
+}
+
+/// `path` made absolute (its directory's links resolved when it exists),
+/// so that two spellings of one output compare equal.
+fn absolute(path: &Path) -> PathBuf {
+    let joined = match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() => cwd.join(path),
+        _ => path.to_path_buf(),
+    };
+    match (joined.parent(), joined.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+            .map(|p| p.join(name))
+            .unwrap_or(joined),
+        _ => joined,
+    }
 }
 
 /// The window state of a checkpoint at `frontier`: every worker's snapshot

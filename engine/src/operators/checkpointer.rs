@@ -199,13 +199,14 @@ impl Checkpointer {
             applied = applied.plus(&report.applied);
         }
         let stats_log = match stats_log {
-            Some(log) => Some(log.checkpoint(&applied, &applied_at).map_err(|source| {
-                EngineError::Output {
-                    what: "stats",
-                    path: log.path().to_owned(),
-                    source,
-                }
-            })?),
+            Some(log) => {
+                log.checkpoint(&applied, &applied_at)
+                    .map_err(|source| EngineError::Output {
+                        what: "stats",
+                        path: log.path().to_owned(),
+                        source,
+                    })?
+            }
             None => None,
         };
         for (&p, &next) in &self.dead {

@@ -18,7 +18,7 @@ use crate::checkpoint::{OutputDigest, StatsLogState};
 use crate::error::EngineError;
 use crate::event::{Applied, CutReport};
 use crate::sink::json::Digesting;
-use crate::sink::target::{open_file_at, Resume};
+use crate::sink::target::{is_special, open_file_at, Resume};
 
 /// The content of a line before anything was applied: none is written.
 const EMPTY: &str = "[0,0,0,0,0,[]]";
@@ -112,6 +112,8 @@ impl StatsLogWriter {
             ended: false,
         };
         let resume = resume.filter(|r| r.every == every);
+        // A device or a pipe is written, never cut back.
+        let tracked = tracked && !is_special(path);
         let (file, digest) = match (tracked, resume) {
             (true, Some(state)) => {
                 let (file, digest) = open_file_at(path, "stats", Resume::At(Some(state.position)))?;
@@ -166,10 +168,10 @@ impl StatsLogWriter {
         &mut self,
         applied: &Applied,
         positions: &[(PartitionId, u64, EventTime)],
-    ) -> std::io::Result<StatsLogState> {
+    ) -> std::io::Result<Option<StatsLogState>> {
         self.out.flush()?;
         let Some((digest, file)) = &self.durable else {
-            return Err(std::io::Error::other("the stats log keeps no digest"));
+            return Ok(None);
         };
         file.sync_data()?;
         let position = digest
@@ -183,7 +185,7 @@ impl StatsLogWriter {
             e.1 = e.1.max(t);
         }
         let total = self.base.plus(applied);
-        Ok(StatsLogState {
+        Ok(Some(StatsLogState {
             every: self.every,
             position,
             last: self.last,
@@ -194,7 +196,7 @@ impl StatsLogWriter {
             unassigned: total.unassigned,
             dead_letters: total.dead_letters,
             positions: merged.into_iter().map(|(p, (o, t))| (p, o, t)).collect(),
-        })
+        }))
     }
 
     /// The log's path, for errors.

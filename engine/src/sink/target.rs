@@ -70,6 +70,9 @@ impl Target {
     ) -> Result<Box<dyn Sink<T>>> {
         if !matches!(resume, Resume::No) {
             match self {
+                // A device or a pipe cannot be cut back to a committed
+                // length: like standard output, it gets what follows.
+                Target::File(path) if is_special(path) => {}
                 Target::File(path) => {
                     let (file, digest) = open_file_at(path, what, resume)?;
                     let durable = Durable {
@@ -128,6 +131,12 @@ impl Target {
         };
         Ok(Box::new(JsonLines::new(out, encoder, self.describe())))
     }
+}
+
+/// Whether `path` exists and is not a regular file (a device such as
+/// `/dev/null`, a named pipe).
+pub(crate) fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// How an output of a checkpointed run is opened.
@@ -322,6 +331,16 @@ impl<T> std::fmt::Debug for Output<T> {
     }
 }
 
+impl<T> Output<T> {
+    /// The file this output writes, if it is one.
+    fn file(&self) -> Option<PathBuf> {
+        match self {
+            Output::Target(Target::File(p)) => Some(p.clone()),
+            _ => None,
+        }
+    }
+}
+
 impl<T: 'static> Output<T> {
     fn open<E: Encode<T> + 'static>(
         self,
@@ -365,6 +384,21 @@ impl<O> Default for Sinks<O> {
             late: Output::default(),
             dead_letters: Output::default(),
         }
+    }
+}
+
+impl<O> Sinks<O> {
+    /// The outputs that are files, by what they hold (`results`, `late
+    /// records`, `dead letters`).
+    pub(crate) fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        [
+            ("results", self.results.file()),
+            ("late records", self.late.file()),
+            ("dead letters", self.dead_letters.file()),
+        ]
+        .into_iter()
+        .filter_map(|(what, p)| p.map(|p| (what, p)))
+        .collect()
     }
 }
 
