@@ -955,3 +955,62 @@ fn a_checkpointed_run_may_write_to_a_device_and_resume() {
     assert!(err.contains("resuming from checkpoint"), "{err}");
     assert!(!err.contains("stats log"), "{err}");
 }
+
+#[test]
+fn time_decisions_that_are_damaged_or_not_this_inputs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = dir.join("in");
+    fs::create_dir(&input).unwrap();
+    for p in 0..2 {
+        let lines: Vec<String> = (0..10).map(|i| record("k", i * 500 + p)).collect();
+        append(&input.join(format!("p{p}.jsonl")), &lines);
+    }
+    let ckpt = dir.join("ck");
+    fs::create_dir(&ckpt).unwrap();
+    let replay = |decisions: &str| -> Output {
+        fs::write(ckpt.join("decisions.jsonl"), decisions).unwrap();
+        bin()
+            .args(["run", "--window", "tumbling:1s", "--output"])
+            .arg(dir.join("out.jsonl"))
+            .arg("--input")
+            .arg(&input)
+            .arg("--replay-decisions")
+            .arg(&ckpt)
+            .output()
+            .unwrap()
+    };
+    let cases = [
+        (
+            "{\"resume\":{\"partition\":7,\"offset\":1,\"stream_time\":5000}}\n",
+            Some(2),
+            "name partition 7, which the input does not have",
+        ),
+        (
+            "{\"resume\":{\"partition\":1,\"offset\":50,\"stream_time\":5000}}\n",
+            Some(2),
+            "offset 50 of partition 1, past its end (10 records)",
+        ),
+        (
+            "{\"resume\":{\"partition\":1,\"offset\":2,\"stream_time\":5000}}\t00000000\n{\"stop\":{\"at\":9000}}\n",
+            Some(1),
+            "line 1: its checksum does not match",
+        ),
+        (
+            "{\"resume\":{\"partition\":1,\"offset\":2,\"stream_time\":5000}}\ngarbage\n{\"stop\":{\"at\":9000}}\n",
+            Some(1),
+            "line 2: not a time decision",
+        ),
+    ];
+    for (decisions, code, said) in cases {
+        let out = replay(decisions);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), code, "{decisions}: {err}");
+        assert!(err.contains(said), "{decisions}: {err}");
+    }
+    // A last line torn by a crash is dropped; the rest is replayed.
+    let out = replay(
+        "{\"resume\":{\"partition\":1,\"offset\":2,\"stream_time\":3000}}\n{\"stop\":{\"at\"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}

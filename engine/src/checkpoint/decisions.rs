@@ -18,12 +18,18 @@
 //! frontier, whatever its timing and worker count: its output equals the
 //! live run's.
 //!
-//! The log is `decisions.jsonl` in the checkpoint directory, one JSON
-//! object per line, appended and synced as each decision is taken.
+//! The log is `decisions.jsonl` in the checkpoint directory, one decision
+//! per line — a JSON object, a tab, and the CRC32 of the JSON as eight hex
+//! digits — appended and synced as each decision is taken. A line that does
+//! not end in a newline is one a crash tore, and is dropped; any other line
+//! that does not read back (its checksum, its JSON) makes the log unusable,
+//! as does a decision for a partition or an offset the input does not
+//! have. (Lines without a checksum, as older versions wrote them, are
+//! read as they are.)
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -72,33 +78,49 @@ impl Replay {
     /// Reads the decisions recorded in checkpoint directory `dir`.
     pub fn load(dir: &Path) -> Result<Replay, CheckpointError> {
         let path = dir.join(DECISIONS_FILE);
-        let file = File::open(&path).map_err(|source| CheckpointError::Io {
+        let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Io {
             action: "read the time decisions",
             path: path.clone(),
             source,
         })?;
+        let bad = |line: usize, why: String| {
+            CheckpointError::Encode(format!(
+                "\"{}\" line {line}: {why}: the time decisions cannot be replayed",
+                path.display()
+            ))
+        };
         let mut replay = Replay::default();
-        for (i, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| CheckpointError::Io {
-                action: "read the time decisions",
-                path: path.clone(),
-                source,
-            })?;
+        let mut rest = bytes.as_slice();
+        let mut number = 0;
+        while !rest.is_empty() {
+            number += 1;
+            let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+                // No newline: the line a crash tore while it was written.
+                break;
+            };
+            let (line, after) = (&rest[..end], &rest[end + 1..]);
+            rest = after;
+            let line = std::str::from_utf8(line)
+                .map_err(|_| bad(number, "not UTF-8".into()))?
+                .trim_end_matches('\r');
             if line.trim().is_empty() {
                 continue;
             }
-            let decision: Decision = match serde_json::from_str(&line) {
-                Ok(d) => d,
-                // A line torn by a crash can only be the last one.
-                Err(_) if line.ends_with('}') => {
-                    return Err(CheckpointError::Encode(format!(
-                        "\"{}\" line {}: not a time decision: {line}",
-                        path.display(),
-                        i + 1
-                    )))
+            let json = match line.rsplit_once('\t') {
+                Some((json, crc)) => {
+                    let stated = u32::from_str_radix(crc, 16)
+                        .ok()
+                        .filter(|_| crc.len() == 8)
+                        .ok_or_else(|| bad(number, format!("\"{crc}\" is not a checksum")))?;
+                    if crc32fast::hash(json.as_bytes()) != stated {
+                        return Err(bad(number, "its checksum does not match".into()));
+                    }
+                    json
                 }
-                Err(_) => break,
+                None => line,
             };
+            let decision: Decision = serde_json::from_str(json)
+                .map_err(|e| bad(number, format!("not a time decision ({e})")))?;
             match decision {
                 Decision::Resume {
                     partition,
@@ -118,6 +140,17 @@ impl Replay {
             list.sort_unstable();
         }
         Ok(replay)
+    }
+
+    /// Refuses decisions for partitions `partitions` does not hold.
+    pub fn check_partitions(&self, partitions: &[PartitionId]) -> Result<(), String> {
+        match self.resumes.keys().find(|p| !partitions.contains(p)) {
+            Some(p) => Err(format!(
+                "the time decisions name partition {p}, which the input does not have ({} partitions): they were recorded over another input",
+                partitions.len()
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -146,8 +179,15 @@ impl DecisionLog {
             }
         };
         std::fs::create_dir_all(dir).map_err(io_error("create the checkpoint directory"))?;
-        let kept = match (resumed_at, Replay::load(dir)) {
-            (Some(positions), Ok(old)) => {
+        let old = match resumed_at {
+            None => None,
+            Some(_) if !path.exists() => Some(Replay::default()),
+            // The decisions before the checkpoint must be kept: a log that
+            // cannot be read stops the run rather than lose them.
+            Some(_) => Some(Replay::load(dir)?),
+        };
+        let kept = match (resumed_at, old) {
+            (Some(positions), Some(old)) => {
                 let mut kept = Vec::new();
                 for (p, list) in old.resumes {
                     let next = positions.get(&p).map_or(0, |pos| pos.offset);
@@ -163,12 +203,19 @@ impl DecisionLog {
             }
             _ => Vec::new(),
         };
-        let mut file = File::create(&path).map_err(io_error("write the time decisions"))?;
+        // Rewritten whole and renamed over the old log: a crash leaves one
+        // or the other.
+        let tmp = dir.join(format!("{DECISIONS_FILE}.tmp"));
+        let mut file = File::create(&tmp).map_err(io_error("write the time decisions"))?;
         for d in &kept {
             writeln!(file, "{}", line(d)).map_err(io_error("write the time decisions"))?;
         }
         file.sync_data()
             .map_err(io_error("write the time decisions"))?;
+        std::fs::rename(&tmp, &path).map_err(io_error("write the time decisions"))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -195,8 +242,11 @@ impl DecisionLog {
     }
 }
 
+/// A decision's line (without its newline): the JSON, a tab, its CRC32.
 fn line(d: &Decision) -> String {
-    serde_json::to_string(d).unwrap_or_default()
+    let json = serde_json::to_string(d).unwrap_or_default();
+    let crc = crc32fast::hash(json.as_bytes());
+    format!("{json}\t{crc:08x}")
 }
 
 #[cfg(test)]
@@ -232,5 +282,39 @@ mod tests {
         assert_eq!(replay.resumes.get(&0), Some(&vec![(10, 5_000)]));
         assert_eq!(replay.resumes.get(&1), None);
         assert_eq!(replay.stop, None);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_any_other_bad_line_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DECISIONS_FILE);
+        let a = line(&Decision::Resume {
+            partition: 0,
+            offset: 3,
+            stream_time: 100,
+        });
+        let b = line(&Decision::Stop { at: 900 });
+        std::fs::write(&path, format!("{a}\n{}", &b[..10])).unwrap();
+        let replay = Replay::load(dir.path()).unwrap();
+        assert_eq!(
+            (replay.resumes[&0].clone(), replay.stop),
+            (vec![(3, 100)], None)
+        );
+        // A flipped digit in a complete line: refused, naming the line.
+        let flipped = a.replacen("100", "101", 1);
+        std::fs::write(&path, format!("{flipped}\n{b}\n")).unwrap();
+        let e = Replay::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("line 1: its checksum does not match"), "{e}");
+        std::fs::write(&path, format!("{a}\nnot a decision\n{b}\n")).unwrap();
+        let e = Replay::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("line 2: not a time decision"), "{e}");
+        // Lines of older versions, without a checksum, still read.
+        std::fs::write(&path, "{\"stop\":{\"at\":5}}\n").unwrap();
+        assert_eq!(Replay::load(dir.path()).unwrap().stop, Some(5));
+        let replay = Replay::load(dir.path()).unwrap();
+        assert!(replay.check_partitions(&[0]).is_ok());
+        std::fs::write(&path, format!("{a}\n")).unwrap();
+        let replay = Replay::load(dir.path()).unwrap();
+        assert!(replay.check_partitions(&[1, 2]).is_err());
     }
 }

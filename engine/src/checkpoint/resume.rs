@@ -75,7 +75,13 @@ pub(crate) fn prepare<A: JobAggregator>(
         emit_from,
         decisions: None,
         replay: match &config.replay_decisions {
-            Some(dir) => Some(Arc::new(Replay::load(dir)?)),
+            Some(dir) => {
+                let replay = Replay::load(dir)?;
+                replay
+                    .check_partitions(&source.partitions()?)
+                    .map_err(EngineError::Config)?;
+                Some(Arc::new(replay))
+            }
             None => None,
         },
     };

@@ -15,6 +15,10 @@ use super::{Checkpoint, CheckpointError, CheckpointId};
 pub const DEFAULT_KEEP: usize = 3;
 
 const DIR_PREFIX: &str = "ckpt-";
+
+/// The largest manifest read: its positions and input checks for the most
+/// partitions a job can have take a few MB.
+const MAX_MANIFEST: u64 = 64 << 20;
 const LOCK_FILE: &str = "LOCK";
 const TMP_SUFFIX: &str = ".tmp";
 
@@ -196,6 +200,24 @@ impl CheckpointDir {
         Ok(ids)
     }
 
+    /// The highest number of any entry named like a checkpoint, directory
+    /// or not.
+    fn highest_name(&self) -> Result<Option<CheckpointId>> {
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("list the checkpoint directory", &self.path)(e)),
+        };
+        Ok(entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let digits = name.to_str()?.strip_prefix(DIR_PREFIX)?.to_owned();
+                digits.parse().ok().map(CheckpointId)
+            })
+            .max())
+    }
+
     /// Writes `checkpoint` as the newest checkpoint and returns its id; then
     /// deletes the complete checkpoints beyond the newest
     /// [`keep`](Self::keep) and any incomplete or truncated older ones
@@ -208,7 +230,13 @@ impl CheckpointDir {
     /// checkpoint was written and only the clean-up failed.
     pub fn write(&mut self, checkpoint: &Checkpoint) -> Result<CheckpointId> {
         self.lock()?;
-        let newest = self.ids()?.last().copied().max(self.last_written);
+        // Past every entry named like a checkpoint, a stray file too.
+        let newest = self
+            .ids()?
+            .last()
+            .copied()
+            .max(self.last_written)
+            .max(self.highest_name()?);
         let id = CheckpointId(newest.map_or(1, |id| id.0 + 1));
         let dir = self.checkpoint_path(id);
         fs::create_dir(&dir).map_err(io_error("create the checkpoint directory", &dir))?;
@@ -398,7 +426,19 @@ impl CheckpointDir {
     /// Reads and checks the manifest of checkpoint `id`.
     fn read_manifest(&self, id: CheckpointId) -> std::result::Result<Manifest, Invalid> {
         let path = self.checkpoint_path(id);
-        let bytes = match fs::read(path.join(MANIFEST_FILE)) {
+        let read = File::open(path.join(MANIFEST_FILE)).and_then(|f| {
+            // No more than a manifest can hold: a huge file is not read
+            // into memory to be found wrong.
+            let mut bytes = Vec::new();
+            f.take(MAX_MANIFEST + 1).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        });
+        let bytes = match read {
+            Ok(bytes) if bytes.len() as u64 > MAX_MANIFEST => {
+                return Err(Invalid::ManifestUnreadable(format!(
+                    "it is larger than {MAX_MANIFEST} bytes, more than any manifest holds"
+                )))
+            }
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Invalid::MissingManifest {
@@ -616,6 +656,37 @@ mod tests {
         fs::write(tmp.path().join("ckpt-0000000009"), b"a file").unwrap();
         let dir = CheckpointDir::open(tmp.path()).unwrap();
         assert_eq!(dir.ids().unwrap(), vec![CheckpointId(7)]);
+    }
+
+    #[test]
+    fn a_stray_file_named_like_the_next_checkpoint_is_passed_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dir = CheckpointDir::open(tmp.path()).unwrap();
+        assert_eq!(dir.write(&checkpoint(1)).unwrap(), CheckpointId(1));
+        fs::write(tmp.path().join("ckpt-0000000002"), b"stray").unwrap();
+        assert_eq!(dir.write(&checkpoint(2)).unwrap(), CheckpointId(3));
+        assert_eq!(dir.write(&checkpoint(3)).unwrap(), CheckpointId(4));
+        let found = dir.newest_valid().unwrap().found.unwrap();
+        assert_eq!(found.checkpoint.frontier, 3);
+    }
+
+    #[test]
+    fn a_huge_manifest_is_not_read_into_memory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dir = CheckpointDir::open(tmp.path()).unwrap();
+        let id = dir.write(&checkpoint(1)).unwrap();
+        let manifest = dir.checkpoint_path(id).join(MANIFEST_FILE);
+        // A sparse file far larger than any manifest.
+        File::options()
+            .write(true)
+            .open(&manifest)
+            .unwrap()
+            .set_len(MAX_MANIFEST * 16)
+            .unwrap();
+        let recovery = dir.newest_valid().unwrap();
+        assert!(recovery.found.is_none());
+        let reason = recovery.skipped[0].reason.to_string();
+        assert!(reason.contains("more than any manifest holds"), "{reason}");
     }
 
     #[test]

@@ -416,6 +416,16 @@ pub(crate) fn ingest<'scope>(
                             }
                         }
                     }
+                    if let Some(&(offset, _)) = part.jumps.front().filter(|_| reached_end) {
+                        // A replayed decision past the partition's end: the
+                        // decisions are not this input's.
+                        control.fail(EngineError::Config(format!(
+                            "the time decisions replayed name offset {offset} of partition {partition}, past its end ({} records): they were recorded over another input",
+                            part.reader.position()
+                        )));
+                        reached_end = false;
+                        part.ended = true;
+                    }
                     if reached_end {
                         part.ended = true;
                         extra.extend((0..peers).map(|d| Ingest::End {
