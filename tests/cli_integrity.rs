@@ -1014,3 +1014,90 @@ fn time_decisions_that_are_damaged_or_not_this_inputs_are_refused() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn reprocessing_points_and_inputs_that_are_mistakes_are_said_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = generated(dir, 2_000);
+    let run = |input: &Path, extra: &[&str]| -> Output {
+        bin()
+            .args(["run", "--window", "tumbling:1s", "--output"])
+            .arg(dir.join("out.jsonl"))
+            .arg("--input")
+            .arg(input)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Epoch seconds where milliseconds are meant.
+    let out = run(&input, &["--from-time", "1700000100"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "error: invalid --from-time 1700000100: it reads as epoch seconds (2023-11-14T22:15:00Z)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let job = dir.join("job.toml");
+    fs::write(
+        &job,
+        "input = \"in\"\nwindow = \"tumbling:1s\"\nfrom-time = 1700000100\n",
+    )
+    .unwrap();
+    let out = bin().args(["run", "--job"]).arg(&job).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reads as epoch seconds"),
+        "{}",
+        stderr(&out)
+    );
+    // Past the input: nothing written, and said (even with --quiet).
+    let out = run(&input, &["--quiet", "--from-time", "2030-01-01T00:00:00Z"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is past the end of the input")
+            && stderr(&out).contains("nothing was written"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(fs::read(dir.join("out.jsonl")).unwrap().is_empty());
+    // A negative partition: the parser's message, not clap's.
+    let out = run(&input, &["--from-offsets", "-1:5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"-1\" is not a partition"),
+        "{}",
+        stderr(&out)
+    );
+    // A named pipe and a dangling link among the partitions.
+    let fifo = input.join("part-00009.jsonl");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let out = run(&input, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("part-00009.jsonl\" matches the partition glob")
+            && stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    fs::remove_file(&fifo).unwrap();
+    std::os::unix::fs::symlink(dir.join("nowhere.jsonl"), input.join("part-00008.jsonl")).unwrap();
+    let out = run(&input, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a symbolic link to nothing"),
+        "{}",
+        stderr(&out)
+    );
+    // Inspecting a directory that is not there.
+    let out = bin()
+        .arg("inspect")
+        .arg(dir.join("no-such-dir"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}

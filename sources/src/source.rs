@@ -370,6 +370,17 @@ pub enum SourceError {
         /// The partition's length.
         end: Offset,
     },
+    /// A name in a partition directory matches the partition glob but is
+    /// not a file that can be read as a partition.
+    #[error("\"{}\" matches the partition glob \"{pattern}\" but {reason}; remove it or narrow --partition-glob", path.display())]
+    NotAPartitionFile {
+        /// The entry.
+        path: PathBuf,
+        /// The partition glob.
+        pattern: String,
+        /// What it is.
+        reason: &'static str,
+    },
     /// A partition directory holds no file matching the partition glob.
     #[error("no partition files matching \"{pattern}\" in directory \"{}\"", dir.display())]
     NoPartitionFiles {

@@ -24,6 +24,12 @@ pub struct InspectArgs {
 
 /// Lists the checkpoints of `args.dir`, newest first.
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
+    if !args.dir.exists() {
+        anyhow::bail!(
+            "checkpoint directory \"{}\" does not exist",
+            args.dir.display()
+        );
+    }
     let dir = CheckpointDir::open(&args.dir)
         .with_context(|| format!("opening checkpoint directory \"{}\"", args.dir.display()))?;
     let mut list = dir

@@ -48,7 +48,15 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
     });
     match (flag, reason) {
         (Some(flag), Some(reason)) if !flag.is_empty() => {
-            eprintln!("error: invalid {flag}: {reason}\n\nFor more information, try '--help'.");
+            // A parser whose message names the flag already is not
+            // prefixed again ("invalid --from-time: invalid --from-time").
+            let named = reason.starts_with(&format!("invalid {flag}"))
+                || reason.starts_with(&format!("{flag} "));
+            if named {
+                eprintln!("error: {reason}\n\nFor more information, try '--help'.");
+            } else {
+                eprintln!("error: invalid {flag}: {reason}\n\nFor more information, try '--help'.");
+            }
             ExitCode::from(2)
         }
         _ => e.exit(),

@@ -175,6 +175,26 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    if let Some(from) = spec.from_time {
+        // Past the input: every frontier step is before it, so nothing
+        // was written. Said even with --quiet: an empty output is not an
+        // answer.
+        let newest = stats
+            .snapshot()
+            .partitions
+            .iter()
+            .filter_map(|p| p.stream_time)
+            .max();
+        if newest.is_some_and(|t| t < from.0) && summary.final_watermark.is_none() {
+            let newest = newest.unwrap_or_default();
+            eprintln!(
+                "tidemark: --from-time {} ({}) is past the end of the input, whose last stream time is {newest} ({}): nothing was written",
+                from.0,
+                utc(from.0),
+                utc(newest)
+            );
+        }
+    }
     if let Some(path) = &spec.summary_json {
         write_summary_json(path, &summary, started.elapsed())?;
     }
@@ -325,6 +345,7 @@ fn failure_note(
                     SourceError::OpenInput { .. }
                         | SourceError::ListDirectory { .. }
                         | SourceError::NoPartitionFiles { .. }
+                        | SourceError::NotAPartitionFile { .. }
                         | SourceError::MixedFormats { .. }
                         | SourceError::UnknownFormat { .. }
                 )

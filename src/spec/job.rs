@@ -675,6 +675,7 @@ pub struct JobSpec {
         arg(
             long,
             value_name = "P:O,...",
+            allow_hyphen_values = true,
             help_heading = "Checkpoints",
             conflicts_with = "from_time",
             help = help("Reprocess from these partition offsets (0:1200,1:800; partitions not named start at 0): the output is exactly what a full run writes from the first frontier step whose records all lie at or beyond them. Starts from the newest checkpoint before that point (with --checkpoint-dir, which is then only read) or from the start", "off")

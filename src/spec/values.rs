@@ -765,13 +765,11 @@ impl FromStr for CheckpointInterval {
         {
             let n: u64 = n.trim().parse().map_err(|_| {
                 SpecError(format!(
-                    "invalid checkpoint interval \"{text}\": expected a number of records such as 100000records, or an event-time interval such as 10s"
+                    "\"{text}\" is neither a number of records such as 100000records nor an event-time interval such as 10s"
                 ))
             })?;
             if n == 0 {
-                return err(format!(
-                    "invalid checkpoint interval \"{text}\": must be at least 1 record"
-                ));
+                return err(format!("\"{text}\": must be at least 1 record"));
             }
             return Ok(CheckpointInterval(
                 tidemark_engine::CheckpointEvery::Records(n),
@@ -779,14 +777,12 @@ impl FromStr for CheckpointInterval {
         }
         let d: DurationMs = text.parse().map_err(|e: SpecError| {
             SpecError(format!(
-                "invalid checkpoint interval \"{text}\": {} (an event-time interval such as 10s, or a record count such as 100000records)",
+                "{} (an event-time interval such as 10s, or a record count such as 100000records)",
                 e.0
             ))
         })?;
         if d.millis() == 0 {
-            return err(format!(
-                "invalid checkpoint interval \"{text}\": must be more than 0"
-            ));
+            return err(format!("\"{text}\": must be more than 0"));
         }
         Ok(CheckpointInterval(
             tidemark_engine::CheckpointEvery::EventTime(d.millis()),
@@ -845,8 +841,18 @@ impl FromStr for FromOffsets {
                 ))
             };
             let (p, o) = part.split_once(':').ok_or_else(bad)?;
-            let p: u32 = p.trim().parse().map_err(|_| bad())?;
-            let o: u64 = o.trim().parse().map_err(|_| bad())?;
+            let p: u32 = p.trim().parse().map_err(|_| {
+                SpecError(format!(
+                    "invalid --from-offsets entry \"{part}\": \"{}\" is not a partition (0, 1, ...)",
+                    p.trim()
+                ))
+            })?;
+            let o: u64 = o.trim().parse().map_err(|_| {
+                SpecError(format!(
+                    "invalid --from-offsets entry \"{part}\": \"{}\" is not an offset (0, 1, ...)",
+                    o.trim()
+                ))
+            })?;
             if map.insert(p, o).is_some() {
                 return err(format!("--from-offsets names partition {p} twice"));
             }
@@ -896,7 +902,7 @@ impl FromStr for FromTime {
     fn from_str(text: &str) -> Result<Self, SpecError> {
         let text = text.trim();
         if let Ok(ms) = text.parse::<i64>() {
-            return Ok(FromTime(ms));
+            return FromTime::from_millis(ms);
         }
         tidemark_sources::decode::parse_rfc3339(text)
             .map(FromTime)
@@ -905,6 +911,25 @@ impl FromStr for FromTime {
                     "invalid --from-time \"{text}\": expected RFC 3339 (2024-05-01T12:00:00Z) or epoch milliseconds"
                 ))
             })
+    }
+}
+
+impl FromTime {
+    /// Epoch milliseconds; a number that reads as epoch *seconds* of this
+    /// era (1e9 to 1e11: 2001 to 5138 in seconds, but only 1970-01-12 to
+    /// 1973-03-03 in milliseconds) is refused rather than taken as a time
+    /// in 1970 that every record is after.
+    pub fn from_millis(ms: i64) -> Result<FromTime, SpecError> {
+        if (1_000_000_000..100_000_000_000).contains(&ms) {
+            let as_seconds = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(ms.unsigned_abs()),
+            );
+            return err(format!(
+                "invalid --from-time {ms}: it reads as epoch seconds ({as_seconds}), but --from-time takes epoch milliseconds: give {}000, or RFC 3339",
+                ms
+            ));
+        }
+        Ok(FromTime(ms))
     }
 }
 
@@ -932,10 +957,11 @@ impl<'de> Deserialize<'de> for FromTime {
                 v.parse().map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<FromTime, E> {
-                Ok(FromTime(v))
+                FromTime::from_millis(v).map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FromTime, E> {
-                i64::try_from(v).map(FromTime).map_err(E::custom)
+                let v = i64::try_from(v).map_err(E::custom)?;
+                FromTime::from_millis(v).map_err(E::custom)
             }
         }
         d.deserialize_any(Visitor)

@@ -587,8 +587,37 @@ fn is_partition_file(path: &Path, glob: &Glob) -> bool {
         .is_some_and(|name| glob.matches(&name.to_string_lossy()))
 }
 
-/// The partition files of a directory, in natural name order.
+/// The partition files of a directory, in natural name order. A name the
+/// glob selects that is not a file it can read — a dangling symlink, a
+/// named pipe, a device — is an error naming it, never skipped in silence
+/// (a directory is not a partition, as documented).
 fn list_directory(dir: &Path, glob: &Glob) -> Result<Vec<PathBuf>, SourceError> {
+    let list_error = |source| SourceError::ListDirectory {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(list_error)? {
+        let path = entry.map_err(list_error)?.path();
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+        if hidden || !is_partition_file(&path, glob) {
+            continue;
+        }
+        let reason = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() || m.is_dir() => continue,
+            Ok(_) => "it is not a regular file (a named pipe, a socket or a device)",
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                "it is a symbolic link to nothing"
+            }
+            Err(_) => "it cannot be inspected",
+        };
+        return Err(SourceError::NotAPartitionFile {
+            path,
+            pattern: glob.as_str().to_owned(),
+            reason,
+        });
+    }
     let mut files = visible_files(dir)?;
     files.retain(|f| is_partition_file(f, glob));
     if files.is_empty() {
