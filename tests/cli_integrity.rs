@@ -1101,3 +1101,73 @@ fn reprocessing_points_and_inputs_that_are_mistakes_are_said_so() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_partition_released_as_idle_lets_the_frontier_pass_on_two_workers_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = dir.join("in");
+    fs::create_dir(&input).unwrap();
+    let (p0, p1) = (input.join("p0.jsonl"), input.join("p1.jsonl"));
+    append(&p0, &[record("a", 1_000), record("a", 1_200)]);
+    append(&p1, &[record("b", 1_000)]);
+    let (live, live_late) = (dir.join("live.jsonl"), dir.join("live-late.jsonl"));
+    let ckpt = dir.join("ckpt");
+    // Two workers: each reads one partition, so the worker of partition 1
+    // has nothing but an idle partition.
+    let mut child = bin()
+        .args(["run", "--quiet", "--window", "tumbling:1s", "--follow"])
+        .args(["--idle-after", "300ms", "--workers", "2"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--checkpoint-dir")
+        .arg(&ckpt)
+        .arg("--output")
+        .arg(&live)
+        .arg("--late")
+        .arg(&live_late)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_000));
+    let lines: Vec<String> = (2..6).map(|s| record("a", s * 1_000 + 500)).collect();
+    append(&p0, &lines);
+    wait_until("windows up to 4 s", || contains(&live, "\"start\":4000"));
+    append(&p1, &[record("b", 1_500)]);
+    std::thread::sleep(Duration::from_millis(300));
+    append(&p0, &[record("a", 8_000)]);
+    append(&p1, &[record("b", 8_100)]);
+    wait_until("the late record", || contains(&live_late, "\"ts\":1500"));
+    signal(&child, "INT");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{err}");
+    let replay = dir.join("replay.jsonl");
+    let out = bin()
+        .args([
+            "run",
+            "--quiet",
+            "--window",
+            "tumbling:1s",
+            "--workers",
+            "2",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .arg("--replay-decisions")
+        .arg(&ckpt)
+        .arg("--output")
+        .arg(&replay)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(&replay).unwrap(),
+        fs::read_to_string(&live).unwrap()
+    );
+}

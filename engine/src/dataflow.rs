@@ -281,7 +281,7 @@ pub fn run<A: JobAggregator>(
         Parallelism::Cluster { workers, .. } => (*workers).max(1),
         Parallelism::Workers(n) => (*n).max(1),
     };
-    let mut control = Control::new(Arc::clone(&stats));
+    let mut control = Control::new(Arc::clone(&stats), per_process);
     control.decisions = match (&parallelism, begin.decisions.clone()) {
         (Parallelism::Cluster { .. }, Some(_)) => {
             stats.notice(

@@ -257,6 +257,7 @@ pub(crate) fn ingest<'scope>(
                         .session(&*c)
                         .give_iterator(stop_markers(*c.time(), peers));
                     report_stopped(&control.stats, &parts);
+                    control.publish_hold(index, None);
                     cap = None;
                     return;
                 }
@@ -465,6 +466,7 @@ pub(crate) fn ingest<'scope>(
                         .session(&*c)
                         .give_iterator(stop_markers(*c.time(), peers));
                     report_stopped(&control.stats, &parts);
+                    control.publish_hold(index, None);
                     cap = None;
                     return;
                 }
@@ -472,11 +474,20 @@ pub(crate) fn ingest<'scope>(
                 // still send. Idle partitions do not hold it back; when every
                 // open partition is idle it stays at the highest stream time seen.
                 let open = || parts.iter().filter(|p| !p.ended);
-                let hold = open()
-                    .filter(|p| !p.idle)
-                    .map(Partition::hold)
-                    .min()
-                    .or_else(|| open().map(Partition::hold).max());
+                let own = open().filter(|p| !p.idle).map(Partition::hold).min();
+                control.publish_hold(index, own);
+                // Every open partition idle: hold the capability at the
+                // newest stream time seen, or where the process's other
+                // workers hold the frontier if that is further (this
+                // worker then does not hold it back; the global frontier
+                // is still the least over every worker).
+                let hold = own.or_else(|| {
+                    let newest = open().map(Partition::hold).max();
+                    match (newest, control.others_hold(index)) {
+                        (Some(n), Some(o)) => Some(n.max(o)),
+                        (n, _) => n,
+                    }
+                });
                 if let Some(stop) = replay_stop {
                     if hold.is_none_or(|t| t >= stop) {
                         // Replaying a run that was stopped: stop where it did.
@@ -500,6 +511,7 @@ pub(crate) fn ingest<'scope>(
                     }
                     None => {
                         Stats::add(&control.stats.partitions_done, parts.len() as u64);
+                        control.publish_hold(index, None);
                         cap = None;
                     }
                 }

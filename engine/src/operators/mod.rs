@@ -11,7 +11,7 @@ pub(crate) mod stats_log;
 pub(crate) mod window;
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHasher;
@@ -27,16 +27,50 @@ pub(crate) struct Control {
     pub(crate) decisions: Option<Arc<crate::checkpoint::decisions::DecisionLog>>,
     error: Mutex<Option<EngineError>>,
     abort: AtomicBool,
+    /// Per worker of this process: the lowest stream time its partitions
+    /// that are not released as idle may still send ([`NOT_HOLDING`] when
+    /// it has none), so that a worker whose partitions are all idle can
+    /// follow the others instead of holding the frontier.
+    holds: Vec<AtomicI64>,
 }
 
+/// A worker's entry in [`Control`]'s holds when none of its partitions
+/// holds the frontier.
+const NOT_HOLDING: i64 = i64::MIN;
+
 impl Control {
-    pub(crate) fn new(stats: Arc<Stats>) -> Self {
+    /// The control of a process running `workers` workers.
+    pub(crate) fn new(stats: Arc<Stats>, workers: usize) -> Self {
         Control {
             stats,
             decisions: None,
             error: Mutex::new(None),
             abort: AtomicBool::new(false),
+            holds: (0..workers.max(1))
+                .map(|_| AtomicI64::new(NOT_HOLDING))
+                .collect(),
         }
+    }
+
+    /// Publishes what worker `index` holds the frontier at (`None`: its
+    /// partitions are all idle or ended).
+    pub(crate) fn publish_hold(&self, index: usize, hold: Option<i64>) {
+        if let Some(slot) = self.holds.get(index % self.holds.len()) {
+            slot.store(hold.unwrap_or(NOT_HOLDING), Ordering::Relaxed);
+        }
+    }
+
+    /// The lowest hold of the other workers of this process that hold the
+    /// frontier, if any does.
+    pub(crate) fn others_hold(&self, index: usize) -> Option<i64> {
+        let me = index % self.holds.len();
+        self.holds
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != me)
+            .map(|(_, h)| h.load(Ordering::Relaxed))
+            .filter(|&h| h != NOT_HOLDING)
+            .min()
     }
 
     /// Records a time decision; a log that cannot be written stops the job
