@@ -163,7 +163,20 @@ fn kill_and_resume(seed: u64, job: &[&str], kills: usize, workers: &[&str]) {
             rng.below(span)
         });
         moments.push(after.as_millis());
+        // A run that starts with a complete checkpoint in the directory
+        // must use it: resume from it, or find the job complete (a run
+        // killed after its last checkpoint). One that starts with none (the
+        // first, or one after a kill before the first checkpoint) starts
+        // over.
+        let had_checkpoint = has_complete_checkpoint(Path::new(&ckpt));
         let (err, completed) = run_killed(&args, after);
+        // (A run killed early may not have got as far as saying so.)
+        if had_checkpoint && completed {
+            assert!(
+                err.contains("resuming from checkpoint") || err.contains("marks this job complete"),
+                "seed {seed}, kills after {moments:?} ms: a run did not use the checkpoint it found:\n{err}"
+            );
+        }
         if err.contains("resuming from checkpoint") {
             resumed += 1;
         }
@@ -173,8 +186,19 @@ fn kill_and_resume(seed: u64, job: &[&str], kills: usize, workers: &[&str]) {
     }
     let mut with: Vec<&str> = job.to_vec();
     with.extend(["--checkpoint-dir", &ckpt, "--checkpoint-every", "1s"]);
+    let had_checkpoint = has_complete_checkpoint(Path::new(&ckpt));
     let last = bin().args(job_args(&input, &out, &with)).output().unwrap();
     assert!(last.status.success(), "{}", stderr(&last));
+    let err = stderr(&last);
+    if had_checkpoint {
+        assert!(
+            err.contains("resuming from checkpoint") || err.contains("marks this job complete"),
+            "seed {seed}, kills after {moments:?} ms: the last run did not use the checkpoint it found:\n{err}"
+        );
+    }
+    if err.contains("resuming from checkpoint") {
+        resumed += 1;
+    }
     let got = read_outputs(&out);
     for (i, name) in OUTPUTS.iter().enumerate() {
         assert!(
@@ -184,14 +208,21 @@ fn kill_and_resume(seed: u64, job: &[&str], kills: usize, workers: &[&str]) {
             expected[i].len()
         );
     }
-    // The first run has nothing to resume from, and a run that completes
-    // ends the kills: at least two resumes when three runs or more were
-    // killed, and at least one in any case.
-    let wanted = moments.len().saturating_sub(1).clamp(1, 2);
+    // The kills must have tested resuming at all.
     assert!(
-        resumed >= wanted,
-        "seed {seed}: only {resumed} restarts resumed from a checkpoint (kills after {moments:?} ms)"
+        resumed >= 1,
+        "seed {seed}: no restart resumed from a checkpoint (kills after {moments:?} ms)"
     );
+}
+
+/// Whether the checkpoint directory holds a checkpoint with its manifest.
+fn has_complete_checkpoint(ckpt: &Path) -> bool {
+    fs::read_dir(ckpt).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with("ckpt-")
+                && e.path().join("MANIFEST").exists()
+        })
+    })
 }
 
 #[test]
@@ -543,6 +574,8 @@ fn job_file_keys_rebuild_from_time_and_from_offsets_reach_the_run() {
     // rebuild = true in the job file deletes the checkpoints of a run and
     // starts again (no resume).
     let keys = "checkpoint-dir = \"ck\"\ncheckpoint-every = \"1s\"\n";
+    // A checkpointed run does not replace outputs another run wrote.
+    fs::remove_file(dir.join("out.jsonl")).unwrap();
     write_job(keys);
     let job = dir.join("job.toml");
     fs::write(

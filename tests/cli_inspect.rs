@@ -127,8 +127,9 @@ fn inspect_lists_checkpoints_and_names_a_torn_one() {
     assert_eq!(objects[1]["valid"], true);
     assert_eq!(objects[1]["manifest"]["frontier"], 1_793_610_000_000i64);
 
-    // An empty directory says so.
+    // An empty directory says so (a missing one is an error).
     let empty = tmp.path().join("none");
+    std::fs::create_dir(&empty).unwrap();
     let (ok, text, _) = inspect(&[empty.to_str().unwrap()]);
     assert!(ok);
     assert!(text.contains("no checkpoint"), "{text}");
