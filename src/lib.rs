@@ -58,6 +58,7 @@ pub mod job;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod spec;
+#[cfg(feature = "tradeoff")]
 pub mod tradeoff;
 
 pub use tidemark_engine as engine;

@@ -60,7 +60,7 @@ enum Command {
     /// Write a generated workload as partition files.
     #[command(long_about = GEN_ABOUT)]
     Gen(cli::gen::GenArgs),
-    /// Measure throughput against an in-process plain-loop baseline.
+    /// Measure the engine: throughput, scaling, whole runs on files, checkpoints, and the latency/completeness trade-off.
     Bench(cli::bench::BenchArgs),
     /// The SHA-256 digest of output files, as a run's summary prints it.
     Digest(cli::digest::DigestArgs),

@@ -24,6 +24,8 @@ pub struct Stats {
     pub windows_emitted: AtomicU64,
     /// Rows of kind `retract` or `update`.
     pub corrections: AtomicU64,
+    /// Of the corrections, rows of kind `retract`.
+    pub retractions: AtomicU64,
     /// Partitions that reached their end.
     pub partitions_done: AtomicU64,
     /// Partitions read by this process.
@@ -96,6 +98,7 @@ impl Default for Stats {
             unassigned: AtomicU64::new(0),
             windows_emitted: AtomicU64::new(0),
             corrections: AtomicU64::new(0),
+            retractions: AtomicU64::new(0),
             partitions_done: AtomicU64::new(0),
             partitions: AtomicU64::new(0),
             frontier: AtomicI64::new(i64::MIN),
@@ -422,6 +425,7 @@ impl Stats {
             unassigned: self.unassigned.load(Relaxed),
             windows_emitted: self.windows_emitted.load(Relaxed),
             corrections: self.corrections.load(Relaxed),
+            retractions: self.retractions.load(Relaxed),
             partitions: self.partitions.load(Relaxed),
             idle_releases: self.idle_releases.load(Relaxed),
             final_watermark: if frontier == i64::MAX {
@@ -463,6 +467,9 @@ pub struct Summary {
     pub windows_emitted: u64,
     /// Rows of kind `retract` or `update`.
     pub corrections: u64,
+    /// Of the corrections, rows of kind `retract`.
+    #[serde(default)]
+    pub retractions: u64,
     /// Partitions read by this process.
     pub partitions: u64,
     /// Times a followed partition was released as idle (`idle_after`); when
@@ -504,6 +511,18 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Rows of kind `update`.
+    pub fn updates(&self) -> u64 {
+        self.corrections.saturating_sub(self.retractions)
+    }
+
+    /// The windows the results show in the end: every `final` and `update`
+    /// row adds one, every `retract` takes one away (with `final` rows and
+    /// no correction, the windows emitted).
+    pub fn windows(&self) -> u64 {
+        (self.windows_emitted + self.updates()).saturating_sub(self.retractions)
+    }
+
     /// The sum of the processes' counters, with the global
     /// `final_watermark`.
     pub(crate) fn total(all: &[Summary], final_watermark: Option<i64>) -> Summary {
@@ -519,6 +538,7 @@ impl Summary {
             t.unassigned += s.unassigned;
             t.windows_emitted += s.windows_emitted;
             t.corrections += s.corrections;
+            t.retractions += s.retractions;
             t.partitions += s.partitions;
             t.idle_releases += s.idle_releases;
             t.peak_open_windows += s.peak_open_windows;

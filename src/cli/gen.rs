@@ -85,5 +85,9 @@ pub fn run(args: &GenArgs) -> anyhow::Result<()> {
         args.format,
         args.out.display()
     );
+    if args.header {
+        // A header line is data to `run` unless it is told.
+        eprintln!("each file starts with a header line: read them with `tidemark run --header`");
+    }
     Ok(())
 }

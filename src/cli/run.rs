@@ -220,8 +220,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             );
         }
         // The results file's digest (process 0 writes the outputs).
+        // (A device or a pipe has no bytes to digest.)
+        let regular = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file());
         if let (Some(OutputPath::File(path)), None | Some(0)) = (&spec.output, args.process) {
-            if let Ok(p) = tidemark::engine::checkpoint::digest_file(path) {
+            if let Some(p) = regular(path)
+                .then(|| tidemark::engine::checkpoint::digest_file(path).ok())
+                .flatten()
+            {
                 eprintln!(
                     "  results digest: sha256 {} ({} bytes; tidemark digest FILE gives the same)",
                     p.digest, p.len
@@ -465,8 +470,16 @@ fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations, processes: O
 /// watermark.
 fn print_details(s: &Summary, to: &Destinations) {
     eprintln!(
-        "  windows emitted {}, corrections {} (rows); late dropped {}, late applied {}, dead letters {} (records)",
-        s.windows_emitted, s.corrections, s.late_dropped, s.late_applied, s.dead_letters
+        "  windows emitted {} in {} rows: {} final, {} update, {} retract",
+        s.windows(),
+        s.windows_emitted + s.corrections,
+        s.windows_emitted,
+        s.updates(),
+        s.retractions,
+    );
+    eprintln!(
+        "  late dropped {}, late applied {}, dead letters {} (records)",
+        s.late_dropped, s.late_applied, s.dead_letters
     );
     for note in summary_notes(s, to) {
         eprintln!("  {note}");
@@ -486,7 +499,10 @@ fn print_watermark(s: &Summary) {
         Some(w) if w <= i64::MIN / 2 => {
             eprintln!("  final watermark: none yet (nothing completed)")
         }
-        Some(w) => eprintln!("  final watermark: {w} (outputs complete up to it)"),
+        Some(w) => eprintln!(
+            "  final watermark: {w} ({}; outputs complete up to it)",
+            utc(w)
+        ),
     }
 }
 
@@ -531,22 +547,18 @@ impl Progress {
                 while window.len() > 30 {
                     window.pop_front();
                 }
-                let mut line = progress_line(&snap, &window, total, started.elapsed());
-                if follow {
-                    // Followed input: how far behind the wall clock the
-                    // watermark is (event times that are wall-clock times).
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64);
-                    if let Some(lag) = snap.processing_lag_ms(now) {
-                        line.push_str(&format!(
-                            ", {} behind the wall clock",
-                            humantime::format_duration(Duration::from_secs(
-                                lag.max(0) as u64 / 1000
-                            ))
-                        ));
-                    }
-                }
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let wall = follow.then_some(now_ms);
+                let line = progress_line(
+                    &snap,
+                    &window,
+                    total,
+                    started.elapsed(),
+                    wall,
+                    PROGRESS_WIDTH,
+                );
                 bar.set_message(line);
                 bar.tick();
                 std::thread::sleep(Duration::from_millis(100));
@@ -557,15 +569,24 @@ impl Progress {
     }
 }
 
+/// The width the progress line keeps within (with its spinner and
+/// elapsed time), so that it never wraps on a terminal of 120 columns.
+const PROGRESS_WIDTH: usize = 108;
+
 /// The progress line: records and rate (and a total and ETA when the
-/// input's size is known), partitions done, the watermark in UTC, the
-/// event-time lag and the partition holding the watermark, late and dead
-/// letters.
-fn progress_line(
+/// input's size is known), the watermark in UTC with its lag and the
+/// partition holding it, partitions done, the oldest window still open
+/// when the watermark waits for it, late and dead-letter counts, and for a
+/// followed input how far the watermark is behind the wall clock (`wall`,
+/// ms since the epoch) when that is less than a day. Parts are dropped,
+/// least useful first, until the line fits in `width` characters.
+pub(crate) fn progress_line(
     snap: &tidemark::engine::StatsSnapshot,
     recent: &std::collections::VecDeque<(Instant, u64)>,
     total: Option<u64>,
     elapsed: Duration,
+    wall: Option<i64>,
+    width: usize,
 ) -> String {
     use tidemark::engine::PartitionState;
     let rate = match (recent.front(), recent.back()) {
@@ -574,64 +595,117 @@ fn progress_line(
         }
         _ => snap.records as f64 / elapsed.as_secs_f64().max(1e-3),
     };
-    let mut line = format!("{} records, {}/s", snap.records, si(rate));
+    // (priority, text): the lower the priority, the longer it stays.
+    let mut parts: Vec<(u8, String)> = Vec::new();
+    let mut head = format!("{} records, {}/s", si(snap.records as f64), si(rate));
     if let Some(total) = total.filter(|&t| t > 0) {
         let pct = 100.0 * snap.records as f64 / total as f64;
-        line.push_str(&format!(" of {total} ({pct:.0} %"));
+        head.push_str(&format!(" ({pct:.0}% of {}", si(total as f64)));
         if rate > 0.0 && snap.records < total {
             let eta = (total - snap.records) as f64 / rate;
-            line.push_str(&format!(
-                ", ETA {}",
-                humantime::format_duration(Duration::from_secs(eta.ceil() as u64))
-            ));
+            head.push_str(&format!(", ETA {}", short(eta * 1e3)));
         }
-        line.push(')');
+        head.push(')');
+    }
+    parts.push((0, head));
+    match (snap.watermark, snap.held_by) {
+        (Some(w), Some(p)) => {
+            parts.push((1, format!("watermark {}", utc(w))));
+            if let Some(lag) = snap.event_time_lag_ms {
+                parts.push((3, format!("lag {} (partition {p})", short(lag as f64))));
+            }
+        }
+        (None, Some(p)) => {
+            parts.push((1, format!("no watermark yet (partition {p} has no record)")))
+        }
+        _ => {}
     }
     let done = snap
         .partitions
         .iter()
         .filter(|p| p.state == PartitionState::Ended)
         .count();
-    line.push_str(&format!(
-        ", {done}/{} partitions done",
-        snap.partitions.len()
+    parts.push((
+        5,
+        format!("{done}/{} partitions done", snap.partitions.len()),
     ));
-    match (snap.watermark, snap.held_by) {
-        (Some(w), Some(p)) => {
-            line.push_str(&format!(", watermark {}", utc(w)));
-            if let Some(lag) = snap.event_time_lag_ms {
-                line.push_str(&format!(
-                    " (lag {}, held by partition {p})",
-                    humantime::format_duration(Duration::from_millis(lag.max(0) as u64))
-                ));
-            }
-        }
-        (None, Some(p)) => line.push_str(&format!(
-            ", watermark none yet (partition {p} has no record)"
-        )),
-        _ => {}
-    }
     if let Some(o) = &snap.oldest_open_window {
-        line.push_str(&format!(
-            ", oldest open window ends {} ({} keys",
-            utc(o.end),
-            o.keys
-        ));
-        if let Some(behind) = o.behind_ms {
-            line.push_str(&format!(
-                ", {} to go",
-                humantime::format_duration(Duration::from_millis(behind.max(0) as u64))
+        // Only while the watermark waits for it: once the watermark is
+        // past its end it is firing, and the next report names another.
+        if let Some(behind) = o.behind_ms.filter(|&b| b > 0) {
+            parts.push((
+                6,
+                format!(
+                    "oldest open window {} keys, {} to go",
+                    o.keys,
+                    short(behind as f64)
+                ),
             ));
         }
-        line.push(')');
     }
     if snap.late_dropped > 0 {
-        line.push_str(&format!(", late {}", snap.late_dropped));
+        parts.push((2, format!("late {}", snap.late_dropped)));
     }
     if snap.dead_letters > 0 {
-        line.push_str(&format!(", dead letters {}", snap.dead_letters));
+        parts.push((2, format!("dead letters {}", snap.dead_letters)));
+    }
+    if let Some(lag) = wall.and_then(|now| snap.processing_lag_ms(now)) {
+        // Historical data read again is years behind: not worth a word.
+        if (0..86_400_000).contains(&lag) {
+            parts.push((4, format!("{} behind the wall clock", short(lag as f64))));
+        }
+    }
+    let join = |parts: &[(u8, String)]| -> String {
+        parts
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut line = join(&parts);
+    while line.chars().count() > width {
+        let Some(worst) = parts
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| *p > 0)
+            .max_by_key(|(i, (p, _))| (*p, *i))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        parts.remove(worst);
+        line = join(&parts);
     }
     line
+}
+
+/// A span of milliseconds, short: `163ms`, `12.3s`, `4m12s`, `3h12m`,
+/// `22d3h`, `3y22d`.
+fn short(ms: f64) -> String {
+    let ms = ms.max(0.0);
+    let s = ms / 1e3;
+    if ms < 1e3 {
+        format!("{ms:.0}ms")
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3_600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else if s < 86_400.0 {
+        format!(
+            "{}h{:02}m",
+            (s / 3_600.0) as u64,
+            ((s % 3_600.0) / 60.0) as u64
+        )
+    } else if s < 365.0 * 86_400.0 {
+        format!(
+            "{}d{}h",
+            (s / 86_400.0) as u64,
+            ((s % 86_400.0) / 3_600.0) as u64
+        )
+    } else {
+        let days = (s / 86_400.0) as u64;
+        format!("{}y{}d", days / 365, days % 365)
+    }
 }
 
 /// An event time (epoch ms) as RFC 3339 in UTC, or the number when out of
@@ -661,5 +735,98 @@ impl Running {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark::engine::{OldestOpenWindow, PartitionSnapshot, PartitionState, StatsSnapshot};
+
+    fn snapshot() -> StatsSnapshot {
+        let partition = |p: u32, t: i64| PartitionSnapshot {
+            partition: p,
+            next_offset: 123_456_789,
+            stream_time: Some(t),
+            watermark: Some(t - 5_000),
+            records: 123_456_789,
+            dead_letters: 0,
+            late: 0,
+            state: PartitionState::Reading,
+        };
+        StatsSnapshot {
+            records: 123_456_789,
+            dead_letters: 12_345,
+            late_dropped: 1_234_567,
+            late_applied: 0,
+            unassigned: 0,
+            windows_emitted: 0,
+            corrections: 0,
+            partitions: (0..12)
+                .map(|p| partition(p, 1_793_610_000_000 + i64::from(p)))
+                .collect(),
+            watermark: Some(1_793_609_995_000),
+            held_by: Some(0),
+            event_time_lag_ms: Some(11),
+            output_frontier: None,
+            output_watermark: None,
+            oldest_open_window: Some(OldestOpenWindow {
+                end: 1_793_609_996_000,
+                keys: 10_000,
+                held_by: Some(0),
+                behind_ms: Some(1_000),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_progress_line_fits_and_keeps_what_matters_most() {
+        let recent = std::collections::VecDeque::new();
+        let elapsed = Duration::from_secs(100);
+        let now = 1_793_610_100_000;
+        let line = progress_line(
+            &snapshot(),
+            &recent,
+            Some(1_000_000_000),
+            elapsed,
+            Some(now),
+            PROGRESS_WIDTH,
+        );
+        assert!(line.chars().count() <= PROGRESS_WIDTH, "{line}");
+        for part in [
+            "123.46M records, 1.23M/s (12% of 1000.00M, ETA ",
+            "watermark 2026-11-02T08:59:55.000Z",
+            "late 1234567",
+        ] {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+        // With room, everything, the wall clock's lag included.
+        let wide = progress_line(&snapshot(), &recent, None, elapsed, Some(now), 400);
+        for part in [
+            "dead letters 12345",
+            "lag 11ms (partition 0)",
+            "0/12 partitions done",
+            "oldest open window 10000 keys, 1.0s to go",
+            "1m45s behind the wall clock",
+        ] {
+            assert!(wide.contains(part), "{part}: {wide}");
+        }
+        // Data from years ago says nothing of the wall clock.
+        let old = progress_line(&snapshot(), &recent, None, elapsed, Some(now * 2), 400);
+        assert!(!old.contains("wall clock"), "{old}");
+    }
+
+    #[test]
+    fn short_spans() {
+        for (ms, text) in [
+            (163.0, "163ms"),
+            (12_340.0, "12.3s"),
+            (252_000.0, "4m12s"),
+            (11_520_000.0, "3h12m"),
+            (1_911_600_000.0, "22d3h"),
+            (96_500_000_000.0, "3y21d"),
+        ] {
+            assert_eq!(short(ms), text);
+        }
     }
 }

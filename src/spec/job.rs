@@ -187,7 +187,7 @@ pub struct JobSpec {
             long,
             value_name = "PATH",
             help_heading = "Input",
-            help = "A directory of partition files (one partition per file, see --partition-glob), one file (one partition, or those --partition-field names), - for standard input (read as one file), or gen:KNOBS for the built-in generator (e.g. gen:events=1000,keys=10; see tidemark gen --help)"
+            help = "A directory of partition files (one partition per file, see --partition-glob), one file (one partition, or those --partition-field names), - for standard input (read as one file), kafka://HOST:PORT/TOPIC for a Kafka topic (each of its partitions a partition; builds with the cargo feature kafka), or gen:KNOBS for the built-in generator (e.g. gen:events=1000,keys=10; see tidemark gen --help)"
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -446,7 +446,7 @@ pub struct JobSpec {
     /// Results file, `-` for standard output (the default).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "PATH", help_heading = "Output", help = help("File for result rows (JSON lines), - for standard output", defaults::OUTPUT))
+        arg(long, value_name = "PATH", help_heading = "Output", help = help("File for result rows (JSON lines), - for standard output, or kafka://HOST:PORT/TOPIC for a Kafka topic (written in transactions, exactly once with --checkpoint-dir; cargo feature kafka)", defaults::OUTPUT))
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputPath>,
@@ -499,7 +499,7 @@ pub struct JobSpec {
             long,
             value_name = "FORMAT",
             help_heading = "Output",
-            help = help("How window bounds (start, end) are written in result rows and late records: epoch-ms numbers or rfc3339 strings in UTC", "epoch-ms")
+            help = help("How times are written in result rows (window start and end) and late records (their event time and the windows they missed): epoch-ms numbers or rfc3339 strings in UTC", "epoch-ms")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]

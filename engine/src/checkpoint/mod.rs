@@ -173,6 +173,8 @@ pub struct Counters {
     pub windows_emitted: u64,
     /// Rows of kind `retract` or `update`.
     pub corrections: u64,
+    /// Of the corrections, rows of kind `retract`.
+    pub retractions: u64,
     /// Times a followed partition was released as idle.
     pub idle_releases: u64,
     /// Open window states (panes of tumbling and sliding windows,
@@ -230,6 +232,7 @@ impl Counters {
         stats.unassigned.store(self.unassigned, r);
         stats.windows_emitted.store(self.windows_emitted, r);
         stats.corrections.store(self.corrections, r);
+        stats.retractions.store(self.retractions, r);
         stats.idle_releases.store(self.idle_releases, r);
     }
 }
@@ -278,6 +281,7 @@ impl From<&Summary> for Counters {
             unassigned: s.unassigned,
             windows_emitted: s.windows_emitted,
             corrections: s.corrections,
+            retractions: s.retractions,
             idle_releases: s.idle_releases,
             open_windows: 0,
             keys: 0,

@@ -232,6 +232,7 @@ impl Checkpointer {
             // resumed run's start from the checkpoint's).
             windows_emitted: stats.windows_emitted.load(relaxed),
             corrections: stats.corrections.load(relaxed),
+            retractions: stats.retractions.load(relaxed),
             idle_releases: self.base.idle_releases + stats.idle_releases.load(relaxed),
             open_windows,
             keys,

@@ -430,17 +430,22 @@ fn write_ready<O: 'static>(
     stats: &Stats,
     checkpointer: &mut Option<Checkpointer>,
 ) -> Result<()> {
-    let (mut finals, mut corrections) = (0u64, 0u64);
+    let (mut finals, mut corrections, mut retractions) = (0u64, 0u64, 0u64);
     let results = &mut s.results;
     let written = rows.drain(upto, |row| {
         match row.kind {
             ChangeKind::Final => finals += 1,
+            ChangeKind::Retract => {
+                corrections += 1;
+                retractions += 1;
+            }
             _ => corrections += 1,
         }
         results.write(row)
     });
     Stats::add(&stats.windows_emitted, finals);
     Stats::add(&stats.corrections, corrections);
+    Stats::add(&stats.retractions, retractions);
     written.map_err(|e| output_error("results", &s.results, e))?;
     let ready = match upto {
         Some(f) => {

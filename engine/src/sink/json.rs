@@ -127,13 +127,20 @@ impl Encode<LateRecord> for LateJson {
 /// Formats a record as the input it was: partition, offset, key, event time
 /// and value.
 pub(crate) fn format_event(event: &Event, out: &mut String) {
+    push_event(event, TimeText::EpochMs, out);
+}
+
+/// [`format_event`] with the event time written as `times` says.
+fn push_event(event: &Event, times: TimeText, out: &mut String) {
     let _ = write!(
         out,
         "{{\"partition\":{},\"offset\":{},\"key\":",
         event.partition, event.offset
     );
     push_json_string(&event.key, out);
-    let _ = write!(out, ",\"ts\":{},\"value\":{}}}", event.time, event.value);
+    out.push_str(",\"ts\":");
+    times.push(event.time, out);
+    let _ = write!(out, ",\"value\":{}}}", event.value);
 }
 
 /// Formats a late record: the input record and the windows it missed.
@@ -142,7 +149,7 @@ pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
 }
 
 fn push_late(event: &Event, missed: &[Window], times: TimeText, out: &mut String) {
-    format_event(event, out);
+    push_event(event, times, out);
     out.pop();
     out.push_str(",\"missed\":[");
     for (i, w) in missed.iter().enumerate() {
