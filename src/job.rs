@@ -12,9 +12,15 @@ use tidemark_engine::{
     Output, Parallelism, Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary,
 };
 use tidemark_sources::{DeadLetter, Source};
+use tidemark_windows::time::IntoMillis;
 use tidemark_windows::{AggKind, EmitMode, Metrics, Millis, Policy, WindowSpec};
 
 use crate::spec::SpecError;
+
+/// A span as a `Duration` (a negative one as zero).
+fn duration(span: impl IntoMillis) -> Duration {
+    Duration::from_millis(u64::try_from(span.into_millis()).unwrap_or(0))
+}
 
 /// Why a job could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -236,14 +242,14 @@ impl<A: JobAggregator> JobBuilder<A> {
         self.window = Some(window);
         self
     }
-    /// Watermark delay `D` in milliseconds.
-    pub fn delay(mut self, delay: Millis) -> Self {
-        self.policy.delay = delay;
+    /// Watermark delay `D` (ms, or a `Duration`).
+    pub fn delay(mut self, delay: impl IntoMillis) -> Self {
+        self.policy.delay = delay.into_millis();
         self
     }
-    /// Allowed lateness `L` in milliseconds.
-    pub fn lateness(mut self, lateness: Millis) -> Self {
-        self.policy.lateness = lateness;
+    /// Allowed lateness `L` (ms, or a `Duration`).
+    pub fn lateness(mut self, lateness: impl IntoMillis) -> Self {
+        self.policy.lateness = lateness.into_millis();
         self
     }
     /// Emit mode.
@@ -300,16 +306,16 @@ impl<A: JobAggregator> JobBuilder<A> {
     }
     /// For followed inputs: release a partition that has been caught up
     /// this long from holding the watermark (results then depend on timing).
-    pub fn idle_after(mut self, after: Duration) -> Self {
-        self.idle_after = Some(after);
+    pub fn idle_after(mut self, after: impl IntoMillis) -> Self {
+        self.idle_after = Some(duration(after));
         self
     }
-    /// Guards against far-future timestamps: a record more than `skew` ms
-    /// ahead of its partition's stream time is a dead letter ("future
-    /// timestamp") and does not advance stream time; see
+    /// Guards against far-future timestamps: a record more than `skew`
+    /// (ms, or a `Duration`) ahead of its partition's stream time is a dead
+    /// letter ("future timestamp") and does not advance stream time; see
     /// [`EngineConfig::max_future_skew`].
-    pub fn max_future_skew(mut self, skew: Millis) -> Self {
-        self.max_future_skew = Some(skew);
+    pub fn max_future_skew(mut self, skew: impl IntoMillis) -> Self {
+        self.max_future_skew = Some(skew.into_millis());
         self
     }
     /// In cluster mode ([`Parallelism::Cluster`]): how long each process
@@ -317,14 +323,14 @@ impl<A: JobAggregator> JobBuilder<A> {
     /// [`EngineError::Unreachable`] naming those it did not reach; see
     /// [`EngineConfig::connect_timeout`] (default
     /// [`DEFAULT_CONNECT_TIMEOUT`](tidemark_engine::DEFAULT_CONNECT_TIMEOUT)).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
+    pub fn connect_timeout(mut self, timeout: impl IntoMillis) -> Self {
+        self.connect_timeout = Some(duration(timeout));
         self
     }
     /// How often the outputs are committed (made visible) while the job
     /// runs; see [`EngineConfig::commit_interval`].
-    pub fn commit_interval(mut self, every: Duration) -> Self {
-        self.commit_interval = Some(every);
+    pub fn commit_interval(mut self, every: impl IntoMillis) -> Self {
+        self.commit_interval = Some(duration(every));
         self
     }
     /// Starts partitions at these positions (next offset and stream time);
@@ -348,6 +354,44 @@ impl<A: JobAggregator> JobBuilder<A> {
         self
     }
 
+    /// Takes checkpoints in `dir` with the defaults of
+    /// [`CheckpointConfig::new`] (every 10 s of event time, the newest 3
+    /// kept), and resumes from the newest valid one there: the same job
+    /// run again goes on where the last run stopped, its file outputs cut
+    /// back to the checkpoint and appended to.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tidemark::prelude::*;
+    /// use tidemark::sources::{MemorySource, Record, Value};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = || {
+    ///     let rec = |offset, event_time| Record {
+    ///         partition: 0, offset, key: "k".into(), event_time, value: Value::Int(1),
+    ///     };
+    ///     Arc::new(MemorySource::new(vec![(0..100).map(|i| rec(i, i as i64 * 100)).collect()]))
+    /// };
+    /// let job = || {
+    ///     Job::builder()
+    ///         .source(log())
+    ///         .window(WindowSpec::tumbling(Duration::from_secs(1)))
+    ///         .results(Target::File(dir.path().join("rows.jsonl")))
+    ///         .checkpoint_dir(dir.path().join("checkpoints"))
+    ///         .build()
+    /// };
+    /// let first = job()?.run()?;
+    /// assert_eq!((first.records, first.already_complete), (100, false));
+    /// // Run again: its checkpoint says the job is complete, nothing to do.
+    /// let again = job()?.run()?;
+    /// assert!(again.already_complete);
+    /// assert_eq!(std::fs::read_to_string(dir.path().join("rows.jsonl"))?.lines().count(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint_dir(self, dir: impl Into<PathBuf>) -> Self {
+        self.checkpoint(CheckpointConfig::new(dir))
+    }
+
     /// Reprocesses: writes only the output from this point on; see
     /// [`EmitFrom`].
     pub fn emit_from(mut self, from: EmitFrom) -> Self {
@@ -367,8 +411,8 @@ impl<A: JobAggregator> JobBuilder<A> {
     /// in the [`Summary`]) every `every` ms of
     /// stream time; see
     /// [`EngineConfig::sample_state`](tidemark_engine::EngineConfig::sample_state).
-    pub fn sample_state(mut self, every: Millis) -> Self {
-        self.sample_state = Some(every);
+    pub fn sample_state(mut self, every: impl IntoMillis) -> Self {
+        self.sample_state = Some(every.into_millis());
         self
     }
 

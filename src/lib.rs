@@ -42,7 +42,8 @@
 //!
 //! Rows can also go to JSON lines or CSV ([`engine::Target`],
 //! [`engine::CsvRows`]), a closure or a channel ([`engine::Callback`],
-//! [`engine::channel`]); any [`windows::Aggregator`] runs through
+//! [`engine::channel`]); any [`windows::Aggregator`] of record values
+//! (`Input = Number`, see [`engine::JobAggregator`]) runs through
 //! [`JobBuilder::aggregator`] (see [`engine::Named`]);
 //! [`engine::windowed`] builds the operators inside a Timely worker of
 //! one's own, and [`engine::changelog`] views the results as a
@@ -72,11 +73,23 @@ pub use spec::JobSpec;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-/// The names most programs need.
+/// The serde this workspace is built with, for deriving the
+/// `Serialize`/`Deserialize` a [`engine::JobAggregator`]'s accumulator and
+/// output need.
+pub use serde;
+
+/// The names most programs need: building and running a job, its inputs,
+/// outputs, aggregations and checkpoints, and `Duration` for its spans.
 pub mod prelude {
     pub use crate::engine::{
-        BadRecords, Callback, Collect, LateRecord, Parallelism, Row, Sink, Summary, Target,
+        BadRecords, Callback, CheckpointConfig, Collect, JobAggregator, LateRecord, Named,
+        Parallelism, Row, Sink, Stats, Summary, Target,
     };
-    pub use crate::windows::{AggKind, ChangeKind, EmitMode, MetricValues, SumValue, WindowSpec};
+    pub use crate::sources::{ChannelSource, Value};
+    pub use crate::windows::time::IntoMillis;
+    pub use crate::windows::{
+        AggKind, Aggregator, ChangeKind, EmitMode, MetricValues, Number, SumValue, WindowSpec,
+    };
     pub use crate::{Job, JobBuilder, JobSpec};
+    pub use std::time::Duration;
 }

@@ -1511,7 +1511,7 @@ fn reprocessing_writes_a_suffix_of_the_full_output() {
     );
     assert_eq!(status.code(), Some(2), "{stderr}");
     let expected = format!(
-        "error: --from-offsets 2:{} is past the end of partition 2 ({len} records)",
+        "error: the reprocessing offset 2:{} is past the end of partition 2 ({len} records)",
         len + 1
     );
     assert!(stderr.contains(&expected), "{stderr}");

@@ -489,8 +489,10 @@ fn no_client_of_the_metrics_endpoint_can_grow_the_job_or_blind_the_scrapes() {
     append(&input, &lines);
     let (mut child, addr, _stderr) = serving(&["--follow", "--window", "tumbling:1s"], &input);
     let pid = child.id();
-    wait_until("the first scrape", || {
-        status_of(&addr, b"GET /metrics HTTP/1.0\r\n\r\n").is_some_and(|s| s.contains(" 200 "))
+    // The job's own threads are up once it has read its input: the
+    // baseline is taken then (the endpoint serves before the job starts).
+    wait_until("the job read its input", || {
+        http_get(&addr, "/metrics").contains("tidemark_records_total 50\n")
     });
     let (rss, threads) = rss_and_threads(pid);
 

@@ -221,6 +221,44 @@ pub struct CheckpointConfig {
     pub settings: BTreeMap<String, String>,
 }
 
+impl CheckpointConfig {
+    /// Checkpoints in `dir` with the command line's defaults: every 10 s
+    /// of event time, the newest [`DEFAULT_KEEP`](crate::checkpoint::DEFAULT_KEEP)
+    /// kept, resuming rather than rebuilding, the input's identity left to
+    /// the job builder (the source's description and partitions) and no
+    /// further settings.
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> Self {
+        CheckpointConfig {
+            dir: dir.into(),
+            every: CheckpointEvery::EventTime(10_000),
+            keep: std::num::NonZeroUsize::new(crate::checkpoint::DEFAULT_KEEP)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
+            rebuild: false,
+            input: crate::checkpoint::InputIdentity::default(),
+            settings: BTreeMap::new(),
+        }
+    }
+
+    /// Checkpoints this often.
+    pub fn every(mut self, every: CheckpointEvery) -> Self {
+        self.every = every;
+        self
+    }
+
+    /// Keeps the newest `keep` complete checkpoints (at least 1).
+    pub fn keep(mut self, keep: usize) -> Self {
+        self.keep = std::num::NonZeroUsize::new(keep).unwrap_or(std::num::NonZeroUsize::MIN);
+        self
+    }
+
+    /// Deletes the checkpoints and starts from offset 0, replacing the
+    /// outputs.
+    pub fn rebuild(mut self, rebuild: bool) -> Self {
+        self.rebuild = rebuild;
+        self
+    }
+}
+
 /// Where the output of a reprocessing run begins.
 ///
 /// The output of a run with `emit_from` is exactly the suffix of a full
@@ -344,7 +382,7 @@ impl<A: JobAggregator> EngineConfig<A> {
         }
         if self.replay_decisions.is_some() && self.idle_after.is_some() {
             return Err(EngineError::Config(
-                "a run that replays time decisions takes none: drop the idle release (--idle-after)"
+                "a run that replays time decisions takes none of its own: it cannot release idle partitions"
                     .into(),
             ));
         }

@@ -218,6 +218,25 @@ pub fn run<A: JobAggregator>(
     outputs: impl Into<Sinks<A::Output>>,
     stats: Arc<Stats>,
 ) -> Result<Summary> {
+    let result = run_job(
+        Arc::clone(&source),
+        config,
+        parallelism,
+        outputs.into(),
+        stats,
+    );
+    // Whatever happened, nobody reads the source any more.
+    source.job_ended();
+    result
+}
+
+fn run_job<A: JobAggregator>(
+    source: Arc<dyn Source>,
+    config: EngineConfig<A>,
+    parallelism: Parallelism,
+    outputs: Sinks<A::Output>,
+    stats: Arc<Stats>,
+) -> Result<Summary> {
     config.validate()?;
     let mut config = config;
     stats.sample_state.store(
@@ -234,7 +253,6 @@ pub fn run<A: JobAggregator>(
         Parallelism::Workers(_) => true,
         Parallelism::Cluster { process, .. } => *process == 0,
     };
-    let outputs: Sinks<A::Output> = outputs.into();
     let mut files = outputs.files();
     if let Some(log) = &config.stats_log {
         files.push(("stats", log.path.clone()));
@@ -265,13 +283,15 @@ pub fn run<A: JobAggregator>(
         }
         if let Some((id, _)) = begin.resumed {
             stats.notice(format!(
-                "checkpoint {id} marks this job complete: nothing to do (--rebuild runs it again)"
+                "checkpoint {id} marks this job complete: nothing to do (a rebuild runs it again)"
             ));
         }
         Stats::add(&stats.partitions, partitions.len() as u64);
         let mut summary = stats.summary(delay);
         summary.final_watermark = None;
         summary.resumed_from = begin.resumed.map(|(id, _)| id.0);
+        summary.records_before = summary.records;
+        summary.already_complete = true;
         return Ok(summary);
     }
     let (builders, others, network) = start(&parallelism, &config, &*source, partitions.len())?;
@@ -285,7 +305,7 @@ pub fn run<A: JobAggregator>(
     control.decisions = match (&parallelism, begin.decisions.clone()) {
         (Parallelism::Cluster { .. }, Some(_)) => {
             stats.notice(
-                "time decisions (idle releases) are not recorded in cluster mode: this run cannot be replayed with --replay-decisions".into(),
+                "time decisions (idle releases) are not recorded in cluster mode: this run cannot be replayed".into(),
             );
             None
         }
@@ -497,6 +517,11 @@ pub fn run<A: JobAggregator>(
     }
     let mut summary = stats.summary(delay);
     summary.resumed_from = begin.resumed.map(|(id, _)| id.0);
+    // (The counters of the run before are loaded where the sink runs.)
+    summary.records_before = match begin.resumed {
+        Some(_) if sink_here => begin.counters.records,
+        _ => 0,
+    };
     if let Parallelism::Cluster { process, .. } = parallelism {
         summary.process = Some(process);
         if let Some(all) = all {

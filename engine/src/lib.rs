@@ -61,7 +61,8 @@ pub use sink::{
     Frontier, JsonLines, Output, Outputs, Receiver, RowJson, Sender, Sink, Sinks, Target, TimeText,
 };
 pub use stats::{
-    OldestOpenWindow, PartitionSnapshot, PartitionState, Stats, StatsSnapshot, Summary,
+    LastCheckpoint, OldestOpenWindow, PartitionSnapshot, PartitionState, Stats, StatsSnapshot,
+    Summary,
 };
 
 /// The Timely Dataflow this engine is built on (the pinned version), for

@@ -44,6 +44,10 @@ pub struct Stats {
     pub checkpoint_nanos: AtomicU64,
     /// Bytes of window state they held, in all.
     pub checkpoint_bytes: AtomicU64,
+    /// The newest checkpoint written: when (wall clock, ms since the Unix
+    /// epoch; 0 before the first), how long it took (ns) and the bytes of
+    /// window state it held.
+    last_checkpoint: [AtomicU64; 3],
     /// With [`EngineConfig::sample_state`](crate::EngineConfig::sample_state):
     /// the most open (key, window) states a worker held at a sample,
     /// summed over the workers (each worker's own peak).
@@ -107,6 +111,7 @@ impl Default for Stats {
             checkpoints: AtomicU64::new(0),
             checkpoint_nanos: AtomicU64::new(0),
             checkpoint_bytes: AtomicU64::new(0),
+            last_checkpoint: Default::default(),
             peak_open_windows: AtomicU64::new(0),
             peak_state_bytes: AtomicU64::new(0),
             sample_state: AtomicI64::new(0),
@@ -209,6 +214,24 @@ pub struct StatsSnapshot {
     /// The oldest window still open, once [`Stats::watch_oldest_window`]
     /// was called (looked for about twice a second).
     pub oldest_open_window: Option<OldestOpenWindow>,
+    /// Checkpoints written by this run.
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// The newest of them, if any.
+    #[serde(default)]
+    pub last_checkpoint: Option<LastCheckpoint>,
+}
+
+/// The newest checkpoint a run wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCheckpoint {
+    /// When it was written: wall clock, ms since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// How long taking it took (the workers encoding their state, and the
+    /// writing), ns.
+    pub nanos: u64,
+    /// The bytes of window state it holds.
+    pub state_bytes: u64,
 }
 
 /// The oldest window still open, and what holds it open.
@@ -343,10 +366,35 @@ impl Stats {
                 _ => None,
             },
             output_frontier: (frontier > i64::MIN).then_some(frontier),
+            checkpoints: self.checkpoints.load(Relaxed),
+            last_checkpoint: match self.last_checkpoint[0].load(Relaxed) {
+                0 => None,
+                at_unix_ms => Some(LastCheckpoint {
+                    at_unix_ms,
+                    nanos: self.last_checkpoint[1].load(Relaxed),
+                    state_bytes: self.last_checkpoint[2].load(Relaxed),
+                }),
+            },
             output_watermark: (frontier > i64::MIN && frontier < i64::MAX)
                 .then(|| tidemark_windows::time::completed_watermark(frontier, delay)),
             oldest_open_window: oldest,
         }
+    }
+
+    /// Counts a checkpoint written now, which took `nanos` and holds
+    /// `state_bytes` of window state.
+    pub(crate) fn checkpoint_written(&self, nanos: u64, state_bytes: u64) {
+        Stats::add(&self.checkpoints, 1);
+        Stats::add(&self.checkpoint_bytes, state_bytes);
+        Stats::add(&self.checkpoint_nanos, nanos);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+            });
+        self.last_checkpoint[1].store(nanos, Relaxed);
+        self.last_checkpoint[2].store(state_bytes, Relaxed);
+        self.last_checkpoint[0].store(now, Relaxed);
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -441,6 +489,8 @@ impl Stats {
             peak_open_windows: self.peak_open_windows.load(Relaxed),
             peak_state_bytes: self.peak_state_bytes.load(Relaxed),
             resumed_from: None,
+            records_before: 0,
+            already_complete: false,
         }
     }
 }
@@ -504,6 +554,15 @@ pub struct Summary {
     /// The checkpoint this run resumed from (its id), if any.
     #[serde(default)]
     pub resumed_from: Option<u64>,
+    /// Of `records`, those the runs before the checkpoint resumed from
+    /// read (0 without one): this run read `records - records_before`.
+    #[serde(default)]
+    pub records_before: u64,
+    /// The checkpoint resumed from marks the job complete: this run did
+    /// nothing (its outputs are the completed job's); rebuilding runs it
+    /// again.
+    #[serde(default)]
+    pub already_complete: bool,
     /// In cluster mode, the totals over every process, the same on each
     /// (with `process` and `cluster` `None`). `None` otherwise, and when
     /// the totals could not be gathered (a peer went away after the job).

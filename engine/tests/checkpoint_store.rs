@@ -481,7 +481,7 @@ fn a_changed_job_is_refused_with_each_difference() {
          window was \"tumbling 1000ms\", is now \"tumbling 5000ms\"\n  \
          allowed lateness was \"500ms\", is now \"0ms\"\n  \
          time format was \"epoch-ms\", is now \"rfc3339\"\n\
-         run with --rebuild to discard the checkpoints and recompute from the start of the input"
+         a rebuild discards the checkpoints and recomputes from the start of the input"
     );
 }
 

@@ -45,10 +45,12 @@
 //!   thread panicked): the reader returns the events already pushed and then
 //!   [`SourceError::Abandoned`], which stops the job. A partition that never
 //!   had a sender just stays caught up.
-//! - **Dropping the source.** When every [`ChannelSource`] handle and every
-//!   reader is gone (the job is over), nobody can read any more: pushes fail
-//!   with [`PushError::Disconnected`], including pushes blocked waiting for
-//!   room.
+//! - **The end of the job.** When the job that reads the source ends (the
+//!   engine calls [`Source::job_ended`]), or every [`ChannelSource`] handle
+//!   and every reader is gone, nobody reads any more: pushes fail with
+//!   [`PushError::Disconnected`], including pushes blocked waiting for
+//!   room, whatever handles the application still holds. (A partition
+//!   opened again by a later job takes pushes again.)
 //! - **Threads.** [`ChannelSource`] and [`ChannelSender`] are `Send + Sync`
 //!   and cheap to clone; clones share the same partitions. A reader's
 //!   [`PartitionReader::read`] never blocks: it takes the partition's lock
@@ -157,7 +159,8 @@ struct LaneState {
     abandoned: bool,
     /// A reader is open.
     reader: bool,
-    /// Every source handle and reader is gone.
+    /// Every source handle and reader is gone, or the job that read the
+    /// source ended (until a reader opens it again).
     disconnected: bool,
     /// Pushers waiting for room.
     waiting: usize,
@@ -310,6 +313,18 @@ impl Source for ChannelSource {
         Ok((0..self.partition_count()).collect())
     }
 
+    /// Nobody reads any more: pushes fail with
+    /// [`PushError::Disconnected`], blocked ones too.
+    fn job_ended(&self) {
+        for lane in self.shared.lanes.iter() {
+            let mut state = lane.lock();
+            if !state.reader {
+                state.disconnected = true;
+                lane.space.notify_all();
+            }
+        }
+    }
+
     /// Opens the partition's one reader; see the [module docs](self) for
     /// what `from` may be.
     fn open(
@@ -338,6 +353,9 @@ impl Source for ChannelSource {
             });
         }
         state.reader = true;
+        // A later job reads again: it takes pushes again (unless every
+        // handle is gone, which this one is not).
+        state.disconnected = false;
         drop(state);
         Ok(Box::new(ChannelReader {
             source: self.clone(),

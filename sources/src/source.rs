@@ -156,6 +156,14 @@ pub trait Source: Send + Sync {
     fn content_checks(&self) -> Result<Vec<ContentCheck>, SourceError> {
         Ok(Vec::new())
     }
+
+    /// Called once when a job that reads this source has ended — it
+    /// completed, stopped, failed, or had nothing to do (its checkpoint
+    /// marks it complete) — after its readers are gone. A source that
+    /// application code feeds ([`ChannelSource`](crate::ChannelSource))
+    /// makes pushes fail from then on, so that nothing waits forever for a
+    /// reader that will not come. The default does nothing.
+    fn job_ended(&self) {}
 }
 
 /// What a checkpoint records of one input file, to tell later whether the

@@ -124,12 +124,12 @@ fn text(info: &CheckpointInfo) -> String {
     ));
     let f = &m.fingerprint;
     out.push_str(&format!(
-        "  job           {} aggregating {}, delay {} ms, lateness {} ms, emit {:?}\n",
+        "  job           {} aggregating {}, delay {} ms, lateness {} ms, emit {}\n",
         f.window,
         f.fields.join(","),
         f.policy.delay,
         f.policy.lateness,
-        f.policy.emit
+        f.policy.emit.name()
     ));
     out.push_str(&format!(
         "  counters      {} records, {} rows final, {} corrections, {} late dropped, {} dead letters\n\n",

@@ -55,6 +55,11 @@ impl Drop for MetricsServer {
 /// Listens on `addr` (`127.0.0.1:9464`, port 0 for any) and answers
 /// scrapes of `/metrics` from `stats`.
 pub fn serve(addr: &str, stats: Arc<Stats>) -> anyhow::Result<MetricsServer> {
+    STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    });
     let listener = TcpListener::bind(addr).map_err(|e| {
         let hint = if addr.parse::<u16>().is_ok() {
             format!(" (give a host too, e.g. 127.0.0.1:{addr})")
@@ -193,6 +198,72 @@ fn response(status: u16, content_type: &str, body: &str) -> Vec<u8> {
 
 type PartitionLabel = [(&'static str, String); 1];
 
+/// When this process started (wall clock), for `process_start_time_seconds`.
+static STARTED: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+/// The process's own figures under the names Prometheus client libraries
+/// give them (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// …), read from `/proc/self` where there is one.
+fn process_metrics(registry: &mut Registry) {
+    let process = registry.sub_registry_with_prefix("process");
+    let f64_gauge = |registry: &mut Registry, name: &str, help: &str, unit: Unit, v: f64| {
+        let g: Gauge<f64, AtomicU64> = Gauge::default();
+        g.set(v);
+        registry.register_with_unit(name, help, unit, g);
+    };
+    if let Ok(t) = cpu_time::ProcessTime::try_now() {
+        let c: Counter<f64, AtomicU64> = Counter::default();
+        c.inc_by(t.as_duration().as_secs_f64());
+        process.register_with_unit("cpu", "User and system CPU time spent", Unit::Seconds, c);
+    }
+    if let Some(&started) = STARTED.get() {
+        f64_gauge(
+            process,
+            "start_time",
+            "Start time of the process since the Unix epoch",
+            Unit::Seconds,
+            started,
+        );
+    }
+    // statm: sizes in pages.
+    let page = 4096.0;
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+        let mut fields = statm.split_whitespace().map(|f| f.parse::<f64>().ok());
+        if let (Some(Some(size)), Some(Some(resident))) = (fields.next(), fields.next()) {
+            f64_gauge(
+                process,
+                "virtual_memory",
+                "Virtual memory size",
+                Unit::Bytes,
+                size * page,
+            );
+            f64_gauge(
+                process,
+                "resident_memory",
+                "Resident memory size",
+                Unit::Bytes,
+                resident * page,
+            );
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let open: Gauge = Gauge::default();
+        open.set(fds.count() as i64);
+        process.register("open_fds", "Open file descriptors", open);
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(n) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
+            let threads: Gauge = Gauge::default();
+            threads.set(n);
+            process.register("threads", "OS threads", threads);
+        }
+    }
+}
+
 /// Seconds since the epoch of an event time in ms.
 fn seconds(ms: i64) -> f64 {
     ms as f64 / 1e3
@@ -300,6 +371,40 @@ pub fn render(s: &StatsSnapshot) -> String {
             keys,
         );
     }
+    counter(
+        &mut registry,
+        "checkpoints",
+        "Checkpoints written by this run",
+        s.checkpoints,
+    );
+    if let Some(c) = &s.last_checkpoint {
+        gauge(
+            &mut registry,
+            "last_checkpoint_timestamp",
+            "When the newest checkpoint was written (wall clock, seconds since the epoch)",
+            Some(c.at_unix_ms as f64 / 1e3),
+        );
+        gauge(
+            &mut registry,
+            "last_checkpoint_age",
+            "How long ago the newest checkpoint was written",
+            Some((now as f64 - c.at_unix_ms as f64).max(0.0) / 1e3),
+        );
+        gauge(
+            &mut registry,
+            "last_checkpoint_duration",
+            "How long taking the newest checkpoint took",
+            Some(c.nanos as f64 / 1e9),
+        );
+        let bytes: Gauge = Gauge::default();
+        bytes.set(i64::try_from(c.state_bytes).unwrap_or(i64::MAX));
+        registry.register_with_unit(
+            "last_checkpoint_state",
+            "The window state the newest checkpoint holds",
+            Unit::Bytes,
+            bytes,
+        );
+    }
     let held: Family<PartitionLabel, Gauge> = Family::default();
     if let Some(p) = s.held_by {
         held.get_or_create(&[("partition", p.to_string())]).set(1);
@@ -376,5 +481,15 @@ pub fn render(s: &StatsSnapshot) -> String {
     );
     let mut out = String::new();
     let _ = encode(&mut out, &registry);
+    // The process's figures go under their standard names, without the
+    // job's prefix: one exposition, one `# EOF` at its end.
+    let mut process = Registry::default();
+    process_metrics(&mut process);
+    let mut tail = String::new();
+    let _ = encode(&mut tail, &process);
+    if let Some(body) = out.strip_suffix("# EOF\n") {
+        out.truncate(body.len());
+    }
+    out.push_str(&tail);
     out
 }

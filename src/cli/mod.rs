@@ -127,6 +127,16 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
             "another run of this job is using it: wait for it to end, or give this run its own --checkpoint-dir".into(),
         ),
         Some(JobError::Engine(tidemark::engine::EngineError::Checkpoint(
+            tidemark::engine::CheckpointError::JobChanged { .. },
+        ))) => Some(
+            "run with --rebuild to discard the checkpoints and recompute from the start of the input".into(),
+        ),
+        Some(JobError::Engine(tidemark::engine::EngineError::Checkpoint(
+            tidemark::engine::CheckpointError::OutputMismatch { .. },
+        ))) => Some(
+            "restore the output, or run with --rebuild to start again from offset 0".into(),
+        ),
+        Some(JobError::Engine(tidemark::engine::EngineError::Checkpoint(
             tidemark::engine::CheckpointError::InputChanged { .. },
         ))) => Some(
             "restore the input the checkpoint was taken over, or run with --rebuild to process the new one from the start".into(),

@@ -211,13 +211,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 format!("; resumed from checkpoint {id} (the counts include the run before it)")
             });
             let n = summary.checkpoints.max(1);
-            eprintln!(
-                "  checkpoints: {} written to {} (on average {:.1} ms and {} bytes of window state each){resumed}",
-                summary.checkpoints,
-                dir.display(),
-                summary.checkpoint_nanos as f64 / n as f64 / 1e6,
-                summary.checkpoint_bytes / n
-            );
+            if summary.checkpoints == 0 {
+                eprintln!("  checkpoints: none written to {}{resumed}", dir.display());
+            } else {
+                eprintln!(
+                    "  checkpoints: {} written to {} (on average {:.1} ms and {} bytes of window state each){resumed}",
+                    summary.checkpoints,
+                    dir.display(),
+                    summary.checkpoint_nanos as f64 / n as f64 / 1e6,
+                    summary.checkpoint_bytes / n
+                );
+            }
         }
         // The results file's digest (process 0 writes the outputs).
         // (A device or a pipe has no bytes to digest.)
@@ -281,38 +285,83 @@ fn is_checkpoint_refusal(e: &anyhow::Error) -> bool {
     )
 }
 
-/// `--summary-json`: the summary as one JSON object, with the elapsed time.
+/// `--summary-json`: the summary as one JSON object. Every figure names
+/// its unit (`_ms`, `_seconds`, `_bytes`); figures that were not measured
+/// (checkpoints without `--checkpoint-dir`, the sampled state without a
+/// sample) are left out rather than given as 0.
 fn write_summary_json(
     path: &std::path::Path,
     summary: &Summary,
     elapsed: Duration,
 ) -> anyhow::Result<()> {
-    #[derive(serde::Serialize)]
-    struct SummaryJson<'a> {
-        #[serde(flatten)]
-        summary: &'a Summary,
-        elapsed_seconds: f64,
-        records_per_second: f64,
-        /// CPU time (user + system, all threads) of the process so far.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cpu_seconds: Option<f64>,
-        /// Peak resident memory of the process (Linux).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        peak_rss_bytes: Option<u64>,
-    }
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let mut text = serde_json::to_string_pretty(&SummaryJson {
-        summary,
-        elapsed_seconds: secs,
-        records_per_second: summary.records as f64 / secs,
-        cpu_seconds: cpu_time::ProcessTime::try_now()
+    let this_run = summary.records.saturating_sub(summary.records_before);
+    let mut json = summary_object(summary);
+    let extra = serde_json::json!({
+        "records_this_run": this_run,
+        "elapsed_seconds": secs,
+        // This run's records: a resumed run does not count the runs before.
+        "records_per_second": this_run as f64 / secs,
+        "cpu_seconds": cpu_time::ProcessTime::try_now()
             .ok()
             .map(|t| t.as_duration().as_secs_f64()),
-        peak_rss_bytes: crate::harness::peak_rss_bytes(),
-    })?;
+        "peak_rss_bytes": crate::harness::peak_rss_bytes(),
+    });
+    if let (Some(obj), serde_json::Value::Object(extra)) = (json.as_object_mut(), extra) {
+        obj.extend(extra.into_iter().filter(|(_, v)| !v.is_null()));
+    }
+    let mut text = serde_json::to_string_pretty(&json)?;
     text.push('\n');
     std::fs::write(path, text)
         .map_err(|e| anyhow::anyhow!("could not write the summary to \"{}\": {e}", path.display()))
+}
+
+/// A summary's counts as a JSON object (the cluster's totals nested).
+fn summary_object(s: &Summary) -> serde_json::Value {
+    let mut o = serde_json::json!({
+        "records": s.records,
+        "partitions": s.partitions,
+        "windows": s.windows(),
+        "windows_emitted": s.windows_emitted,
+        "rows": {"final": s.windows_emitted, "update": s.updates(), "retract": s.retractions},
+        "late_dropped": s.late_dropped,
+        "late_applied": s.late_applied,
+        "unassigned": s.unassigned,
+        "dead_letters": s.dead_letters,
+        "idle_releases": s.idle_releases,
+        // null: every partition ended.
+        "final_watermark_ms": s.final_watermark,
+        "final_watermark": s.final_watermark.map(utc),
+        "already_complete": s.already_complete,
+    });
+    let Some(map) = o.as_object_mut() else {
+        return o;
+    };
+    if s.checkpoints > 0 {
+        map.insert(
+            "checkpoints".into(),
+            serde_json::json!({
+                "written": s.checkpoints,
+                "seconds": s.checkpoint_nanos as f64 / 1e9,
+                "state_bytes": s.checkpoint_bytes,
+            }),
+        );
+    }
+    if s.peak_open_windows > 0 {
+        map.insert("peak_open_windows".into(), s.peak_open_windows.into());
+        map.insert("peak_state_bytes".into(), s.peak_state_bytes.into());
+    }
+    if let Some(id) = s.resumed_from {
+        map.insert("resumed_from".into(), id.into());
+        map.insert("records_before".into(), s.records_before.into());
+    }
+    if let Some(p) = s.process {
+        map.insert("process".into(), p.into());
+    }
+    if let Some(total) = &s.cluster {
+        map.insert("cluster".into(), summary_object(total));
+    }
+    o
 }
 
 /// How the summary names an output.
@@ -429,12 +478,26 @@ impl Signals {
 fn print_summary(s: &Summary, elapsed: Duration, to: &Destinations, processes: Option<usize>) {
     let secs = elapsed.as_secs_f64().max(1e-9);
     let read = |s: &Summary| {
+        let this_run = s.records.saturating_sub(s.records_before);
+        if s.already_complete {
+            return format!(
+                "{} records from {} partition(s); the job was already complete, nothing read (--rebuild runs it again)",
+                s.records, s.partitions
+            );
+        }
+        // The rate is this run's: a resumed run's counts include the runs
+        // before it.
+        let before = if s.records_before > 0 {
+            format!(", {this_run} of them by this run")
+        } else {
+            String::new()
+        };
         format!(
-            "{} records from {} partition(s) in {:.2} s ({:.0} records/s)",
+            "{} records from {} partition(s){before} in {:.2} s ({:.0} records/s)",
             s.records,
             s.partitions,
             secs,
-            s.records as f64 / secs
+            this_run as f64 / secs
         )
     };
     let Some(process) = s.process else {
@@ -597,22 +660,27 @@ pub(crate) fn progress_line(
     };
     // (priority, text): the lower the priority, the longer it stays.
     let mut parts: Vec<(u8, String)> = Vec::new();
-    let mut head = format!("{} records, {}/s", si(snap.records as f64), si(rate));
-    if let Some(total) = total.filter(|&t| t > 0) {
+    let mut head = format!("{} records", si(snap.records as f64));
+    let total = total.filter(|&t| t > 0);
+    if let Some(total) = total {
         let pct = 100.0 * snap.records as f64 / total as f64;
-        head.push_str(&format!(" ({pct:.0}% of {}", si(total as f64)));
+        head.push_str(&format!(" ({pct:.0}%)"));
+    }
+    head.push_str(&format!(", {}/s", si(rate)));
+    if let Some(total) = total {
         if rate > 0.0 && snap.records < total {
             let eta = (total - snap.records) as f64 / rate;
             head.push_str(&format!(", ETA {}", short(eta * 1e3)));
         }
-        head.push(')');
     }
     parts.push((0, head));
     match (snap.watermark, snap.held_by) {
         (Some(w), Some(p)) => {
-            parts.push((1, format!("watermark {}", utc(w))));
+            // The partition holding the watermark back is the one to look
+            // at when a window does not close: it stays with the watermark.
+            parts.push((1, format!("watermark {} held by p{p}", utc(w))));
             if let Some(lag) = snap.event_time_lag_ms {
-                parts.push((3, format!("lag {} (partition {p})", short(lag as f64))));
+                parts.push((3, format!("lag {}", short(lag as f64))));
             }
         }
         (None, Some(p)) => {
@@ -776,6 +844,8 @@ mod tests {
                 held_by: Some(0),
                 behind_ms: Some(1_000),
             }),
+            checkpoints: 0,
+            last_checkpoint: None,
         }
     }
 
@@ -794,8 +864,8 @@ mod tests {
         );
         assert!(line.chars().count() <= PROGRESS_WIDTH, "{line}");
         for part in [
-            "123.46M records, 1.23M/s (12% of 1000.00M, ETA ",
-            "watermark 2026-11-02T08:59:55.000Z",
+            "123.46M records (12%), 1.23M/s, ETA ",
+            "watermark 2026-11-02T08:59:55.000Z held by p0",
             "late 1234567",
         ] {
             assert!(line.contains(part), "{part}: {line}");
@@ -804,7 +874,7 @@ mod tests {
         let wide = progress_line(&snapshot(), &recent, None, elapsed, Some(now), 400);
         for part in [
             "dead letters 12345",
-            "lag 11ms (partition 0)",
+            "lag 11ms",
             "0/12 partitions done",
             "oldest open window 10000 keys, 1.0s to go",
             "1m45s behind the wall clock",

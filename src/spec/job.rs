@@ -1059,7 +1059,7 @@ impl JobSpec {
         {
             let _ = decode;
             Err(SpecError(format!(
-                "{kafka}: this tidemark was built without Kafka support (cargo feature \"kafka\")"
+                "{kafka}: this tidemark was built without Kafka support; build it with `cargo build --release --features kafka` (or `cargo install --path . --locked --features kafka`)"
             ))
             .into())
         }
@@ -1234,13 +1234,13 @@ impl JobSpec {
             .batch_size(batch_size)
             .bad_records(self.on_bad_record.unwrap_or(defaults::ON_BAD_RECORD).into());
         if let Some(after) = self.idle_after {
-            b = b.idle_after(after.into());
+            b = b.idle_after(after.millis());
         }
         if let Some(skew) = self.max_future_skew {
             b = b.max_future_skew(skew.millis());
         }
         if let Some(timeout) = self.connect_timeout {
-            b = b.connect_timeout(timeout.into());
+            b = b.connect_timeout(timeout.millis());
         }
         b = self.checkpoints(b)?;
         self.check_outputs()?;
@@ -1286,7 +1286,7 @@ impl JobSpec {
                 #[cfg(not(feature = "kafka"))]
                 {
                     return Err(SpecError(format!(
-                        "--output kafka://{bootstrap}/{topic}: this tidemark was built without Kafka support (cargo feature \"kafka\")"
+                        "--output kafka://{bootstrap}/{topic}: this tidemark was built without Kafka support; build it with `cargo build --release --features kafka` (or `cargo install --path . --locked --features kafka`)"
                     ))
                     .into());
                 }

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// # Examples
 ///
-/// A distinct count:
+/// A distinct count of strings, as a pure aggregation (a job runs
+/// aggregators whose `Input` is the record's value, a
+/// [`Number`]: see `tidemark_engine::JobAggregator`):
 ///
 /// ```
 /// use std::collections::BTreeSet;

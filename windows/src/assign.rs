@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::{gcd, EventTime, Millis};
+use crate::time::{gcd, EventTime, IntoMillis, Millis};
 use crate::window::Window;
 
 /// Why a window specification or a window is invalid.
@@ -111,23 +111,30 @@ pub enum WindowSpec {
 }
 
 impl WindowSpec {
-    /// Tumbling windows of `size` ms aligned to the epoch.
-    pub fn tumbling(size: Millis) -> Self {
-        WindowSpec::Tumbling { size, offset: 0 }
-    }
-
-    /// Sliding windows of `size` ms every `slide` ms aligned to the epoch.
-    pub fn sliding(size: Millis, slide: Millis) -> Self {
-        WindowSpec::Sliding {
-            size,
-            slide,
+    /// Tumbling windows of `size` (ms, or a `Duration`) aligned to the
+    /// epoch.
+    pub fn tumbling(size: impl IntoMillis) -> Self {
+        WindowSpec::Tumbling {
+            size: size.into_millis(),
             offset: 0,
         }
     }
 
-    /// Sessions with inactivity gap `gap` ms.
-    pub fn session(gap: Millis) -> Self {
-        WindowSpec::Session { gap }
+    /// Sliding windows of `size` every `slide` (ms, or `Duration`s)
+    /// aligned to the epoch.
+    pub fn sliding(size: impl IntoMillis, slide: impl IntoMillis) -> Self {
+        WindowSpec::Sliding {
+            size: size.into_millis(),
+            slide: slide.into_millis(),
+            offset: 0,
+        }
+    }
+
+    /// Sessions with inactivity gap `gap` (ms, or a `Duration`).
+    pub fn session(gap: impl IntoMillis) -> Self {
+        WindowSpec::Session {
+            gap: gap.into_millis(),
+        }
     }
 
     /// Checks that sizes, slides and gaps are positive.

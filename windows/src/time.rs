@@ -12,6 +12,42 @@ pub type EventTime = i64;
 /// A non-negative span of event time in milliseconds (delays, sizes, gaps).
 pub type Millis = i64;
 
+/// A span of time, as every API of the workspace takes one: a whole number
+/// of milliseconds (`1_000`) or a [`std::time::Duration`]
+/// (`Duration::from_secs(1)`), so that one job reads the same whichever
+/// a caller has at hand.
+///
+/// ```
+/// use std::time::Duration;
+/// use tidemark_windows::time::IntoMillis;
+/// assert_eq!(1_500.into_millis(), 1_500);
+/// assert_eq!(Duration::from_millis(1_500).into_millis(), 1_500);
+/// assert_eq!(Duration::MAX.into_millis(), i64::MAX);
+/// ```
+pub trait IntoMillis {
+    /// The span in milliseconds (saturating at `i64::MAX`; a negative
+    /// number stays negative, for the validation that refuses it).
+    fn into_millis(self) -> Millis;
+}
+
+macro_rules! into_millis_for_integers {
+    ($($t:ty),*) => {$(
+        impl IntoMillis for $t {
+            fn into_millis(self) -> Millis {
+                i64::try_from(self).unwrap_or(i64::MAX)
+            }
+        }
+    )*};
+}
+
+into_millis_for_integers!(i32, i64, u32, u64, usize);
+
+impl IntoMillis for std::time::Duration {
+    fn into_millis(self) -> Millis {
+        i64::try_from(self.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
 /// The watermark of a partition whose input has ended: larger than every
 /// window end, so every window fires.
 pub const END_OF_TIME: EventTime = EventTime::MAX;

@@ -24,7 +24,7 @@
 //! let differences = job(60_000).diff(&job(300_000));
 //! assert_eq!(differences.len(), 1);
 //! assert_eq!(differences[0].setting, "window");
-//! assert!(mismatch_message(&differences).contains("--rebuild"));
+//! assert!(mismatch_message(&differences).contains("\n  window was "));
 //! ```
 
 use std::collections::BTreeMap;
@@ -230,7 +230,7 @@ pub fn mismatch_message(differences: &[Difference]) -> String {
         let _ = write!(message, "\n  {d}");
     }
     message.push_str(
-        "\nrun with --rebuild to discard the checkpoints and recompute from the start of the input",
+        "\na rebuild discards the checkpoints and recomputes from the start of the input",
     );
     message
 }
@@ -370,7 +370,7 @@ mod tests {
             message,
             "the job has changed since its checkpoint was taken, so it cannot resume from it:\n  \
              emit mode was \"final\", is now \"updates\"\n\
-             run with --rebuild to discard the checkpoints and recompute from the start of the input"
+             a rebuild discards the checkpoints and recomputes from the start of the input"
         );
     }
 

@@ -343,7 +343,7 @@ pub enum CheckpointError {
     },
     /// A resumed run's output does not start with what the checkpoint
     /// committed (changed, cut short, or missing).
-    #[error("cannot resume the {what} output \"{path}\": {reason}; restore it, or run with --rebuild to start again")]
+    #[error("cannot resume the {what} output \"{path}\": {reason}; restore it, or rebuild to start again")]
     OutputMismatch {
         /// Which output.
         what: &'static str,

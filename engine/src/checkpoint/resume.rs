@@ -321,7 +321,7 @@ fn offsets_to_time(
     for (&p, &offset) in offsets {
         if !partitions.contains(&p) {
             return Err(EngineError::Config(format!(
-                "--from-offsets names partition {p}, but the input has partitions 0 to {}",
+                "the reprocessing offsets name partition {p}, but the input has partitions 0 to {}",
                 partitions.len().saturating_sub(1)
             )));
         }
@@ -359,7 +359,7 @@ fn offsets_to_time(
         }
         if next < offset {
             return Err(EngineError::Config(format!(
-                "--from-offsets {p}:{offset} is past the end of partition {p} ({next} records)"
+                "the reprocessing offset {p}:{offset} is past the end of partition {p} ({next} records)"
             )));
         }
         if let Some(t) = stream_time {

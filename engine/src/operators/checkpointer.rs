@@ -253,9 +253,10 @@ impl Checkpointer {
             Err(e @ CheckpointError::Prune { .. }) => stats.notice(e.to_string()),
             Err(e) => return Err(EngineError::Checkpoint(e)),
         }
-        Stats::add(&stats.checkpoints, 1);
-        Stats::add(&stats.checkpoint_bytes, checkpoint.state.len() as u64);
-        Stats::add(&stats.checkpoint_nanos, started.elapsed().as_nanos() as u64);
+        stats.checkpoint_written(
+            started.elapsed().as_nanos() as u64,
+            checkpoint.state.len() as u64,
+        );
         self.last_cut = cut;
         for reports in &mut self.reports {
             while reports.front().is_some_and(|r| r.hi <= cut) {

@@ -70,6 +70,33 @@ impl std::fmt::Display for Frontier {
 /// A sink is moved to the worker that writes, so it must be [`Send`]; its
 /// methods run on a dataflow worker thread, and a slow sink slows the job
 /// (that is the back-pressure). An error stops the job.
+///
+/// Only [`write`](Sink::write) is required; it returns an
+/// [`io::Result`], as writing anywhere does:
+///
+/// ```
+/// use std::io;
+/// use tidemark_engine::{Frontier, Row, Sink};
+/// use tidemark_windows::MetricValues;
+///
+/// /// Counts final rows, and how many were visible at each commit.
+/// #[derive(Default)]
+/// struct Counting {
+///     rows: u64,
+///     committed: Vec<u64>,
+/// }
+///
+/// impl Sink<Row<MetricValues>> for Counting {
+///     fn write(&mut self, row: &Row<MetricValues>) -> io::Result<()> {
+///         self.rows += 1;
+///         Ok(())
+///     }
+///     fn commit(&mut self, _frontier: Frontier) -> io::Result<()> {
+///         self.committed.push(self.rows);
+///         Ok(())
+///     }
+/// }
+/// ```
 pub trait Sink<T>: Send {
     /// Writes one item.
     fn write(&mut self, item: &T) -> io::Result<()>;
