@@ -23,8 +23,7 @@
 //! prints the same comparison with events/s per core.
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
-#[path = "../src/harness.rs"]
-mod harness;
+use tidemark::harness;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use harness::{run_engine, run_plain_loop, standard_scenarios, Scenario, Workload};

@@ -29,8 +29,7 @@
 //! default 10 000 000; RATE: events per second of event time, default
 //! 100 000, so the default run spans 100 s of event time).
 
-#[path = "../src/harness.rs"]
-mod harness;
+use tidemark::harness;
 
 use std::collections::BTreeMap;
 use std::error::Error;

@@ -3,8 +3,7 @@
 //! in the same run (this machine is shared and noisy: compare ratios).
 //!
 //! Shared by `tidemark bench`, the criterion benches and the Nexmark
-//! example (each includes this file); not part of the library's API.
-#![allow(dead_code)]
+//! example; not part of the library's API.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use rustc_hash::FxHashMap;
 use tidemark_sources::{GeneratorConfig, GeneratorSource, Key, Source, Value};
 use tidemark_windows::{AggKind, WindowSpec};
 
-use tidemark::{Job, JobError};
+use crate::{Job, JobError};
 
 /// One benchmark scenario: a window and its policy.
 #[derive(Clone, Debug, PartialEq, Eq)]

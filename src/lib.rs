@@ -55,6 +55,11 @@
 //! - [`engine`]: the Timely dataflow.
 #![warn(missing_docs)]
 
+/// Throughput measurement shared by `tidemark bench`, the criterion
+/// benches and the Nexmark example; not part of the library's API.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod harness;
 pub mod job;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -2,7 +2,8 @@
 //! `bench` the engine.
 
 mod cli;
-mod harness;
+
+use tidemark::harness;
 
 use std::process::ExitCode;
 

@@ -56,7 +56,10 @@ fn checkpoint(frontier: i64, offset: u64) -> Checkpoint {
             BTreeMap::new(),
         ),
         counters: Counters {
-            records: offset,
+            counts: tidemark::engine::Counts {
+                records: offset,
+                ..Default::default()
+            },
             ..Counters::default()
         },
     }

@@ -66,6 +66,16 @@ fn contains(path: &Path, needle: &str) -> bool {
     fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
 }
 
+/// The id of the newest complete checkpoint of `dir`.
+fn newest_checkpoint(dir: &Path) -> Option<u64> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().join("MANIFEST").exists())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("ckpt-")?.parse().ok())
+        .max()
+}
+
 /// The complete checkpoints of `dir`.
 fn checkpoints(dir: &Path) -> usize {
     fs::read_dir(dir).map_or(0, |entries| {
@@ -755,16 +765,26 @@ fn a_stats_log_resumed_after_kills_is_the_uninterrupted_runs_log() {
             "2s".into(),
         ])
         .collect();
-    // Killed at fractions of a whole run, on 1 and 2 workers.
+    // Killed once each run has written a checkpoint of its own, at
+    // fractions of a whole run after that, on 1 and 2 workers (waiting for
+    // the checkpoint, not a time, so that a loaded machine still resumes).
     let mut resumed = 0;
-    for (i, fraction) in [0.3, 0.5, 0.45, 0.8, 0.6].into_iter().enumerate() {
+    for (i, fraction) in [0.1, 0.3, 0.05, 0.4, 0.2].into_iter().enumerate() {
         let workers = if i % 2 == 0 { "1" } else { "2" };
+        let before = newest_checkpoint(&dir.join("ckpt"));
         let mut child = bin()
             .args(&checkpointed)
             .args(["--workers", workers])
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let waited = Instant::now();
+        while newest_checkpoint(&dir.join("ckpt")) == before
+            && child.try_wait().unwrap().is_none()
+            && waited.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(took.mul_f64(fraction));
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();

@@ -38,6 +38,7 @@ use timely::communication::networking::MessageHeader;
 use timely::communication::{AllocatorBuilder, Hooks};
 
 use crate::aggregator::JobAggregator;
+use crate::checkpoint::{InputIdentity, JobFingerprint};
 use crate::config::{BadRecords, EngineConfig};
 use crate::error::{EngineError, Result};
 
@@ -60,11 +61,14 @@ const HELLO_WAIT: Duration = Duration::from_secs(5);
 /// `(name, value)` pairs in a fixed order.
 pub(crate) type Fingerprint = Vec<(String, String)>;
 
-/// The fingerprint of a job: everything that decides what it computes and
-/// how its work is split (window, aggregation, policy, bad-record and
-/// future-timestamp handling, start positions and state, the input and its
-/// partition count, workers per process, the host list, checkpointing, a
-/// reprocessing start and the engine version).
+/// The fingerprint of a job in a cluster: what the processes must agree
+/// on to run it together (engine version, host list, workers per process,
+/// aggregator type, bad records, idle release, start positions and state,
+/// checkpointing, a reprocessing start), then what the job is, as a
+/// checkpoint's [`JobFingerprint::named`] gives it (window, aggregations,
+/// delay, lateness, emit mode, future skew, with checkpoints the caller's
+/// named settings, the input and its partition count, under the same
+/// names).
 pub(crate) fn fingerprint<A: JobAggregator>(
     config: &EngineConfig<A>,
     source: &dyn Source,
@@ -72,7 +76,6 @@ pub(crate) fn fingerprint<A: JobAggregator>(
     workers: usize,
     hosts: &[String],
 ) -> Fingerprint {
-    let ms = |v: i64| format!("{v}ms");
     let start = if config.start.is_empty() {
         "every partition from offset 0".to_owned()
     } else {
@@ -86,7 +89,6 @@ pub(crate) fn fingerprint<A: JobAggregator>(
             .collect();
         all.join(", ")
     };
-    let emit = config.policy.emit.name();
     let bad = match config.bad_records {
         BadRecords::Skip => "skip",
         BadRecords::Fail => "fail",
@@ -108,27 +110,25 @@ pub(crate) fn fingerprint<A: JobAggregator>(
             format!("offsets {}", all.join(","))
         }
     };
-    let pairs: [(&str, String); 17] = [
-        ("engine version", env!("CARGO_PKG_VERSION").to_owned()),
-        ("host list", hosts.join(" ")),
-        ("workers per process", workers.to_string()),
-        ("window", config.window.to_string()),
-        ("delay", ms(config.policy.delay)),
-        ("lateness", ms(config.policy.lateness)),
-        ("emit mode", emit.to_owned()),
+    // What the job is, under the names a checkpoint's fingerprint gives
+    // the same settings (the input as this process's source describes it).
+    let (input, settings) = match &config.checkpoint {
+        Some(c) if !c.input.paths.is_empty() => (c.input.clone(), c.settings.clone()),
+        Some(c) => (identity(source, partitions), c.settings.clone()),
+        None => (identity(source, partitions), Default::default()),
+    };
+    let job = JobFingerprint::of(config, input, settings);
+    let mut pairs: Vec<(String, String)> = vec![
         (
-            "aggregation",
-            format!(
-                "{} ({})",
-                config.aggregator.field_names().join(","),
-                std::any::type_name::<A>()
-            ),
+            "engine version".into(),
+            env!("CARGO_PKG_VERSION").to_owned(),
         ),
+        ("host list".into(), hosts.join(" ")),
+        ("workers per process".into(), workers.to_string()),
+    ];
+    let run: [(&str, String); 7] = [
+        ("aggregator type", std::any::type_name::<A>().to_owned()),
         ("bad records", bad.to_owned()),
-        (
-            "maximum future skew",
-            config.max_future_skew.map_or("none".into(), ms),
-        ),
         (
             "idle after",
             config
@@ -145,15 +145,26 @@ pub(crate) fn fingerprint<A: JobAggregator>(
             }
             .to_owned(),
         ),
-        ("input", source.describe()),
-        ("partitions", partitions.to_string()),
         // Process 0 takes the checkpoints from every worker's cut reports:
         // a process without them, or with another interval, would leave
         // it waiting for reports that never come.
         ("checkpoints", checkpoints),
         ("output from", emit_from),
     ];
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    pairs.extend(run.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    // (After how the processes run it: a process without checkpoints has
+    // none of the named settings a checkpoint fingerprint keeps, and the
+    // checkpoint setting is the difference to name then.)
+    pairs.extend(job.named());
+    pairs
+}
+
+/// The input as a source describes it, with partitions named by number.
+fn identity(source: &dyn Source, partitions: usize) -> InputIdentity {
+    InputIdentity::new(
+        vec![source.describe()],
+        (0..partitions).map(|p| p.to_string()).collect(),
+    )
 }
 
 /// How error messages name process `index`.

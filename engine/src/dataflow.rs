@@ -260,7 +260,7 @@ fn run_job<A: JobAggregator>(
     let begin = resume::prepare(&mut config, &*source, &stats, sink_here, &files)?;
     if let Some((id, at)) = begin.resumed {
         if sink_here {
-            begin.counters.load_into(&stats);
+            stats.counts.set(&begin.counters.counts);
         }
         if !begin.complete {
             stats.notice(format!(

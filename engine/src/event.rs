@@ -2,6 +2,8 @@
 //! batches, the typed result [`Row`]s, [`LateRecord`]s and dead letters.
 
 use serde::{Deserialize, Serialize};
+
+use crate::counts::Counts;
 use tidemark_sources::{DeadLetter, Key, PartitionId};
 use tidemark_windows::{Change, EventTime, Number, Window};
 
@@ -163,34 +165,11 @@ pub(crate) struct CutReport {
     /// time there.
     pub(crate) positions: Vec<(PartitionId, u64, EventTime)>,
     /// The counters of what this worker applied.
-    pub(crate) applied: Applied,
+    pub(crate) applied: Counts,
     /// Open window states and keys in the reported state.
     pub(crate) open: (u64, u64),
     /// A report for the stats log, not a checkpoint.
     pub(crate) stats: bool,
-}
-
-/// Counters of what a window operator applied (exact at a cut).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Applied {
-    pub(crate) records: u64,
-    pub(crate) late_dropped: u64,
-    pub(crate) late_applied: u64,
-    pub(crate) unassigned: u64,
-    pub(crate) dead_letters: u64,
-}
-
-impl Applied {
-    /// Both counts added.
-    pub(crate) fn plus(&self, other: &Applied) -> Applied {
-        Applied {
-            records: self.records + other.records,
-            late_dropped: self.late_dropped + other.late_dropped,
-            late_applied: self.late_applied + other.late_applied,
-            unassigned: self.unassigned + other.unassigned,
-            dead_letters: self.dead_letters + other.dead_letters,
-        }
-    }
 }
 
 /// The rows one window operator produced in one activation, in canonical

@@ -38,6 +38,7 @@ pub mod checkpoint;
 mod cluster;
 pub mod collection;
 pub mod config;
+pub mod counts;
 pub mod dataflow;
 pub mod error;
 pub mod event;
@@ -53,6 +54,7 @@ pub use config::{
     BadRecords, CheckpointConfig, CheckpointEvery, EmitFrom, EngineConfig, Parallelism, Position,
     StateSnapshot, StatsLog, DEFAULT_COMMIT_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
 };
+pub use counts::{Counts, LiveCounts};
 pub use dataflow::{run, windowed, Windowed};
 pub use error::{EngineError, Result};
 pub use event::{Event, LateReason, LateRecord, Row};

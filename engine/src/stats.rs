@@ -5,27 +5,37 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use serde::{Deserialize, Serialize};
 
+use crate::counts::{Counts, LiveCounts};
+
+/// The counts are read as fields of the value that holds them
+/// (`stats.records`, `summary.late_dropped`), as before they were gathered
+/// in one type.
+macro_rules! counts_as_fields {
+    ($($t:ty => $c:ty),+) => {$(
+        impl std::ops::Deref for $t {
+            type Target = $c;
+            fn deref(&self) -> &$c {
+                &self.counts
+            }
+        }
+    )+};
+}
+
+counts_as_fields!(Stats => LiveCounts, Summary => Counts, StatsSnapshot => Counts);
+
+impl std::ops::DerefMut for Summary {
+    fn deref_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
+}
+
 /// Live counters, shared by all workers of a process; readable while the
 /// job runs (for a progress bar).
 #[derive(Debug)]
 pub struct Stats {
-    /// Records decoded.
-    pub records: AtomicU64,
-    /// Records that could not be decoded.
-    pub dead_letters: AtomicU64,
-    /// Records dropped from at least one window as too late.
-    pub late_dropped: AtomicU64,
-    /// Records applied to a window after it fired (allowed lateness).
-    pub late_applied: AtomicU64,
-    /// Records whose event time lies in no window (sliding windows with gaps)
-    /// or for which no window can be formed.
-    pub unassigned: AtomicU64,
-    /// Rows of kind `final`.
-    pub windows_emitted: AtomicU64,
-    /// Rows of kind `retract` or `update`.
-    pub corrections: AtomicU64,
-    /// Of the corrections, rows of kind `retract`.
-    pub retractions: AtomicU64,
+    /// The counts (also readable as fields of `Stats` itself:
+    /// `stats.records`).
+    pub counts: LiveCounts,
     /// Partitions that reached their end.
     pub partitions_done: AtomicU64,
     /// Partitions read by this process.
@@ -35,8 +45,6 @@ pub struct Stats {
     /// The frontier at which every output was last committed
     /// (`i64::MIN`: never; `i64::MAX`: at the end of the input).
     pub(crate) committed: AtomicI64,
-    /// Times a followed partition was released as idle.
-    pub idle_releases: AtomicU64,
     /// Checkpoints written by this run.
     pub checkpoints: AtomicU64,
     /// Time spent taking them (the workers encoding their state, and the
@@ -95,19 +103,11 @@ impl std::fmt::Debug for Notices {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            records: AtomicU64::new(0),
-            dead_letters: AtomicU64::new(0),
-            late_dropped: AtomicU64::new(0),
-            late_applied: AtomicU64::new(0),
-            unassigned: AtomicU64::new(0),
-            windows_emitted: AtomicU64::new(0),
-            corrections: AtomicU64::new(0),
-            retractions: AtomicU64::new(0),
+            counts: LiveCounts::default(),
             partitions_done: AtomicU64::new(0),
             partitions: AtomicU64::new(0),
             frontier: AtomicI64::new(i64::MIN),
             committed: AtomicI64::new(i64::MIN),
-            idle_releases: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             checkpoint_nanos: AtomicU64::new(0),
             checkpoint_bytes: AtomicU64::new(0),
@@ -180,20 +180,10 @@ pub struct PartitionSnapshot {
 /// they run ahead of what the windows have applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
-    /// Records decoded.
-    pub records: u64,
-    /// Dead letters.
-    pub dead_letters: u64,
-    /// Records dropped from a window as too late.
-    pub late_dropped: u64,
-    /// Records applied after their window fired.
-    pub late_applied: u64,
-    /// Records in no window.
-    pub unassigned: u64,
-    /// Rows of kind `final`.
-    pub windows_emitted: u64,
-    /// Rows of kind `update` or `retract`.
-    pub corrections: u64,
+    /// The counts (also readable as fields of the snapshot itself:
+    /// `snapshot.records`).
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Every partition of this process, by id.
     pub partitions: Vec<PartitionSnapshot>,
     /// The global watermark: the smallest partition watermark among those
@@ -351,13 +341,7 @@ impl Stats {
             })
         });
         StatsSnapshot {
-            records: self.records.load(Relaxed),
-            dead_letters: self.dead_letters.load(Relaxed),
-            late_dropped: self.late_dropped.load(Relaxed),
-            late_applied: self.late_applied.load(Relaxed),
-            unassigned: self.unassigned.load(Relaxed),
-            windows_emitted: self.windows_emitted.load(Relaxed),
-            corrections: self.corrections.load(Relaxed),
+            counts: self.counts.get(),
             partitions,
             watermark,
             held_by: holding.map(|(_, p)| p),
@@ -466,16 +450,8 @@ impl Stats {
     pub fn summary(&self, delay: i64) -> Summary {
         let frontier = self.frontier.load(Relaxed);
         Summary {
-            records: self.records.load(Relaxed),
-            dead_letters: self.dead_letters.load(Relaxed),
-            late_dropped: self.late_dropped.load(Relaxed),
-            late_applied: self.late_applied.load(Relaxed),
-            unassigned: self.unassigned.load(Relaxed),
-            windows_emitted: self.windows_emitted.load(Relaxed),
-            corrections: self.corrections.load(Relaxed),
-            retractions: self.retractions.load(Relaxed),
+            counts: self.counts.get(),
             partitions: self.partitions.load(Relaxed),
-            idle_releases: self.idle_releases.load(Relaxed),
             final_watermark: if frontier == i64::MAX {
                 None
             } else {
@@ -503,28 +479,12 @@ impl Stats {
 /// holds the totals over every process.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
-    /// Records decoded.
-    pub records: u64,
-    /// Records that went to the dead-letter output.
-    pub dead_letters: u64,
-    /// Records dropped from at least one window as too late.
-    pub late_dropped: u64,
-    /// Records applied after their window fired, within allowed lateness.
-    pub late_applied: u64,
-    /// Records in no window.
-    pub unassigned: u64,
-    /// Rows of kind `final`.
-    pub windows_emitted: u64,
-    /// Rows of kind `retract` or `update`.
-    pub corrections: u64,
-    /// Of the corrections, rows of kind `retract`.
-    #[serde(default)]
-    pub retractions: u64,
+    /// The counts (also readable as fields of the summary itself:
+    /// `summary.records`). Not flattened: a summary crosses between the
+    /// processes of a cluster in a format that cannot flatten.
+    pub counts: Counts,
     /// Partitions read by this process.
     pub partitions: u64,
-    /// Times a followed partition was released as idle (`idle_after`); when
-    /// non-zero the results may depend on timing.
-    pub idle_releases: u64,
     /// The global watermark at the end: `None` when every partition ended
     /// (the watermark reached +∞). In cluster mode, after a job that
     /// completed, the watermark of process 0 (which writes the outputs).
@@ -590,16 +550,8 @@ impl Summary {
             ..Summary::default()
         };
         for s in all {
-            t.records += s.records;
-            t.dead_letters += s.dead_letters;
-            t.late_dropped += s.late_dropped;
-            t.late_applied += s.late_applied;
-            t.unassigned += s.unassigned;
-            t.windows_emitted += s.windows_emitted;
-            t.corrections += s.corrections;
-            t.retractions += s.retractions;
+            t.counts.add(&s.counts);
             t.partitions += s.partitions;
-            t.idle_releases += s.idle_releases;
             t.peak_open_windows += s.peak_open_windows;
             t.peak_state_bytes += s.peak_state_bytes;
         }

@@ -88,8 +88,11 @@ fn checkpoint(n: i64) -> Checkpoint {
         },
         fingerprint: fingerprint(&config()),
         counters: Counters {
-            records: n as u64,
-            windows_emitted: (n / 100) as u64,
+            counts: tidemark_engine::Counts {
+                records: n as u64,
+                windows_emitted: (n / 100) as u64,
+                ..Default::default()
+            },
             ..Counters::default()
         },
     }

@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn gaps_of_sliding_windows_are_explained() {
         let s = Summary {
-            unassigned: 4,
+            counts: tidemark::engine::Counts {
+                unassigned: 4,
+                ..Default::default()
+            },
             ..Summary::default()
         };
         let to = Destinations {

@@ -823,13 +823,12 @@ mod tests {
             state: PartitionState::Reading,
         };
         StatsSnapshot {
-            records: 123_456_789,
-            dead_letters: 12_345,
-            late_dropped: 1_234_567,
-            late_applied: 0,
-            unassigned: 0,
-            windows_emitted: 0,
-            corrections: 0,
+            counts: tidemark::engine::Counts {
+                records: 123_456_789,
+                dead_letters: 12_345,
+                late_dropped: 1_234_567,
+                ..Default::default()
+            },
             partitions: (0..12)
                 .map(|p| partition(p, 1_793_610_000_000 + i64::from(p)))
                 .collect(),

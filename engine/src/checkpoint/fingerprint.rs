@@ -119,11 +119,45 @@ impl JobFingerprint {
         }
     }
 
+    /// What this fingerprint says the job is: each setting by the name
+    /// messages give it, with its value as they show it, in a fixed
+    /// order: window, aggregations, watermark delay, allowed lateness,
+    /// emit mode, maximum future skew, the named settings by name, input
+    /// paths, partition count. A checkpoint's fingerprint and a cluster's
+    /// handshake both compare these.
+    pub fn named(&self) -> Vec<(String, String)> {
+        self.named_over(self.settings.keys())
+    }
+
+    /// [`named`](Self::named), with the named settings `names` (a setting
+    /// this fingerprint lacks reads "(not set)").
+    fn named_over<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = vec![
+            ("window".into(), self.window.to_string()),
+            ("aggregations".into(), show_list(&self.fields)),
+            ("watermark delay".into(), show_millis(self.policy.delay)),
+            ("allowed lateness".into(), show_millis(self.policy.lateness)),
+            ("emit mode".into(), show_emit(self.policy.emit)),
+            (
+                "maximum future skew".into(),
+                self.max_future_skew.map_or(NOT_SET.into(), show_millis),
+            ),
+        ];
+        out.extend(names.into_iter().map(|name| {
+            let value = self.settings.get(name).cloned();
+            (name.clone(), value.unwrap_or_else(|| NOT_SET.into()))
+        }));
+        out.push(("input paths".into(), show_list(&self.input.paths)));
+        out.push((
+            "partition count".into(),
+            self.input.partitions.len().to_string(),
+        ));
+        out
+    }
+
     /// The settings in which `new` differs from `self` (the older
-    /// fingerprint, normally the checkpoint's), in a fixed order: window,
-    /// aggregations, watermark delay, allowed lateness, emit mode, maximum
-    /// future skew, the named settings by name, input paths, partition
-    /// count, partition names.
+    /// fingerprint, normally the checkpoint's), in the order of
+    /// [`named`](Self::named), then the partition names.
     pub fn diff(&self, new: &JobFingerprint) -> Vec<Difference> {
         let mut out = Vec::new();
         let mut push = |setting: &str, old: String, new: String| {
@@ -135,53 +169,16 @@ impl JobFingerprint {
                 });
             }
         };
-        push("window", self.window.to_string(), new.window.to_string());
-        push(
-            "aggregations",
-            show_list(&self.fields),
-            show_list(&new.fields),
-        );
-        push(
-            "watermark delay",
-            show_millis(self.policy.delay),
-            show_millis(new.policy.delay),
-        );
-        push(
-            "allowed lateness",
-            show_millis(self.policy.lateness),
-            show_millis(new.policy.lateness),
-        );
-        push(
-            "emit mode",
-            show_emit(self.policy.emit),
-            show_emit(new.policy.emit),
-        );
-        push(
-            "maximum future skew",
-            self.max_future_skew.map_or(NOT_SET.into(), show_millis),
-            new.max_future_skew.map_or(NOT_SET.into(), show_millis),
-        );
         let names: std::collections::BTreeSet<&String> =
             self.settings.keys().chain(new.settings.keys()).collect();
-        for name in names {
-            let value = |s: &BTreeMap<String, String>| s.get(name).cloned();
-            push(
-                name,
-                value(&self.settings).unwrap_or_else(|| NOT_SET.into()),
-                value(&new.settings).unwrap_or_else(|| NOT_SET.into()),
-            );
+        let named = self
+            .named_over(names.iter().copied())
+            .into_iter()
+            .zip(new.named_over(names.iter().copied()));
+        for ((setting, old), (_, new)) in named {
+            push(&setting, old, new);
         }
-        push(
-            "input paths",
-            show_list(&self.input.paths),
-            show_list(&new.input.paths),
-        );
         let (old_parts, new_parts) = (&self.input.partitions, &new.input.partitions);
-        push(
-            "partition count",
-            old_parts.len().to_string(),
-            new_parts.len().to_string(),
-        );
         if old_parts != new_parts {
             if old_parts.len() == new_parts.len() {
                 // Same count: name the first partition that differs.

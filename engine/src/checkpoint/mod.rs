@@ -79,6 +79,7 @@ use tidemark_sources::{ContentCheck, PartitionId};
 use tidemark_windows::EventTime;
 
 use crate::config::Position;
+use crate::counts::Counts;
 use crate::stats::Summary;
 
 pub use decisions::{Decision, Replay, DECISIONS_FILE};
@@ -159,24 +160,10 @@ pub struct CommittedOutputs {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Counters {
-    /// Records decoded.
-    pub records: u64,
-    /// Records that went to the dead-letter output.
-    pub dead_letters: u64,
-    /// Records dropped from at least one window as too late.
-    pub late_dropped: u64,
-    /// Records applied after their window fired.
-    pub late_applied: u64,
-    /// Records in no window.
-    pub unassigned: u64,
-    /// Rows of kind `final`.
-    pub windows_emitted: u64,
-    /// Rows of kind `retract` or `update`.
-    pub corrections: u64,
-    /// Of the corrections, rows of kind `retract`.
-    pub retractions: u64,
-    /// Times a followed partition was released as idle.
-    pub idle_releases: u64,
+    /// The job's counts at the cut (also readable as fields of `Counters`
+    /// itself).
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Open window states (panes of tumbling and sliding windows,
     /// sessions) in the checkpoint's window state, as stored.
     pub open_windows: u64,
@@ -206,34 +193,19 @@ pub struct StatsLogState {
     /// The content that line described (its counters and positions), so
     /// that a cut where nothing changed is skipped as before.
     pub last_content: Option<String>,
-    /// Records applied below the cut.
-    pub records: u64,
-    /// Of them, dropped from a window as too late.
-    pub late_dropped: u64,
-    /// Of them, applied after their window fired.
-    pub late_applied: u64,
-    /// Of them, in no window.
-    pub unassigned: u64,
-    /// Of them, dead letters (windows out of range).
-    pub dead_letters: u64,
+    /// What the records below the cut did, as the window operators applied
+    /// them (its record counts; dead letters: windows out of range).
+    #[serde(flatten)]
+    pub applied: Counts,
     /// Per partition: one past the largest offset applied, and the stream
     /// time there.
     pub positions: Vec<(PartitionId, u64, EventTime)>,
 }
 
-impl Counters {
-    /// Starts a resumed run's live counters from these.
-    pub(crate) fn load_into(&self, stats: &crate::stats::Stats) {
-        let r = std::sync::atomic::Ordering::Relaxed;
-        stats.records.store(self.records, r);
-        stats.dead_letters.store(self.dead_letters, r);
-        stats.late_dropped.store(self.late_dropped, r);
-        stats.late_applied.store(self.late_applied, r);
-        stats.unassigned.store(self.unassigned, r);
-        stats.windows_emitted.store(self.windows_emitted, r);
-        stats.corrections.store(self.corrections, r);
-        stats.retractions.store(self.retractions, r);
-        stats.idle_releases.store(self.idle_releases, r);
+impl std::ops::Deref for Counters {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
     }
 }
 
@@ -274,19 +246,8 @@ pub fn time_text(t: EventTime) -> String {
 impl From<&Summary> for Counters {
     fn from(s: &Summary) -> Self {
         Counters {
-            records: s.records,
-            dead_letters: s.dead_letters,
-            late_dropped: s.late_dropped,
-            late_applied: s.late_applied,
-            unassigned: s.unassigned,
-            windows_emitted: s.windows_emitted,
-            corrections: s.corrections,
-            retractions: s.retractions,
-            idle_releases: s.idle_releases,
-            open_windows: 0,
-            keys: 0,
-            stats_log: None,
-            inputs: Vec::new(),
+            counts: s.counts,
+            ..Counters::default()
         }
     }
 }

@@ -14,8 +14,9 @@ use crate::checkpoint::{
     Checkpoint, CheckpointDir, CheckpointError, CommittedOutputs, Counters, JobFingerprint,
 };
 use crate::config::Position;
+use crate::counts::Counts;
 use crate::error::{EngineError, Result};
-use crate::event::{Applied, CutReport};
+use crate::event::CutReport;
 use crate::operators::stats_log::StatsLogWriter;
 use crate::sink::target::OpenSinks;
 use crate::stats::Stats;
@@ -41,7 +42,7 @@ struct Report {
     hi: EventTime,
     state: Arc<Vec<u8>>,
     positions: Vec<(PartitionId, u64, EventTime)>,
-    applied: Applied,
+    applied: Counts,
     open: (u64, u64),
 }
 
@@ -180,7 +181,7 @@ impl Checkpointer {
         let outputs = sinks.durable_positions()?;
         let mut positions = self.start.clone();
         let mut workers = Vec::with_capacity(self.reports.len());
-        let mut applied = Applied::default();
+        let mut applied = Counts::default();
         let mut applied_at: Vec<(PartitionId, u64, EventTime)> = Vec::new();
         let (mut open_windows, mut keys) = (0, 0);
         for w in 0..self.reports.len() {
@@ -196,7 +197,7 @@ impl Checkpointer {
             workers.push(Arc::clone(&report.state));
             open_windows += report.open.0;
             keys += report.open.1;
-            applied = applied.plus(&report.applied);
+            applied.add(&report.applied);
         }
         let stats_log = match stats_log {
             Some(log) => {
@@ -221,19 +222,18 @@ impl Checkpointer {
                 EngineError::Checkpoint(CheckpointError::Encode(format!("window state: {e}")))
             })?
         };
-        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        // The record counts: the runs' before, and what the window
+        // operators applied below the cut (with the dead letters the sink
+        // wrote below it). The others are the sink's and the ingests' own:
+        // exact, as the sink writes in order (a resumed run's start from
+        // the checkpoint's).
+        let mut below = self.base.counts;
+        below.add(&Counts {
+            dead_letters: self.dead_written,
+            ..applied
+        });
         let counters = Counters {
-            records: self.base.records + applied.records,
-            dead_letters: self.base.dead_letters + self.dead_written,
-            late_dropped: self.base.late_dropped + applied.late_dropped,
-            late_applied: self.base.late_applied + applied.late_applied,
-            unassigned: self.base.unassigned + applied.unassigned,
-            // The sink's own counters: exact, as it writes in order (a
-            // resumed run's start from the checkpoint's).
-            windows_emitted: stats.windows_emitted.load(relaxed),
-            corrections: stats.corrections.load(relaxed),
-            retractions: stats.retractions.load(relaxed),
-            idle_releases: self.base.idle_releases + stats.idle_releases.load(relaxed),
+            counts: below.records_with_rest_of(&stats.counts.get()),
             open_windows,
             keys,
             stats_log,

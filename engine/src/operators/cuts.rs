@@ -16,8 +16,9 @@ use tidemark_windows::{EventTime, WindowState};
 
 use crate::aggregator::JobAggregator;
 use crate::config::CheckpointEvery;
+use crate::counts::Counts;
 use crate::error::{EngineError, Result};
-use crate::event::{Applied, CutReport};
+use crate::event::CutReport;
 
 /// Which stream times are cuts.
 #[derive(Clone, Debug)]
@@ -82,8 +83,6 @@ pub(crate) struct CutTracker {
     /// The same for larger partition ids (a source may number its
     /// partitions sparsely): no table sized by the largest id.
     sparse: rustc_hash::FxHashMap<PartitionId, (u64, EventTime)>,
-    /// What was applied so far.
-    pub(crate) applied: Applied,
     /// Time spent encoding state for reports, not yet counted in the stats.
     pub(crate) encode_nanos: u64,
     /// Open window states and keys in the last state reported.
@@ -104,7 +103,6 @@ impl CutTracker {
             dirty: true,
             positions: Vec::new(),
             sparse: Default::default(),
-            applied: Applied::default(),
             encode_nanos: 0,
             open: (0, 0),
             stats: false,
@@ -139,7 +137,6 @@ impl CutTracker {
     #[inline]
     pub(crate) fn note(&mut self, partition: PartitionId, offset: u64, stream_time: EventTime) {
         let i = partition as usize;
-        self.applied.records += 1;
         let slot = if i < DENSE {
             if i >= self.positions.len() {
                 self.positions.resize(i + 1, (u64::MAX, EventTime::MIN));
@@ -158,11 +155,13 @@ impl CutTracker {
     }
 
     /// The report for the cuts in `(passed, upto]`, if there are any: every
-    /// step below `upto`'s cuts has been applied, none at or above them.
+    /// step below `upto`'s cuts has been applied, none at or above them,
+    /// and `applied` counts what this run's steps so far did.
     pub(crate) fn pass<A: JobAggregator>(
         &mut self,
         upto: EventTime,
         state: &WindowState<Key, A>,
+        applied: &Counts,
     ) -> Result<Option<CutReport>> {
         let Some((lo, hi)) = self.schedule.between(self.passed, upto) else {
             return Ok(None);
@@ -182,18 +181,24 @@ impl CutTracker {
         } else {
             None
         };
-        Ok(Some(self.report(lo, hi, state)))
+        Ok(Some(self.report(lo, hi, state, applied)))
     }
 
     /// The report at the end of the input (`EventTime::MAX`): positions and
     /// counters only.
-    pub(crate) fn finish(&mut self) -> CutReport {
+    pub(crate) fn finish(&mut self, applied: &Counts) -> CutReport {
         self.passed = EventTime::MAX;
         self.open = (0, 0);
-        self.report(EventTime::MAX, EventTime::MAX, Some(Vec::new()))
+        self.report(EventTime::MAX, EventTime::MAX, Some(Vec::new()), applied)
     }
 
-    fn report(&self, lo: EventTime, hi: EventTime, state: Option<Vec<u8>>) -> CutReport {
+    fn report(
+        &self,
+        lo: EventTime,
+        hi: EventTime,
+        state: Option<Vec<u8>>,
+        applied: &Counts,
+    ) -> CutReport {
         let positions = self
             .positions
             .iter()
@@ -208,7 +213,7 @@ impl CutTracker {
             hi,
             state,
             positions,
-            applied: self.applied,
+            applied: *applied,
             open: self.open,
             stats: self.stats,
         }
@@ -252,7 +257,7 @@ mod tests {
         t.note(3, 7, 100);
         t.note(4_000_000_000, 41, 120);
         t.note(3, 5, 90);
-        let mut p = t.finish().positions;
+        let mut p = t.finish(&Counts::default()).positions;
         p.sort_unstable();
         assert_eq!(p, vec![(3, 8, 100), (4_000_000_000, 42, 120)]);
         assert!(t.positions.len() < 10);

@@ -28,6 +28,7 @@ use timely::dataflow::{ProbeHandle, Scope, Stream};
 use super::{key_hash, Control};
 use crate::checkpoint::decisions::{Decision, Replay};
 use crate::config::Position;
+use crate::counts::Counts;
 use crate::error::EngineError;
 use crate::event::{Batch, Ingest};
 use crate::stats::Stats;
@@ -455,8 +456,11 @@ pub(crate) fn ingest<'scope>(
                     }
                     session.give_iterator(extra.drain(..));
                 }
-                Stats::add(&control.stats.records, records);
-                Stats::add(&control.stats.dead_letters, dead);
+                control.stats.counts.add(&Counts {
+                    records,
+                    dead_letters: dead,
+                    ..Counts::default()
+                });
                 if control.stopping() {
                     // Stopped while reading (a bad record with `fail`, an I/O
                     // error): the capability stays where it is until the

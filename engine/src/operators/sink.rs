@@ -19,6 +19,7 @@ use timely::dataflow::Stream;
 use super::checkpointer::Checkpointer;
 use super::stats_log::StatsLogWriter;
 use super::Control;
+use crate::counts::Counts;
 use crate::error::{EngineError, Result};
 use crate::event::{Emit, LateRecord};
 use crate::order::RowMerge;
@@ -430,22 +431,20 @@ fn write_ready<O: 'static>(
     stats: &Stats,
     checkpointer: &mut Option<Checkpointer>,
 ) -> Result<()> {
-    let (mut finals, mut corrections, mut retractions) = (0u64, 0u64, 0u64);
+    let mut counts = Counts::default();
     let results = &mut s.results;
     let written = rows.drain(upto, |row| {
         match row.kind {
-            ChangeKind::Final => finals += 1,
+            ChangeKind::Final => counts.windows_emitted += 1,
             ChangeKind::Retract => {
-                corrections += 1;
-                retractions += 1;
+                counts.corrections += 1;
+                counts.retractions += 1;
             }
-            _ => corrections += 1,
+            _ => counts.corrections += 1,
         }
         results.write(row)
     });
-    Stats::add(&stats.windows_emitted, finals);
-    Stats::add(&stats.corrections, corrections);
-    Stats::add(&stats.retractions, retractions);
+    stats.counts.add(&counts);
     written.map_err(|e| output_error("results", &s.results, e))?;
     let ready = match upto {
         Some(f) => {

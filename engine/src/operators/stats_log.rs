@@ -15,8 +15,9 @@ use tidemark_sources::PartitionId;
 use tidemark_windows::EventTime;
 
 use crate::checkpoint::{OutputDigest, StatsLogState};
+use crate::counts::{Counts, RecordCounts};
 use crate::error::EngineError;
-use crate::event::{Applied, CutReport};
+use crate::event::CutReport;
 use crate::sink::json::Digesting;
 use crate::sink::target::{is_special, open_file_at, Resume};
 
@@ -27,7 +28,7 @@ struct Report {
     lo: EventTime,
     hi: EventTime,
     positions: Vec<(PartitionId, u64, EventTime)>,
-    applied: Applied,
+    applied: Counts,
 }
 
 /// One partition in a stats line.
@@ -46,11 +47,8 @@ struct Line<'a> {
     watermark: Option<EventTime>,
     held_by: Option<PartitionId>,
     event_time_lag_ms: Option<i64>,
-    records: u64,
-    late_dropped: u64,
-    late_applied: u64,
-    unassigned: u64,
-    dead_letters: u64,
+    #[serde(flatten)]
+    applied: RecordCounts<'a>,
     partitions: &'a [PartitionLine],
     wall: Wall,
 }
@@ -73,7 +71,7 @@ pub(crate) struct StatsLogWriter {
     reports: Vec<VecDeque<Report>>,
     /// What was applied before this run (resumed from a checkpoint): added
     /// to every line.
-    base: Applied,
+    base: Counts,
     base_positions: BTreeMap<PartitionId, (u64, EventTime)>,
     /// The newest cut written.
     last: EventTime,
@@ -104,7 +102,7 @@ impl StatsLogWriter {
             delay,
             every,
             reports: (0..workers).map(|_| VecDeque::new()).collect(),
-            base: Applied::default(),
+            base: Counts::default(),
             base_positions: BTreeMap::new(),
             last: EventTime::MIN,
             last_content: Some(EMPTY.to_owned()),
@@ -117,13 +115,7 @@ impl StatsLogWriter {
         let (file, digest) = match (tracked, resume) {
             (true, Some(state)) => {
                 let (file, digest) = open_file_at(path, "stats", Resume::At(Some(state.position)))?;
-                writer.base = Applied {
-                    records: state.records,
-                    late_dropped: state.late_dropped,
-                    late_applied: state.late_applied,
-                    unassigned: state.unassigned,
-                    dead_letters: state.dead_letters,
-                };
+                writer.base = state.applied;
                 writer.base_positions = state
                     .positions
                     .iter()
@@ -166,7 +158,7 @@ impl StatsLogWriter {
     /// what this run applied below the cut.
     pub(crate) fn checkpoint(
         &mut self,
-        applied: &Applied,
+        applied: &Counts,
         positions: &[(PartitionId, u64, EventTime)],
     ) -> std::io::Result<Option<StatsLogState>> {
         self.out.flush()?;
@@ -184,17 +176,14 @@ impl StatsLogWriter {
             e.0 = e.0.max(next);
             e.1 = e.1.max(t);
         }
-        let total = self.base.plus(applied);
+        let mut total = self.base;
+        total.add(applied);
         Ok(Some(StatsLogState {
             every: self.every,
             position,
             last: self.last,
             last_content: self.last_content.clone(),
-            records: total.records,
-            late_dropped: total.late_dropped,
-            late_applied: total.late_applied,
-            unassigned: total.unassigned,
-            dead_letters: total.dead_letters,
+            applied: total,
             positions: merged.into_iter().map(|(p, (o, t))| (p, o, t)).collect(),
         }))
     }
@@ -275,7 +264,7 @@ impl StatsLogWriter {
                 e.0 = e.0.max(next);
                 e.1 = e.1.max(t);
             }
-            applied = applied.plus(&r.applied);
+            applied.add(&r.applied);
         }
         let partitions: Vec<PartitionLine> = positions
             .iter()
@@ -303,11 +292,7 @@ impl StatsLogWriter {
                 (Some(n), Some(w)) => Some(n.saturating_sub(w)),
                 _ => None,
             },
-            records: applied.records,
-            late_dropped: applied.late_dropped,
-            late_applied: applied.late_applied,
-            unassigned: applied.unassigned,
-            dead_letters: applied.dead_letters,
+            applied: RecordCounts(&applied),
             partitions: &partitions,
             wall: Wall {
                 elapsed_ms: self.started.elapsed().as_millis() as u64,
@@ -315,15 +300,13 @@ impl StatsLogWriter {
         };
         let text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
         // Skip a cut where nothing changed since the last line.
-        let content = serde_json::to_string(&(
-            &line.records,
-            &line.late_dropped,
-            &line.late_applied,
-            &line.unassigned,
-            &line.dead_letters,
-            line.partitions,
-        ))
-        .map_err(std::io::Error::other)?;
+        // (As a flat array: counts, then the partitions.)
+        let mut content: Vec<serde_json::Value> = applied
+            .record_counts()
+            .map(|(_, n)| serde_json::Value::from(n))
+            .collect();
+        content.push(serde_json::to_value(line.partitions).map_err(std::io::Error::other)?);
+        let content = serde_json::to_string(&content).map_err(std::io::Error::other)?;
         if at.is_some() && self.last_content.as_deref() == Some(content.as_str()) {
             return Ok(());
         }

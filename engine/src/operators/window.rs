@@ -15,6 +15,7 @@ use timely::dataflow::Stream;
 
 use super::cuts::CutTracker;
 use crate::aggregator::JobAggregator;
+use crate::counts::Counts;
 use crate::event::{Emit, Ingest, LateReason, LateRecord, Rows};
 use crate::order::EventOrder;
 use crate::sink::json::format_event;
@@ -90,6 +91,10 @@ pub(crate) fn window<'scope, A: JobAggregator>(
             let mut late_by_partition: Vec<(PartitionId, u64)> = Vec::new();
             // After handing a chunk on: wait for the sink to write it.
             let mut handed_on = false;
+            // What this run's steps did so far (the cut reports carry it),
+            // and how much of it the process's counts have.
+            let mut applied = Counts::default();
+            let mut counted = Counts::default();
             move |(input, frontier), output| {
                 input.for_each(|_time, data| {
                     for item in data.drain(..) {
@@ -144,8 +149,6 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     (Some(f), Some(s)) => Some(f.min(s)),
                     (f, s) => f.or(s),
                 };
-                let (mut late_dropped, mut late_applied, mut unassigned, mut dead) =
-                    (0u64, 0u64, 0u64, 0u64);
                 // The last step applied, when this activation stops early to
                 // hand a bounded chunk of rows on.
                 let mut last_step: Option<EventTime> = None;
@@ -160,7 +163,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     for tracker in cuts.iter_mut() {
                         // Every step below `step` is applied: the cuts up to
                         // it are passed.
-                        match tracker.pass(step, state) {
+                        match tracker.pass(step, state, &applied) {
                             Ok(Some(report)) => emitted.push(Emit::Cut(report)),
                             Ok(None) => {}
                             Err(e) => control_error = Some(e),
@@ -168,40 +171,33 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                     }
                     state.advance(step, &mut changes);
                     let tracker = &mut cuts;
+                    let applied = &mut applied;
                     order.drain_step(step, |b, i| {
                         for t in tracker.iter_mut() {
                             t.note(b.partition, b.offsets[i], b.stream_times[i]);
                         }
+                        applied.records += 1;
                         missed.clear();
                         match state.apply(b.keys[i].clone(), b.times[i], &b.values[i], &mut missed)
                         {
-                            Ok(applied) => {
-                                if applied.late > 0 {
-                                    late_applied += 1;
-                                    for t in tracker.iter_mut() {
-                                        t.applied.late_applied += 1;
-                                    }
+                            Ok(outcome) => {
+                                if outcome.late > 0 {
+                                    applied.late_applied += 1;
                                 }
-                                if applied.windows == 0 && applied.missed == 0 {
+                                if outcome.windows == 0 && outcome.missed == 0 {
                                     // In no window (sliding windows with gaps):
                                     // not dropped silently.
-                                    unassigned += 1;
-                                    for t in tracker.iter_mut() {
-                                        t.applied.unassigned += 1;
-                                    }
+                                    applied.unassigned += 1;
                                     emitted.push(Emit::Late(LateRecord {
                                         event: b.event(i),
                                         missed: Vec::new(),
                                         reason: LateReason::NoWindow,
                                     }));
-                                } else if applied.is_dropped() {
-                                    late_dropped += 1;
+                                } else if outcome.is_dropped() {
+                                    applied.late_dropped += 1;
                                     match late_by_partition.last_mut() {
                                         Some((p, n)) if *p == b.partition => *n += 1,
                                         _ => late_by_partition.push((b.partition, 1)),
-                                    }
-                                    for t in tracker.iter_mut() {
-                                        t.applied.late_dropped += 1;
                                     }
                                     emitted.push(Emit::Late(LateRecord {
                                         event: b.event(i),
@@ -211,10 +207,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                                 }
                             }
                             Err(e) => {
-                                dead += 1;
-                                for t in tracker.iter_mut() {
-                                    t.applied.dead_letters += 1;
-                                }
+                                applied.dead_letters += 1;
                                 let event = b.event(i);
                                 let mut raw = String::new();
                                 format_event(&event, &mut raw);
@@ -240,7 +233,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                 if !yielded {
                     for tracker in cuts.iter_mut().filter(|_| upto.is_some()) {
                         let Some(f) = upto else { break };
-                        match tracker.pass(f, state) {
+                        match tracker.pass(f, state, &applied) {
                             Ok(Some(report)) => emitted.push(Emit::Cut(report)),
                             Ok(None) => {}
                             Err(e) => control_error = Some(e),
@@ -282,12 +275,14 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                         activator.activate_after(every.saturating_sub(s));
                     }
                 }
-                Stats::add(&stats.late_dropped, late_dropped);
+                // (The process counts records as the ingests read them.)
+                stats.counts.add(&Counts {
+                    records: 0,
+                    ..applied.since(&counted)
+                });
+                counted = applied;
                 stats.add_late(&late_by_partition);
                 late_by_partition.clear();
-                Stats::add(&stats.late_applied, late_applied);
-                Stats::add(&stats.unassigned, unassigned);
-                Stats::add(&stats.dead_letters, dead);
                 if !changes.is_empty() {
                     let capacity = changes.len().min(MAX_ROWS_PER_ACTIVATION);
                     let rows = std::mem::replace(&mut changes, Vec::with_capacity(capacity));
@@ -315,7 +310,7 @@ pub(crate) fn window<'scope, A: JobAggregator>(
                 if frontier_now.is_none() {
                     if stop_at.is_none() {
                         for tracker in cuts.iter_mut() {
-                            emitted.push(Emit::Cut(tracker.finish()));
+                            emitted.push(Emit::Cut(tracker.finish(&applied)));
                         }
                     }
                     emitted.push(match stop_at {
