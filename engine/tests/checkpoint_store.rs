@@ -147,7 +147,7 @@ fn the_manifest_is_readable_text() {
     let id = dir.write(&checkpoint(3)).unwrap();
     let text = fs::read_to_string(dir.checkpoint_path(id).join("MANIFEST")).unwrap();
     for needle in [
-        "\"format\": 1",
+        "\"format\": 2",
         "\"id\": 1",
         "\"frontier\": 30",
         "\"offset\": 2",

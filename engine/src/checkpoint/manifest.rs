@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! {
-//!   "format": 1,
+//!   "format": 2,
 //!   "id": 7,
 //!   "frontier": 1700000060000,
 //!   "positions": { "0": { "offset": 1200, "stream_time": 1700000059000 } },
@@ -23,7 +23,7 @@
 //! crc32 5fd1e0a2
 //! ```
 //!
-//! `format` is [`FORMAT`]; a later, incompatible layout gets a new number,
+//! `format` is [`FORMAT`] (format [`OLDEST_FORMAT`] is read too); a later, incompatible layout gets a new number,
 //! and a manifest of a format this version does not know is reported as
 //! such rather than misread. Fields added compatibly default when absent.
 
@@ -38,8 +38,13 @@ use super::fingerprint::JobFingerprint;
 use super::{Checkpoint, CheckpointId, CommittedOutputs, Counters};
 use crate::config::Position;
 
-/// The checkpoint format this version writes and reads.
-pub const FORMAT: u32 = 1;
+/// The checkpoint format this version writes (it reads 1 too). Format 2
+/// keeps each stateful operator's state under its name in the state file
+/// (see [`state`](super::state)); format 1 kept the window operator's only.
+pub const FORMAT: u32 = 2;
+
+/// The oldest checkpoint format this version reads.
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// The manifest's file name in a checkpoint's directory.
 pub const MANIFEST_FILE: &str = "MANIFEST";
@@ -151,7 +156,7 @@ impl Manifest {
         }
         let format: Format =
             serde_json::from_slice(body).map_err(|e| Invalid::ManifestUnreadable(e.to_string()))?;
-        if format.format != FORMAT {
+        if !(OLDEST_FORMAT..=FORMAT).contains(&format.format) {
             return Err(Invalid::UnsupportedFormat {
                 found: format.format,
             });
@@ -290,7 +295,7 @@ impl fmt::Display for Invalid {
             Invalid::ManifestUnreadable(e) => write!(f, "unreadable manifest: {e}"),
             Invalid::UnsupportedFormat { found } => write!(
                 f,
-                "unsupported checkpoint format {found} (this version reads format {FORMAT})"
+                "unsupported checkpoint format {found} (this version reads formats {OLDEST_FORMAT} to {FORMAT})"
             ),
             Invalid::WrongId { found } => {
                 write!(f, "the manifest belongs to checkpoint {found}")
@@ -409,6 +414,20 @@ mod tests {
         assert_eq!(
             Manifest::decode(&bytes),
             Err(Invalid::UnsupportedFormat { found: FORMAT + 1 })
+        );
+    }
+
+    #[test]
+    fn the_previous_format_is_read_and_none_older() {
+        let mut m = manifest();
+        m.format = OLDEST_FORMAT;
+        let bytes = m.encode().unwrap();
+        assert_eq!(Manifest::decode(&bytes), Ok(m.clone()));
+        m.format = OLDEST_FORMAT - 1;
+        let bytes = m.encode().unwrap();
+        assert_eq!(
+            Manifest::decode(&bytes),
+            Err(Invalid::UnsupportedFormat { found: 0 })
         );
     }
 

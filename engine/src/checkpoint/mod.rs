@@ -68,6 +68,7 @@ pub mod digest;
 pub mod fingerprint;
 pub mod manifest;
 pub(crate) mod resume;
+pub mod state;
 mod store;
 
 use std::collections::BTreeMap;

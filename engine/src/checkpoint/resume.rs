@@ -16,7 +16,6 @@ use super::{CheckpointDir, CheckpointId, CommittedOutputs, Counters, JobFingerpr
 use crate::aggregator::JobAggregator;
 use crate::config::{EmitFrom, EngineConfig};
 use crate::error::{EngineError, Result};
-use crate::operators::checkpointer::decode_state_file;
 use crate::stats::Stats;
 
 /// What a run starts from.
@@ -287,13 +286,16 @@ fn restore_state<A: JobAggregator>(
     bytes: &[u8],
     frontier: EventTime,
 ) -> std::result::Result<WindowState<tidemark_sources::Key, A>, String> {
-    let file = decode_state_file(bytes)?;
+    let [window]: [Vec<Vec<u8>>; 1] =
+        super::state::take(super::state::decode(bytes)?, &[super::state::WINDOW])?
+            .try_into()
+            .map_err(|_| "one operator's state expected".to_owned())?;
     let mut merged = WindowState::try_new(config.window, config.policy, config.aggregator.clone())
         .map_err(|e| e.to_string())?;
     let below = frontier.saturating_sub(1);
     let mut discard = Vec::new();
     merged.advance(below, &mut discard);
-    for worker in &file.workers {
+    for worker in &window {
         let snapshot: crate::config::StateSnapshot<A> = postcard::from_bytes(worker)
             .map_err(|e| format!("a worker's window state cannot be decoded: {e}"))?;
         let mut state =

@@ -6,12 +6,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tidemark_sources::{DeadLetter, PartitionId, Source};
 use tidemark_windows::EventTime;
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointDir, CheckpointError, CommittedOutputs, Counters, JobFingerprint,
+    state, Checkpoint, CheckpointDir, CheckpointError, CommittedOutputs, Counters, JobFingerprint,
 };
 use crate::config::Position;
 use crate::counts::Counts;
@@ -20,21 +19,6 @@ use crate::event::CutReport;
 use crate::operators::stats_log::StatsLogWriter;
 use crate::sink::target::OpenSinks;
 use crate::stats::Stats;
-
-/// The window state of a checkpoint, as `state.bin` holds it (postcard):
-/// each worker's snapshot as that worker encoded it. A restore advances
-/// each to just below the checkpoint's frontier and merges them.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct StateFile {
-    pub(crate) workers: Vec<Vec<u8>>,
-}
-
-/// [`StateFile`] borrowing the workers' snapshots: the same encoding
-/// (a byte slice and a `Vec<u8>` both encode as a sequence of bytes).
-#[derive(Serialize)]
-struct StateFileRef<'a> {
-    workers: Vec<&'a [u8]>,
-}
 
 /// One worker's report, its state resolved.
 struct Report {
@@ -217,10 +201,9 @@ impl Checkpointer {
         let state = if cut == EventTime::MAX {
             Vec::new()
         } else {
-            let workers = workers.iter().map(|w| w.as_slice()).collect();
-            postcard::to_stdvec(&StateFileRef { workers }).map_err(|e| {
-                EngineError::Checkpoint(CheckpointError::Encode(format!("window state: {e}")))
-            })?
+            let window = workers.iter().map(|w| w.as_slice()).collect();
+            state::encode(&BTreeMap::from([(state::WINDOW, window)]))
+                .map_err(|e| EngineError::Checkpoint(CheckpointError::Encode(e)))?
         };
         // The record counts: the runs' before, and what the window
         // operators applied below the cut (with the dead letters the sink
@@ -286,28 +269,5 @@ impl<O: 'static> OpenSinks<O> {
                 .durable_position()
                 .map_err(fail("dead letters", self.dead_letters.describe()))?,
         })
-    }
-}
-
-/// A checkpoint's per-worker state, decoded.
-pub(crate) fn decode_state_file(bytes: &[u8]) -> std::result::Result<StateFile, String> {
-    if bytes.is_empty() {
-        return Ok(StateFile::default());
-    }
-    postcard::from_bytes(bytes).map_err(|e| format!("the window state cannot be decoded: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_borrowed_state_file_decodes_as_the_owned_one() {
-        let workers = [vec![1u8, 2, 3], Vec::new(), vec![255; 300]];
-        let bytes = postcard::to_stdvec(&StateFileRef {
-            workers: workers.iter().map(Vec::as_slice).collect(),
-        })
-        .unwrap();
-        assert_eq!(decode_state_file(&bytes).unwrap().workers, workers.to_vec());
     }
 }
