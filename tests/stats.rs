@@ -17,15 +17,24 @@ use std::time::{Duration, Instant};
 use tidemark::engine::{PartitionState, Stats, StatsSnapshot};
 use tidemark::JobSpec;
 
+/// Appends the records `from..to` in one write: a reader that finds half
+/// of them would read the rest only once the other partition catches up
+/// (a partition more than 1 s of stream time ahead of the slowest waits),
+/// which is not what these tests look at.
 fn append(path: &Path, from: i64, to: i64, key: &str) {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .unwrap();
+    let mut text = String::new();
     for t in from..to {
-        writeln!(f, "{{\"key\":\"{key}\",\"ts\":{},\"value\":1}}", t * 100).unwrap();
+        text.push_str(&format!(
+            "{{\"key\":\"{key}\",\"ts\":{},\"value\":1}}\n",
+            t * 100
+        ));
     }
+    f.write_all(text.as_bytes()).unwrap();
 }
 
 /// Polls `stats` until `ok` holds of a snapshot (or fails after 20 s).
