@@ -1,5 +1,5 @@
-//! The job's counts, each declared once ([`counts!`]): what happened to the
-//! records read and the rows written. One plain value ([`Counts`]) serves
+//! The job's counts, each declared once (by the `counts!` macro below):
+//! what happened to the records read and the rows written. One plain value ([`Counts`]) serves
 //! the summary, the live snapshot, checkpoints, cut reports and the stats
 //! log; its live twin ([`LiveCounts`]) is what the workers of a process add
 //! to while the job runs.
