@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tidemark_windows::{AggKind, Aggregator, MetricValues, Metrics, Number, SumValue};
 
-use crate::sink::json::push_json_string;
+use crate::json_text::push_json_string;
 
 /// An [`Aggregator`] the engine can run on any number of workers: it folds
 /// record values ([`Number`]), its accumulators can be snapshotted, its

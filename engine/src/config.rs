@@ -12,15 +12,9 @@ use tidemark_windows::{AggKind, Aggregator, EventTime, Metrics, Policy, WindowSp
 use crate::aggregator::JobAggregator;
 use crate::error::{EngineError, Result};
 
-/// Where a partition starts reading.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    /// The next offset to read.
-    pub offset: u64,
-    /// The partition's stream time before that offset (`None` if no record
-    /// was read yet).
-    pub stream_time: Option<EventTime>,
-}
+/// Where a partition starts reading (kept here with the checkpoints that
+/// record it).
+pub use crate::checkpoint::Position;
 
 /// How many Timely workers, in how many processes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -413,5 +407,27 @@ impl<A: JobAggregator> EngineConfig<A> {
             ));
         }
         Ok(())
+    }
+}
+
+// (Here rather than beside the fingerprint, so that the checkpoint module
+// does not depend on the configuration that depends on it.)
+impl crate::checkpoint::JobFingerprint {
+    /// The fingerprint of the job `config` computes over `input`, with the
+    /// caller's named `settings` (for example `"time format" →
+    /// "rfc3339"`, `"key field" → "user"`).
+    pub fn of<A: JobAggregator>(
+        config: &EngineConfig<A>,
+        input: crate::checkpoint::InputIdentity,
+        settings: BTreeMap<String, String>,
+    ) -> Self {
+        crate::checkpoint::JobFingerprint {
+            window: config.window,
+            fields: config.aggregator.field_names(),
+            policy: config.policy,
+            max_future_skew: config.max_future_skew,
+            settings,
+            input,
+        }
     }
 }

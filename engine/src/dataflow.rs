@@ -54,7 +54,6 @@ use timely::worker::Worker;
 use timely::WorkerConfig;
 
 use crate::aggregator::JobAggregator;
-use crate::checkpoint::resume;
 use crate::cluster::{self, Link, Network};
 use crate::collection::{changelog, Changelog};
 use crate::config::{BadRecords, CheckpointEvery, EngineConfig, Parallelism};
@@ -66,6 +65,7 @@ use crate::operators::ingest::{ingest, IngestSettings};
 use crate::operators::sink::sink;
 use crate::operators::window::window;
 use crate::operators::{key_hash, Control};
+use crate::prepare;
 use crate::sink::Sinks;
 use crate::stats::{Stats, Summary};
 
@@ -257,7 +257,7 @@ fn run_job<A: JobAggregator>(
     if let Some(log) = &config.stats_log {
         files.push(("stats", log.path.clone()));
     }
-    let begin = resume::prepare(&mut config, &*source, &stats, sink_here, &files)?;
+    let begin = prepare::prepare(&mut config, &*source, &stats, sink_here, &files)?;
     if let Some((id, at)) = begin.resumed {
         if sink_here {
             stats.counts.set(&begin.counters.counts);

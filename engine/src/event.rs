@@ -2,10 +2,18 @@
 //! batches, the typed result [`Row`]s, [`LateRecord`]s and dead letters.
 
 use serde::{Deserialize, Serialize};
+use tidemark_sources::{DeadLetter, Key, PartitionId, Value};
+use tidemark_windows::{Change, EventTime, Number, Window};
 
 use crate::counts::Counts;
-use tidemark_sources::{DeadLetter, Key, PartitionId};
-use tidemark_windows::{Change, EventTime, Number, Window};
+
+/// A record's value as the window state aggregates it.
+pub(crate) fn number(value: Value) -> Number {
+    match value {
+        Value::Int(i) => Number::Int(i),
+        Value::Float(f) => Number::Float(f),
+    }
+}
 
 /// A decoded record on its way to the window operator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -42,8 +42,10 @@ pub mod counts;
 pub mod dataflow;
 pub mod error;
 pub mod event;
+mod json_text;
 mod operators;
 mod order;
+mod prepare;
 pub mod sink;
 pub mod stats;
 

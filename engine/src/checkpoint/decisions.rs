@@ -38,7 +38,7 @@ use tidemark_sources::PartitionId;
 use tidemark_windows::EventTime;
 
 use super::CheckpointError;
-use crate::config::Position;
+use super::Position;
 
 /// The log's file name in the checkpoint directory.
 pub const DECISIONS_FILE: &str = "decisions.jsonl";

@@ -33,9 +33,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use tidemark_windows::{EmitMode, Millis, Policy, WindowSpec};
 
-use crate::aggregator::JobAggregator;
-use crate::config::EngineConfig;
-
 /// What the input is: where it is read from and its partitions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputIdentity {
@@ -64,7 +61,7 @@ pub struct JobFingerprint {
     /// Watermark delay, allowed lateness and emit mode.
     pub policy: Policy,
     /// The future-timestamp guard
-    /// ([`EngineConfig::max_future_skew`]).
+    /// ([`EngineConfig::max_future_skew`](crate::EngineConfig::max_future_skew)).
     pub max_future_skew: Option<Millis>,
     /// Named settings the engine does not see (field mapping, time format,
     /// input format, …), supplied by the caller.
@@ -101,24 +98,6 @@ const NOT_SET: &str = "(not set)";
 const SHOWN_ITEMS: usize = 8;
 
 impl JobFingerprint {
-    /// The fingerprint of the job `config` computes over `input`, with the
-    /// caller's named `settings` (for example `"time format" →
-    /// "rfc3339"`, `"key field" → "user"`).
-    pub fn of<A: JobAggregator>(
-        config: &EngineConfig<A>,
-        input: InputIdentity,
-        settings: BTreeMap<String, String>,
-    ) -> Self {
-        JobFingerprint {
-            window: config.window,
-            fields: config.aggregator.field_names(),
-            policy: config.policy,
-            max_future_skew: config.max_future_skew,
-            settings,
-            input,
-        }
-    }
-
     /// What this fingerprint says the job is: each setting by the name
     /// messages give it, with its value as they show it, in a fixed
     /// order: window, aggregations, watermark delay, allowed lateness,

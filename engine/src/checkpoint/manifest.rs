@@ -35,8 +35,8 @@ use tidemark_sources::PartitionId;
 use tidemark_windows::EventTime;
 
 use super::fingerprint::JobFingerprint;
+use super::Position;
 use super::{Checkpoint, CheckpointId, CommittedOutputs, Counters};
-use crate::config::Position;
 
 /// The checkpoint format this version writes (it reads 1 too). Format 2
 /// keeps each stateful operator's state under its name in the state file

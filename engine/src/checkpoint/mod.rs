@@ -67,7 +67,6 @@ pub mod decisions;
 pub mod digest;
 pub mod fingerprint;
 pub mod manifest;
-pub(crate) mod resume;
 pub mod state;
 mod store;
 
@@ -79,7 +78,6 @@ use serde::{Deserialize, Serialize};
 use tidemark_sources::{ContentCheck, PartitionId};
 use tidemark_windows::EventTime;
 
-use crate::config::Position;
 use crate::counts::Counts;
 use crate::stats::Summary;
 
@@ -101,6 +99,16 @@ impl fmt::Display for CheckpointId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// Where a partition starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The next offset to read.
+    pub offset: u64,
+    /// The partition's stream time before that offset (`None` if no record
+    /// was read yet).
+    pub stream_time: Option<EventTime>,
 }
 
 /// What a checkpoint holds: the state of a job after every record below a

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark_sources::{
-    DeadLetter, Decoded, PartitionId, PartitionReader, ReadStatus, Record, Source, Value,
+    DeadLetter, Decoded, PartitionId, PartitionReader, ReadStatus, Record, Source,
 };
 use tidemark_windows::watermark::StreamTime;
-use tidemark_windows::{EventTime, Number};
+use tidemark_windows::EventTime;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::operators::Capability;
@@ -375,10 +375,7 @@ pub(crate) fn ingest<'scope>(
                                 } else {
                                     (key_hash(&r.key) % peers as u64) as usize
                                 };
-                                let value = match r.value {
-                                    Value::Int(i) => Number::Int(i),
-                                    Value::Float(f) => Number::Float(f),
-                                };
+                                let value = crate::event::number(r.value);
                                 batches[dest].push(
                                     stream_time,
                                     r.offset,

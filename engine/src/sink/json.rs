@@ -20,24 +20,12 @@ use super::{Frontier, Sink};
 use crate::aggregator::JobAggregator;
 use crate::checkpoint::{OutputDigest, OutputPosition};
 use crate::event::{Event, LateRecord, Row};
+use crate::json_text::push_json_string;
 
 /// Turns one item into one line of text (without its newline).
 pub trait Encode<T>: Send {
     /// Appends the encoding of `item` to `out`.
     fn encode(&self, item: &T, out: &mut String);
-}
-
-/// Appends `s` as a JSON string.
-pub(crate) fn push_json_string(s: &str, out: &mut String) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        // Nothing to escape (the common case): no allocation.
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        // serde_json escapes exactly as JSON requires; a String never fails.
-        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
-    }
 }
 
 /// How window bounds are written in the JSON outputs.

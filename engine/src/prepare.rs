@@ -11,9 +11,12 @@ use std::sync::Arc;
 use tidemark_sources::{PartitionId, Source};
 use tidemark_windows::{EventTime, WindowState};
 
-use super::decisions::{DecisionLog, Replay};
-use super::{CheckpointDir, CheckpointId, CommittedOutputs, Counters, JobFingerprint};
 use crate::aggregator::JobAggregator;
+use crate::checkpoint::decisions::{DecisionLog, Replay};
+use crate::checkpoint::{
+    CheckpointDir, CheckpointError, CheckpointId, CommittedOutputs, Counters, Invalid,
+    JobFingerprint,
+};
 use crate::config::{EmitFrom, EngineConfig};
 use crate::error::{EngineError, Result};
 use crate::stats::Stats;
@@ -119,8 +122,8 @@ pub(crate) fn prepare<A: JobAggregator>(
     for id in dir.ids()?.into_iter().rev() {
         let found = match dir.load(id) {
             Ok(found) => found,
-            Err(super::CheckpointError::Invalid { id, path, reason }) => {
-                if !matches!(reason, super::Invalid::MissingManifest { .. }) {
+            Err(CheckpointError::Invalid { id, path, reason }) => {
+                if !matches!(reason, Invalid::MissingManifest { .. }) {
                     damaged += 1;
                 }
                 stats.notice(format!(
@@ -141,7 +144,7 @@ pub(crate) fn prepare<A: JobAggregator>(
             .map_err(EngineError::Checkpoint)?;
         for input in &checkpoint.counters.inputs {
             input.verify().map_err(|reason| {
-                EngineError::Checkpoint(super::CheckpointError::InputChanged {
+                EngineError::Checkpoint(CheckpointError::InputChanged {
                     id: found.id,
                     file: input.file.clone(),
                     reason,
@@ -157,10 +160,10 @@ pub(crate) fn prepare<A: JobAggregator>(
         }
         let state =
             restore_state(config, &checkpoint.state, checkpoint.frontier).map_err(|reason| {
-                EngineError::Checkpoint(super::CheckpointError::Invalid {
+                EngineError::Checkpoint(CheckpointError::Invalid {
                     id: found.id,
                     path: found.path.clone(),
-                    reason: super::Invalid::UnreadableState(reason),
+                    reason: Invalid::UnreadableState(reason),
                 })
             })?;
         config.initial_state = Some(Arc::new(state.snapshot()));
@@ -177,15 +180,13 @@ pub(crate) fn prepare<A: JobAggregator>(
                 .len();
             (damaged > 0 || !owned.holds(path)).then(|| (*what, path.clone(), len))
         }) {
-            return Err(EngineError::Checkpoint(
-                super::CheckpointError::WouldReplace {
-                    dir: ck.dir.clone(),
-                    what,
-                    path,
-                    len,
-                    damaged,
-                },
-            ));
+            return Err(EngineError::Checkpoint(CheckpointError::WouldReplace {
+                dir: ck.dir.clone(),
+                what,
+                path,
+                len,
+                damaged,
+            }));
         }
         if owned.exists()
             && files
@@ -248,7 +249,7 @@ impl OwnedOutputs {
         let io = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| {
-                EngineError::Checkpoint(super::CheckpointError::Io {
+                EngineError::Checkpoint(CheckpointError::Io {
                     action,
                     path,
                     source,
@@ -286,10 +287,12 @@ fn restore_state<A: JobAggregator>(
     bytes: &[u8],
     frontier: EventTime,
 ) -> std::result::Result<WindowState<tidemark_sources::Key, A>, String> {
-    let [window]: [Vec<Vec<u8>>; 1] =
-        super::state::take(super::state::decode(bytes)?, &[super::state::WINDOW])?
-            .try_into()
-            .map_err(|_| "one operator's state expected".to_owned())?;
+    let [window]: [Vec<Vec<u8>>; 1] = crate::checkpoint::state::take(
+        crate::checkpoint::state::decode(bytes)?,
+        &[crate::checkpoint::state::WINDOW],
+    )?
+    .try_into()
+    .map_err(|_| "one operator's state expected".to_owned())?;
     let mut merged = WindowState::try_new(config.window, config.policy, config.aggregator.clone())
         .map_err(|e| e.to_string())?;
     let below = frontier.saturating_sub(1);
