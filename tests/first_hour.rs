@@ -379,6 +379,12 @@ fn digest_reads_standard_input_and_inspect_names_the_emit_mode_in_lower_case() {
     let text = stdout(&shown);
     assert!(text.contains("emit final"), "{text}");
     assert!(!text.contains("Final"), "{text}");
+    // Its counts as the summary gives them: rows per kind, then records.
+    assert!(text.contains(" final, 0 update, 0 retract\n"), "{text}");
+    assert!(
+        text.contains("  records       51 read, 1 late dropped, 0 late applied, 0 dead letters\n"),
+        "{text}"
+    );
 }
 
 /// GET /metrics from `addr`: the body of a 200 answer.

@@ -131,13 +131,16 @@ fn text(info: &CheckpointInfo) -> String {
         f.policy.lateness,
         f.policy.emit.name()
     ));
+    // As the run's summary says them: rows per kind, then records.
+    let c = &m.counters;
+    let updates = c.corrections.saturating_sub(c.retractions);
     out.push_str(&format!(
-        "  counters      {} records, {} rows final, {} corrections, {} late dropped, {} dead letters\n\n",
-        m.counters.records,
-        m.counters.windows_emitted,
-        m.counters.corrections,
-        m.counters.late_dropped,
-        m.counters.dead_letters
+        "  rows          {} final, {updates} update, {} retract\n",
+        c.windows_emitted, c.retractions
+    ));
+    out.push_str(&format!(
+        "  records       {} read, {} late dropped, {} late applied, {} dead letters\n\n",
+        c.records, c.late_dropped, c.late_applied, c.dead_letters
     ));
     out
 }
