@@ -45,9 +45,11 @@ pub mod event;
 mod json_text;
 mod operators;
 mod order;
+mod plan;
 mod prepare;
 pub mod sink;
 pub mod stats;
+mod windowed;
 
 pub use aggregator::{JobAggregator, Named};
 pub use checkpoint::{Checkpoint, CheckpointDir, CheckpointError, CheckpointId, JobFingerprint};
@@ -57,7 +59,7 @@ pub use config::{
     StateSnapshot, StatsLog, DEFAULT_COMMIT_INTERVAL, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use counts::{Counts, LiveCounts};
-pub use dataflow::{run, windowed, Windowed};
+pub use dataflow::run;
 pub use error::{EngineError, Result};
 pub use event::{Event, LateReason, LateRecord, Row};
 pub use sink::{
@@ -68,6 +70,7 @@ pub use stats::{
     LastCheckpoint, OldestOpenWindow, PartitionSnapshot, PartitionState, Stats, StatsSnapshot,
     Summary,
 };
+pub use windowed::{windowed, Windowed};
 
 /// The Timely Dataflow this engine is built on (the pinned version), for
 /// [`windowed`] inside a worker of one's own.

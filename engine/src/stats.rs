@@ -63,10 +63,6 @@ pub struct Stats {
     /// With `sample_state`: the encoded size of each worker's window state
     /// when it held its peak, summed over the workers.
     pub peak_state_bytes: AtomicU64,
-    /// How often (ms of stream time) the window operators sample their
-    /// state, 0 for never (set by [`run`](crate::run) from the
-    /// configuration).
-    pub(crate) sample_state: AtomicI64,
     /// Each partition as its reader last saw it (see [`Stats::snapshot`]).
     partitions_live: std::sync::Mutex<std::collections::BTreeMap<u32, PartitionLive>>,
     /// The job's watermark delay (set by [`run`](crate::run)): the
@@ -114,7 +110,6 @@ impl Default for Stats {
             last_checkpoint: Default::default(),
             peak_open_windows: AtomicU64::new(0),
             peak_state_bytes: AtomicU64::new(0),
-            sample_state: AtomicI64::new(0),
             partitions_live: Default::default(),
             delay: AtomicI64::new(0),
             oldest_wanted: AtomicBool::new(false),

@@ -36,6 +36,10 @@ use crate::stats::Stats;
 /// How the ingest reads.
 #[derive(Clone)]
 pub(crate) struct IngestSettings {
+    /// The input.
+    pub(crate) source: Arc<dyn Source>,
+    /// Its partitions; each worker reads those `p ≡ worker (mod workers)`.
+    pub(crate) partitions: Vec<PartitionId>,
     pub(crate) start: BTreeMap<PartitionId, Position>,
     pub(crate) batch_size: usize,
     pub(crate) fail_on_bad: bool,
@@ -172,19 +176,18 @@ fn stop_markers(at: EventTime, peers: usize) -> impl Iterator<Item = Ingest> {
 }
 
 /// The ingest operator of worker `index` of `peers`: reads the partitions
-/// `p ≡ index (mod peers)` of `partitions`.
-#[allow(clippy::too_many_arguments)]
+/// `p ≡ index (mod peers)` of the settings' partitions.
 pub(crate) fn ingest<'scope>(
     scope: Scope<'scope, EventTime>,
-    source: Arc<dyn Source>,
-    partitions: &[PartitionId],
     settings: IngestSettings,
     control: Arc<Control>,
     index: usize,
     peers: usize,
     probe: ProbeHandle<EventTime>,
 ) -> Stream<'scope, EventTime, Vec<Ingest>> {
-    let mine: Vec<PartitionId> = partitions
+    let source = Arc::clone(&settings.source);
+    let mine: Vec<PartitionId> = settings
+        .partitions
         .iter()
         .copied()
         .filter(|&p| p as usize % peers == index)

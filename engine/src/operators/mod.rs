@@ -1,11 +1,15 @@
 //! The dataflow's operators, one file each: [`ingest`] reads partitions
 //! and holds its capability at their stream time, [`window`] applies
 //! records in event order to the window state, [`sink`] writes what the
-//! frontier has completed, in canonical order.
+//! frontier has completed, in canonical order. Each is built from its own
+//! settings struct; the window and sink operators keep their logic in a
+//! struct (`on_input`, `on_frontier`) behind a thin Timely closure. The
+//! job plan (`plan`) wires them.
 
 pub(crate) mod checkpointer;
 pub(crate) mod cuts;
 pub(crate) mod ingest;
+pub(crate) mod observe;
 pub(crate) mod sink;
 pub(crate) mod stats_log;
 pub(crate) mod window;

@@ -140,31 +140,264 @@ impl<O: 'static> SinkEnd<O> {
     }
 }
 
-/// The sink operator. `sinks` is `Some` on the worker that writes
-/// (worker 0 of process 0); `workers` is the number of window operators,
-/// whose end markers make a clean end.
-///
-/// With a `checkpointer` (on the worker that writes), it writes a
-/// checkpoint at each cut the window operators report, once the outputs
-/// hold exactly the items before it, and a last one at the end of the
-/// input. With `emit_from`, the items of the steps before it are dropped
-/// (reprocessing: the output is the suffix from there).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sink<O: timely::ExchangeData + Clone>(
-    emitted: Stream<'_, EventTime, Vec<Emit<O>>>,
-    sinks: Option<OpenSinks<O>>,
+/// What a sink operator is built from.
+pub(crate) struct SinkSettings<O: 'static> {
+    /// The open outputs, on the worker that writes (worker 0 of process
+    /// 0); `None` elsewhere.
+    pub(crate) sinks: Option<OpenSinks<O>>,
+    /// The number of window operators, whose end markers make a clean end.
+    pub(crate) workers: usize,
+    /// How often (wall clock) the outputs are committed.
+    pub(crate) commit_interval: Duration,
+    /// On the worker that writes, with checkpoints: writes a checkpoint at
+    /// each cut the window operators report, once the outputs hold exactly
+    /// the items before it, and a last one at the end of the input.
+    pub(crate) checkpointer: Option<Checkpointer>,
+    /// Reprocessing: the items of the steps before it are dropped (the
+    /// output is the suffix from there).
+    pub(crate) emit_from: Option<EventTime>,
+    /// The stats log, on the worker that writes.
+    pub(crate) stats_log: Option<StatsLogWriter>,
+}
+
+/// The sink operator's logic: what the window operators sent, waiting for
+/// the frontier, and what it writes once the frontier has passed it.
+struct SinkOperator<O: 'static> {
+    written: Rc<RefCell<Written<O>>>,
     control: Arc<Control>,
     workers: usize,
     commit_interval: Duration,
     checkpointer: Option<Checkpointer>,
-    emit_from: Option<EventTime>,
     stats_log: Option<StatsLogWriter>,
+    /// Items of the steps before this are dropped.
+    from: EventTime,
+    pending: BTreeMap<EventTime, Vec<Pending>>,
+    rows: RowMerge<O>,
+    /// Window operators that finished.
+    finished: usize,
+    stopped_at: Option<EventTime>,
+    last_commit: Instant,
+}
+
+impl<O: 'static> SinkOperator<O> {
+    /// Takes one item a window operator sent.
+    fn on_input(&mut self, item: Emit<O>) {
+        let from = self.from;
+        match item {
+            Emit::Rows(mut r) => {
+                if from > EventTime::MIN {
+                    r.rows.retain(|row| row.time >= from);
+                }
+                self.rows.push(r)
+            }
+            Emit::Late(l) if l.event.stream_time < from => {}
+            Emit::Late(l) => self
+                .pending
+                .entry(l.event.stream_time)
+                .or_default()
+                .push(Pending::Late(l)),
+            Emit::Dead { at, .. } if at < from => {}
+            Emit::Dead { at, letter } => self
+                .pending
+                .entry(at)
+                .or_default()
+                .push(Pending::Dead(letter)),
+            Emit::Cut(report) if report.stats => {
+                if let Some(log) = self.stats_log.as_mut() {
+                    log.receive(report);
+                }
+            }
+            Emit::Cut(report) => {
+                if let Some(c) = self.checkpointer.as_mut() {
+                    c.receive(report);
+                }
+            }
+            Emit::Finished { .. } => self.finished += 1,
+            Emit::Stopped { at, .. } => {
+                self.stopped_at = Some(self.stopped_at.map_or(at, |s| s.min(at)))
+            }
+        }
+    }
+
+    /// With the input's frontier at `frontier` (`None`: empty): writes and
+    /// commits what it completed. Returns when to look again (a commit
+    /// waiting for its interval).
+    fn on_frontier(&mut self, frontier: Option<EventTime>) -> Option<Duration> {
+        let written = Rc::clone(&self.written);
+        let Ok(mut written) = written.try_borrow_mut() else {
+            return None;
+        };
+        let w = &mut *written;
+        if w.done {
+            self.rows.clear();
+            self.pending.clear();
+            return None;
+        }
+        let control = Arc::clone(&self.control);
+        let stats = &control.stats;
+        let mut upto = frontier;
+        if upto.is_none() {
+            if let Some(at) = self.stopped_at {
+                self.stop(w, at);
+                return None;
+            }
+        }
+        if upto.is_none() && self.finished < self.workers {
+            // Lost input: only what completed frontiers hold is output; the
+            // rest is incomplete.
+            self.rows.clear();
+            self.pending.clear();
+            w.done = true;
+            if let Some(s) = w.sinks.as_mut() {
+                if let Some(f) = w.frontier_seen.filter(|&f| w.committed != Some(f)) {
+                    if let Err(e) = s.commit(Frontier::At(f), stats) {
+                        fail_outputs(&mut w.sinks, &control, e);
+                    }
+                }
+            }
+            return None;
+        }
+        if let Some(s) = w.sinks.as_mut() {
+            let result = self
+                .checkpoint_before(s, upto, w.frontier_seen)
+                .and_then(|()| self.write_ready(s, upto));
+            if let Err(e) = result {
+                fail_outputs(&mut w.sinks, &control, e);
+            }
+        }
+        // The stats log after the checkpoint: a checkpoint records the log
+        // with its lines up to the cut only.
+        if let Some(log) = self.stats_log.as_mut() {
+            if let Err(source) = log.advance(upto) {
+                control.fail(EngineError::Output {
+                    what: "stats",
+                    path: log.path().to_owned(),
+                    source,
+                });
+                self.stats_log = None;
+            }
+        }
+        let mut wake = None;
+        match upto.take() {
+            Some(f) => {
+                stats.frontier.store(f, Ordering::Relaxed);
+                w.frontier_seen = Some(f);
+                if let Some(s) = w.sinks.as_mut() {
+                    if w.committed != Some(f) {
+                        let since = self.last_commit.elapsed();
+                        if since >= self.commit_interval {
+                            match s.commit(Frontier::At(f), stats) {
+                                Ok(()) => w.committed = Some(f),
+                                Err(e) => fail_outputs(&mut w.sinks, &control, e),
+                            }
+                            self.last_commit = Instant::now();
+                        } else {
+                            // Commit this frontier once the interval is up,
+                            // even if nothing else happens by then.
+                            wake = Some(self.commit_interval - since);
+                        }
+                    }
+                }
+            }
+            None => {
+                stats.frontier.store(EventTime::MAX, Ordering::Relaxed);
+                if let Some(s) = w.sinks.as_mut() {
+                    let mut result = s.commit(Frontier::Done, stats);
+                    if let Some(c) = self.checkpointer.as_mut().filter(|c| c.finished()) {
+                        // The job is complete: a last checkpoint says so.
+                        result = result.and_then(|()| {
+                            c.take(EventTime::MAX, s, stats, self.stats_log.as_mut())
+                        });
+                    }
+                    if let Err(e) = result {
+                        fail_outputs(&mut w.sinks, &control, e);
+                    }
+                }
+                w.done = true;
+            }
+        }
+        wake
+    }
+
+    /// Stopped early at `at`: the input is complete below it. The dead
+    /// letters read past it are written too, after the complete part (a
+    /// record that was read and could not be decoded is never dropped
+    /// silently).
+    fn stop(&mut self, w: &mut Written<O>, at: EventTime) {
+        let control = Arc::clone(&self.control);
+        control.decide(crate::checkpoint::Decision::Stop { at });
+        if let Some(s) = w.sinks.as_mut() {
+            let result = self
+                .write_ready(s, Some(at))
+                .and_then(|()| write_dead_letters(s, &mut self.pending))
+                .and_then(|()| s.commit(Frontier::At(at), &control.stats));
+            if let Err(e) = result {
+                fail_outputs(&mut w.sinks, &control, e);
+            }
+        }
+        control.stats.frontier.store(at, Ordering::Relaxed);
+        self.rows.clear();
+        self.pending.clear();
+        w.done = true;
+    }
+
+    /// With checkpoints: if a cut below `upto` is ready, writes what comes
+    /// before it (the stats log's lines up to the cut too) and takes the
+    /// checkpoint there.
+    fn checkpoint_before(
+        &mut self,
+        s: &mut OpenSinks<O>,
+        upto: Option<EventTime>,
+        written_to: Option<EventTime>,
+    ) -> Result<()> {
+        let (Some(f), Some(c)) = (upto, self.checkpointer.as_ref()) else {
+            return Ok(());
+        };
+        let Some(cut) = c.candidate(f) else {
+            return Ok(());
+        };
+        if written_to.is_some_and(|w| w > cut) {
+            // Items past the cut are written already: not a position to
+            // record.
+            return Ok(());
+        }
+        self.write_ready(s, Some(cut))?;
+        if let Some(log) = self.stats_log.as_mut() {
+            log.advance(Some(cut.saturating_add(1)))
+                .map_err(|source| EngineError::Output {
+                    what: "stats",
+                    path: log.path().to_owned(),
+                    source,
+                })?;
+        }
+        match self.checkpointer.as_mut() {
+            Some(c) => c.take(cut, s, &self.control.stats, self.stats_log.as_mut()),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what the frontier `upto` has completed (see [`write_ready`]).
+    fn write_ready(&mut self, s: &mut OpenSinks<O>, upto: Option<EventTime>) -> Result<()> {
+        write_ready(
+            s,
+            &mut self.rows,
+            &mut self.pending,
+            upto,
+            &self.control.stats,
+            &mut self.checkpointer,
+        )
+    }
+}
+
+/// The sink operator of `settings`: the thin Timely operator around a
+/// [`SinkOperator`], every item exchanged to worker 0.
+pub(crate) fn sink<O: timely::ExchangeData + Clone>(
+    emitted: Stream<'_, EventTime, Vec<Emit<O>>>,
+    settings: SinkSettings<O>,
+    control: Arc<Control>,
 ) -> SinkEnd<O> {
-    let mut stats_log = stats_log;
-    let mut checkpointer = checkpointer;
-    let from = emit_from.unwrap_or(EventTime::MIN);
     let written = Rc::new(RefCell::new(Written {
-        sinks,
+        sinks: settings.sinks,
         frontier_seen: None,
         committed: None,
         done: false,
@@ -173,228 +406,37 @@ pub(crate) fn sink<O: timely::ExchangeData + Clone>(
         written: Rc::clone(&written),
         control: Arc::clone(&control),
     };
-    let mut pending: BTreeMap<EventTime, Vec<Pending>> = BTreeMap::new();
-    let mut rows: RowMerge<O> = RowMerge::default();
-    let mut finished = 0usize;
-    let mut stopped_at: Option<EventTime> = None;
-    let mut last_commit = Instant::now();
+    let mut op = SinkOperator {
+        written,
+        control,
+        workers: settings.workers,
+        commit_interval: settings.commit_interval,
+        checkpointer: settings.checkpointer,
+        stats_log: settings.stats_log,
+        from: settings.emit_from.unwrap_or(EventTime::MIN),
+        pending: BTreeMap::new(),
+        rows: RowMerge::default(),
+        finished: 0,
+        stopped_at: None,
+        last_commit: Instant::now(),
+    };
     let scope = emitted.scope();
     let mut builder = OperatorBuilder::new("Sink".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let mut input = builder.new_input(emitted, Exchange::new(|_: &Emit<O>| 0u64));
     builder.build(move |_capabilities| {
         move |frontiers| {
-            let frontier = &frontiers[0];
             input.for_each(|_time, data| {
                 for item in data.drain(..) {
-                    match item {
-                        Emit::Rows(mut r) => {
-                            if from > EventTime::MIN {
-                                r.rows.retain(|row| row.time >= from);
-                            }
-                            rows.push(r)
-                        }
-                        Emit::Late(l) if l.event.stream_time < from => {}
-                        Emit::Late(l) => pending
-                            .entry(l.event.stream_time)
-                            .or_default()
-                            .push(Pending::Late(l)),
-                        Emit::Dead { at, .. } if at < from => {}
-                        Emit::Dead { at, letter } => {
-                            pending.entry(at).or_default().push(Pending::Dead(letter))
-                        }
-                        Emit::Cut(report) if report.stats => {
-                            if let Some(log) = stats_log.as_mut() {
-                                log.receive(report);
-                            }
-                        }
-                        Emit::Cut(report) => {
-                            if let Some(c) = checkpointer.as_mut() {
-                                c.receive(report);
-                            }
-                        }
-                        Emit::Finished { .. } => finished += 1,
-                        Emit::Stopped { at, .. } => {
-                            stopped_at = Some(stopped_at.map_or(at, |s| s.min(at)))
-                        }
-                    }
+                    op.on_input(item);
                 }
             });
-            let Ok(mut written) = written.try_borrow_mut() else {
-                return;
-            };
-            let w = &mut *written;
-            if w.done {
-                rows.clear();
-                pending.clear();
-                return;
-            }
-            let mut upto = frontier.frontier().first().copied();
-            if upto.is_none() {
-                if let Some(at) = stopped_at {
-                    control.decide(crate::checkpoint::Decision::Stop { at });
-                    // Stopped early: the input is complete below `at`. The
-                    // dead letters read past it are written too, after the
-                    // complete part (a record that was read and could not be
-                    // decoded is never dropped silently).
-                    upto = Some(at);
-                    if let Some(s) = w.sinks.as_mut() {
-                        let result = write_ready(
-                            s,
-                            &mut rows,
-                            &mut pending,
-                            upto,
-                            &control.stats,
-                            &mut checkpointer,
-                        )
-                        .and_then(|()| write_dead_letters(s, &mut pending))
-                        .and_then(|()| s.commit(Frontier::At(at), &control.stats));
-                        if let Err(e) = result {
-                            fail_outputs(&mut w.sinks, &control, e);
-                        }
-                    }
-                    control.stats.frontier.store(at, Ordering::Relaxed);
-                    rows.clear();
-                    pending.clear();
-                    w.done = true;
-                    return;
-                }
-            }
-            if upto.is_none() && finished < workers {
-                // Lost input: only what completed frontiers hold is output;
-                // the rest is incomplete.
-                rows.clear();
-                pending.clear();
-                w.done = true;
-                if let Some(s) = w.sinks.as_mut() {
-                    if let Some(f) = w.frontier_seen.filter(|&f| w.committed != Some(f)) {
-                        if let Err(e) = s.commit(Frontier::At(f), &control.stats) {
-                            fail_outputs(&mut w.sinks, &control, e);
-                        }
-                    }
-                }
-                return;
-            }
-            if let Some(s) = w.sinks.as_mut() {
-                let result = checkpoint_before(
-                    s,
-                    &mut rows,
-                    &mut pending,
-                    upto,
-                    w.frontier_seen,
-                    &control.stats,
-                    &mut checkpointer,
-                    &mut stats_log,
-                )
-                .and_then(|()| {
-                    write_ready(
-                        s,
-                        &mut rows,
-                        &mut pending,
-                        upto,
-                        &control.stats,
-                        &mut checkpointer,
-                    )
-                });
-                if let Err(e) = result {
-                    fail_outputs(&mut w.sinks, &control, e);
-                }
-            }
-            // The stats log after the checkpoint: a checkpoint records the
-            // log with its lines up to the cut only.
-            if let Some(log) = stats_log.as_mut() {
-                if let Err(source) = log.advance(upto) {
-                    control.fail(EngineError::Output {
-                        what: "stats",
-                        path: log.path().to_owned(),
-                        source,
-                    });
-                    stats_log = None;
-                }
-            }
-            match upto {
-                Some(f) => {
-                    control.stats.frontier.store(f, Ordering::Relaxed);
-                    w.frontier_seen = Some(f);
-                    if let Some(s) = w.sinks.as_mut() {
-                        if w.committed != Some(f) {
-                            let since = last_commit.elapsed();
-                            if since >= commit_interval {
-                                match s.commit(Frontier::At(f), &control.stats) {
-                                    Ok(()) => w.committed = Some(f),
-                                    Err(e) => fail_outputs(&mut w.sinks, &control, e),
-                                }
-                                last_commit = Instant::now();
-                            } else {
-                                // Commit this frontier once the interval is
-                                // up, even if nothing else happens by then.
-                                activator.activate_after(commit_interval - since);
-                            }
-                        }
-                    }
-                }
-                None => {
-                    control
-                        .stats
-                        .frontier
-                        .store(EventTime::MAX, Ordering::Relaxed);
-                    if let Some(s) = w.sinks.as_mut() {
-                        let mut result = s.commit(Frontier::Done, &control.stats);
-                        if let Some(c) = checkpointer.as_mut().filter(|c| c.finished()) {
-                            // The job is complete: a last checkpoint says so.
-                            result = result.and_then(|()| {
-                                c.take(EventTime::MAX, s, &control.stats, stats_log.as_mut())
-                            });
-                        }
-                        if let Err(e) = result {
-                            fail_outputs(&mut w.sinks, &control, e);
-                        }
-                    }
-                    w.done = true;
-                }
+            if let Some(after) = op.on_frontier(frontiers[0].frontier().first().copied()) {
+                activator.activate_after(after);
             }
         }
     });
     end
-}
-
-/// With checkpoints: if a cut below `upto` is ready, writes what comes
-/// before it (the stats log's lines up to the cut too) and takes the
-/// checkpoint there.
-#[allow(clippy::too_many_arguments)]
-fn checkpoint_before<O: 'static>(
-    s: &mut OpenSinks<O>,
-    rows: &mut RowMerge<O>,
-    pending: &mut BTreeMap<EventTime, Vec<Pending>>,
-    upto: Option<EventTime>,
-    written_to: Option<EventTime>,
-    stats: &Stats,
-    checkpointer: &mut Option<Checkpointer>,
-    stats_log: &mut Option<StatsLogWriter>,
-) -> Result<()> {
-    let (Some(f), Some(c)) = (upto, checkpointer.as_ref()) else {
-        return Ok(());
-    };
-    let Some(cut) = c.candidate(f) else {
-        return Ok(());
-    };
-    if written_to.is_some_and(|w| w > cut) {
-        // Items past the cut are written already: not a position to record.
-        return Ok(());
-    }
-    write_ready(s, rows, pending, Some(cut), stats, checkpointer)?;
-    if let Some(log) = stats_log.as_mut() {
-        log.advance(Some(cut.saturating_add(1)))
-            .map_err(|source| EngineError::Output {
-                what: "stats",
-                path: log.path().to_owned(),
-                source,
-            })?;
-    }
-    match checkpointer.as_mut() {
-        Some(c) => c.take(cut, s, stats, stats_log.as_mut()),
-        None => Ok(()),
-    }
 }
 
 /// Writes every dead letter still waiting, by time, partition and offset.
