@@ -22,7 +22,7 @@
 //!
 //! **Order.** The window operator applies the records the frontier has
 //! passed in (stream time, partition, offset) order (the `order` module),
-//! driving a [`WindowState`] step by step (see `tidemark_windows::state`).
+//! driving a [`WindowState`](tidemark_windows::WindowState) step by step (see `tidemark_windows::state`).
 //! Rows carry a logical time; the sink, on worker 0, writes them once the
 //! frontier passes that time, in the canonical order. Output is therefore
 //! byte-identical whatever the number of workers or processes, the batch
@@ -164,7 +164,7 @@ fn start<A: JobAggregator>(
 /// and [`Stats::request_stop`] ends it early: what the completed frontiers
 /// hold is written and committed, the windows still open are not.
 ///
-/// A job that fails (a bad record with [`BadRecords::Fail`], an I/O error)
+/// A job that fails (a bad record with [`BadRecords::Fail`](crate::BadRecords::Fail), an I/O error)
 /// returns the error; its outputs then hold exactly what the frontier had
 /// completed, up to [`Stats::frontier`].
 ///
