@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use tidemark_engine::{
     BadRecords, CheckpointConfig, EmitFrom, EngineConfig, EngineError, JobAggregator, LateRecord,
-    Output, Parallelism, Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary,
+    Options, Output, Parallelism, Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary,
 };
 use tidemark_sources::{DeadLetter, Source};
 use tidemark_windows::time::IntoMillis;
-use tidemark_windows::{AggKind, EmitMode, Metrics, Millis, Policy, WindowSpec};
+use tidemark_windows::{AggKind, EmitMode, Metrics, Policy, WindowSpec};
 
 use crate::spec::SpecError;
 
@@ -125,22 +125,16 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     window: Option<WindowSpec>,
     policy: Policy,
     aggregator: A,
-    batch_size: usize,
-    bad_records: BadRecords,
     parallelism: Parallelism,
     sinks: Sinks<A::Output>,
-    idle_after: Option<Duration>,
-    commit_interval: Option<Duration>,
-    max_future_skew: Option<Millis>,
-    connect_timeout: Option<Duration>,
     start: BTreeMap<u32, Position>,
     initial_state: Option<Arc<StateSnapshot<A>>>,
     checkpoint: Option<CheckpointConfig>,
     emit_from: Option<EmitFrom>,
     replay_decisions: Option<PathBuf>,
-    sample_state: Option<Millis>,
     stats_log: Option<tidemark_engine::StatsLog>,
-    output_times: tidemark_engine::TimeText,
+    /// The engine's options, set by the setters below.
+    options: Options,
     problem: Option<String>,
 }
 
@@ -151,22 +145,15 @@ impl Default for JobBuilder {
             window: None,
             policy: Policy::default(),
             aggregator: Metrics::new(&[AggKind::Count, AggKind::Sum]),
-            batch_size: 1024,
-            bad_records: BadRecords::Skip,
             parallelism: Parallelism::Workers(1),
             sinks: Sinks::default(),
-            idle_after: None,
-            commit_interval: None,
-            max_future_skew: None,
-            connect_timeout: None,
             start: Default::default(),
             initial_state: None,
             checkpoint: None,
             emit_from: None,
             replay_decisions: None,
-            sample_state: None,
             stats_log: None,
-            output_times: tidemark_engine::TimeText::EpochMs,
+            options: Options::default(),
             problem: None,
         }
     }
@@ -209,26 +196,19 @@ impl<A: JobAggregator> JobBuilder<A> {
             window: self.window,
             policy: self.policy,
             aggregator,
-            batch_size: self.batch_size,
-            bad_records: self.bad_records,
             parallelism: self.parallelism,
             sinks: Sinks {
                 results,
                 late: self.sinks.late,
                 dead_letters: self.sinks.dead_letters,
             },
-            idle_after: self.idle_after,
-            commit_interval: self.commit_interval,
-            max_future_skew: self.max_future_skew,
-            connect_timeout: self.connect_timeout,
             start: self.start,
             initial_state: None,
             checkpoint: self.checkpoint,
             emit_from: self.emit_from,
             replay_decisions: self.replay_decisions,
-            sample_state: self.sample_state,
             stats_log: self.stats_log,
-            output_times: self.output_times,
+            options: self.options,
             problem,
         }
     }
@@ -259,12 +239,12 @@ impl<A: JobAggregator> JobBuilder<A> {
     }
     /// Records read from a partition per batch.
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
+        self.options.batch_size = n;
         self
     }
     /// What to do with records that cannot be decoded.
     pub fn bad_records(mut self, policy: BadRecords) -> Self {
-        self.bad_records = policy;
+        self.options.bad_records = policy;
         self
     }
     /// Worker threads or cluster layout.
@@ -307,30 +287,53 @@ impl<A: JobAggregator> JobBuilder<A> {
     /// For followed inputs: release a partition that has been caught up
     /// this long from holding the watermark (results then depend on timing).
     pub fn idle_after(mut self, after: impl IntoMillis) -> Self {
-        self.idle_after = Some(duration(after));
+        self.options.idle_after = Some(duration(after));
         self
     }
     /// Guards against far-future timestamps: a record more than `skew`
     /// (ms, or a `Duration`) ahead of its partition's stream time is a dead
     /// letter ("future timestamp") and does not advance stream time; see
-    /// [`EngineConfig::max_future_skew`].
+    /// [`Options::max_future_skew`].
     pub fn max_future_skew(mut self, skew: impl IntoMillis) -> Self {
-        self.max_future_skew = Some(skew.into_millis());
+        self.options.max_future_skew = Some(skew.into_millis());
         self
     }
     /// In cluster mode ([`Parallelism::Cluster`]): how long each process
     /// waits for every other to be connected before the run fails with
     /// [`EngineError::Unreachable`] naming those it did not reach; see
-    /// [`EngineConfig::connect_timeout`] (default
+    /// [`Options::connect_timeout`] (default
     /// [`DEFAULT_CONNECT_TIMEOUT`](tidemark_engine::DEFAULT_CONNECT_TIMEOUT)).
     pub fn connect_timeout(mut self, timeout: impl IntoMillis) -> Self {
-        self.connect_timeout = Some(duration(timeout));
+        self.options.connect_timeout = duration(timeout);
         self
     }
     /// How often the outputs are committed (made visible) while the job
-    /// runs; see [`EngineConfig::commit_interval`].
+    /// runs; see [`Options::commit_interval`].
     pub fn commit_interval(mut self, every: impl IntoMillis) -> Self {
-        self.commit_interval = Some(duration(every));
+        self.options.commit_interval = duration(every);
+        self
+    }
+    /// Sets any of the engine's [`Options`] (those without a setter of
+    /// their own too).
+    ///
+    /// ```
+    /// use tidemark::prelude::*;
+    /// use tidemark::sources::MemorySource;
+    /// use std::sync::Arc;
+    ///
+    /// let job = Job::builder()
+    ///     .source(Arc::new(MemorySource::new(vec![Vec::new()])))
+    ///     .window(WindowSpec::tumbling(1_000))
+    ///     .options(|o| {
+    ///         o.batch_size = 256;
+    ///         o.sample_state = Some(60_000);
+    ///     })
+    ///     .build()?;
+    /// assert_eq!((job.config().batch_size, job.config().sample_state), (256, Some(60_000)));
+    /// # Ok::<(), tidemark::JobError>(())
+    /// ```
+    pub fn options(mut self, set: impl FnOnce(&mut Options)) -> Self {
+        set(&mut self.options);
         self
     }
     /// Starts partitions at these positions (next offset and stream time);
@@ -410,9 +413,9 @@ impl<A: JobAggregator> JobBuilder<A> {
     /// Measures the window state's peak (open windows and encoded bytes,
     /// in the [`Summary`]) every `every` ms of
     /// stream time; see
-    /// [`EngineConfig::sample_state`](tidemark_engine::EngineConfig::sample_state).
+    /// [`Options::sample_state`].
     pub fn sample_state(mut self, every: impl IntoMillis) -> Self {
-        self.sample_state = Some(every.into_millis());
+        self.options.sample_state = Some(every.into_millis());
         self
     }
 
@@ -426,7 +429,7 @@ impl<A: JobAggregator> JobBuilder<A> {
     /// Writes window bounds in the JSON outputs as `times` says (default
     /// epoch ms).
     pub fn output_times(mut self, times: tidemark_engine::TimeText) -> Self {
-        self.output_times = times;
+        self.options.output_times = times;
         self
     }
 
@@ -442,18 +445,9 @@ impl<A: JobAggregator> JobBuilder<A> {
             .window
             .ok_or_else(|| SpecError("a job needs a window".into()))?;
         let mut config = EngineConfig::with_aggregator(window, self.policy, self.aggregator);
-        config.batch_size = self.batch_size;
-        config.bad_records = self.bad_records;
-        config.idle_after = self.idle_after;
+        config.options = self.options;
         config.start = self.start;
         config.initial_state = self.initial_state;
-        config.max_future_skew = self.max_future_skew;
-        if let Some(timeout) = self.connect_timeout {
-            config.connect_timeout = timeout;
-        }
-        if let Some(every) = self.commit_interval {
-            config.commit_interval = every;
-        }
         if let Some(mut checkpoint) = self.checkpoint {
             if checkpoint.input.partitions.is_empty() {
                 let partitions = source.partitions().map_err(EngineError::from)?;
@@ -466,9 +460,7 @@ impl<A: JobAggregator> JobBuilder<A> {
         }
         config.emit_from = self.emit_from;
         config.replay_decisions = self.replay_decisions;
-        config.sample_state = self.sample_state;
         config.stats_log = self.stats_log;
-        config.output_times = self.output_times;
         config.validate()?;
         Ok(Job {
             source,

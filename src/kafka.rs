@@ -20,7 +20,9 @@
 //!   transaction and records the next sequence number. A resumed run
 //!   reads the newest committed sequence number back from the topic and
 //!   skips the rows up to it, which the crashed run had committed after
-//!   the checkpoint: each row reaches the topic once. A run without a
+//!   the checkpoint: each row reaches the topic once. The checkpoint keeps
+//!   the sequence number as the sink's own recovery state ([`Committed`]),
+//!   not as a file position. A run without a
 //!   checkpoint to resume from appends everything.
 
 use std::io;
@@ -32,9 +34,17 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use tidemark_engine::checkpoint::{Digest, OutputPosition};
-use tidemark_engine::{Encode, Frontier, Row, Sink};
+use tidemark_engine::checkpoint::OutputPosition;
+use tidemark_engine::{Encode, Frontier, Row, Sink, SinkState};
 use tidemark_windows::ChangeKind;
+
+/// The Kafka sink's recovery position, as a checkpoint keeps it
+/// ([`Sink::checkpoint_state`]): the sequence number of the next row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Committed {
+    /// The sequence number of the next row after the checkpoint.
+    pub next_seq: u64,
+}
 
 /// The header holding a message's sequence number.
 pub const SEQ_HEADER: &str = "tidemark-seq";
@@ -172,6 +182,16 @@ impl<E> KafkaSink<E> {
 
     /// The newest sequence number committed to the topic, read back with
     /// `read_committed` from the end of each partition.
+    /// Goes on from a checkpoint whose next row had sequence number
+    /// `next_seq`: the rows the crashed run committed after it (read back
+    /// from the topic) are skipped.
+    fn resume_at(&mut self, next_seq: u64) -> io::Result<()> {
+        self.seq = next_seq;
+        let newest = self.newest_committed()?;
+        self.skip_below = newest.map_or(0, |n| n + 1).max(next_seq);
+        Ok(())
+    }
+
     fn newest_committed(&self) -> io::Result<Option<u64>> {
         let address = self.address();
         let consumer: BaseConsumer = ClientConfig::new()
@@ -300,20 +320,24 @@ impl<O, E: Encode<Row<O>>> Sink<Row<O>> for KafkaSink<E> {
         self.address()
     }
 
-    fn durable_position(&mut self) -> io::Result<Option<OutputPosition>> {
+    fn checkpoint_state(&mut self) -> io::Result<Option<SinkState>> {
         self.commit_transaction()?;
-        Ok(Some(OutputPosition {
-            len: self.seq,
-            digest: Digest::EMPTY,
-        }))
+        SinkState::encode(&Committed { next_seq: self.seq }).map(Some)
     }
 
     fn resume(&mut self, from: Option<OutputPosition>) -> io::Result<()> {
-        if let Some(at) = from {
-            self.seq = at.len;
-            let newest = self.newest_committed()?;
-            self.skip_below = newest.map_or(0, |n| n + 1).max(at.len);
+        // A checkpoint written before the sink kept its own state had the
+        // sequence number in the position's length.
+        match from {
+            Some(at) => self.resume_at(at.len),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn resume_state(&mut self, state: Option<SinkState>) -> io::Result<()> {
+        match state {
+            Some(state) => self.resume_at(state.decode::<Committed>()?.next_seq),
+            None => Ok(()),
+        }
     }
 }

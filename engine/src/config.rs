@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tidemark_sources::{Key, PartitionId};
@@ -15,6 +14,7 @@ use crate::error::{EngineError, Result};
 /// Where a partition starts reading (kept here with the checkpoints that
 /// record it).
 pub use crate::checkpoint::Position;
+pub use crate::options::{Options, DEFAULT_COMMIT_INTERVAL, DEFAULT_CONNECT_TIMEOUT};
 
 /// How many Timely workers, in how many processes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum Parallelism {
     /// this one being `process` of the `hosts` (one `host:port` each).
     ///
     /// Before any record is read the processes connect (within
-    /// [`EngineConfig::connect_timeout`]) and compare their jobs: window,
+    /// [`Options::connect_timeout`](crate::Options::connect_timeout)) and compare their jobs: window,
     /// aggregation, policy, input, workers per process and host list must
     /// be the same everywhere, or every process refuses to run with an
     /// [`EngineError::Config`] naming the setting and both values. A
@@ -81,40 +81,12 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     pub policy: Policy,
     /// The aggregation.
     pub aggregator: A,
-    /// Records read from a partition per batch.
-    pub batch_size: usize,
-    /// What to do with records that cannot be decoded.
-    pub bad_records: BadRecords,
     /// Where partitions start (partitions not listed start at offset 0).
     pub start: BTreeMap<PartitionId, Position>,
-    /// For followed inputs: a partition that has been caught up this long
-    /// stops holding the watermark back until it produces records again.
-    /// Off by default, since it makes results depend on timing: a record of
-    /// a partition that was idle is judged against the watermark the others
-    /// advanced meanwhile.
-    pub idle_after: Option<Duration>,
     /// Window state to resume from (with `start` positions: the state after
     /// every record before them). Its window spec and policy must be the
     /// job's.
     pub initial_state: Option<Arc<StateSnapshot<A>>>,
-    /// How often (wall clock) the outputs are committed while the job runs:
-    /// each [`Sink::commit`](crate::Sink::commit) makes visible what the
-    /// frontier has completed. Commits happen at completed frontier steps
-    /// only, and always once more at the end.
-    pub commit_interval: Duration,
-    /// Guard against far-future timestamps: a record whose event time is
-    /// more than this ahead of its partition's stream time is a dead letter
-    /// ("future timestamp") and does not advance the stream time. A
-    /// function of the log, so still deterministic; off by default. The
-    /// trade-off: a partition whose times genuinely jump ahead by more than
-    /// this (a producer that was down for a day) sends the jump to the dead
-    /// letters instead of closing every window before it.
-    pub max_future_skew: Option<tidemark_windows::Millis>,
-    /// With [`Parallelism::Cluster`]: how long a process waits for all the
-    /// others to be connected (and to have agreed that they run the same
-    /// job) before [`run`](crate::run) gives up with
-    /// [`EngineError::Unreachable`] naming those it did not reach.
-    pub connect_timeout: Duration,
     /// Take checkpoints (and resume from the newest valid one); see
     /// [`CheckpointConfig`].
     pub checkpoint: Option<CheckpointConfig>,
@@ -127,23 +99,13 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     /// output is then the live run's (see
     /// [`checkpoint::decisions`](crate::checkpoint::decisions)).
     pub replay_decisions: Option<std::path::PathBuf>,
-    /// Measure the window state every this many ms of stream time: after
-    /// the first frontier step at or past each multiple (and at the end),
-    /// each worker counts its open (key, window) states
-    /// ([`Summary::peak_open_windows`]); its state's encoded size at the
-    /// peak ([`Summary::peak_state_bytes`](crate::Summary::peak_state_bytes))
-    /// is measured by encoding it each time the peak grew by a tenth, and
-    /// scaled by the count in between.
-    /// The sample points are a function of the log, so the peak is too. A
-    /// count walks every key, so this costs time: off (`None`) by default.
-    ///
-    /// [`Summary::peak_open_windows`]: crate::Summary::peak_open_windows
-    pub sample_state: Option<tidemark_windows::Millis>,
     /// Write a stats log: a JSON line per multiple of an interval of stream
     /// time (see [`StatsLog`]).
     pub stats_log: Option<StatsLog>,
-    /// How the JSON outputs write window bounds (default epoch ms).
-    pub output_times: crate::sink::TimeText,
+    /// The engine's options (batch size, bad records, commit interval, …;
+    /// see [`Options`]). `config.batch_size` reads and sets them
+    /// through `Deref`.
+    pub options: Options,
 }
 
 /// A stats log: at the first multiple of `every` ms of stream time after
@@ -278,20 +240,13 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             window: self.window,
             policy: self.policy,
             aggregator: self.aggregator.clone(),
-            batch_size: self.batch_size,
-            bad_records: self.bad_records,
             start: self.start.clone(),
-            idle_after: self.idle_after,
             initial_state: self.initial_state.clone(),
-            commit_interval: self.commit_interval,
-            max_future_skew: self.max_future_skew,
-            connect_timeout: self.connect_timeout,
             checkpoint: self.checkpoint.clone(),
             emit_from: self.emit_from.clone(),
             replay_decisions: self.replay_decisions.clone(),
-            sample_state: self.sample_state,
             stats_log: self.stats_log.clone(),
-            output_times: self.output_times,
+            options: self.options.clone(),
         }
     }
 }
@@ -302,29 +257,29 @@ impl<A: JobAggregator> std::fmt::Debug for EngineConfig<A> {
             .field("window", &self.window)
             .field("policy", &self.policy)
             .field("fields", &self.aggregator.field_names())
-            .field("batch_size", &self.batch_size)
-            .field("bad_records", &self.bad_records)
             .field("start", &self.start)
-            .field("idle_after", &self.idle_after)
             .field("initial_state", &self.initial_state.is_some())
-            .field("commit_interval", &self.commit_interval)
-            .field("max_future_skew", &self.max_future_skew)
-            .field("connect_timeout", &self.connect_timeout)
             .field("checkpoint", &self.checkpoint)
             .field("emit_from", &self.emit_from)
             .field("replay_decisions", &self.replay_decisions)
-            .field("sample_state", &self.sample_state)
             .field("stats_log", &self.stats_log)
-            .field("output_times", &self.output_times)
+            .field("options", &self.options)
             .finish()
     }
 }
 
-/// The default [`EngineConfig::commit_interval`].
-pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+impl<A: JobAggregator> std::ops::Deref for EngineConfig<A> {
+    type Target = Options;
+    fn deref(&self) -> &Options {
+        &self.options
+    }
+}
 
-/// The default [`EngineConfig::connect_timeout`].
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+impl<A: JobAggregator> std::ops::DerefMut for EngineConfig<A> {
+    fn deref_mut(&mut self) -> &mut Options {
+        &mut self.options
+    }
+}
 
 impl EngineConfig<Metrics> {
     /// A job with `window`, `policy` and the built-in aggregations `aggs`,
@@ -343,20 +298,13 @@ impl<A: JobAggregator> EngineConfig<A> {
             window,
             policy,
             aggregator,
-            batch_size: 1024,
-            bad_records: BadRecords::Skip,
             start: BTreeMap::new(),
-            idle_after: None,
             initial_state: None,
-            commit_interval: DEFAULT_COMMIT_INTERVAL,
-            max_future_skew: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             checkpoint: None,
             emit_from: None,
             replay_decisions: None,
-            sample_state: None,
             stats_log: None,
-            output_times: crate::sink::TimeText::EpochMs,
+            options: Options::default(),
         }
     }
 
@@ -425,7 +373,7 @@ impl crate::checkpoint::JobFingerprint {
             window: config.window,
             fields: config.aggregator.field_names(),
             policy: config.policy,
-            max_future_skew: config.max_future_skew,
+            options: config.options.identity(),
             settings,
             input,
         }

@@ -171,7 +171,7 @@ fn start<A: JobAggregator>(
 /// In cluster mode ([`Parallelism::Cluster`]) the processes first connect
 /// and compare their jobs: a process started with a different job makes
 /// every process return [`EngineError::Config`] naming the setting, and
-/// processes not connected within [`EngineConfig::connect_timeout`] give
+/// processes not connected within [`Options::connect_timeout`](crate::Options::connect_timeout) give
 /// [`EngineError::Unreachable`]. A process that goes away while the job
 /// runs gives [`EngineError::PeerLost`] on the others, their outputs
 /// ending at the last completed frontier. Each process's summary names

@@ -64,7 +64,7 @@ pub enum EngineError {
         reason: String,
     },
     /// Not every process of the cluster was connected within
-    /// [`EngineConfig::connect_timeout`](crate::EngineConfig::connect_timeout).
+    /// [`Options::connect_timeout`](crate::Options::connect_timeout).
     #[error("cluster processes not connected within {timeout:?}: {}", .peers.join("; "))]
     Unreachable {
         /// The processes not connected: index, address and the last

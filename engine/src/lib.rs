@@ -11,7 +11,15 @@
 //! how stream time travels as the Timely frontier.
 //!
 //! Any [`JobAggregator`] runs through the engine; the built-in aggregations
-//! are [`Metrics`](tidemark_windows::Metrics).
+//! are [`Metrics`](tidemark_windows::Metrics). The engine's options are
+//! declared once, in [`options`]; a sink that recovers by a position of its
+//! own keeps it in checkpoints as a [`SinkState`].
+//!
+//! Inside, a run is a plan (`plan`): its input, window and outputs,
+//! decided once from the configuration and the checkpoint resumed from,
+//! then built on every worker as operators (`operators`: ingest, window,
+//! sink), each from its own settings, that meet only through their
+//! streams.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -44,12 +52,13 @@ pub mod error;
 pub mod event;
 mod json_text;
 mod operators;
+pub mod options;
 mod order;
 mod plan;
 mod prepare;
 pub mod sink;
 pub mod stats;
-mod windowed;
+mod on_stream;
 
 pub use aggregator::{JobAggregator, Named};
 pub use checkpoint::{Checkpoint, CheckpointDir, CheckpointError, CheckpointId, JobFingerprint};
@@ -62,15 +71,17 @@ pub use counts::{Counts, LiveCounts};
 pub use dataflow::run;
 pub use error::{EngineError, Result};
 pub use event::{Event, LateReason, LateRecord, Row};
+pub use options::{Group, OptionDoc, Options, OPTIONS};
 pub use sink::{
     channel, format_dead, format_late, format_row, Callback, Collect, CsvRows, Discard, Encode,
-    Frontier, JsonLines, Output, Outputs, Receiver, RowJson, Sender, Sink, Sinks, Target, TimeText,
+    Frontier, JsonLines, Output, Outputs, Receiver, RowJson, Sender, Sink, SinkState, Sinks,
+    Target, TimeText,
 };
 pub use stats::{
     LastCheckpoint, OldestOpenWindow, PartitionSnapshot, PartitionState, Stats, StatsSnapshot,
     Summary,
 };
-pub use windowed::{windowed, Windowed};
+pub use on_stream::{windowed, Windowed};
 
 /// The Timely Dataflow this engine is built on (the pinned version), for
 /// [`windowed`] inside a worker of one's own.

@@ -17,6 +17,7 @@
 //! the two; another input (a table) is one more [`InputPlan`] built beside
 //! the first, its stream fed to that operator.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tidemark_sources::{Key, Source};
@@ -27,7 +28,7 @@ use timely::worker::Worker;
 
 use crate::aggregator::JobAggregator;
 use crate::checkpoint::CommittedOutputs;
-use crate::config::{BadRecords, CheckpointEvery, EngineConfig, Parallelism, StatsLog};
+use crate::config::{CheckpointEvery, EngineConfig, Parallelism, StatsLog};
 use crate::error::Result;
 use crate::operators::checkpointer::Checkpointer;
 use crate::operators::cuts::{CutTracker, Schedule};
@@ -37,7 +38,7 @@ use crate::operators::stats_log::StatsLogWriter;
 use crate::operators::window::{window, WindowSettings};
 use crate::operators::{key_hash, Control};
 use crate::prepare::{self, Start};
-use crate::sink::Sinks;
+use crate::sink::{SinkState, Sinks};
 use crate::stats::{Stats, Summary};
 
 /// Where a run's workers are: how many per process, in all, and whether
@@ -95,8 +96,10 @@ pub(crate) struct WindowPlan<A: JobAggregator> {
 pub(crate) struct OutputPlan<A: JobAggregator> {
     sinks: Mutex<Option<Sinks<A::Output>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
-    /// How far each output was committed by the checkpoint resumed from.
+    /// How far each output was committed by the checkpoint resumed from,
+    /// and the sinks' own recovery states then.
     resume: Option<CommittedOutputs>,
+    sink_states: BTreeMap<String, SinkState>,
     /// Checkpoints are taken: the outputs keep what they need to be cut
     /// back.
     tracking: bool,
@@ -219,10 +222,7 @@ impl<A: JobAggregator> Plan<A> {
                 source,
                 partitions: partitions.clone(),
                 start: config.start.clone(),
-                batch_size: config.batch_size,
-                fail_on_bad: config.bad_records == BadRecords::Fail,
-                idle_after: config.idle_after,
-                max_future_skew: config.max_future_skew,
+                options: config.options.clone(),
                 replay: begin.replay.clone(),
                 cut_every_offsets: match cuts_every {
                     Some(CheckpointEvery::Records(n)) => Some(n),
@@ -235,6 +235,7 @@ impl<A: JobAggregator> Plan<A> {
             sinks: Mutex::new(Some(outputs)),
             checkpointer: Mutex::new(checkpointer),
             resume: begin.outputs,
+            sink_states: std::mem::take(&mut begin.sink_states),
             tracking,
             emit_from: begin.emit_from,
             stats_log: config.stats_log.clone(),
@@ -271,6 +272,7 @@ impl<A: JobAggregator> Plan<A> {
             outputs.open(
                 &config.aggregator,
                 begin.outputs.as_ref(),
+                &begin.sink_states,
                 true,
                 config.output_times,
             )?;
@@ -340,7 +342,7 @@ impl<A: JobAggregator> Plan<A> {
             },
             ends_expected: Some(self.window.ends_expected),
             worker: index,
-            sink_here: self.layout.sink_here,
+            flow: self.layout.sink_here.then(|| Arc::clone(control)),
             cuts: self.cut_trackers(index),
             sample_every: self.config().sample_state.map(|ms| ms.max(1)),
         };
@@ -370,6 +372,7 @@ impl<A: JobAggregator> Plan<A> {
         match taken.open(
             &config.aggregator,
             self.outputs.resume.as_ref(),
+            &self.outputs.sink_states,
             self.outputs.tracking,
             config.output_times,
         ) {

@@ -14,11 +14,12 @@ use tidemark_windows::{EventTime, WindowState};
 use crate::aggregator::JobAggregator;
 use crate::checkpoint::decisions::{DecisionLog, Replay};
 use crate::checkpoint::{
-    CheckpointDir, CheckpointError, CheckpointId, CommittedOutputs, Counters, Invalid,
+    state, CheckpointDir, CheckpointError, CheckpointId, CommittedOutputs, Counters, Invalid,
     JobFingerprint,
 };
 use crate::config::{EmitFrom, EngineConfig};
 use crate::error::{EngineError, Result};
+use crate::sink::SinkState;
 use crate::stats::Stats;
 
 /// What a run starts from.
@@ -31,6 +32,8 @@ pub(crate) struct Start {
     pub(crate) resumed: Option<(CheckpointId, EventTime)>,
     /// How far the outputs were committed then (a resume cuts them back).
     pub(crate) outputs: Option<CommittedOutputs>,
+    /// The sinks' own recovery states then, by output.
+    pub(crate) sink_states: BTreeMap<String, SinkState>,
     /// Its counters.
     pub(crate) counters: Counters,
     /// The resumed checkpoint marks a job that completed.
@@ -72,6 +75,7 @@ pub(crate) fn prepare<A: JobAggregator>(
         fingerprint: None,
         resumed: None,
         outputs: None,
+        sink_states: BTreeMap::new(),
         counters: Counters::default(),
         complete: false,
         emit_from,
@@ -153,22 +157,26 @@ pub(crate) fn prepare<A: JobAggregator>(
         }
         start.resumed = Some((found.id, checkpoint.frontier));
         start.counters = checkpoint.counters.clone();
+        let unreadable = |reason| {
+            EngineError::Checkpoint(CheckpointError::Invalid {
+                id: found.id,
+                path: found.path.clone(),
+                reason: Invalid::UnreadableState(reason),
+            })
+        };
+        let mut states = state::decode(&checkpoint.state).map_err(unreadable)?;
+        start.sink_states = state::take_sinks(&mut states)
+            .into_iter()
+            .map(|(output, bytes)| (output, SinkState::from_bytes(bytes)))
+            .collect();
+        start.outputs = Some(checkpoint.outputs);
         if checkpoint.frontier == EventTime::MAX {
             start.complete = true;
-            start.outputs = Some(checkpoint.outputs);
             break;
         }
-        let state =
-            restore_state(config, &checkpoint.state, checkpoint.frontier).map_err(|reason| {
-                EngineError::Checkpoint(CheckpointError::Invalid {
-                    id: found.id,
-                    path: found.path.clone(),
-                    reason: Invalid::UnreadableState(reason),
-                })
-            })?;
+        let state = restore_state(config, states, checkpoint.frontier).map_err(unreadable)?;
         config.initial_state = Some(Arc::new(state.snapshot()));
         config.start = checkpoint.positions.clone();
-        start.outputs = Some(checkpoint.outputs);
         break;
     }
     if emit_from.is_none() && start.resumed.is_none() && writes {
@@ -284,15 +292,12 @@ fn absolute(path: &Path) -> PathBuf {
 /// merged into one state.
 fn restore_state<A: JobAggregator>(
     config: &EngineConfig<A>,
-    bytes: &[u8],
+    states: state::OperatorStates,
     frontier: EventTime,
 ) -> std::result::Result<WindowState<tidemark_sources::Key, A>, String> {
-    let [window]: [Vec<Vec<u8>>; 1] = crate::checkpoint::state::take(
-        crate::checkpoint::state::decode(bytes)?,
-        &[crate::checkpoint::state::WINDOW],
-    )?
-    .try_into()
-    .map_err(|_| "one operator's state expected".to_owned())?;
+    let [window]: [Vec<Vec<u8>>; 1] = state::take(states, &[state::WINDOW])?
+        .try_into()
+        .map_err(|_| "one operator's state expected".to_owned())?;
     let mut merged = WindowState::try_new(config.window, config.policy, config.aggregator.clone())
         .map_err(|e| e.to_string())?;
     let below = frontier.saturating_sub(1);

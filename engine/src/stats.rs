@@ -56,7 +56,7 @@ pub struct Stats {
     /// epoch; 0 before the first), how long it took (ns) and the bytes of
     /// window state it held.
     last_checkpoint: [AtomicU64; 3],
-    /// With [`EngineConfig::sample_state`](crate::EngineConfig::sample_state):
+    /// With [`Options::sample_state`](crate::Options::sample_state):
     /// the most open (key, window) states a worker held at a sample,
     /// summed over the workers (each worker's own peak).
     pub peak_open_windows: AtomicU64,
@@ -68,12 +68,21 @@ pub struct Stats {
     /// The job's watermark delay (set by [`run`](crate::run)): the
     /// snapshot's watermarks are stream times minus it.
     pub(crate) delay: AtomicI64,
-    /// Whether the window operators look for their oldest open window.
-    oldest_wanted: AtomicBool,
     /// Per worker: its oldest open window (end, keys) when it last looked.
     oldest: std::sync::Mutex<std::collections::BTreeMap<usize, Option<(i64, u64)>>>,
+    /// What the job's caller asks of it through this handle, apart from
+    /// the counts.
+    requests: Requests,
+}
+
+/// What the caller holding a job's [`Stats`] asks of the job: stop, look
+/// for the oldest open window, where notices go.
+#[derive(Debug, Default)]
+struct Requests {
     /// Set by [`Stats::request_stop`].
     stop: AtomicBool,
+    /// Set by [`Stats::watch_oldest_window`].
+    oldest_wanted: AtomicBool,
     /// Where notices go (see [`Stats::on_notice`]).
     notices: Notices,
 }
@@ -112,10 +121,8 @@ impl Default for Stats {
             peak_state_bytes: AtomicU64::new(0),
             partitions_live: Default::default(),
             delay: AtomicI64::new(0),
-            oldest_wanted: AtomicBool::new(false),
             oldest: Default::default(),
-            stop: AtomicBool::new(false),
-            notices: Notices::default(),
+            requests: Requests::default(),
         }
     }
 }
@@ -265,11 +272,11 @@ impl Stats {
     /// about twice a second (it walks every key), for
     /// [`StatsSnapshot::oldest_open_window`].
     pub fn watch_oldest_window(&self) {
-        self.oldest_wanted.store(true, Relaxed);
+        self.requests.oldest_wanted.store(true, Relaxed);
     }
 
     pub(crate) fn oldest_wanted(&self) -> bool {
-        self.oldest_wanted.load(Relaxed)
+        self.requests.oldest_wanted.load(Relaxed)
     }
 
     pub(crate) fn report_oldest(&self, worker: usize, oldest: Option<(i64, u64)>) {
@@ -386,15 +393,17 @@ impl Stats {
     /// handler's): it writes and commits what its completed frontiers hold,
     /// fires no window still open, and returns its summary.
     pub fn request_stop(&self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.requests
+            .stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Sends the job's notices (a checkpoint skipped as damaged, a resume,
     /// a checkpoint that could not be written) to `f` as they happen,
     /// after those kept so far. Only the first callback set is used.
     pub fn on_notice(&self, f: impl Fn(&str) + Send + Sync + 'static) {
-        if self.notices.callback.set(Box::new(f)).is_ok() {
-            if let Some(f) = self.notices.callback.get() {
+        if self.requests.notices.callback.set(Box::new(f)).is_ok() {
+            if let Some(f) = self.requests.notices.callback.get() {
                 for n in self.take_notices() {
                     f(&n);
                 }
@@ -404,7 +413,8 @@ impl Stats {
 
     /// The notices kept so far (when no callback is set), oldest first.
     pub fn take_notices(&self) -> Vec<String> {
-        self.notices
+        self.requests
+            .notices
             .kept
             .lock()
             .map(|mut k| std::mem::take(&mut *k))
@@ -413,10 +423,10 @@ impl Stats {
 
     /// Issues a notice.
     pub(crate) fn notice(&self, text: String) {
-        match self.notices.callback.get() {
+        match self.requests.notices.callback.get() {
             Some(f) => f(&text),
             None => {
-                if let Ok(mut k) = self.notices.kept.lock() {
+                if let Ok(mut k) = self.requests.notices.kept.lock() {
                     k.push(text);
                 }
             }
@@ -438,7 +448,7 @@ impl Stats {
 
     /// Whether a stop was requested.
     pub fn stop_requested(&self) -> bool {
-        self.stop.load(Relaxed)
+        self.requests.stop.load(Relaxed)
     }
 
     /// A consistent-enough copy of the counters.
@@ -495,7 +505,7 @@ pub struct Summary {
     /// Bytes of window state they held, in all.
     #[serde(default)]
     pub checkpoint_bytes: u64,
-    /// With [`EngineConfig::sample_state`](crate::EngineConfig::sample_state):
+    /// With [`Options::sample_state`](crate::Options::sample_state):
     /// the most open (key, window) states a worker held at a sample,
     /// summed over the workers; 0 without.
     #[serde(default)]

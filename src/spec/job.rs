@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "cli")]
+use tidemark_engine::options::docs;
 use tidemark_engine::{EngineError, Target};
 use tidemark_sources::{
     DecodeConfig, FieldMapping, FileSource, FileSourceConfig, GeneratorSource, Source, SourceError,
@@ -51,7 +53,7 @@ pub mod defaults {
     /// `workers`.
     pub const WORKERS: usize = 1;
     /// `batch-size`.
-    pub const BATCH_SIZE: usize = 1024;
+    pub const BATCH_SIZE: usize = tidemark_engine::options::DEFAULT_BATCH_SIZE;
     /// `on-bad-record`.
     pub const ON_BAD_RECORD: OnBadRecord = OnBadRecord::Skip;
     /// `max-bad-ratio`: a run fails when more than half of the lines it
@@ -107,6 +109,13 @@ pub const MAX_PARTITIONS: u32 = tidemark_sources::file::MAX_SHARED_PARTITIONS;
 #[cfg(feature = "cli")]
 fn help(text: &str, default: impl std::fmt::Display) -> String {
     format!("{text} [default: {default}]")
+}
+
+/// An engine option's doc text ([`tidemark_engine::options::docs`]) as a
+/// help text: its lines joined.
+#[cfg(feature = "cli")]
+fn engine_doc(doc: &str) -> String {
+    doc.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(feature = "cli")]
@@ -369,7 +378,7 @@ pub struct JobSpec {
             value_name = "DUR",
             allow_hyphen_values = true,
             help_heading = "Windows",
-            help = help("A record stamped more than this ahead of its partition's stream time is a dead letter (\"future timestamp\") and does not move the stream time, so one bad clock does not fire every open window and make the records after it late, e.g. 1h. The trade-off: after a genuine jump ahead by more than this, the partition's records are dead letters (its stream time stays behind them). A partition's first record is never judged", "off")
+            help = help(&format!("{} E.g. 1h", engine_doc(docs::max_future_skew)), "off")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -421,7 +430,7 @@ pub struct JobSpec {
             value_parser = count::<usize>,
             allow_hyphen_values = true,
             help_heading = "Execution",
-            help = help(&format!("Records read from a partition per batch, 1 to {MAX_BATCH_SIZE} (the output does not depend on it)"), defaults::BATCH_SIZE)
+            help = help(&format!("{} 1 to {MAX_BATCH_SIZE}", engine_doc(docs::batch_size)), defaults::BATCH_SIZE)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -437,7 +446,7 @@ pub struct JobSpec {
             value_name = "DUR",
             allow_hyphen_values = true,
             help_heading = "Cluster",
-            help = help("Cluster mode: how long this process waits for every other process of the hostfile to be connected (and to run the same job) before it fails, naming those it did not reach, e.g. 5m", format!("{}s", defaults::CONNECT_TIMEOUT.as_secs()))
+            help = help(&format!("{} E.g. 5m", engine_doc(docs::connect_timeout)), format!("{}s", defaults::CONNECT_TIMEOUT.as_secs()))
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -499,7 +508,7 @@ pub struct JobSpec {
             long,
             value_name = "FORMAT",
             help_heading = "Output",
-            help = help("How times are written in result rows (window start and end) and late records (their event time and the windows they missed): epoch-ms numbers or rfc3339 strings in UTC", "epoch-ms")
+            help = help(&engine_doc(docs::output_times), "epoch-ms")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -552,7 +561,7 @@ pub struct JobSpec {
             long,
             value_name = "POLICY",
             help_heading = "Input",
-            help = help("What to do with a line that cannot be decoded", defaults::ON_BAD_RECORD)
+            help = help(&engine_doc(docs::bad_records), defaults::ON_BAD_RECORD)
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -603,7 +612,7 @@ pub struct JobSpec {
             value_name = "DUR",
             allow_hyphen_values = true,
             help_heading = "Input",
-            help = help("With --follow: a partition with nothing new for this long stops holding the watermark back, so the others' windows fire (results then depend on timing), e.g. 10s", "never")
+            help = help(&format!("{} E.g. 10s", engine_doc(docs::idle_after)), "never")
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]

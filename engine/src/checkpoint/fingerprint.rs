@@ -53,6 +53,7 @@ impl InputIdentity {
 /// The settings that decide what a job computes (see the
 /// [module docs](self)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Stored")]
 pub struct JobFingerprint {
     /// The windows.
     pub window: WindowSpec,
@@ -60,14 +61,52 @@ pub struct JobFingerprint {
     pub fields: Vec<String>,
     /// Watermark delay, allowed lateness and emit mode.
     pub policy: Policy,
-    /// The future-timestamp guard
-    /// ([`EngineConfig::max_future_skew`](crate::EngineConfig::max_future_skew)).
-    pub max_future_skew: Option<Millis>,
+    /// The engine options that are part of the job's identity, by name,
+    /// with their values as messages show them
+    /// ([`Options::identity`](crate::Options::identity)), in declaration
+    /// order.
+    pub options: Vec<(String, String)>,
     /// Named settings the engine does not see (field mapping, time format,
     /// input format, …), supplied by the caller.
     pub settings: BTreeMap<String, String>,
     /// The input.
     pub input: InputIdentity,
+}
+
+/// A fingerprint as a manifest holds it: since the engine options have
+/// their own list, the future-skew guard of an older manifest (the one
+/// option it kept) is read into it.
+#[derive(Deserialize)]
+struct Stored {
+    window: WindowSpec,
+    fields: Vec<String>,
+    policy: Policy,
+    #[serde(default)]
+    max_future_skew: Option<Millis>,
+    #[serde(default)]
+    options: Option<Vec<(String, String)>>,
+    settings: BTreeMap<String, String>,
+    input: InputIdentity,
+}
+
+impl From<Stored> for JobFingerprint {
+    fn from(stored: Stored) -> Self {
+        let options = stored.options.unwrap_or_else(|| {
+            let skew = stored.max_future_skew;
+            vec![(
+                "maximum future skew".to_owned(),
+                skew.map_or(NOT_SET.into(), show_millis),
+            )]
+        });
+        JobFingerprint {
+            window: stored.window,
+            fields: stored.fields,
+            policy: stored.policy,
+            options,
+            settings: stored.settings,
+            input: stored.input,
+        }
+    }
 }
 
 /// One setting that differs between two fingerprints.
@@ -92,7 +131,7 @@ impl fmt::Display for Difference {
 }
 
 /// How an absent value reads in a [`Difference`].
-const NOT_SET: &str = "(not set)";
+use crate::options::NOT_SET;
 
 /// At most this many items of a list are shown in a [`Difference`].
 const SHOWN_ITEMS: usize = 8;
@@ -101,27 +140,35 @@ impl JobFingerprint {
     /// What this fingerprint says the job is: each setting by the name
     /// messages give it, with its value as they show it, in a fixed
     /// order: window, aggregations, watermark delay, allowed lateness,
-    /// emit mode, maximum future skew, the named settings by name, input
-    /// paths, partition count. A checkpoint's fingerprint and a cluster's
-    /// handshake both compare these.
+    /// emit mode, the engine options of the job's identity (maximum future
+    /// skew), the named settings by name, input paths, partition count. A
+    /// checkpoint's fingerprint and a cluster's handshake both compare
+    /// these.
     pub fn named(&self) -> Vec<(String, String)> {
-        self.named_over(self.settings.keys())
+        let options: Vec<&String> = self.options.iter().map(|(name, _)| name).collect();
+        self.named_over(options, self.settings.keys())
     }
 
-    /// [`named`](Self::named), with the named settings `names` (a setting
-    /// this fingerprint lacks reads "(not set)").
-    fn named_over<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Vec<(String, String)> {
+    /// [`named`](Self::named), with the engine options `options` and the
+    /// named settings `names` (one this fingerprint lacks reads "(not
+    /// set)").
+    fn named_over<'a>(
+        &self,
+        options: impl IntoIterator<Item = &'a String>,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = vec![
             ("window".into(), self.window.to_string()),
             ("aggregations".into(), show_list(&self.fields)),
             ("watermark delay".into(), show_millis(self.policy.delay)),
             ("allowed lateness".into(), show_millis(self.policy.lateness)),
             ("emit mode".into(), show_emit(self.policy.emit)),
-            (
-                "maximum future skew".into(),
-                self.max_future_skew.map_or(NOT_SET.into(), show_millis),
-            ),
         ];
+        out.extend(options.into_iter().map(|name| {
+            let value = self.options.iter().find(|(n, _)| n == name);
+            let value = value.map(|(_, v)| v.clone());
+            (name.clone(), value.unwrap_or_else(|| NOT_SET.into()))
+        }));
         out.extend(names.into_iter().map(|name| {
             let value = self.settings.get(name).cloned();
             (name.clone(), value.unwrap_or_else(|| NOT_SET.into()))
@@ -150,10 +197,18 @@ impl JobFingerprint {
         };
         let names: std::collections::BTreeSet<&String> =
             self.settings.keys().chain(new.settings.keys()).collect();
+        // The options in the newer fingerprint's order, then any only the
+        // older one has.
+        let mut options: Vec<&String> = new.options.iter().map(|(n, _)| n).collect();
+        for (name, _) in &self.options {
+            if !options.contains(&name) {
+                options.push(name);
+            }
+        }
         let named = self
-            .named_over(names.iter().copied())
+            .named_over(options.iter().copied(), names.iter().copied())
             .into_iter()
-            .zip(new.named_over(names.iter().copied()));
+            .zip(new.named_over(options.iter().copied(), names.iter().copied()));
         for ((setting, old), (_, new)) in named {
             push(&setting, old, new);
         }
@@ -258,6 +313,22 @@ mod tests {
     }
 
     #[test]
+    fn an_older_manifests_future_skew_is_read_as_its_option() {
+        let mut json = serde_json::to_value(base()).expect("encodes");
+        let object = json.as_object_mut().expect("an object");
+        object.remove("options");
+        object.insert("max_future_skew".into(), serde_json::json!(60_000));
+        let old: JobFingerprint = serde_json::from_value(json.clone()).expect("decodes");
+        assert_eq!(
+            old.options,
+            vec![("maximum future skew".to_owned(), "60000ms".to_owned())]
+        );
+        json["max_future_skew"] = serde_json::Value::Null;
+        let unset: JobFingerprint = serde_json::from_value(json).expect("decodes");
+        assert!(unset.diff(&base()).is_empty());
+    }
+
+    #[test]
     fn identical_jobs_do_not_differ() {
         assert!(base().diff(&base()).is_empty());
         assert!(base().ensure_same(&base()).is_ok());
@@ -271,7 +342,7 @@ mod tests {
         new.window = WindowSpec::sliding(60_000, 10_000);
         new.fields.push("max".into());
         new.policy = Policy::new(2_000, 500, EmitMode::Updates);
-        new.max_future_skew = Some(3_600_000);
+        new.options = vec![("maximum future skew".into(), "3600000ms".into())];
         new.settings.insert("time format".into(), "rfc3339".into());
         new.settings.remove("key field");
         new.settings.insert("value field".into(), "amount".into());

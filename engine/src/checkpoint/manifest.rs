@@ -344,7 +344,7 @@ mod tests {
             window: WindowSpec::tumbling(1_000),
             fields: vec!["count".into()],
             policy: Policy::default(),
-            max_future_skew: None,
+            options: crate::Options::default().identity(),
             settings: BTreeMap::new(),
             input: InputIdentity::new(vec!["in".into()], vec!["p0".into()]),
         };

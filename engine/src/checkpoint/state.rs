@@ -8,8 +8,10 @@
 //! postcard encoding of a map from operator name to the workers' snapshots
 //! (`BTreeMap<String, Vec<Vec<u8>>>`). Format 1 (before operators had
 //! names): the postcard encoding of the window operator's snapshots alone
-//! (`Vec<Vec<u8>>`), read as the operator [`WINDOW`]. An empty file is a
-//! completed job's: no operator state.
+//! (`Vec<Vec<u8>>`), read as the operator [`WINDOW`]. A completed job's
+//! file holds no operator state (empty, or the sinks' states only). The
+//! sinks' own recovery states are kept beside the operators', under
+//! [`SINK`] and the output's name.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -58,6 +60,30 @@ pub fn decode(bytes: &[u8]) -> Result<OperatorStates, String> {
             Ok(OperatorStates::from([(WINDOW.to_owned(), workers)]))
         }
     }
+}
+
+/// The prefix of the entries that hold the sinks' own recovery states
+/// ([`Sink::checkpoint_state`](crate::Sink::checkpoint_state)): `sink
+/// results`, `sink late records`, `sink dead letters`, each with one
+/// entry.
+pub const SINK: &str = "sink ";
+
+/// Takes the sinks' own recovery states out of `states`, by output
+/// (`results`, `late records`, `dead letters`).
+pub fn take_sinks(states: &mut OperatorStates) -> BTreeMap<String, Vec<u8>> {
+    let names: Vec<String> = states
+        .keys()
+        .filter(|name| name.starts_with(SINK))
+        .cloned()
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let entries = states.remove(&name)?;
+            let output = name.strip_prefix(SINK)?.to_owned();
+            entries.into_iter().next().map(|bytes| (output, bytes))
+        })
+        .collect()
 }
 
 /// The snapshots of the operators `expected` (by name), or why these
@@ -117,6 +143,17 @@ mod tests {
         );
         let less = take(states(), &[WINDOW, "table users", "gate"]).unwrap_err();
         assert!(less.contains("no state of the operator \"gate\""), "{less}");
+    }
+
+    #[test]
+    fn the_sinks_states_are_taken_apart_from_the_operators() {
+        let mut states = OperatorStates::from([
+            (WINDOW.to_owned(), vec![vec![1]]),
+            (format!("{SINK}results"), vec![vec![7, 7]]),
+        ]);
+        let sinks = take_sinks(&mut states);
+        assert_eq!(sinks, BTreeMap::from([("results".to_owned(), vec![7, 7])]));
+        assert_eq!(take(states, &[WINDOW]).unwrap(), vec![vec![vec![1]]]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tidemark_sources::Source;
 
 use crate::aggregator::JobAggregator;
 use crate::checkpoint::{InputIdentity, JobFingerprint};
-use crate::config::{BadRecords, EngineConfig};
+use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 
 /// The first bytes of a hello.
@@ -25,10 +25,12 @@ pub(crate) type Fingerprint = Vec<(String, String)>;
 
 /// The fingerprint of a job in a cluster: what the processes must agree
 /// on to run it together (engine version, host list, workers per process,
-/// aggregator type, bad records, idle release, start positions and state,
-/// checkpointing, a reprocessing start), then what the job is, as a
+/// aggregator type, the engine options marked agreed in their declaration
+/// ([`Options::agreed`](crate::Options::agreed): bad records, idle
+/// release), start positions and state, checkpointing, a reprocessing
+/// start), then what the job is, as a
 /// checkpoint's [`JobFingerprint::named`] gives it (window, aggregations,
-/// delay, lateness, emit mode, future skew, with checkpoints the caller's
+/// delay, lateness, emit mode, the identity options, with checkpoints the caller's
 /// named settings, the input and its partition count, under the same
 /// names).
 pub(crate) fn fingerprint<A: JobAggregator>(
@@ -50,10 +52,6 @@ pub(crate) fn fingerprint<A: JobAggregator>(
             })
             .collect();
         all.join(", ")
-    };
-    let bad = match config.bad_records {
-        BadRecords::Skip => "skip",
-        BadRecords::Fail => "fail",
     };
     let checkpoints = match &config.checkpoint {
         None => "none".to_owned(),
@@ -87,16 +85,13 @@ pub(crate) fn fingerprint<A: JobAggregator>(
         ),
         ("host list".into(), hosts.join(" ")),
         ("workers per process".into(), workers.to_string()),
-    ];
-    let run: [(&str, String); 7] = [
-        ("aggregator type", std::any::type_name::<A>().to_owned()),
-        ("bad records", bad.to_owned()),
         (
-            "idle after",
-            config
-                .idle_after
-                .map_or("never".into(), |d| format!("{d:?}")),
+            "aggregator type".into(),
+            std::any::type_name::<A>().to_owned(),
         ),
+    ];
+    pairs.extend(config.options.agreed());
+    let run: [(&str, String); 4] = [
         ("start positions", start),
         (
             "initial state",

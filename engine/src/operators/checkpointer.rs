@@ -18,6 +18,7 @@ use crate::error::{EngineError, Result};
 use crate::event::CutReport;
 use crate::operators::stats_log::StatsLogWriter;
 use crate::sink::target::OpenSinks;
+use crate::sink::SinkState;
 use crate::stats::Stats;
 
 /// One worker's report, its state resolved.
@@ -163,6 +164,7 @@ impl Checkpointer {
     ) -> Result<()> {
         let started = std::time::Instant::now();
         let outputs = sinks.durable_positions()?;
+        let sink_states = sinks.checkpoint_states()?;
         let mut positions = self.start.clone();
         let mut workers = Vec::with_capacity(self.reports.len());
         let mut applied = Counts::default();
@@ -198,11 +200,24 @@ impl Checkpointer {
             let pos = positions.entry(p).or_default();
             pos.offset = pos.offset.max(next);
         }
-        let state = if cut == EventTime::MAX {
+        let sink_entries: Vec<(String, &[u8])> = sink_states
+            .iter()
+            .map(|(what, st)| (format!("{}{what}", state::SINK), st.as_bytes()))
+            .collect();
+        let mut entries: BTreeMap<&str, Vec<&[u8]>> = sink_entries
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), vec![*bytes]))
+            .collect();
+        if cut != EventTime::MAX {
+            entries.insert(
+                state::WINDOW,
+                workers.iter().map(|w| w.as_slice()).collect(),
+            );
+        }
+        let state = if entries.is_empty() {
             Vec::new()
         } else {
-            let window = workers.iter().map(|w| w.as_slice()).collect();
-            state::encode(&BTreeMap::from([(state::WINDOW, window)]))
+            state::encode(&entries)
                 .map_err(|e| EngineError::Checkpoint(CheckpointError::Encode(e)))?
         };
         // The record counts: the runs' before, and what the window
@@ -251,6 +266,24 @@ impl Checkpointer {
 }
 
 impl<O: 'static> OpenSinks<O> {
+    /// The recovery states of the sinks that keep their own (see
+    /// [`Sink::checkpoint_state`](crate::Sink::checkpoint_state)), by
+    /// output.
+    pub(crate) fn checkpoint_states(&mut self) -> Result<Vec<(&'static str, SinkState)>> {
+        let fail = |what, path: String| move |source| EngineError::Output { what, path, source };
+        let mut out = Vec::new();
+        let results = self.results.checkpoint_state();
+        let results = results.map_err(fail("results", self.results.describe()))?;
+        out.extend(results.map(|s| ("results", s)));
+        let late = self.late.checkpoint_state();
+        let late = late.map_err(fail("late records", self.late.describe()))?;
+        out.extend(late.map(|s| ("late records", s)));
+        let dead = self.dead_letters.checkpoint_state();
+        let dead = dead.map_err(fail("dead letters", self.dead_letters.describe()))?;
+        out.extend(dead.map(|s| ("dead letters", s)));
+        Ok(out)
+    }
+
     /// Makes every output durable and returns how far each is written (for
     /// outputs that can be resumed).
     pub(crate) fn durable_positions(&mut self) -> Result<CommittedOutputs> {

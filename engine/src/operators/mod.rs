@@ -10,6 +10,7 @@ pub(crate) mod checkpointer;
 pub(crate) mod cuts;
 pub(crate) mod ingest;
 pub(crate) mod observe;
+mod partition;
 pub(crate) mod sink;
 pub(crate) mod stats_log;
 pub(crate) mod window;
@@ -31,6 +32,10 @@ pub(crate) struct Control {
     pub(crate) decisions: Option<Arc<crate::checkpoint::decisions::DecisionLog>>,
     error: Mutex<Option<EngineError>>,
     abort: AtomicBool,
+    /// How far the sink of this process has written (the frontier whose
+    /// items are all written): a window operator that handed a chunk of
+    /// rows on waits for it (flow control).
+    written: AtomicI64,
     /// Per worker of this process: the lowest stream time its partitions
     /// that are not released as idle may still send ([`NOT_HOLDING`] when
     /// it has none), so that a worker whose partitions are all idle can
@@ -50,10 +55,24 @@ impl Control {
             decisions: None,
             error: Mutex::new(None),
             abort: AtomicBool::new(false),
+            written: AtomicI64::new(i64::MIN),
             holds: (0..workers.max(1))
                 .map(|_| AtomicI64::new(NOT_HOLDING))
                 .collect(),
         }
+    }
+
+    /// The sink has written every item of the frontier steps before `at`:
+    /// for flow control, and for the job's observers
+    /// ([`Stats::frontier`](crate::Stats::frontier)).
+    pub(crate) fn wrote_up_to(&self, at: i64) {
+        self.written.store(at, Ordering::Relaxed);
+        self.stats.frontier.store(at, Ordering::Relaxed);
+    }
+
+    /// How far the sink of this process has written.
+    pub(crate) fn written(&self) -> i64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Publishes what worker `index` holds the frontier at (`None`: its

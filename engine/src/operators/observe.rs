@@ -1,7 +1,7 @@
 //! What a window operator measures of its state for those who watch the
 //! job: its oldest open window, for the progress line ([`OldestPoll`]),
 //! and its peak size ([`StatePeak`], with
-//! [`EngineConfig::sample_state`](crate::EngineConfig::sample_state)).
+//! [`Options::sample_state`](crate::Options::sample_state)).
 
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,7 @@ impl OldestPoll {
 
 /// A worker's peak window state, sampled after the first frontier step at
 /// or past each multiple of `every` (see
-/// [`EngineConfig::sample_state`](crate::EngineConfig::sample_state)).
+/// [`Options::sample_state`](crate::Options::sample_state)).
 pub(crate) struct StatePeak {
     every: EventTime,
     next: EventTime,

@@ -280,7 +280,7 @@ impl<O: 'static> SinkOperator<O> {
         let mut wake = None;
         match upto.take() {
             Some(f) => {
-                stats.frontier.store(f, Ordering::Relaxed);
+                control.wrote_up_to(f);
                 w.frontier_seen = Some(f);
                 if let Some(s) = w.sinks.as_mut() {
                     if w.committed != Some(f) {
@@ -300,7 +300,7 @@ impl<O: 'static> SinkOperator<O> {
                 }
             }
             None => {
-                stats.frontier.store(EventTime::MAX, Ordering::Relaxed);
+                control.wrote_up_to(EventTime::MAX);
                 if let Some(s) = w.sinks.as_mut() {
                     let mut result = s.commit(Frontier::Done, stats);
                     if let Some(c) = self.checkpointer.as_mut().filter(|c| c.finished()) {
@@ -335,7 +335,7 @@ impl<O: 'static> SinkOperator<O> {
                 fail_outputs(&mut w.sinks, &control, e);
             }
         }
-        control.stats.frontier.store(at, Ordering::Relaxed);
+        control.wrote_up_to(at);
         self.rows.clear();
         self.pending.clear();
         w.done = true;

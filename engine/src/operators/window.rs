@@ -13,7 +13,6 @@
 //! [`OldestPoll`], [`StatePeak`], the [`CutTracker`]s).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use timely::dataflow::Stream;
 
 use super::cuts::CutTracker;
 use super::observe::{OldestPoll, StatePeak};
+use super::Control;
 use crate::aggregator::JobAggregator;
 use crate::counts::Counts;
 use crate::event::{Batch, Emit, Ingest, LateReason, LateRecord, Row, Rows};
@@ -48,9 +48,9 @@ pub(crate) struct WindowSettings<A: JobAggregator> {
     pub(crate) ends_expected: Option<usize>,
     /// The worker's index.
     pub(crate) worker: usize,
-    /// The sink runs in this process: an activation that handed a chunk of
-    /// rows on waits until the sink has written it.
-    pub(crate) sink_here: bool,
+    /// The control of this process when its sink runs here: an activation
+    /// that handed a chunk of rows on waits until the sink has written it.
+    pub(crate) flow: Option<Arc<Control>>,
     /// The checkpoint and stats-log cuts to report.
     pub(crate) cuts: Vec<CutTracker>,
     /// Sample the state's size every this many ms of stream time.
@@ -92,7 +92,7 @@ pub(crate) struct WindowOperator<A: JobAggregator> {
     state: Option<WindowState<Key, A>>,
     ends_expected: Option<usize>,
     worker: usize,
-    sink_here: bool,
+    flow: Option<Arc<Control>>,
     cuts: Vec<CutTracker>,
     peak: Option<StatePeak>,
     stats: Arc<Stats>,
@@ -117,7 +117,7 @@ impl<A: JobAggregator> WindowOperator<A> {
             state: settings.state,
             ends_expected: settings.ends_expected,
             worker: settings.worker,
-            sink_here: settings.sink_here,
+            flow: settings.flow,
             cuts: settings.cuts,
             peak: settings.sample_every.map(StatePeak::new),
             stats,
@@ -163,10 +163,9 @@ impl<A: JobAggregator> WindowOperator<A> {
             return Next::Abandon;
         }
         if self.handed_on {
-            // Flow control: the sink of this process has written up to its
-            // frontier (`Stats::frontier`); go on once it has taken what
-            // this operator handed on.
-            if self.sink_here && self.stats.frontier.load(Relaxed) < held {
+            // Flow control: go on once the sink of this process has
+            // written what this operator handed on.
+            if self.flow.as_ref().is_some_and(|c| c.written() < held) {
                 return Next::Wait(Duration::from_micros(200));
             }
             self.handed_on = false;

@@ -30,6 +30,7 @@
 mod csv;
 pub(crate) mod json;
 mod memory;
+pub mod recovery;
 pub(crate) mod target;
 
 use std::io;
@@ -43,6 +44,7 @@ pub use json::{
     format_dead, format_late, format_row, DeadJson, Encode, JsonLines, LateJson, RowJson, TimeText,
 };
 pub use memory::{channel, Callback, Collect, Discard, Receiver, Sender};
+pub use recovery::SinkState;
 pub use target::{Output, Outputs, Sinks, Target};
 
 /// How far the output is complete.
@@ -103,7 +105,7 @@ pub trait Sink<T>: Send {
 
     /// Makes what has been written so far visible and, where the sink can,
     /// durable. Called at completed frontier steps (at most every
-    /// [`EngineConfig::commit_interval`](crate::EngineConfig::commit_interval))
+    /// [`Options::commit_interval`](crate::Options::commit_interval))
     /// and once at the end.
     fn commit(&mut self, frontier: Frontier) -> io::Result<()> {
         let _ = frontier;
@@ -135,6 +137,27 @@ pub trait Sink<T>: Send {
         Ok(())
     }
 
+    /// For a sink that recovers by a position of its own (a topic's
+    /// transaction sequence, a database's transaction id) rather than by a
+    /// file length: makes everything written so far durable and returns
+    /// that position, of the sink's own type ([`SinkState::encode`]). A
+    /// checkpoint keeps it, and a job resumed from that checkpoint hands it
+    /// to [`resume_state`](Sink::resume_state). `None` (the default): the
+    /// sink has none.
+    fn checkpoint_state(&mut self) -> io::Result<Option<SinkState>> {
+        Ok(None)
+    }
+
+    /// Called once, before any write, when the job takes checkpoints,
+    /// after [`resume`](Sink::resume): with the state this sink's
+    /// [`checkpoint_state`](Sink::checkpoint_state) returned at the
+    /// checkpoint the job resumes from, or `None` on a fresh start (or
+    /// when that checkpoint holds none for it). The default ignores it.
+    fn resume_state(&mut self, state: Option<SinkState>) -> io::Result<()> {
+        let _ = state;
+        Ok(())
+    }
+
     /// The job failed: drop what was written since the last successful
     /// [`commit`](Sink::commit), where the sink can (a file is cut back to
     /// its committed length, so it never ends in a torn line), and write
@@ -160,6 +183,12 @@ impl<T, S: Sink<T> + ?Sized> Sink<T> for Box<S> {
     }
     fn resume(&mut self, from: Option<OutputPosition>) -> io::Result<()> {
         (**self).resume(from)
+    }
+    fn checkpoint_state(&mut self) -> io::Result<Option<SinkState>> {
+        (**self).checkpoint_state()
+    }
+    fn resume_state(&mut self, state: Option<SinkState>) -> io::Result<()> {
+        (**self).resume_state(state)
     }
     fn abort(&mut self) -> io::Result<()> {
         (**self).abort()

@@ -2,6 +2,7 @@
 //! nowhere) and the three outputs of a job ([`Sinks`], or [`Outputs`] when
 //! all three are targets).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use tidemark_sources::DeadLetter;
 
 use super::json::{DeadJson, Digesting, Durable, Encode, JsonLines, LateJson, RowJson};
 use super::memory::Discard;
-use super::Sink;
+use super::{Sink, SinkState};
 use crate::aggregator::JobAggregator;
 use crate::checkpoint::{CheckpointError, CommittedOutputs, Digest, OutputDigest, OutputPosition};
 use crate::error::{EngineError, Result};
@@ -342,11 +343,14 @@ impl<T> Output<T> {
 }
 
 impl<T: 'static> Output<T> {
+    /// Opens the output; a sink of a resumed run gets its committed
+    /// position and its own recovery `state` back.
     fn open<E: Encode<T> + 'static>(
         self,
         encoder: E,
         what: &'static str,
         resume: Resume,
+        state: Option<&SinkState>,
     ) -> Result<Box<dyn Sink<T>>> {
         match self {
             Output::Target(t) => t.open_resumable(encoder, what, resume),
@@ -356,11 +360,14 @@ impl<T: 'static> Output<T> {
                     Resume::Fresh => None,
                     Resume::At(pos) => pos,
                 };
-                s.resume(from).map_err(|source| EngineError::Output {
-                    what,
-                    path: s.describe(),
-                    source,
-                })?;
+                let state = state.filter(|_| matches!(resume, Resume::At(_)));
+                s.resume(from)
+                    .and_then(|()| s.resume_state(state.cloned()))
+                    .map_err(|source| EngineError::Output {
+                        what,
+                        path: s.describe(),
+                        source,
+                    })?;
                 Ok(s)
             }
         }
@@ -413,11 +420,13 @@ impl<O: 'static> Sinks<O> {
     /// Opens every output (creating files); rows are encoded with `agg`'s
     /// field names. With `tracked` (checkpoints), file and buffer outputs
     /// keep a digest, and with `resume` they are cut back to the committed
-    /// positions first.
+    /// positions first (and sinks get their own recovery `states` back, by
+    /// output).
     pub(crate) fn open<A: JobAggregator<Output = O>>(
         self,
         agg: &A,
         resume: Option<&CommittedOutputs>,
+        states: &BTreeMap<String, SinkState>,
         tracked: bool,
         times: super::json::TimeText,
     ) -> Result<OpenSinks<O>> {
@@ -428,15 +437,24 @@ impl<O: 'static> Sinks<O> {
         };
         let c = resume.copied().unwrap_or_default();
         Ok(OpenSinks {
-            results: self
-                .results
-                .open(RowJson(agg.clone(), times), "results", mode(c.results))?,
-            late: self
-                .late
-                .open(LateJson(times), "late records", mode(c.late))?,
-            dead_letters: self
-                .dead_letters
-                .open(DeadJson, "dead letters", mode(c.dead_letters))?,
+            results: self.results.open(
+                RowJson(agg.clone(), times),
+                "results",
+                mode(c.results),
+                states.get("results"),
+            )?,
+            late: self.late.open(
+                LateJson(times),
+                "late records",
+                mode(c.late),
+                states.get("late records"),
+            )?,
+            dead_letters: self.dead_letters.open(
+                DeadJson,
+                "dead letters",
+                mode(c.dead_letters),
+                states.get("dead letters"),
+            )?,
         })
     }
 }

@@ -16,7 +16,7 @@ fn checkpoint(frontier: i64) -> Checkpoint {
             window: WindowSpec::tumbling(10),
             fields: vec!["count".into()],
             policy: Policy::default(),
-            max_future_skew: None,
+            options: crate::Options::default().identity(),
             settings: BTreeMap::new(),
             input: InputIdentity::default(),
         },

@@ -150,7 +150,7 @@ pub fn windowed<'scope, A: JobAggregator>(
         state: Some(state),
         ends_expected: None,
         worker,
-        sink_here: false,
+        flow: None,
         cuts: Vec::new(),
         sample_every: None,
     };
