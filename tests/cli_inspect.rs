@@ -137,3 +137,52 @@ fn inspect_lists_checkpoints_and_names_a_torn_one() {
     assert!(ok);
     assert!(text.contains("no checkpoint"), "{text}");
 }
+
+#[test]
+fn inspect_names_the_options_and_settings_the_job_is_made_of() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lines: String = (0..50)
+        .map(|i| {
+            format!(
+                "{{\"key\":\"k{}\",\"ts\":{},\"value\":1}}\n",
+                i % 3,
+                i * 100
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("in.jsonl"), lines).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .current_dir(dir)
+        .args([
+            "run",
+            "--quiet",
+            "--input",
+            "in.jsonl",
+            "--window",
+            "tumbling:1s",
+        ])
+        .args(["--max-future-skew", "1m", "--key", "key"])
+        .args(["--checkpoint-dir", "ck", "--output", "out.jsonl"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let ck = dir.join("ck");
+    let (ok, out, err) = inspect(&[ck.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let settings = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("settings"))
+        .unwrap_or_else(|| panic!("no settings line in:\n{out}"));
+    for part in [
+        "maximum future skew 60000ms",
+        "key field key",
+        "time field ts",
+    ] {
+        assert!(settings.contains(part), "{part:?} not in {settings:?}");
+    }
+}

@@ -51,6 +51,7 @@ pub mod dataflow;
 pub mod error;
 pub mod event;
 mod json_text;
+mod on_stream;
 mod operators;
 pub mod options;
 mod order;
@@ -58,7 +59,6 @@ mod plan;
 mod prepare;
 pub mod sink;
 pub mod stats;
-mod on_stream;
 
 pub use aggregator::{JobAggregator, Named};
 pub use checkpoint::{Checkpoint, CheckpointDir, CheckpointError, CheckpointId, JobFingerprint};
@@ -71,6 +71,7 @@ pub use counts::{Counts, LiveCounts};
 pub use dataflow::run;
 pub use error::{EngineError, Result};
 pub use event::{Event, LateReason, LateRecord, Row};
+pub use on_stream::{windowed, Windowed};
 pub use options::{Group, OptionDoc, Options, OPTIONS};
 pub use sink::{
     channel, format_dead, format_late, format_row, Callback, Collect, CsvRows, Discard, Encode,
@@ -81,7 +82,6 @@ pub use stats::{
     LastCheckpoint, OldestOpenWindow, PartitionSnapshot, PartitionState, Stats, StatsSnapshot,
     Summary,
 };
-pub use on_stream::{windowed, Windowed};
 
 /// The Timely Dataflow this engine is built on (the pinned version), for
 /// [`windowed`] inside a worker of one's own.

@@ -131,6 +131,21 @@ fn text(info: &CheckpointInfo) -> String {
         f.policy.lateness,
         f.policy.emit.name()
     ));
+    // The rest of what the job is, as its fingerprint names it: the engine
+    // options of its identity, then the settings of its input.
+    let settings: Vec<String> = f
+        .options
+        .iter()
+        .map(|(name, value)| format!("{name} {value}"))
+        .chain(
+            f.settings
+                .iter()
+                .map(|(name, value)| format!("{name} {value}")),
+        )
+        .collect();
+    if !settings.is_empty() {
+        out.push_str(&format!("  settings      {}\n", settings.join("; ")));
+    }
     // As the run's summary says them: rows per kind, then records.
     let c = &m.counters;
     let updates = c.corrections.saturating_sub(c.retractions);
