@@ -91,6 +91,7 @@ mod panes;
 pub mod policy;
 #[doc(hidden)]
 pub mod reference;
+pub mod sketch;
 pub mod state;
 pub mod time;
 mod timers;
@@ -106,6 +107,7 @@ pub use change::{Change, ChangeKind, Phase};
 pub use key::WindowKey;
 pub use log::{evaluate, Evaluation, LogRecord};
 pub use policy::{EmitMode, Policy};
+pub use sketch::{Quantile, QuantileSketch};
 pub use state::{Applied, Snapshot, WindowState};
 pub use time::{EventTime, Millis};
 pub use window::Window;
