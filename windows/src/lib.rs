@@ -107,7 +107,7 @@ pub use change::{Change, ChangeKind, Phase};
 pub use key::WindowKey;
 pub use log::{evaluate, Evaluation, LogRecord};
 pub use policy::{EmitMode, Policy};
-pub use sketch::{Quantile, QuantileSketch};
+pub use sketch::{ApproxDistinct, DistinctSketch, Quantile, QuantileSketch};
 pub use state::{Applied, Snapshot, WindowState};
 pub use time::{EventTime, Millis};
 pub use window::Window;
