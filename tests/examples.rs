@@ -192,3 +192,76 @@ sensor-c [2000, 3000) count 9 sum 225
 "
     );
 }
+
+/// The request log of `examples/sketches.rs`, as (endpoint, minute,
+/// latency, user).
+fn sketches_log() -> Vec<(String, i64, f64, u64)> {
+    let mut seed = 42u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        seed >> 33
+    };
+    let mut out = Vec::new();
+    for p in 0..2i64 {
+        for o in 0..6_000i64 {
+            let endpoint = if next() % 3 == 0 {
+                "/checkout"
+            } else {
+                "/search"
+            };
+            let latency = if next() % 50 == 0 {
+                200 + next() % 2_000
+            } else {
+                5 + next() % 40
+            };
+            let user = next() % 700;
+            let time = o * 30 + p * 7;
+            out.push((endpoint.to_owned(), time / 60_000, latency as f64, user));
+        }
+    }
+    out
+}
+
+#[test]
+fn sketches_prints_percentiles_and_distinct_users_within_their_stated_error() {
+    let out = stdout_of("sketches", &[]);
+    let mut latencies: std::collections::BTreeMap<(String, i64), Vec<f64>> = Default::default();
+    let mut users: std::collections::BTreeMap<(String, i64), std::collections::BTreeSet<u64>> =
+        Default::default();
+    for (endpoint, minute, latency, user) in sketches_log() {
+        latencies
+            .entry((endpoint.clone(), minute))
+            .or_default()
+            .push(latency);
+        users.entry((endpoint, minute)).or_default().insert(user);
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), latencies.len(), "{out}");
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let window = (fields[0].to_owned(), fields[1].parse::<i64>().unwrap());
+        let value = |prefix: &str| -> f64 {
+            let field = fields.iter().find(|f| f.starts_with(prefix)).unwrap();
+            field[prefix.len()..].parse().unwrap()
+        };
+        let mut sorted = latencies[&window].clone();
+        sorted.sort_by(f64::total_cmp);
+        for (prefix, q) in [("p50=", 0.5), ("p99=", 0.99)] {
+            let exact = sorted[(q * (sorted.len() as f64 - 1.0)) as usize];
+            // Printed to one decimal: 1 % plus the rounding.
+            let got = value(prefix);
+            assert!(
+                (got - exact).abs() <= 0.01 * exact + 0.05,
+                "{line}: exact {prefix}{exact}"
+            );
+        }
+        let distinct = users[&window].len() as f64;
+        let got = value("users≈");
+        assert!(
+            (got - distinct).abs() <= 4.0 * 0.01625 * distinct,
+            "{line}: exact {distinct}"
+        );
+    }
+}
