@@ -421,6 +421,10 @@ impl KillPlan {
     }
 }
 
+/// Kills beyond the planned ones, when none of those came after the middle
+/// of the job.
+const EXTRA_KILLS: usize = 8;
+
 /// What a series of kills and restarts saw.
 struct KillReport {
     log: Log,
@@ -436,7 +440,9 @@ struct KillReport {
 }
 
 /// Starts `command(i)` for attempt `i` and SIGKILLs it after a random
-/// sleep, `plan.kills` times, then runs `command(plan.kills)` to its end.
+/// sleep, `plan.kills` times (and up to [`EXTRA_KILLS`] more while none
+/// came after the middle of the job), then runs `command(i)` for the next
+/// `i` to its end.
 /// The sleeps are seeded random durations spread over what is left of the
 /// job (read from its newest checkpoint), so the kills fall all over it
 /// whatever the machine's speed; every seventh is very short (before or
@@ -466,8 +472,16 @@ fn kill_and_resume(
         log.add(format!("    stderr:{notes}"));
     };
     let mut done = 0.0;
-    for i in 0..plan.kills {
-        let sleep = plan.sleep(&mut rng, i, done);
+    // The planned kills, then (rarely: a machine so busy, or a disk so slow
+    // to sync, that the restarts got nowhere) a few more, each given half
+    // the job's time, until one comes after the middle of the job.
+    let mut i = 0;
+    while i < plan.kills || (reached < 0.5 && i < plan.kills + EXTRA_KILLS) {
+        let sleep = if i < plan.kills {
+            plan.sleep(&mut rng, i, done)
+        } else {
+            plan.expected.mul_f64(plan.overhead + 0.5)
+        };
         let err_path = tmp.join(format!("attempt-{i}.stderr"));
         let mut cmd = command(i);
         let mut children = Children::default();
@@ -514,8 +528,9 @@ fn kill_and_resume(
             if uncommitted { ", uncommitted bytes" } else { "" },
         ));
         note(&mut log, &stderr);
+        i += 1;
     }
-    let (status, stderr) = run(&mut command(plan.kills), Duration::from_secs(300));
+    let (status, stderr) = run(&mut command(i), Duration::from_secs(300));
     log.add(format!("final run: {status}"));
     note(&mut log, &stderr);
     assert!(
