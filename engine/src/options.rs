@@ -73,7 +73,9 @@ pub struct OptionDoc {
 /// How an option that is not set reads in a job's identity.
 pub(crate) const NOT_SET: &str = "(not set)";
 
-fn show_skew(skew: &Option<Millis>) -> String {
+/// How the future-skew guard reads in a job's identity (also for a
+/// fingerprint of an older manifest, which kept it as a field).
+pub(crate) fn show_skew(skew: &Option<Millis>) -> String {
     skew.map_or(NOT_SET.into(), |ms| format!("{ms}ms"))
 }
 

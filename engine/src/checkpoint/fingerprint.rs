@@ -92,11 +92,8 @@ struct Stored {
 impl From<Stored> for JobFingerprint {
     fn from(stored: Stored) -> Self {
         let options = stored.options.unwrap_or_else(|| {
-            let skew = stored.max_future_skew;
-            vec![(
-                "maximum future skew".to_owned(),
-                skew.map_or(NOT_SET.into(), show_millis),
-            )]
+            let skew = crate::options::show_skew(&stored.max_future_skew);
+            vec![("maximum future skew".to_owned(), skew)]
         });
         JobFingerprint {
             window: stored.window,

@@ -159,6 +159,9 @@ impl<A: JobAggregator> WindowOperator<A> {
     /// completed, fires what they fire, and says what becomes of the
     /// capability. What to send is in [`emitted`](Self::emitted).
     pub(crate) fn on_frontier(&mut self, frontier: Option<EventTime>, held: EventTime) -> Next {
+        // A look for the oldest window is asked for only by an activation
+        // that looked (`after_activation`).
+        self.oldest.wake = None;
         if self.state.is_none() {
             return Next::Abandon;
         }
