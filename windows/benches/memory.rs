@@ -11,7 +11,19 @@
 #![allow(missing_docs)]
 
 use compact_str::CompactString;
-use tidemark_windows::{AggKind, Metrics, MetricsAcc, Number, Policy, WindowSpec, WindowState};
+use tidemark_windows::{
+    AggKind, Aggregator, Aggs, Field, Metrics, MetricsAcc, Number, Policy, Rec, WindowSpec,
+    WindowState,
+};
+
+/// The five aggregations over named fields measured beside count+sum.
+const FIVE: &[&str] = &[
+    "count",
+    "revenue=sum(amount)",
+    "count_distinct(user)",
+    "quantile(latency, 0.99)",
+    "latest(user)",
+];
 
 /// Resident set size of this process in bytes (Linux), if known.
 fn rss() -> Option<isize> {
@@ -21,19 +33,44 @@ fn rss() -> Option<isize> {
     Some(kib * 1024)
 }
 
-fn measure(spec: WindowSpec, keys: u64) -> Option<(usize, isize)> {
-    let metrics = Metrics::new(&[AggKind::Count, AggKind::Sum]);
+fn measure(spec: WindowSpec, keys: u64, five: bool) -> Option<(usize, isize)> {
+    if five {
+        let aggs = Aggs::parse(FIVE).expect("valid aggregations");
+        measure_with(spec, keys, aggs, |i| Rec {
+            value: Number::Int(1),
+            fields: [
+                Field::Int(i as i64 % 1_000),
+                Field::Text(format!("u{}", i % 97).into()),
+                Field::Float(1.0 + (i % 500) as f64),
+            ]
+            .into_iter()
+            .collect(),
+            order: (10, 0, i as u64),
+        })
+    } else {
+        let metrics = Metrics::new(&[AggKind::Count, AggKind::Sum]);
+        measure_with(spec, keys, metrics, |i| Number::Int(i as i64))
+    }
+}
+
+fn measure_with<A: Aggregator>(
+    spec: WindowSpec,
+    keys: u64,
+    agg: A,
+    input: impl Fn(usize) -> A::Input,
+) -> Option<(usize, isize)> {
     let policy = Policy::new(0, 0, Default::default());
     let names: Vec<CompactString> = (0..keys).map(|k| format!("k{k}").into()).collect();
+    let inputs: Vec<A::Input> = (0..names.len()).map(input).collect();
     let before = rss()?;
-    let mut state = WindowState::try_new(spec, policy, metrics).expect("valid spec");
+    let mut state = WindowState::try_new(spec, policy, agg).expect("valid spec");
     let mut out = Vec::new();
     let mut missed = Vec::new();
     state.advance(10, &mut out);
     for (i, key) in names.iter().enumerate() {
         let t = 10 + (i % 50) as i64;
         state
-            .apply(key.clone(), t, &Number::Int(i as i64), &mut missed)
+            .apply(key.clone(), t, &inputs[i], &mut missed)
             .expect("representable");
     }
     state.end_step(&mut out);
@@ -57,10 +94,13 @@ fn specs() -> [(&'static str, WindowSpec); 3] {
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     if let Ok(case) = std::env::var(CASE) {
-        let (i, keys) = case.split_once(':').expect("CASE is spec:keys");
+        let parts: Vec<&str> = case.split(':').collect();
+        let [i, keys, five] = parts.as_slice() else {
+            panic!("CASE is spec:keys:five");
+        };
         let (_, spec) = specs()[i.parse::<usize>().expect("spec index")];
         let keys: u64 = keys.parse().expect("key count");
-        match measure(spec, keys) {
+        match measure(spec, keys, *five == "1") {
             Some((open, bytes)) => {
                 assert_eq!(open as u64, keys, "one open state per key");
                 println!("{open} {bytes}");
@@ -75,25 +115,33 @@ fn main() {
         std::mem::size_of::<MetricsAcc>()
     );
     println!(
-        "{:<16} {:>9} {:>12} {:>14} {:>16}",
+        "{:<24} {:>9} {:>12} {:>14} {:>16}",
         "window", "keys", "open states", "RSS growth", "bytes per state"
     );
-    for (i, (name, _)) in specs().into_iter().enumerate() {
-        for keys in [100_000u64, 1_000_000] {
+    let mut cases: Vec<(usize, u64, bool)> = Vec::new();
+    for i in 0..specs().len() {
+        cases.extend([(i, 100_000, false), (i, 1_000_000, false)]);
+    }
+    // The five aggregations over named fields (count, a sum, an exact
+    // distinct count, a quantile sketch, a latest), one record per window.
+    cases.extend([(0, 100_000, true), (2, 100_000, true)]);
+    for (i, keys, five) in cases {
+        let name = format!("{}{}", specs()[i].0, if five { ", 5 aggs" } else { "" });
+        {
             let child = std::process::Command::new(&me)
-                .env(CASE, format!("{i}:{keys}"))
+                .env(CASE, format!("{i}:{keys}:{}", u8::from(five)))
                 .output()
                 .expect("run a case");
             assert!(child.status.success(), "case {name} {keys} failed");
             let text = String::from_utf8_lossy(&child.stdout);
             let Some((open, bytes)) = text.trim().split_once(' ') else {
-                println!("{name:<16} {keys:>9}  (no /proc/self/status here)");
+                println!("{name:<24} {keys:>9}  (no /proc/self/status here)");
                 continue;
             };
             let open: usize = open.parse().expect("open states");
             let bytes: isize = bytes.parse().expect("bytes");
             println!(
-                "{name:<16} {keys:>9} {open:>12} {bytes:>14} {:>16.1}",
+                "{name:<24} {keys:>9} {open:>12} {bytes:>14} {:>16.1}",
                 bytes as f64 / open as f64
             );
         }

@@ -85,6 +85,7 @@
 pub mod aggregate;
 pub mod assign;
 pub mod change;
+pub mod fields;
 pub mod key;
 pub mod log;
 mod panes;
@@ -104,6 +105,7 @@ pub use aggregate::{
 };
 pub use assign::{Sliding, Tumbling, WindowError, WindowSpec, MAX_SPAN};
 pub use change::{Change, ChangeKind, Phase};
+pub use fields::{AggSpec, Aggs, AggsAcc, Cell, Cells, Field, FromRecord, Rec, RecordView};
 pub use key::WindowKey;
 pub use log::{evaluate, Evaluation, LogRecord};
 pub use policy::{EmitMode, Policy};

@@ -30,6 +30,7 @@ use siphasher::sip::SipHasher13;
 use sketches_ddsketch::DDSketch;
 
 use crate::aggregate::{Aggregator, Number};
+use crate::fields::Field;
 
 /// The q-quantile of a window's values: the value at rank
 /// ⌊q × (n − 1)⌋ of its n values in ascending order, within 1 % of it
@@ -184,6 +185,62 @@ fn value_hash(value: &Number) -> u64 {
         }
     }
     h.finish()
+}
+
+/// The hash of a record field: a number as [`value_hash`] has it, text
+/// under its own tag (so `"1"` and `1` are two values).
+fn field_hash(value: &Field) -> Option<u64> {
+    match value {
+        Field::Null => None,
+        Field::Int(i) => Some(value_hash(&Number::Int(*i))),
+        Field::Float(f) => Some(value_hash(&Number::Float(*f))),
+        Field::Text(t) => {
+            let mut h = SipHasher13::new_with_keys(VALUE_KEY.0, VALUE_KEY.1);
+            h.write(&[2]);
+            h.write(t.as_bytes());
+            Some(h.finish())
+        }
+    }
+}
+
+impl DistinctSketch {
+    /// Adds one non-null field (a null adds nothing).
+    pub(crate) fn add_field(&mut self, value: &Field) {
+        if let Some(hash) = field_hash(value) {
+            self.0.insert_by_hash_value(hash);
+        }
+    }
+
+    /// Folds another sketch in.
+    pub(crate) fn merge(&mut self, other: &DistinctSketch) {
+        self.0.merge(&other.0);
+    }
+
+    /// The estimated number of distinct values.
+    pub fn estimate(&self) -> u64 {
+        self.0.len().round() as u64
+    }
+}
+
+impl QuantileSketch {
+    /// Adds one value (a non-finite one adds nothing).
+    pub(crate) fn add_value(&mut self, v: f64) {
+        if v.is_finite() {
+            self.0.add(v);
+        }
+    }
+
+    /// Folds another sketch in.
+    pub(crate) fn merge(&mut self, other: &QuantileSketch) {
+        // Every sketch here has the default configuration, the one
+        // condition under which merging can fail.
+        let _ = self.0.merge(&other.0);
+    }
+
+    /// The `q`-quantile of the values, `None` when there are none.
+    pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
+        self.0.quantile(q).ok().flatten()
+    }
 }
 
 impl Aggregator for ApproxDistinct {
