@@ -46,6 +46,7 @@ fn main() -> Result<(), tidemark::JobError> {
         key: page.into(),
         event_time: time,
         value: Value::Int(visitor),
+        fields: Vec::new(),
     };
     // Two partitions (say, two web servers); 1 = ann, 2 = bob, 3 = cid.
     let log = MemorySource::new(vec![

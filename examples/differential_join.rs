@@ -51,6 +51,7 @@ fn main() {
                         key: user.into(),
                         time,
                         value: Number::Int(1),
+                        fields: Vec::new(),
                     }
                 })
                 .collect();

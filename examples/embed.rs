@@ -17,6 +17,7 @@ fn main() -> Result<(), tidemark::JobError> {
         key: key.into(),
         event_time,
         value: Value::Int(value),
+        fields: Vec::new(),
     };
     // Two partitions; offsets and partition numbers are set from positions.
     let log = MemorySource::new(vec![

@@ -49,6 +49,7 @@ fn requests(value_of: fn(u64, u64) -> Value) -> MemorySource {
                         key: endpoint.into(),
                         event_time: o as i64 * 30 + i64::from(p) * 7,
                         value: value_of(latency, user),
+                        fields: Vec::new(),
                     }
                 })
                 .collect()

@@ -56,6 +56,7 @@ fn main() {
                 key: if offset % 2 == 0 { "web" } else { "app" }.into(),
                 time,
                 value: Number::Int(1 + offset as i64),
+                fields: Vec::new(),
             });
             // Let the dataflow catch up before the next event.
             worker.step_while(|| probe.less_than(input.time()));

@@ -18,6 +18,7 @@ fn main() -> Result<(), tidemark::JobError> {
         key: key.into(),
         event_time,
         value: Value::Int(value),
+        fields: Vec::new(),
     };
     let log = MemorySource::new(vec![
         vec![

@@ -50,6 +50,7 @@ pub enum JobError {
 ///
 /// let rec = |key: &str, event_time, v| Record {
 ///     partition: 0, offset: 0, key: key.into(), event_time, value: Value::Int(v),
+///     fields: Vec::new(),
 /// };
 /// let source = MemorySource::new(vec![vec![rec("a", 100, 1), rec("a", 700, 2), rec("b", 1_200, 5)]]);
 /// let (results, buffer) = Target::buffer();
@@ -372,6 +373,7 @@ impl<A: JobAggregator> JobBuilder<A> {
     /// let log = || {
     ///     let rec = |offset, event_time| Record {
     ///         partition: 0, offset, key: "k".into(), event_time, value: Value::Int(1),
+    ///         fields: Vec::new(),
     ///     };
     ///     Arc::new(MemorySource::new(vec![(0..100).map(|i| rec(i, i as i64 * 100)).collect()]))
     /// };
@@ -468,5 +470,64 @@ impl<A: JobAggregator> JobBuilder<A> {
             parallelism: self.parallelism,
             sinks: self.sinks,
         })
+    }
+}
+
+/// A job builder whose aggregator is one of the two a job file or the
+/// command line can ask for: the built-in aggregations over values, or
+/// aggregations over named fields ([`JobSpec::to_any_builder`](crate::JobSpec::to_any_builder)).
+pub enum AnyJobBuilder {
+    /// `count`, `sum`, `min`, `max`, `mean` over the record's value.
+    Values(JobBuilder<Metrics>),
+    /// Aggregations over named fields.
+    Fields(JobBuilder<tidemark_windows::Aggs>),
+}
+
+/// A built [`AnyJobBuilder`].
+pub enum AnyJob {
+    /// See [`AnyJobBuilder::Values`].
+    Values(Job<Metrics>),
+    /// See [`AnyJobBuilder::Fields`].
+    Fields(Job<tidemark_windows::Aggs>),
+}
+
+impl AnyJobBuilder {
+    /// See [`JobBuilder::parallelism`].
+    pub fn parallelism(self, parallelism: Parallelism) -> Self {
+        match self {
+            AnyJobBuilder::Values(b) => AnyJobBuilder::Values(b.parallelism(parallelism)),
+            AnyJobBuilder::Fields(b) => AnyJobBuilder::Fields(b.parallelism(parallelism)),
+        }
+    }
+
+    /// See [`JobBuilder::dead_letter_sink`].
+    pub fn dead_letter_sink(self, sink: impl Sink<DeadLetter> + 'static) -> Self {
+        match self {
+            AnyJobBuilder::Values(b) => AnyJobBuilder::Values(b.dead_letter_sink(sink)),
+            AnyJobBuilder::Fields(b) => AnyJobBuilder::Fields(b.dead_letter_sink(sink)),
+        }
+    }
+
+    /// See [`JobBuilder::build`].
+    pub fn build(self) -> Result<AnyJob, JobError> {
+        Ok(match self {
+            AnyJobBuilder::Values(b) => AnyJob::Values(b.build()?),
+            AnyJobBuilder::Fields(b) => AnyJob::Fields(b.build()?),
+        })
+    }
+}
+
+impl AnyJob {
+    /// See [`Job::run_with`].
+    pub fn run_with(self, stats: Arc<Stats>) -> Result<Summary, JobError> {
+        match self {
+            AnyJob::Values(job) => job.run_with(stats),
+            AnyJob::Fields(job) => job.run_with(stats),
+        }
+    }
+
+    /// See [`Job::run`].
+    pub fn run(self) -> Result<Summary, JobError> {
+        self.run_with(Arc::new(Stats::default()))
     }
 }

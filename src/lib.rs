@@ -15,6 +15,7 @@
 //!
 //! let rec = |key: &str, event_time, v| Record {
 //!     partition: 0, offset: 0, key: key.into(), event_time, value: Value::Int(v),
+//!     fields: Vec::new(),
 //! };
 //! let log = MemorySource::new(vec![
 //!     vec![rec("a", 100, 1), rec("a", 1_300, 4)],
@@ -71,7 +72,7 @@ pub use tidemark_engine as engine;
 pub use tidemark_sources as sources;
 pub use tidemark_windows as windows;
 
-pub use job::{Job, JobBuilder, JobError};
+pub use job::{AnyJob, AnyJobBuilder, Job, JobBuilder, JobError};
 pub use spec::JobSpec;
 
 #[doc = include_str!("../README.md")]

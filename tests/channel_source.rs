@@ -109,6 +109,7 @@ fn in_memory() -> String {
                     key: k.into(),
                     event_time: t,
                     value: Value::Int(v),
+                    fields: Vec::new(),
                 })
                 .collect()
         })

@@ -113,6 +113,7 @@ fn fragment_log() -> MemorySource {
                 key: if offset % 2 == 0 { "web" } else { "app" }.into(),
                 event_time: time,
                 value: Value::Int(1 + offset as i64),
+                fields: Vec::new(),
             })
             .collect()
     };

@@ -41,6 +41,7 @@ fn log() -> Vec<Vec<Record>> {
                         key: format!("k{}", next() % 5).into(),
                         event_time: 10_000 + o as i64 * 10 + i64::from(p) - late as i64,
                         value,
+                        fields: Vec::new(),
                     }
                 })
                 .collect()

@@ -36,6 +36,7 @@ fn input(stragglers: bool) -> (Arc<dyn Source>, usize) {
                 key: format!("k{}", o % 3).into(),
                 event_time: t,
                 value: Value::Int(1 + (o % 5) as i64),
+                fields: Vec::new(),
             });
         }
         parts.push(part);

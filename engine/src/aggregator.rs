@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tidemark_windows::{AggKind, Aggregator, MetricValues, Metrics, Number, SumValue};
+use tidemark_windows::{
+    AggKind, Aggregator, Aggs, Cell, Cells, FromRecord, MetricValues, Metrics, Number, SumValue,
+};
 
 use crate::json_text::push_json_string;
 
@@ -57,7 +59,7 @@ use crate::json_text::push_json_string;
 /// ```
 pub trait JobAggregator:
     Aggregator<
-        Input = Number,
+        Input: FromRecord,
         Acc: Send + Sync + Serialize + DeserializeOwned + 'static,
         Output: Send + Sync + Serialize + DeserializeOwned + std::fmt::Debug + 'static,
     > + Clone
@@ -68,6 +70,29 @@ pub trait JobAggregator:
     /// The names of the output's fields, in the order rows show them; at
     /// least one.
     fn field_names(&self) -> Vec<String>;
+
+    /// What the aggregation is, for checkpoint fingerprints and the cluster
+    /// handshake: by default its field names; an aggregation whose fields
+    /// could be named alike over different inputs says more
+    /// (`revenue=sum(amount)`).
+    fn describe(&self) -> Vec<String> {
+        self.field_names()
+    }
+
+    /// The record fields its input reads ([`Rec::fields`]), in order; none
+    /// for an aggregation over the record's value. Late records show them.
+    ///
+    /// [`Rec::fields`]: tidemark_windows::Rec::fields
+    fn record_fields(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The columns a row's key is written as: empty for the one column
+    /// `key`; for a compound key (see
+    /// [`join_key`](tidemark_sources::join_key)), one name per part.
+    fn key_names(&self) -> &[String] {
+        &[]
+    }
 
     /// Appends `,"name":value` for each field of `out` to a JSON object
     /// being written.
@@ -163,7 +188,7 @@ impl<A: Aggregator> Aggregator for Named<A> {
 impl<A> JobAggregator for Named<A>
 where
     A: Aggregator<
-            Input = Number,
+            Input: FromRecord,
             Acc: Send + Sync + Serialize + DeserializeOwned + 'static,
             Output: Send + Sync + Serialize + DeserializeOwned + std::fmt::Debug + 'static,
         > + Clone
@@ -241,5 +266,59 @@ fn write_opt(out: &mut String, n: Option<Number>) {
             let _ = write!(out, "{n}");
         }
         None => out.push_str("null"),
+    }
+}
+
+impl JobAggregator for Aggs {
+    fn field_names(&self) -> Vec<String> {
+        self.specs().iter().map(|s| s.name.clone()).collect()
+    }
+
+    fn describe(&self) -> Vec<String> {
+        self.specs().iter().map(ToString::to_string).collect()
+    }
+
+    fn record_fields(&self) -> Vec<String> {
+        self.fields().iter().map(|f| f.name.clone()).collect()
+    }
+
+    fn key_names(&self) -> &[String] {
+        self.key_columns()
+    }
+
+    fn write_json_fields(&self, out: &Cells, buf: &mut String) {
+        for (spec, cell) in self.specs().iter().zip(&out.0) {
+            buf.push(',');
+            push_json_string(&spec.name, buf);
+            buf.push(':');
+            push_cell(cell, buf);
+        }
+    }
+
+    fn csv_fields(&self, out: &Cells) -> Vec<String> {
+        out.0
+            .iter()
+            .map(|cell| match cell {
+                Cell::Null => String::new(),
+                Cell::Text(t) => t.to_string(),
+                other => {
+                    let mut text = String::new();
+                    push_cell(other, &mut text);
+                    text
+                }
+            })
+            .collect()
+    }
+}
+
+/// Appends one result cell as JSON.
+pub(crate) fn push_cell(cell: &Cell, buf: &mut String) {
+    match cell {
+        Cell::Null => buf.push_str("null"),
+        Cell::Int(i) => buf.push_str(itoa::Buffer::new().format(*i)),
+        Cell::Float(f) => {
+            let _ = write!(buf, "{}", Number::Float(*f));
+        }
+        Cell::Text(t) => push_json_string(t, buf),
     }
 }

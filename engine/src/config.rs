@@ -371,7 +371,7 @@ impl crate::checkpoint::JobFingerprint {
     ) -> Self {
         crate::checkpoint::JobFingerprint {
             window: config.window,
-            fields: config.aggregator.field_names(),
+            fields: config.aggregator.describe(),
             policy: config.policy,
             options: config.options.identity(),
             settings,

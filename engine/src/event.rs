@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use tidemark_sources::{DeadLetter, Key, PartitionId, Value};
-use tidemark_windows::{Change, EventTime, Number, Window};
+use tidemark_windows::{Change, EventTime, Field, FromRecord, Number, RecordView, Window};
 
 use crate::counts::Counts;
 
@@ -30,6 +30,10 @@ pub struct Event {
     pub time: EventTime,
     /// Value.
     pub value: Number,
+    /// The named fields the job reads
+    /// ([`JobAggregator::record_fields`](crate::JobAggregator::record_fields)),
+    /// in order; empty when it reads none.
+    pub fields: Vec<Field>,
 }
 
 /// One result row: a window's value for a key, its kind (`final`, `update`
@@ -87,10 +91,20 @@ pub(crate) struct Batch {
     pub(crate) keys: Vec<Key>,
     pub(crate) times: Vec<EventTime>,
     pub(crate) values: Vec<Number>,
+    /// The named fields, `stride` per record (none for a job that reads
+    /// only values).
+    pub(crate) fields: Vec<Field>,
+    pub(crate) stride: usize,
 }
 
 impl Batch {
-    pub(crate) fn with_capacity(dest: u32, partition: PartitionId, capacity: usize) -> Self {
+    /// An empty batch for `capacity` records of `stride` named fields.
+    pub(crate) fn with_capacity(
+        dest: u32,
+        partition: PartitionId,
+        capacity: usize,
+        stride: usize,
+    ) -> Self {
         Batch {
             dest,
             partition,
@@ -99,9 +113,14 @@ impl Batch {
             keys: Vec::with_capacity(capacity),
             times: Vec::with_capacity(capacity),
             values: Vec::with_capacity(capacity),
+            fields: Vec::with_capacity(capacity * stride),
+            stride,
         }
     }
 
+    /// Appends a record; its named fields beyond the batch's stride are
+    /// dropped (no aggregation reads them) and missing ones are null.
+    #[inline]
     pub(crate) fn push(
         &mut self,
         stream_time: EventTime,
@@ -109,12 +128,37 @@ impl Batch {
         key: Key,
         time: EventTime,
         value: Number,
+        fields: Vec<Field>,
     ) {
         self.stream_times.push(stream_time);
         self.offsets.push(offset);
         self.keys.push(key);
         self.times.push(time);
         self.values.push(value);
+        if self.stride > 0 {
+            let n = fields.len().min(self.stride);
+            self.fields.extend(fields.into_iter().take(n));
+            self.fields
+                .extend(std::iter::repeat_n(Field::Null, self.stride - n));
+        }
+    }
+
+    /// The named fields of record `i`.
+    #[inline]
+    pub(crate) fn fields(&self, i: usize) -> &[Field] {
+        self.fields
+            .get(i * self.stride..(i + 1) * self.stride)
+            .unwrap_or_default()
+    }
+
+    /// The aggregator input of record `i`.
+    #[inline]
+    pub(crate) fn input<I: FromRecord>(&self, i: usize) -> I {
+        I::from_record(RecordView {
+            value: self.values[i],
+            fields: self.fields(i),
+            order: (self.times[i], self.partition, self.offsets[i]),
+        })
     }
 
     /// Number of records.
@@ -131,6 +175,7 @@ impl Batch {
             key: self.keys[i].clone(),
             time: self.times[i],
             value: self.values[i],
+            fields: self.fields(i).to_vec(),
         }
     }
 }

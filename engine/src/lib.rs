@@ -29,6 +29,7 @@
 //!
 //! let rec = |offset, key: &str, event_time| Record {
 //!     partition: 0, offset, key: key.into(), event_time, value: Value::Int(1),
+//!     fields: Vec::new(),
 //! };
 //! let log = MemorySource::new(vec![vec![rec(0, "a", 100), rec(1, "a", 900), rec(2, "a", 1_500)]]);
 //! let config = EngineConfig::new(WindowSpec::tumbling(1_000), Policy::default(), vec![AggKind::Count]);

@@ -89,6 +89,7 @@ where
 ///             key: "k".into(),
 ///             time: i * 400,
 ///             value: Number::Int(1),
+///             fields: Vec::new(),
 ///         });
 ///         let out = windowed(events.to_stream(scope), &config, scope.index(), scope.peers())
 ///             .expect("a valid job");
@@ -119,6 +120,7 @@ pub fn windowed<'scope, A: JobAggregator>(
         )));
     }
     let state = worker_state(config, worker, workers)?;
+    let stride = config.aggregator.record_fields().len();
     let batched = events.unary::<CapacityContainerBuilder<Vec<Ingest>>, _, _, _>(
         Pipeline,
         "Batch",
@@ -132,10 +134,10 @@ pub fn windowed<'scope, A: JobAggregator>(
                             .last()
                             .is_some_and(|b| b.dest == dest && b.partition == e.partition);
                         if !fits {
-                            batches.push(Batch::with_capacity(dest, e.partition, 16));
+                            batches.push(Batch::with_capacity(dest, e.partition, 16, stride));
                         }
                         if let Some(b) = batches.last_mut() {
-                            b.push(e.stream_time, e.offset, e.key, e.time, e.value);
+                            b.push(e.stream_time, e.offset, e.key, e.time, e.value, e.fields);
                         }
                     }
                     output

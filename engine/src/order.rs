@@ -188,7 +188,7 @@ mod tests {
     use tidemark_windows::{ChangeKind, Number, Phase, Window};
 
     fn batch(partition: PartitionId, first_offset: u64, stream_times: &[EventTime]) -> Batch {
-        let mut b = Batch::with_capacity(0, partition, stream_times.len());
+        let mut b = Batch::with_capacity(0, partition, stream_times.len(), 0);
         for (i, &s) in stream_times.iter().enumerate() {
             b.push(
                 s,
@@ -196,6 +196,7 @@ mod tests {
                 "k".into(),
                 s,
                 Number::Int(i as i64),
+                Vec::new(),
             );
         }
         b

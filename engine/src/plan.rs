@@ -229,6 +229,7 @@ impl<A: JobAggregator> Plan<A> {
                     _ => None,
                 },
                 resumed_at: begin.resumed.map(|(_, at)| at),
+                stride: config.aggregator.record_fields().len(),
             },
         };
         let outputs = OutputPlan {

@@ -46,6 +46,7 @@ fn log(rng: &mut Rng) -> Vec<Vec<Record>> {
                 key: format!("k{}", rng.below(9)).into(),
                 event_time: t,
                 value: Value::Int(rng.below(50) as i64),
+                fields: Vec::new(),
             });
         }
         parts.push(part);

@@ -47,6 +47,7 @@ fn partitions_of(log: &[(u32, u64, String, i64, i64)]) -> Vec<Vec<Record>> {
             key: key.into(),
             event_time: ts,
             value: Value::Int(v),
+            fields: Vec::new(),
         });
     }
     parts

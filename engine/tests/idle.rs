@@ -39,6 +39,7 @@ impl PartitionReader for Scripted {
                         key: format!("k{}", self.partition).into(),
                         event_time: *t,
                         value: Value::Int(1),
+                        fields: Vec::new(),
                     }));
                     self.at += 1;
                     self.offset += 1;

@@ -74,6 +74,7 @@ fn resuming_from_positions_and_state_continues_the_output_exactly() {
                     key: key.clone(),
                     event_time: t,
                     value: Value::Int(v),
+                    fields: Vec::new(),
                 });
                 log.push(LogRecord {
                     partition: p,

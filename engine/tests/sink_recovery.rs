@@ -89,6 +89,7 @@ fn parts() -> Vec<Vec<Record>> {
                     key: format!("k{}", (o * 7 + u64::from(p)) % 5).into(),
                     event_time: o as i64 * 10 + i64::from(p),
                     value: Value::Int(o as i64 % 13),
+                    fields: Vec::new(),
                 })
                 .collect()
         })

@@ -50,6 +50,7 @@ fn random_log(seed: u64) -> Vec<Vec<Record>> {
                         key: format!("k{}", rng.below(6)).into(),
                         event_time: 10_000 + o as i64 * 7 - rng.below(40) as i64 - late as i64,
                         value: Value::Int(rng.below(100) as i64 - 20),
+                        fields: Vec::new(),
                     }
                 })
                 .collect()
@@ -144,6 +145,7 @@ fn csv_rows_quote_keys_and_name_the_fields() {
         key: key.into(),
         event_time: t,
         value: Value::Int(v),
+        fields: Vec::new(),
     };
     let log = MemorySource::new(vec![vec![
         rec("plain", 100, 3),
@@ -251,6 +253,7 @@ fn consolidated_changelog(
                     key: r.key.clone(),
                     time: r.event_time,
                     value,
+                    fields: Vec::new(),
                 });
             }
         }
@@ -441,6 +444,7 @@ fn records_in_no_window_go_to_the_late_output() {
             key: "k".into(),
             event_time: i * 100,
             value: Value::Int(1),
+            fields: Vec::new(),
         })
         .collect();
     let config = EngineConfig::new(WindowSpec::sliding(1_000, 2_000), Policy::default(), aggs());
@@ -486,6 +490,7 @@ fn a_far_future_timestamp_is_a_dead_letter_with_the_guard() {
             key: format!("k{}", i % 3).into(),
             event_time: 1_000 + i * 10 - (i % 7) * 25,
             value: Value::Int(1),
+            fields: Vec::new(),
         })
         .collect();
     log[400].event_time = 4_102_444_800_000;
@@ -544,6 +549,7 @@ fn rows_handed_on_in_chunks_keep_the_canonical_order() {
                     key: format!("k{}", rng.below(3)).into(),
                     event_time: 50_000 + o * 20 - rng.below(30) as i64,
                     value: Value::Int(rng.below(9) as i64),
+                    fields: Vec::new(),
                 })
                 .collect()
         })

@@ -522,6 +522,7 @@ impl ChannelSender {
             key,
             event_time,
             value,
+            fields: Vec::new(),
         });
         Ok(offset)
     }

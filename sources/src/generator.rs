@@ -400,6 +400,7 @@ impl Plan {
             key,
             event_time: base - delay,
             value: Value::Int(1 + below(draw(4), 100) as i64),
+            fields: Vec::new(),
         }
     }
 }

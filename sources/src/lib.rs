@@ -60,12 +60,13 @@ pub mod source;
 pub use crate::channel::{ChannelSender, ChannelSource, PushError};
 pub use crate::dead_letter::{DeadLetter, RAW_LIMIT};
 pub use crate::decode::{
-    DecodeConfig, Decoder, FieldMapping, Format, TimeFormat, DEFAULT_MAX_LINE_LEN,
+    DecodeConfig, Decoder, FieldMapping, Format, NamedField, TimeFormat, DEFAULT_MAX_LINE_LEN,
 };
 pub use crate::file::{FileSource, FileSourceConfig};
 pub use crate::generator::{GeneratorConfig, GeneratorSource, RealTimeGenerator};
 pub use crate::memory::MemorySource;
 pub use crate::record::{
-    Decoded, Key, Offset, PartitionId, ReadStatus, Record, Value, MAX_EVENT_TIME, MIN_EVENT_TIME,
+    join_key, split_key, Decoded, Field, Key, Offset, PartitionId, ReadStatus, Record, Value,
+    MAX_EVENT_TIME, MIN_EVENT_TIME,
 };
 pub use crate::source::{ContentCheck, PartitionReader, Source, SourceError};

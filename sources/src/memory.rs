@@ -12,7 +12,7 @@ enum Partition {
     Records(Arc<[Record]>),
     Lines {
         lines: Arc<[Vec<u8>]>,
-        decoder: Decoder,
+        decoder: Box<Decoder>,
     },
 }
 
@@ -69,7 +69,7 @@ impl MemorySource {
                 }
                 Partition::Lines {
                     lines: lines.collect(),
-                    decoder,
+                    decoder: Box::new(decoder),
                 }
             })
             .collect();

@@ -316,6 +316,7 @@ impl Plan {
             key,
             event_time: bid.event_time,
             value: Value::Int(bid.price),
+            fields: Vec::new(),
         }
     }
 }

@@ -90,6 +90,7 @@
 //!                 key: (*key).into(),
 //!                 event_time: *time,
 //!                 value: Value::Int(1),
+//!                 fields: Vec::new(),
 //!             }));
 //!         }
 //!         self.next = stop as u64;

@@ -19,6 +19,7 @@ fn rec(partition: u32, offset: u64, key: &str, event_time: i64, value: Value) ->
         key: key.into(),
         event_time,
         value,
+        fields: Vec::new(),
     }
 }
 

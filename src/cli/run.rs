@@ -87,7 +87,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         None => JobSpec::default(),
     }
     .overlay(args.spec.clone());
-    let mut builder = spec.to_builder()?;
+    let mut builder = spec.to_any_builder()?;
     let workers = spec.workers.unwrap_or(tidemark::spec::defaults::WORKERS);
     match args.cluster(workers)? {
         Some(cluster) => builder = builder.parallelism(cluster),

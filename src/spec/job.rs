@@ -18,7 +18,8 @@ use super::values::{
     FromTime, Input, InputFormat, JobWindow, OnBadRecord, OutputPath, OutputTimeFormat,
 };
 use super::SpecError;
-use crate::job::{Job, JobBuilder, JobError};
+use crate::job::{AnyJobBuilder, Job, JobBuilder, JobError};
+use tidemark_engine::JobAggregator;
 
 /// The value an option takes when neither the job file nor a flag sets it.
 /// [`JobSpec::to_builder`] applies exactly these, and `tidemark run --help`
@@ -116,6 +117,15 @@ fn help(text: &str, default: impl std::fmt::Display) -> String {
 #[cfg(feature = "cli")]
 fn engine_doc(doc: &str) -> String {
     doc.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The help of `--agg`.
+#[cfg(feature = "cli")]
+fn agg_help() -> String {
+    format!(
+        "Aggregations per window, comma-separated, each [NAME=]FUNC[(FIELD)]: count, sum, min, max, mean, count(FIELD) (non-null values), count_distinct(FIELD) (exact), approx_distinct(FIELD), quantile(FIELD, Q), earliest(FIELD), latest(FIELD) (by event time, then partition and offset). Bare sum/min/max/mean read --value. Columns: count, sum_amount, p99_latency, or NAME. Null or missing fields are skipped; text where a number is needed makes the record a dead letter. Accuracy: {}",
+        tidemark_windows::fields::accuracy_note()
+    )
 }
 
 #[cfg(feature = "cli")]
@@ -251,9 +261,13 @@ pub struct JobSpec {
     /// Key field name (default `key`).
     #[cfg_attr(
         feature = "cli",
-        arg(long, value_name = "FIELD", help_heading = "Input", help = help("Field holding the key that windows are kept per", defaults::KEY))
+        arg(long, value_name = "FIELD[,FIELD...]", help_heading = "Input", help = help("Field holding the key that windows are kept per; several, comma-separated, make a compound key, written as one output column per field (a missing key field makes the record a dead letter)", defaults::KEY))
     )]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::values::string_or_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub key: Option<String>,
 
     /// Event-time field name (default `ts`).
@@ -400,7 +414,7 @@ pub struct JobSpec {
             long,
             value_name = "LIST",
             help_heading = "Windows",
-            help = help("Aggregations per window, comma-separated: any of count, sum, min, max, mean", aggs_default())
+            help = help(&agg_help(), aggs_default())
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -995,15 +1009,21 @@ impl JobSpec {
                 tidemark_sources::decode::KEY_FIELD,
                 tidemark_sources::decode::TIMESTAMP_FIELD,
             ];
-            let fields = [
-                ("--key", self.key.as_deref().unwrap_or(defaults::KEY)),
+            let key = self.key.as_deref().unwrap_or(defaults::KEY);
+            let named = self.named_fields();
+            let mut fields: Vec<(&str, &str)> =
+                key.split(',').map(|k| ("--key", k.trim())).collect();
+            fields.extend([
                 ("--time", self.time.as_deref().unwrap_or(defaults::TIME)),
-                ("--value", self.value.as_deref().unwrap_or(defaults::VALUE)),
                 (
                     "--partition-field",
                     self.partition_field.as_deref().unwrap_or("0"),
                 ),
-            ];
+            ]);
+            if self.agg.as_ref().is_none_or(|a| a.aggs().reads_value()) {
+                fields.push(("--value", self.value.as_deref().unwrap_or(defaults::VALUE)));
+            }
+            fields.extend(named.iter().map(|f| ("--agg", f.name.as_str())));
             if let Some((flag, name)) = fields
                 .iter()
                 .find(|(_, f)| f.parse::<usize>().is_err() && !meta.contains(f))
@@ -1023,12 +1043,35 @@ impl JobSpec {
             partition: self.partition_field.clone(),
         };
         decode.time_format = self.time_format.unwrap_or(defaults::TIME_FORMAT).into();
-        // A count needs no value field.
-        decode.require_value = self
-            .agg
-            .as_ref()
-            .is_none_or(|a| a.kinds() != [tidemark_windows::AggKind::Count]);
+        let keys = self.key_fields();
+        if keys.len() > 1 {
+            decode.fields.key = keys[0].clone();
+            decode.compound_key = keys;
+        }
+        decode.named = self.named_fields();
+        // The value field is read only when an aggregation reads it (a
+        // count, or aggregations over named fields, need none).
+        decode.read_value = self.agg.as_ref().is_none_or(|a| a.aggs().reads_value());
+        decode.require_value = decode.read_value;
         Ok(decode)
+    }
+
+    /// The key's fields: `key` split at its commas.
+    fn key_fields(&self) -> Vec<String> {
+        self.key
+            .as_deref()
+            .unwrap_or(defaults::KEY)
+            .split(',')
+            .map(|k| k.trim().to_owned())
+            .collect()
+    }
+
+    /// The named fields the aggregations read.
+    fn named_fields(&self) -> Vec<tidemark_sources::NamedField> {
+        self.agg
+            .as_ref()
+            .map(|a| a.aggs().fields().to_vec())
+            .unwrap_or_default()
     }
 
     /// A Kafka topic as the source (feature `kafka`).
@@ -1189,8 +1232,45 @@ impl JobSpec {
     }
 
     /// A job builder for this spec (its source opened), every option not
-    /// set taking its value from [`defaults`].
+    /// set taking its value from [`defaults`], for a job whose aggregations
+    /// are the built-in ones over the record's value (`count,sum,max`). A
+    /// job whose aggregations read named fields is an error here: see
+    /// [`JobSpec::to_any_builder`].
     pub fn to_builder(&self) -> Result<JobBuilder, JobError> {
+        match self.to_any_builder()? {
+            AnyJobBuilder::Values(b) => Ok(b),
+            AnyJobBuilder::Fields(_) => Err(SpecError(
+                "the aggregations read named fields: build the job with JobSpec::to_any_builder"
+                    .into(),
+            )
+            .into()),
+        }
+    }
+
+    /// A job builder for this spec (its source opened), every option not
+    /// set taking its value from [`defaults`]: with the built-in
+    /// aggregations over values ([`Metrics`](tidemark_windows::Metrics))
+    /// when they are all `count`, `sum`, `min`, `max` or `mean`, with
+    /// [`Aggs`](tidemark_windows::Aggs) when any reads a named field or is
+    /// another function.
+    pub fn to_any_builder(&self) -> Result<AnyJobBuilder, JobError> {
+        let list = match &self.agg {
+            Some(list) => list.clone(),
+            None => AggList::new(defaults::AGGS).map_err(JobError::from)?,
+        };
+        if list.kinds().is_empty() {
+            let keys = self.key_fields();
+            let aggs = list
+                .aggs()
+                .with_key_columns(if keys.len() > 1 { keys } else { Vec::new() });
+            Ok(AnyJobBuilder::Fields(self.builder_with(aggs)?))
+        } else {
+            let metrics = tidemark_windows::Metrics::new(list.kinds());
+            Ok(AnyJobBuilder::Values(self.builder_with(metrics)?))
+        }
+    }
+
+    fn builder_with<A: JobAggregator>(&self, agg: A) -> Result<JobBuilder<A>, JobError> {
         if self.input.is_none() {
             return Err(SpecError(MISSING_INPUT.into()).into());
         }
@@ -1228,17 +1308,13 @@ impl JobSpec {
             )
             .into());
         }
-        let aggs = match &self.agg {
-            Some(list) => list.kinds(),
-            None => defaults::AGGS,
-        };
         let mut b = Job::builder()
+            .aggregator(agg.clone())
             .source(self.source()?)
             .window(window.spec())
             .delay(self.delay.unwrap_or(defaults::DELAY).millis())
             .lateness(self.lateness.unwrap_or(defaults::LATENESS).millis())
             .emit(self.emit.unwrap_or(defaults::EMIT).into())
-            .aggs(aggs)
             .workers(workers)
             .batch_size(batch_size)
             .bad_records(self.on_bad_record.unwrap_or(defaults::ON_BAD_RECORD).into());
@@ -1283,7 +1359,7 @@ impl JobSpec {
                         bootstrap,
                         topic,
                         tidemark_engine::RowJson(
-                            tidemark_windows::Metrics::new(aggs),
+                            agg,
                             self.output_time_format
                                 .unwrap_or(OutputTimeFormat::EpochMs)
                                 .into(),
@@ -1309,7 +1385,10 @@ impl JobSpec {
 
 impl JobSpec {
     /// The checkpoint and reprocessing options on `b`.
-    fn checkpoints(&self, mut b: JobBuilder) -> Result<JobBuilder, JobError> {
+    fn checkpoints<A: JobAggregator>(
+        &self,
+        mut b: JobBuilder<A>,
+    ) -> Result<JobBuilder<A>, JobError> {
         let Some(dir) = &self.checkpoint_dir else {
             for (set, flag) in [
                 (self.checkpoint_every.is_some(), "--checkpoint-every"),
@@ -1355,7 +1434,7 @@ impl JobSpec {
         Ok(self.reprocessing(b))
     }
 
-    fn reprocessing(&self, mut b: JobBuilder) -> JobBuilder {
+    fn reprocessing<A: JobAggregator>(&self, mut b: JobBuilder<A>) -> JobBuilder<A> {
         if let Some(dir) = &self.replay_decisions {
             b = b.replay_decisions(dir.clone());
         }

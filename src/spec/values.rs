@@ -10,7 +10,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tidemark_engine::{BadRecords, Target};
 use tidemark_sources::{Format, TimeFormat};
-use tidemark_windows::{AggKind, EmitMode, Millis, WindowSpec};
+use tidemark_windows::fields::{Func, FUNCTIONS};
+use tidemark_windows::{AggKind, AggSpec, Aggs, EmitMode, Millis, WindowSpec};
 
 use super::{GenSpec, SpecError};
 
@@ -228,39 +229,135 @@ impl<'de> Deserialize<'de> for JobWindow {
 }
 
 /// A non-empty list of aggregations without repeats, in output order:
-/// `count,sum,max` in a flag; the same string, or an array of names, in a
-/// job file.
+/// `count,sum,max` in a flag; the same string, or an array, in a job file.
+///
+/// Each aggregation is `[NAME=]FUNC[(FIELD[, Q])]` (see
+/// [`AggSpec`](tidemark_windows::AggSpec)): `count`, `sum(amount)`,
+/// `revenue=sum(amount)`, `quantile(latency, 0.99)`; commas inside
+/// parentheses belong to the function. Bare `sum`, `min`, `max` and `mean`
+/// read the record's value, as they always have.
 ///
 /// ```
 /// use tidemark::spec::AggList;
 /// use tidemark::windows::AggKind;
+///
 /// let a: AggList = "count,max,count".parse().unwrap();
 /// assert_eq!(a.kinds(), &[AggKind::Count, AggKind::Max]);
 /// assert_eq!(a.to_string(), "count,max");
+///
+/// let b: AggList = "count, p99=quantile(latency, 0.99), count_distinct(user)".parse().unwrap();
+/// assert!(b.kinds().is_empty());
+/// let names: Vec<&str> = b.specs().iter().map(|s| s.name.as_str()).collect();
+/// assert_eq!(names, ["count", "p99", "count_distinct_user"]);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AggList(Vec<AggKind>);
+#[derive(Clone, Debug)]
+pub struct AggList {
+    specs: Vec<AggSpec>,
+    /// The built-in kinds, when every aggregation is one of them.
+    plain: Vec<AggKind>,
+}
 
 impl AggList {
     /// A list of `kinds` (repeats dropped); an error if empty.
     pub fn new(kinds: &[AggKind]) -> Result<AggList, SpecError> {
-        let mut list = Vec::new();
-        for &k in kinds {
-            if !list.contains(&k) {
-                list.push(k);
+        let specs = kinds
+            .iter()
+            .map(|k| AggSpec::new(func_of(*k), None))
+            .collect();
+        AggList::of(specs)
+    }
+
+    /// A list of `specs` (repeats dropped); an error if empty or if two
+    /// would write the same column.
+    pub fn of(specs: Vec<AggSpec>) -> Result<AggList, SpecError> {
+        let mut list: Vec<AggSpec> = Vec::new();
+        for spec in specs {
+            if !list.iter().any(|s| s.to_string() == spec.to_string()) {
+                list.push(spec);
             }
         }
         if list.is_empty() {
-            return err(
-                "an aggregation list names at least one of count, sum, min, max, mean".into(),
-            );
+            return err(format!(
+                "an aggregation list names at least one of {FUNCTIONS}"
+            ));
         }
-        Ok(AggList(list))
+        Aggs::new(list.clone()).map_err(SpecError)?;
+        let plain = if list.iter().all(AggSpec::is_plain) {
+            list.iter().filter_map(|s| kind_of(s.func)).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(AggList { specs: list, plain })
+    }
+
+    /// The built-in aggregations, in output order, when the list holds only
+    /// those (bare `count`, `sum`, `min`, `max`, `mean`); empty otherwise.
+    pub fn kinds(&self) -> &[AggKind] {
+        &self.plain
     }
 
     /// The aggregations, in output order.
-    pub fn kinds(&self) -> &[AggKind] {
-        &self.0
+    pub fn specs(&self) -> &[AggSpec] {
+        &self.specs
+    }
+
+    /// The aggregations as one [`Aggs`].
+    pub fn aggs(&self) -> Aggs {
+        Aggs::new(self.specs.clone()).expect("checked when the list was made")
+    }
+}
+
+fn func_of(kind: AggKind) -> Func {
+    match kind {
+        AggKind::Count => Func::Count,
+        AggKind::Sum => Func::Sum,
+        AggKind::Min => Func::Min,
+        AggKind::Max => Func::Max,
+        AggKind::Mean => Func::Mean,
+    }
+}
+
+fn kind_of(func: Func) -> Option<AggKind> {
+    Some(match func {
+        Func::Count => AggKind::Count,
+        Func::Sum => AggKind::Sum,
+        Func::Min => AggKind::Min,
+        Func::Max => AggKind::Max,
+        Func::Mean => AggKind::Mean,
+        _ => return None,
+    })
+}
+
+/// Splits `text` at the commas outside parentheses.
+pub(crate) fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+impl PartialEq for AggList {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for AggList {}
+
+impl std::hash::Hash for AggList {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.to_string().hash(state);
     }
 }
 
@@ -268,25 +365,29 @@ impl FromStr for AggList {
     type Err = SpecError;
 
     fn from_str(text: &str) -> Result<Self, SpecError> {
-        let mut kinds = Vec::new();
-        for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-            kinds.push(part.parse::<AggKind>().map_err(SpecError)?);
+        let mut specs = Vec::new();
+        for part in split_top_level(text)
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            specs.push(part.parse::<AggSpec>().map_err(SpecError)?);
         }
-        AggList::new(&kinds).map_err(|_| {
-            SpecError(format!(
-                "invalid aggregation list \"{text}\": name at least one of count, sum, min, max, mean"
-            ))
-        })
+        if specs.is_empty() {
+            return err(format!(
+                "invalid aggregation list \"{text}\": name at least one of {FUNCTIONS}"
+            ));
+        }
+        AggList::of(specs)
     }
 }
 
 impl fmt::Display for AggList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, k) in self.0.iter().enumerate() {
+        for (i, spec) in self.specs.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
-            f.write_str(k.name())?;
+            write!(f, "{spec}")?;
         }
         Ok(())
     }
@@ -308,13 +409,35 @@ impl<'de> Deserialize<'de> for AggList {
         }
         let text = match Form::deserialize(d).map_err(|_| {
             serde::de::Error::custom(
-                "expected a list of aggregations such as \"count,sum\" or [\"count\", \"sum\"]",
+                "expected a list of aggregations such as \"count,sum\" or [\"count\", \"sum(amount)\"]",
             )
         })? {
             Form::Text(t) => t,
             Form::List(l) => l.join(","),
         };
         text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A field name, or a list of them (a compound key): `"user"`,
+/// `"country,page"` or `["country", "page"]` in a job file.
+pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Text(String),
+        List(Vec<String>),
+    }
+    match Form::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(
+            "expected a field name or a list of them, such as \"user\" or [\"country\", \"page\"]",
+        )
+    })? {
+        Form::Text(t) => Ok(Some(t)),
+        Form::List(l) if l.is_empty() => {
+            Err(serde::de::Error::custom("the list of key fields is empty"))
+        }
+        Form::List(l) => Ok(Some(l.join(","))),
     }
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct IngestSettings {
     /// The frontier of the checkpoint this run resumed from: every record
     /// with a stream time below it was applied before.
     pub(crate) resumed_at: Option<EventTime>,
+    /// How many named fields each record carries to the aggregation.
+    pub(crate) stride: usize,
 }
 
 /// How far (in stream time) a worker's ingest may run ahead of what the
@@ -85,6 +87,8 @@ struct IngestOperator {
     index: usize,
     peers: usize,
     batch_size: usize,
+    /// Named fields per record.
+    stride: usize,
     fail_on_bad: bool,
     idle_after: Option<Duration>,
     max_future_skew: Option<EventTime>,
@@ -149,6 +153,7 @@ impl IngestOperator {
             index,
             peers,
             batch_size: settings.options.batch_size,
+            stride: settings.stride,
             fail_on_bad: settings.options.bad_records == BadRecords::Fail,
             idle_after: settings.options.idle_after,
             max_future_skew: settings.options.max_future_skew,
@@ -282,7 +287,10 @@ impl IngestOperator {
         // Room for a fair share of the batch and some skew.
         let capacity =
             (decoded.len() / peers + decoded.len() / (4 * peers) + 16).min(decoded.len());
-        batches.extend((0..peers).map(|d| Batch::with_capacity(d as u32, partition, capacity)));
+        let stride = self.stride;
+        batches.extend(
+            (0..peers).map(|d| Batch::with_capacity(d as u32, partition, capacity, stride)),
+        );
         for d in decoded.drain(..) {
             let at_offset = match &d {
                 Ok(r) => r.offset,
@@ -314,7 +322,7 @@ impl IngestOperator {
                         (key_hash(&r.key) % peers as u64) as usize
                     };
                     let value = crate::event::number(r.value);
-                    batches[dest].push(stream_time, r.offset, r.key, r.event_time, value);
+                    batches[dest].push(stream_time, r.offset, r.key, r.event_time, value, r.fields);
                 }
                 Err(letter) => {
                     dead += 1;

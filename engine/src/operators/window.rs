@@ -361,7 +361,8 @@ fn apply_record<A: JobAggregator>(
 ) {
     tally.applied.records += 1;
     missed.clear();
-    match state.apply(b.keys[i].clone(), b.times[i], &b.values[i], missed) {
+    let input: A::Input = b.input(i);
+    match state.apply(b.keys[i].clone(), b.times[i], &input, missed) {
         Ok(outcome) => {
             if outcome.late > 0 {
                 tally.applied.late_applied += 1;

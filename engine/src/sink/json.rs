@@ -74,8 +74,8 @@ fn encode_row<A: JobAggregator, K: AsRef<str>>(
     times: TimeText,
     out: &mut String,
 ) {
-    out.push_str("{\"key\":");
-    push_json_string(row.key.as_ref(), out);
+    out.push('{');
+    push_key(row.key.as_ref(), agg.key_names(), out);
     out.push_str(",\"start\":");
     times.push(row.window.start, out);
     out.push_str(",\"end\":");
@@ -84,6 +84,28 @@ fn encode_row<A: JobAggregator, K: AsRef<str>>(
     out.push_str(",\"kind\":\"");
     out.push_str(row.kind.name());
     out.push_str("\"}");
+}
+
+/// Appends a key as the member `"key"`, or for a compound key (`names`
+/// not empty) one member per part.
+fn push_key(key: &str, names: &[String], out: &mut String) {
+    if names.is_empty() {
+        out.push_str("\"key\":");
+        push_json_string(key, out);
+        return;
+    }
+    for (i, (name, part)) in names
+        .iter()
+        .zip(tidemark_sources::split_key(key))
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(name, out);
+        out.push(':');
+        push_json_string(&part, out);
+    }
 }
 
 /// Formats one row of the built-in aggregations `kinds` as a JSON object
@@ -98,12 +120,58 @@ pub fn format_row<K: AsRef<str>>(
 
 /// The JSON encoder of late records, the bounds of the windows they missed
 /// written as the [`TimeText`] says.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LateJson(pub TimeText);
+///
+/// A late record is written as the input it was:
+/// `{"partition":…,"offset":…,"key":…,"ts":…,"value":…,"missed":[…],"reason":…}`,
+/// a compound key as one member per part (as result rows have it), and
+/// the named fields the job reads in `"fields":{…}` after the value.
+#[derive(Clone, Debug, Default)]
+pub struct LateJson {
+    /// How times are written.
+    pub times: TimeText,
+    /// The key's columns ([`JobAggregator::key_names`]).
+    pub key_names: Vec<String>,
+    /// The names of the record's named fields
+    /// ([`JobAggregator::record_fields`]).
+    pub field_names: Vec<String>,
+}
+
+impl LateJson {
+    /// Late records of a job with aggregation `agg`.
+    pub fn of<A: JobAggregator>(agg: &A, times: TimeText) -> Self {
+        LateJson {
+            times,
+            key_names: agg.key_names().to_vec(),
+            field_names: agg.record_fields(),
+        }
+    }
+}
 
 impl Encode<LateRecord> for LateJson {
     fn encode(&self, item: &LateRecord, out: &mut String) {
-        push_late(&item.event, &item.missed, self.0, out);
+        let _ = write!(
+            out,
+            "{{\"partition\":{},\"offset\":{},",
+            item.event.partition, item.event.offset
+        );
+        push_key(&item.event.key, &self.key_names, out);
+        out.push_str(",\"ts\":");
+        self.times.push(item.event.time, out);
+        let _ = write!(out, ",\"value\":{}", item.event.value);
+        if !self.field_names.is_empty() {
+            out.push_str(",\"fields\":{");
+            for (i, (name, value)) in self.field_names.iter().zip(&item.event.fields).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_string(name, out);
+                out.push(':');
+                crate::aggregator::push_cell(&value.clone().into(), out);
+            }
+            out.push('}');
+        }
+        out.push('}');
+        push_missed(&item.missed, self.times, out);
         // Reopen the object for the reason.
         out.pop();
         out.push_str(",\"reason\":\"");
@@ -138,6 +206,11 @@ pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
 
 fn push_late(event: &Event, missed: &[Window], times: TimeText, out: &mut String) {
     push_event(event, times, out);
+    push_missed(missed, times, out);
+}
+
+/// Reopens the object `out` ends with and appends the windows missed.
+fn push_missed(missed: &[Window], times: TimeText, out: &mut String) {
     out.pop();
     out.push_str(",\"missed\":[");
     for (i, w) in missed.iter().enumerate() {

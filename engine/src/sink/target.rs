@@ -444,7 +444,7 @@ impl<O: 'static> Sinks<O> {
                 states.get("results"),
             )?,
             late: self.late.open(
-                LateJson(times),
+                LateJson::of(agg, times),
                 "late records",
                 mode(c.late),
                 states.get("late records"),

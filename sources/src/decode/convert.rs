@@ -6,7 +6,7 @@ use crate::record::Key;
 use chrono::DateTime;
 
 use super::{Scalar, TimeFormat};
-use crate::record::{PartitionId, Value, MAX_EVENT_TIME, MIN_EVENT_TIME};
+use crate::record::{Field, PartitionId, Value, MAX_EVENT_TIME, MIN_EVENT_TIME};
 
 fn missing(name: &str) -> String {
     format!("missing field \"{name}\"")
@@ -110,6 +110,31 @@ pub(super) fn optional_value(found: Option<Scalar<'_>>, name: &str) -> Result<Va
         None | Some(Scalar::Other("null")) => Ok(Value::Int(1)),
         Some(Scalar::Str(s)) if s.trim().is_empty() => Ok(Value::Int(1)),
         found => value(found, name),
+    }
+}
+
+/// A named field: absent, `null` or blank is null; with `number`, a
+/// number (or numeric text) or a dead letter; otherwise text or a number
+/// as found. Arrays, objects and booleans are dead letters.
+#[inline]
+pub(super) fn field(found: Option<Scalar<'_>>, name: &str, number: bool) -> Result<Field, String> {
+    match found {
+        None | Some(Scalar::Other("null")) => Ok(Field::Null),
+        Some(Scalar::Str(s)) if s.trim().is_empty() => Ok(Field::Null),
+        Some(Scalar::Str(s)) if !number => Ok(Field::Text(Key::from(&*s))),
+        Some(Scalar::Other(kind)) => Err(wrong_type(
+            name,
+            if number {
+                "a number"
+            } else {
+                "a string or a number"
+            },
+            &Scalar::Other(kind),
+        )),
+        found => Ok(match value(found, name)? {
+            Value::Int(i) => Field::Int(i),
+            Value::Float(f) => Field::Float(f),
+        }),
     }
 }
 

@@ -12,30 +12,26 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use super::{FieldMapping, Fields, Scalar, Slot};
+#[cfg(test)]
+use super::FieldMapping;
+use super::{Fields, Scalar, Slot};
 
 /// The column each mapped field is read from (`None`: no such column).
 #[derive(Clone, Debug)]
 pub(super) struct CsvColumns {
     columns: Vec<(Slot, Option<usize>)>,
-    /// For each column up to the last one needed, a bit per [`Slot`] read
-    /// from it; the fast path stops after the last.
+    /// For each column up to the last one needed, a bit per fixed [`Slot`]
+    /// read from it, and [`EXTRAS`] when an extra slot is; the fast path
+    /// stops after the last.
     by_column: Vec<u8>,
-}
-
-fn slots(mapping: &FieldMapping) -> Vec<(Slot, &str)> {
-    let mut slots = vec![
-        (Slot::Key, mapping.key.as_str()),
-        (Slot::Time, mapping.time.as_str()),
-        (Slot::Value, mapping.value.as_str()),
-    ];
-    if let Some(partition) = &mapping.partition {
-        slots.push((Slot::Partition, partition.as_str()));
-    }
-    slots
+    /// The extra slots and their columns.
+    extras: Vec<(Slot, usize)>,
 }
 
 const SLOTS: [Slot; 4] = [Slot::Key, Slot::Time, Slot::Value, Slot::Partition];
+
+/// The bit of a column that extra slots read.
+const EXTRAS: u8 = 1 << 4;
 
 impl CsvColumns {
     fn new(columns: Vec<(Slot, Option<usize>)>) -> Self {
@@ -45,28 +41,61 @@ impl CsvColumns {
             .max()
             .map_or(0, |c| c + 1);
         let mut by_column = vec![0u8; width];
+        let mut extras = Vec::new();
         for (slot, column) in &columns {
             if let Some(mask) = column.and_then(|c| by_column.get_mut(c)) {
-                *mask |= 1 << (*slot as u8);
+                match slot.bit() {
+                    Some(bit) => *mask |= bit,
+                    None => *mask |= EXTRAS,
+                }
+            }
+            if let (None, Some(c)) = (slot.bit(), column) {
+                extras.push((*slot, *c));
             }
         }
-        CsvColumns { columns, by_column }
+        CsvColumns {
+            columns,
+            by_column,
+            extras,
+        }
+    }
+
+    #[cfg(test)]
+    fn slots(mapping: &FieldMapping) -> Vec<(Slot, String)> {
+        let config = super::DecodeConfig {
+            fields: mapping.clone(),
+            ..Default::default()
+        };
+        super::mapped(&config)
+            .into_iter()
+            .map(|(slot, name)| (slot, name.to_owned()))
+            .collect()
     }
 
     /// Without a header: field names are column indexes.
+    #[cfg(test)]
     pub(super) fn by_index(mapping: &FieldMapping) -> Self {
-        let columns = slots(mapping)
-            .into_iter()
-            .map(|(slot, name)| (slot, name.parse::<usize>().ok()))
+        let slots = CsvColumns::slots(mapping);
+        let slots: Vec<(Slot, &str)> = slots.iter().map(|(s, n)| (*s, n.as_str())).collect();
+        CsvColumns::by_index_of(&slots)
+    }
+
+    /// The fields `slots` names, without a header: names are column
+    /// indexes.
+    pub(super) fn by_index_of(slots: &[(Slot, &str)]) -> Self {
+        let columns = slots
+            .iter()
+            .map(|(slot, name)| (*slot, name.parse::<usize>().ok()))
             .collect();
         CsvColumns::new(columns)
     }
 
-    /// With a header: field names are looked up among `names`.
-    pub(super) fn by_name(mapping: &FieldMapping, names: &[String]) -> Self {
-        let columns = slots(mapping)
-            .into_iter()
-            .map(|(slot, name)| (slot, names.iter().position(|n| n == name)))
+    /// The fields `slots` names, with a header: names are looked up among
+    /// `names`.
+    pub(super) fn by_name_of(slots: &[(Slot, &str)], names: &[String]) -> Self {
+        let columns = slots
+            .iter()
+            .map(|(slot, name)| (*slot, names.iter().position(|n| n == name)))
             .collect();
         CsvColumns::new(columns)
     }
@@ -140,8 +169,15 @@ impl CsvColumns {
             if let Some(&mask) = self.by_column.get(column) {
                 if mask != 0 {
                     for slot in SLOTS {
-                        if mask & (1 << (slot as u8)) != 0 {
+                        if slot.bit().is_some_and(|bit| mask & bit != 0) {
                             fields.set(slot, Scalar::Str(field.clone()));
+                        }
+                    }
+                    if mask & EXTRAS != 0 {
+                        for (slot, c) in &self.extras {
+                            if *c == column {
+                                fields.set(*slot, Scalar::Str(field.clone()));
+                            }
                         }
                     }
                 }

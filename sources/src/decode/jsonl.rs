@@ -5,7 +5,9 @@ use std::borrow::Cow;
 
 use serde_json::{Number, Value as Json};
 
-use super::{FieldMapping, Fields, Scalar, Slot};
+#[cfg(test)]
+use super::FieldMapping;
+use super::{Fields, Scalar, Slot};
 
 /// The mapped fields of a JSON line, as paths.
 #[derive(Clone, Debug)]
@@ -17,15 +19,21 @@ pub(super) struct JsonFields {
 }
 
 impl JsonFields {
+    #[cfg(test)]
     pub(super) fn new(mapping: &FieldMapping) -> Self {
-        let mut paths = vec![
-            (Slot::Key, split_path(&mapping.key)),
-            (Slot::Time, split_path(&mapping.time)),
-            (Slot::Value, split_path(&mapping.value)),
-        ];
-        if let Some(partition) = &mapping.partition {
-            paths.push((Slot::Partition, split_path(partition)));
-        }
+        let config = super::DecodeConfig {
+            fields: mapping.clone(),
+            ..Default::default()
+        };
+        JsonFields::of(&super::mapped(&config))
+    }
+
+    /// The fields `slots` names.
+    pub(super) fn of(slots: &[(Slot, &str)]) -> Self {
+        let paths: Vec<(Slot, Vec<String>)> = slots
+            .iter()
+            .map(|(slot, name)| (*slot, split_path(name)))
+            .collect();
         let flat = paths.iter().all(|(_, path)| path.len() == 1);
         JsonFields { paths, flat }
     }

@@ -47,7 +47,8 @@ use serde::{Deserialize, Serialize};
 use crate::dead_letter::DeadLetter;
 use crate::record::{Decoded, Key, Offset, PartitionId, Record};
 #[cfg(doc)]
-use crate::record::{Value, MAX_EVENT_TIME, MIN_EVENT_TIME};
+use crate::record::{Field, Value, MAX_EVENT_TIME, MIN_EVENT_TIME};
+pub use tidemark_windows::fields::NamedField;
 
 pub(crate) use self::csv::split_header;
 
@@ -193,6 +194,21 @@ pub struct DecodeConfig {
     /// a value that is present but not a number is still a dead letter. Set
     /// it to `false` when the only aggregation is a count.
     pub require_value: bool,
+    /// Whether the value field is read at all (default `true`). When
+    /// `false` it is not looked at, and every record's value is
+    /// `Value::Int(1)`: for jobs whose aggregations read only named fields.
+    pub read_value: bool,
+    /// The fields of a compound key, in order (two or more; then
+    /// `fields.key` is not read). The record's key joins their texts (see
+    /// [`join_key`](crate::join_key)); a missing one makes the record a
+    /// dead letter, as a missing key does.
+    pub compound_key: Vec<String>,
+    /// The named fields to decode into [`Record::fields`], in order: a
+    /// missing, `null` or blank one is [`Field::Null`]; one marked `number`
+    /// holding anything but a number (or numeric text) makes the record a
+    /// dead letter naming it, and so does an array, object or boolean in
+    /// any of them.
+    pub named: Vec<NamedField>,
 }
 
 impl Default for DecodeConfig {
@@ -204,6 +220,9 @@ impl Default for DecodeConfig {
             time_format: TimeFormat::default(),
             max_line_len: DEFAULT_MAX_LINE_LEN,
             require_value: true,
+            read_value: true,
+            compound_key: Vec::new(),
+            named: Vec::new(),
         }
     }
 }
@@ -215,6 +234,25 @@ impl DecodeConfig {
             format,
             ..DecodeConfig::default()
         }
+    }
+
+    /// The key's fields: those of a compound key, or `fields.key` alone.
+    pub fn key_fields(&self) -> &[String] {
+        if self.compound_key.len() > 1 {
+            &self.compound_key
+        } else {
+            std::slice::from_ref(&self.fields.key)
+        }
+    }
+
+    /// The names of the extra slots: the compound key's fields after the
+    /// first, then the named fields.
+    fn extra_names(&self) -> impl Iterator<Item = &str> {
+        self.key_fields()
+            .iter()
+            .skip(1)
+            .chain(self.named.iter().map(|n| &n.name))
+            .map(String::as_str)
     }
 }
 
@@ -237,29 +275,81 @@ pub(crate) enum Scalar<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Fields<'a> {
     slots: [Option<Scalar<'a>>; 4],
+    /// The further key fields and the named fields ([`Slot::extra`]);
+    /// empty (no allocation) for a job that names none.
+    extras: Vec<Option<Scalar<'a>>>,
 }
 
-/// Which of the four mapped fields a name refers to.
+/// Which mapped field a name refers to: the four fixed ones (key, time,
+/// value, partition), then the extra ones (the further fields of a
+/// compound key, then the named fields).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Key = 0,
-    Time = 1,
-    Value = 2,
-    Partition = 3,
+pub(crate) struct Slot(u16);
+
+#[allow(non_upper_case_globals)]
+impl Slot {
+    pub(crate) const Key: Slot = Slot(0);
+    pub(crate) const Time: Slot = Slot(1);
+    pub(crate) const Value: Slot = Slot(2);
+    pub(crate) const Partition: Slot = Slot(3);
+
+    /// Extra field `i`.
+    pub(crate) fn extra(i: usize) -> Slot {
+        Slot(4 + i as u16)
+    }
+
+    /// The bit of a fixed slot in a mask of slots, or `None` for an extra.
+    #[inline]
+    pub(crate) fn bit(self) -> Option<u8> {
+        (self.0 < 4).then(|| 1 << self.0)
+    }
 }
 
 impl<'a> Fields<'a> {
     #[inline]
     pub(crate) fn set(&mut self, slot: Slot, scalar: Scalar<'a>) {
-        if let Some(place) = self.slots.get_mut(slot as usize) {
+        let i = usize::from(slot.0);
+        if let Some(place) = self.slots.get_mut(i) {
             *place = Some(scalar);
+        } else {
+            let i = i - 4;
+            if self.extras.len() <= i {
+                self.extras.resize(i + 1, None);
+            }
+            if let Some(place) = self.extras.get_mut(i) {
+                *place = Some(scalar);
+            }
         }
     }
 
     #[inline]
     pub(crate) fn take(&mut self, slot: Slot) -> Option<Scalar<'a>> {
-        self.slots.get_mut(slot as usize).and_then(Option::take)
+        let i = usize::from(slot.0);
+        match self.slots.get_mut(i) {
+            Some(place) => place.take(),
+            None => self.extras.get_mut(i - 4).and_then(Option::take),
+        }
     }
+}
+
+/// Every field a decoder reads, by slot, as `config` names them.
+pub(crate) fn mapped(config: &DecodeConfig) -> Vec<(Slot, &str)> {
+    let f = &config.fields;
+    let key = config
+        .key_fields()
+        .first()
+        .map_or(f.key.as_str(), String::as_str);
+    let mut slots = vec![(Slot::Key, key), (Slot::Time, f.time.as_str())];
+    if config.read_value {
+        slots.push((Slot::Value, f.value.as_str()));
+    }
+    if let Some(partition) = &f.partition {
+        slots.push((Slot::Partition, partition.as_str()));
+    }
+    for (i, name) in config.extra_names().enumerate() {
+        slots.push((Slot::extra(i), name));
+    }
+    slots
 }
 
 /// The key field name that means "the message key" ([`Decoder::decode_message`]).
@@ -286,8 +376,8 @@ impl Decoder {
     /// row is a dead letter naming the missing field.
     pub fn new(config: &DecodeConfig) -> Self {
         Decoder {
-            json: jsonl::JsonFields::new(&config.fields),
-            csv: csv::CsvColumns::by_index(&config.fields),
+            json: jsonl::JsonFields::of(&mapped(config)),
+            csv: csv::CsvColumns::by_index_of(&mapped(config)),
             config: config.clone(),
         }
     }
@@ -306,7 +396,7 @@ impl Decoder {
     pub fn set_header(&mut self, line: &[u8]) {
         if self.config.format == Format::Csv {
             let names = split_header(strip_cr(line));
-            self.csv = csv::CsvColumns::by_name(&self.config.fields, &names);
+            self.csv = csv::CsvColumns::by_name_of(&mapped(&self.config), &names);
         }
     }
 
@@ -419,6 +509,19 @@ impl Decoder {
                 })?;
                 Key::from(text)
             }
+            _ if self.config.compound_key.len() > 1 => {
+                let names = &self.config.compound_key;
+                let mut parts = Vec::with_capacity(names.len());
+                for (i, name) in names.iter().enumerate() {
+                    let slot = if i == 0 {
+                        Slot::Key
+                    } else {
+                        Slot::extra(i - 1)
+                    };
+                    parts.push(convert::key(fields.take(slot), name).map_err(dead)?);
+                }
+                crate::record::join_key(&parts)
+            }
             _ => convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?,
         };
         let event_time = match message {
@@ -430,18 +533,30 @@ impl Decoder {
             _ => convert::time(fields.take(Slot::Time), &f.time, self.config.time_format),
         }
         .map_err(dead)?;
-        let value = if self.config.require_value {
+        let value = if !self.config.read_value {
+            Ok(crate::record::Value::Int(1))
+        } else if self.config.require_value {
             convert::value(fields.take(Slot::Value), &f.value)
         } else {
             convert::optional_value(fields.take(Slot::Value), &f.value)
         }
         .map_err(dead)?;
+        let mut named = Vec::new();
+        if !self.config.named.is_empty() {
+            let first = self.config.key_fields().len() - 1;
+            named.reserve_exact(self.config.named.len());
+            for (i, field) in self.config.named.iter().enumerate() {
+                let found = fields.take(Slot::extra(first + i));
+                named.push(convert::field(found, &field.name, field.number).map_err(dead)?);
+            }
+        }
         Ok(Record {
             partition,
             offset,
             key,
             event_time,
             value,
+            fields: named,
         })
     }
 
