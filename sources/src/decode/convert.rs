@@ -28,7 +28,7 @@ fn wrong_type(name: &str, expected: &str, found: &Scalar<'_>) -> String {
 }
 
 /// The key: strings as is, numbers as their decimal text.
-#[inline]
+#[inline(always)]
 pub(super) fn key(found: Option<Scalar<'_>>, name: &str) -> Result<Key, String> {
     use compact_str::ToCompactString;
     match found {

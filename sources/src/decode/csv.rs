@@ -28,8 +28,6 @@ pub(super) struct CsvColumns {
     extras: Vec<(Slot, usize)>,
 }
 
-const SLOTS: [Slot; 4] = [Slot::Key, Slot::Time, Slot::Value, Slot::Partition];
-
 /// The bit of a column that extra slots read.
 const EXTRAS: u8 = 1 << 4;
 
@@ -168,9 +166,9 @@ impl CsvColumns {
             };
             if let Some(&mask) = self.by_column.get(column) {
                 if mask != 0 {
-                    for slot in SLOTS {
-                        if slot.bit().is_some_and(|bit| mask & bit != 0) {
-                            fields.set(slot, Scalar::Str(field.clone()));
+                    for i in 0..4 {
+                        if mask & (1 << i) != 0 {
+                            fields.set_fixed(i, Scalar::Str(field.clone()));
                         }
                     }
                     if mask & EXTRAS != 0 {

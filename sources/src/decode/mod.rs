@@ -45,9 +45,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::dead_letter::DeadLetter;
-use crate::record::{Decoded, Key, Offset, PartitionId, Record};
+use crate::record::{Decoded, Field, Key, Offset, PartitionId, Record};
 #[cfg(doc)]
-use crate::record::{Field, Value, MAX_EVENT_TIME, MIN_EVENT_TIME};
+use crate::record::{Value, MAX_EVENT_TIME, MIN_EVENT_TIME};
 pub use tidemark_windows::fields::NamedField;
 
 pub(crate) use self::csv::split_header;
@@ -309,16 +309,29 @@ impl<'a> Fields<'a> {
     #[inline]
     pub(crate) fn set(&mut self, slot: Slot, scalar: Scalar<'a>) {
         let i = usize::from(slot.0);
+        match self.slots.get_mut(i) {
+            Some(place) => *place = Some(scalar),
+            None => self.set_extra(i - 4, scalar),
+        }
+    }
+
+    /// Sets fixed slot `i` (below 4), the hot path of the CSV scanner.
+    #[inline]
+    pub(crate) fn set_fixed(&mut self, i: usize, scalar: Scalar<'a>) {
         if let Some(place) = self.slots.get_mut(i) {
             *place = Some(scalar);
-        } else {
-            let i = i - 4;
-            if self.extras.len() <= i {
-                self.extras.resize(i + 1, None);
-            }
-            if let Some(place) = self.extras.get_mut(i) {
-                *place = Some(scalar);
-            }
+        }
+    }
+
+    /// Sets extra slot `i`: out of line, so that jobs without extra
+    /// fields keep [`Fields::set`] small.
+    #[inline(never)]
+    fn set_extra(&mut self, i: usize, scalar: Scalar<'a>) {
+        if self.extras.len() <= i {
+            self.extras.resize(i + 1, None);
+        }
+        if let Some(place) = self.extras.get_mut(i) {
+            *place = Some(scalar);
         }
     }
 
@@ -327,8 +340,13 @@ impl<'a> Fields<'a> {
         let i = usize::from(slot.0);
         match self.slots.get_mut(i) {
             Some(place) => place.take(),
-            None => self.extras.get_mut(i - 4).and_then(Option::take),
+            None => self.take_extra(i - 4),
         }
+    }
+
+    #[inline(never)]
+    fn take_extra(&mut self, i: usize) -> Option<Scalar<'a>> {
+        self.extras.get_mut(i).and_then(Option::take)
     }
 }
 
@@ -510,17 +528,7 @@ impl Decoder {
                 Key::from(text)
             }
             _ if self.config.compound_key.len() > 1 => {
-                let names = &self.config.compound_key;
-                let mut parts = Vec::with_capacity(names.len());
-                for (i, name) in names.iter().enumerate() {
-                    let slot = if i == 0 {
-                        Slot::Key
-                    } else {
-                        Slot::extra(i - 1)
-                    };
-                    parts.push(convert::key(fields.take(slot), name).map_err(dead)?);
-                }
-                crate::record::join_key(&parts)
+                self.compound_key(&mut fields).map_err(dead)?
             }
             _ => convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?,
         };
@@ -541,15 +549,11 @@ impl Decoder {
             convert::optional_value(fields.take(Slot::Value), &f.value)
         }
         .map_err(dead)?;
-        let mut named = Vec::new();
-        if !self.config.named.is_empty() {
-            let first = self.config.key_fields().len() - 1;
-            named.reserve_exact(self.config.named.len());
-            for (i, field) in self.config.named.iter().enumerate() {
-                let found = fields.take(Slot::extra(first + i));
-                named.push(convert::field(found, &field.name, field.number).map_err(dead)?);
-            }
-        }
+        let named = if self.config.named.is_empty() {
+            Vec::new()
+        } else {
+            self.named_fields(&mut fields).map_err(dead)?
+        };
         Ok(Record {
             partition,
             offset,
@@ -558,6 +562,35 @@ impl Decoder {
             value,
             fields: named,
         })
+    }
+
+    /// The key of a compound key's fields (out of line: most jobs have a
+    /// key of one field, and the hot path stays small).
+    #[inline(never)]
+    fn compound_key(&self, fields: &mut Fields<'_>) -> Result<Key, String> {
+        let names = &self.config.compound_key;
+        let mut parts = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let slot = if i == 0 {
+                Slot::Key
+            } else {
+                Slot::extra(i - 1)
+            };
+            parts.push(convert::key(fields.take(slot), name)?);
+        }
+        Ok(crate::record::join_key(&parts))
+    }
+
+    /// The named fields, in order (out of line, as [`Decoder::compound_key`]).
+    #[inline(never)]
+    fn named_fields(&self, fields: &mut Fields<'_>) -> Result<Vec<Field>, String> {
+        let first = self.config.key_fields().len() - 1;
+        let mut named = Vec::with_capacity(self.config.named.len());
+        for (i, field) in self.config.named.iter().enumerate() {
+            let found = fields.take(Slot::extra(first + i));
+            named.push(convert::field(found, &field.name, field.number)?);
+        }
+        Ok(named)
     }
 
     /// The partition a line names in its partition field, or why it names
