@@ -1,16 +1,18 @@
 //! A user aggregation through `Job`: distinct visitors per page per minute
 //! (sliding one-minute windows every 30 s), written against the
-//! `Aggregator` trait and run on two workers over an in-memory log with
-//! two partitions. The value of each record is the visitor's id.
+//! `Aggregator` trait over the visitor's name (`Input = String`) and run on
+//! two workers over an in-memory log with two partitions. Each record
+//! carries the visitor in its named field `visitor`; `Typed` hands it to
+//! the aggregation as a `String`.
 //!
 //! Run with `cargo run --example custom_aggregator`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tidemark::engine::{Collect, Named};
-use tidemark::sources::{MemorySource, Record, Value};
-use tidemark::windows::{Aggregator, Number, WindowSpec};
+use tidemark::engine::{Collect, Typed};
+use tidemark::sources::{Field, MemorySource, Record, Value};
+use tidemark::windows::{Aggregator, WindowSpec};
 use tidemark::Job;
 
 /// Counts distinct visitors. `merge` is set union: associative, commutative,
@@ -20,18 +22,16 @@ use tidemark::Job;
 struct DistinctVisitors;
 
 impl Aggregator for DistinctVisitors {
-    type Input = Number;
-    type Acc = BTreeSet<i64>;
+    type Input = String;
+    type Acc = BTreeSet<String>;
     type Output = usize;
 
-    fn add(&self, acc: &mut Self::Acc, visitor: &Number) {
-        if let Number::Int(id) = visitor {
-            acc.insert(*id);
-        }
+    fn add(&self, acc: &mut Self::Acc, visitor: &String) {
+        acc.insert(visitor.clone());
     }
 
     fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc) {
-        acc.extend(other.iter().copied());
+        acc.extend(other.iter().cloned());
     }
 
     fn finish(&self, acc: &Self::Acc) -> usize {
@@ -40,26 +40,26 @@ impl Aggregator for DistinctVisitors {
 }
 
 fn main() -> Result<(), tidemark::JobError> {
-    let visit = |page: &str, visitor: i64, time: i64| Record {
+    let visit = |page: &str, visitor: &str, time: i64| Record {
         partition: 0,
         offset: 0,
         key: page.into(),
         event_time: time,
-        value: Value::Int(visitor),
-        fields: Vec::new(),
+        value: Value::Int(1),
+        fields: vec![Field::from(visitor)],
     };
-    // Two partitions (say, two web servers); 1 = ann, 2 = bob, 3 = cid.
+    // Two partitions (say, two web servers).
     let log = MemorySource::new(vec![
         vec![
-            visit("/", 1, 1_000),
-            visit("/", 1, 50_000),
-            visit("/cart", 1, 61_000),
-            visit("/", 2, 70_000),
+            visit("/", "ann", 1_000),
+            visit("/", "ann", 50_000),
+            visit("/cart", "ann", 61_000),
+            visit("/", "bob", 70_000),
         ],
         vec![
-            visit("/", 2, 20_000),
-            visit("/", 3, 65_000),
-            visit("/cart", 3, 62_000),
+            visit("/", "bob", 20_000),
+            visit("/", "cid", 65_000),
+            visit("/cart", "cid", 62_000),
         ],
     ]);
     let (rows, collected) = Collect::new();
@@ -67,7 +67,11 @@ fn main() -> Result<(), tidemark::JobError> {
         .source(Arc::new(log))
         .window(WindowSpec::sliding(60_000, 30_000))
         .delay(1_000)
-        .aggregator(Named::new("distinct_visitors", DistinctVisitors))
+        .aggregator(Typed::new(
+            "distinct_visitors",
+            &["visitor"],
+            DistinctVisitors,
+        ))
         .workers(2)
         .results_sink(rows)
         .build()?

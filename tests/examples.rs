@@ -84,6 +84,20 @@ fn custom_aggregator_counts_distinct_visitors_on_two_workers() {
 }
 
 #[test]
+fn typed_event_aggregates_two_fields_of_the_users_type() {
+    assert_eq!(
+        stdout_of("typed_event", &[]),
+        "\
+north  10:00 top spender ann (50.00)
+south  10:00 top spender cid (12.00)
+south  11:00 top spender dee (8.25)
+dead letter (partition 1, offset 2): the fields [\"customer\", \"amount\"] make no event: invalid type: string \"lots\", expected f64
+6 orders, 1 dead letter(s)
+"
+    );
+}
+
+#[test]
 fn typed_sink_receives_rows_corrections_and_late_records() {
     let out = stdout_of("typed_sink", &[]);
     let expected = "\

@@ -87,6 +87,16 @@ pub trait JobAggregator:
         Vec::new()
     }
 
+    /// Whether the aggregation can take `input`: a record it cannot (an
+    /// event its fields do not make, for [`Typed`](crate::Typed)) becomes
+    /// a dead letter with the reason given, instead of being folded. By
+    /// default every input is taken.
+    #[inline]
+    fn check(&self, input: &Self::Input) -> Result<(), String> {
+        let _ = input;
+        Ok(())
+    }
+
     /// The columns a row's key is written as: empty for the one column
     /// `key`; for a compound key (see
     /// [`join_key`](tidemark_sources::join_key)), one name per part.

@@ -60,6 +60,7 @@ mod plan;
 mod prepare;
 pub mod sink;
 pub mod stats;
+pub mod typed;
 
 pub use aggregator::{JobAggregator, Named};
 pub use checkpoint::{Checkpoint, CheckpointDir, CheckpointError, CheckpointId, JobFingerprint};
@@ -83,6 +84,7 @@ pub use stats::{
     LastCheckpoint, OldestOpenWindow, PartitionSnapshot, PartitionState, Stats, StatsSnapshot,
     Summary,
 };
+pub use typed::Typed;
 
 /// The Timely Dataflow this engine is built on (the pinned version), for
 /// [`windowed`] inside a worker of one's own.

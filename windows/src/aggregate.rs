@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// # Examples
 ///
-/// A distinct count of strings, as a pure aggregation (a job runs
-/// aggregators whose `Input` is the record's value, a
-/// [`Number`]: see `tidemark_engine::JobAggregator`):
+/// A distinct count of strings, as a pure aggregation; a job runs it over
+/// a record's text field with `tidemark_engine::Typed` (which makes the
+/// `String` from the field), or over a user's own event type the same way:
 ///
 /// ```
 /// use std::collections::BTreeSet;

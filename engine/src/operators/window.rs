@@ -362,6 +362,11 @@ fn apply_record<A: JobAggregator>(
     tally.applied.records += 1;
     missed.clear();
     let input: A::Input = b.input(i);
+    if let Err(reason) = state.aggregator().check(&input) {
+        tally.applied.dead_letters += 1;
+        emitted.push(dead_record(b, i, step, reason));
+        return;
+    }
     match state.apply(b.keys[i].clone(), b.times[i], &input, missed) {
         Ok(outcome) => {
             if outcome.late > 0 {
@@ -388,21 +393,26 @@ fn apply_record<A: JobAggregator>(
         }
         Err(e) => {
             tally.applied.dead_letters += 1;
-            let event = b.event(i);
-            let mut raw = String::new();
-            format_event(&event, &mut raw);
-            emitted.push(Emit::Dead {
-                at: step,
-                letter: DeadLetter {
-                    partition: b.partition,
-                    offset: b.offsets[i],
-                    file: None,
-                    line: None,
-                    reason: e.to_string(),
-                    raw,
-                },
-            });
+            emitted.push(dead_record(b, i, step, e.to_string()));
         }
+    }
+}
+
+/// Record `i` of `b` as a dead letter at `step`, for `reason`.
+#[cold]
+fn dead_record<O>(b: &Batch, i: usize, step: EventTime, reason: String) -> Emit<O> {
+    let mut raw = String::new();
+    format_event(&b.event(i), &mut raw);
+    Emit::Dead {
+        at: step,
+        letter: DeadLetter {
+            partition: b.partition,
+            offset: b.offsets[i],
+            file: None,
+            line: None,
+            reason,
+            raw,
+        },
     }
 }
 

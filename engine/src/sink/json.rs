@@ -196,7 +196,18 @@ fn push_event(event: &Event, times: TimeText, out: &mut String) {
     push_json_string(&event.key, out);
     out.push_str(",\"ts\":");
     times.push(event.time, out);
-    let _ = write!(out, ",\"value\":{}}}", event.value);
+    let _ = write!(out, ",\"value\":{}", event.value);
+    if !event.fields.is_empty() {
+        out.push_str(",\"fields\":[");
+        for (i, field) in event.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            crate::aggregator::push_cell(&field.clone().into(), out);
+        }
+        out.push(']');
+    }
+    out.push('}');
 }
 
 /// Formats a late record: the input record and the windows it missed.
