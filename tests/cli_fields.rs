@@ -492,3 +492,40 @@ fn csv_columns_give_the_json_rows() {
     // the field is.
     assert_eq!(positions(&csv.2), positions(&json.2), "dead letters");
 }
+
+/// Sliding and session windows, with updates and allowed lateness: the
+/// five aggregations' rows (sketches merged across panes and sessions) are
+/// byte-identical for 1 and 3 workers and for batch sizes 7 and 1024.
+#[test]
+fn sliding_and_session_rows_do_not_depend_on_workers_or_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("log")).unwrap();
+    write_log(&dir.path().join("log"), &log());
+    for window in ["sliding:2s/500ms", "session:120ms"] {
+        let mut outputs = Vec::new();
+        for (workers, batch) in [("1", "1024"), ("3", "7")] {
+            let out = tempfile::tempdir().unwrap();
+            let mut args = flags(workers);
+            args[3] = window.to_owned();
+            args.extend(
+                [
+                    "--emit",
+                    "updates",
+                    "--lateness",
+                    "3s",
+                    "--batch-size",
+                    batch,
+                ]
+                .map(str::to_owned),
+            );
+            outputs.push(run(
+                dir.path(),
+                out.path(),
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            ));
+        }
+        assert!(outputs[0].0.lines().count() > 100, "{window}");
+        assert!(outputs[0].0.contains("\"kind\":\"update\""), "{window}");
+        assert_eq!(outputs[0], outputs[1], "{window}");
+    }
+}

@@ -52,6 +52,51 @@ impl MemorySource {
         MemorySource { partitions }
     }
 
+    /// A source of the program's own events, any type `E`: partition `p`
+    /// holds `partitions[p]` in order, each made a record by `key` and
+    /// `time` (epoch milliseconds) and projected onto named fields by
+    /// `fields` (what an [`Aggs`](tidemark_windows::Aggs) or a `Typed`
+    /// aggregation of the engine reads, in its order). The value is `1`.
+    ///
+    /// ```
+    /// use tidemark_sources::{Field, MemorySource, Source};
+    ///
+    /// struct Click { page: &'static str, user: &'static str, at: i64 }
+    /// let clicks = vec![vec![Click { page: "/", user: "ann", at: 5 }]];
+    /// let source = MemorySource::from_events(
+    ///     clicks,
+    ///     |c| c.page.to_owned(),
+    ///     |c| c.at,
+    ///     |c| vec![Field::from(c.user)],
+    /// );
+    /// assert_eq!(source.partitions().unwrap(), vec![0]);
+    /// ```
+    pub fn from_events<E>(
+        partitions: Vec<Vec<E>>,
+        key: impl Fn(&E) -> String,
+        time: impl Fn(&E) -> i64,
+        fields: impl Fn(&E) -> Vec<crate::Field>,
+    ) -> Self {
+        MemorySource::new(
+            partitions
+                .into_iter()
+                .map(|events| {
+                    events
+                        .iter()
+                        .map(|e| Record {
+                            partition: 0,
+                            offset: 0,
+                            key: key(e).into(),
+                            event_time: time(e),
+                            value: crate::Value::Int(1),
+                            fields: fields(e),
+                        })
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+
     /// A source whose partition `p` is the lines `partitions[p]` (without
     /// their `\n`), decoded as they are read, exactly as a
     /// [`FileSource`](crate::FileSource) would decode them: line `i` is at
