@@ -387,7 +387,26 @@ fn field_aggregation_mistakes_are_named() {
         assert!(stderr.contains(says), "{agg}: {stderr}");
         assert!(!stderr.contains("panicked"), "{agg}: {stderr}");
     }
-    // Bare aggregations over the value keep their columns and bytes.
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args([
+            "run",
+            "--input",
+            "in.jsonl",
+            "--window",
+            "tumbling:1s",
+            "--key",
+            "key,",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("invalid --key \"key,\": a compound key names each of its fields"),
+        "{stderr}"
+    );
+    // A field no record has counts 0; latest reads any field, the time too.
     let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
         .args([
             "run",

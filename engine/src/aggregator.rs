@@ -211,13 +211,19 @@ where
     }
 
     fn write_json_fields(&self, out: &Self::Output, buf: &mut String) {
-        buf.push(',');
-        push_json_string(&self.name, buf);
-        buf.push(':');
-        match serde_json::to_string(out) {
-            Ok(text) => buf.push_str(&text),
-            Err(_) => buf.push_str("null"),
-        }
+        write_named(&self.name, out, buf);
+    }
+}
+
+/// Appends `,"name":out` with `out` as `serde_json` writes it (`null` if it
+/// cannot), for aggregators whose output is one field.
+pub(crate) fn write_named<O: Serialize>(name: &str, out: &O, buf: &mut String) {
+    buf.push(',');
+    push_json_string(name, buf);
+    buf.push(':');
+    match serde_json::to_string(out) {
+        Ok(text) => buf.push_str(&text),
+        Err(_) => buf.push_str("null"),
     }
 }
 

@@ -22,7 +22,6 @@ use serde::Serialize;
 use tidemark_windows::{Aggregator, Field, Rec};
 
 use crate::aggregator::JobAggregator;
-use crate::json_text::push_json_string;
 
 /// An aggregator over the user's event type `E`, its output written as
 /// one field called `name`; see the [module docs](self).
@@ -175,13 +174,7 @@ where
     }
 
     fn write_json_fields(&self, out: &Self::Output, buf: &mut String) {
-        buf.push(',');
-        push_json_string(&self.name, buf);
-        buf.push(':');
-        match serde_json::to_string(out) {
-            Ok(text) => buf.push_str(&text),
-            Err(_) => buf.push_str("null"),
-        }
+        crate::aggregator::write_named(&self.name, out, buf);
     }
 }
 

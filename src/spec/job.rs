@@ -1044,6 +1044,13 @@ impl JobSpec {
         };
         decode.time_format = self.time_format.unwrap_or(defaults::TIME_FORMAT).into();
         let keys = self.key_fields();
+        if keys.len() > 1 && keys.iter().any(String::is_empty) {
+            return Err(SpecError(format!(
+                "invalid --key \"{}\": a compound key names each of its fields, e.g. --key country,page",
+                self.key.as_deref().unwrap_or_default()
+            ))
+            .into());
+        }
         if keys.len() > 1 {
             decode.fields.key = keys[0].clone();
             decode.compound_key = keys;

@@ -10,12 +10,15 @@
 
 use std::collections::BTreeSet;
 
+mod common;
+
+use common::{policy, spec};
 use proptest::prelude::*;
 use tidemark_windows::log::event_order;
 use tidemark_windows::sketch::{ApproxDistinct, Quantile};
 use tidemark_windows::{
-    evaluate, reference, Aggregator, Aggs, AggsAcc, Cell, Cells, Change, EmitMode, Field,
-    LogRecord, Number, Policy, Rec, Snapshot, WindowSpec, WindowState,
+    evaluate, reference, Aggregator, Aggs, AggsAcc, Cell, Cells, Change, Field, LogRecord, Number,
+    Rec, Snapshot, WindowState,
 };
 
 type Log = Vec<LogRecord<u32, Rec>>;
@@ -120,29 +123,6 @@ fn log() -> impl Strategy<Value = Log> {
             .collect::<Vec<_>>()
             .prop_map(|ps| ps.into_iter().flatten().collect())
     })
-}
-
-fn spec() -> impl Strategy<Value = WindowSpec> {
-    prop_oneof![
-        (1i64..300, -200i64..200).prop_map(|(size, offset)| WindowSpec::Tumbling { size, offset }),
-        (1i64..300, 1i64..200, -200i64..200).prop_map(|(size, slide, offset)| {
-            WindowSpec::Sliding {
-                size,
-                slide,
-                offset,
-            }
-        }),
-        (1i64..200).prop_map(WindowSpec::session),
-    ]
-}
-
-fn policy() -> impl Strategy<Value = Policy> {
-    (
-        prop_oneof![Just(0i64), 0i64..150],
-        prop_oneof![Just(0i64), 0i64..400],
-        prop_oneof![Just(EmitMode::Final), Just(EmitMode::Updates)],
-    )
-        .prop_map(|(d, l, e)| Policy::new(d, l, e))
 }
 
 fn rows(changes: &[Change<u32, Cells>]) -> Vec<String> {

@@ -24,6 +24,9 @@
 //! Run with `cargo test -p tidemark-windows --test state_vs_reference`
 //! (`PROPTEST_CASES=N` for more cases).
 
+mod common;
+
+use common::{policy, spec};
 use proptest::prelude::*;
 use tidemark_windows::log::event_order;
 use tidemark_windows::{
@@ -92,29 +95,6 @@ fn log() -> impl Strategy<Value = Log> {
             .collect::<Vec<_>>()
             .prop_map(|ps| ps.into_iter().flatten().collect())
     })
-}
-
-fn spec() -> impl Strategy<Value = WindowSpec> {
-    prop_oneof![
-        (1i64..300, -200i64..200).prop_map(|(size, offset)| WindowSpec::Tumbling { size, offset }),
-        (1i64..300, 1i64..200, -200i64..200).prop_map(|(size, slide, offset)| {
-            WindowSpec::Sliding {
-                size,
-                slide,
-                offset,
-            }
-        }),
-        (1i64..200).prop_map(WindowSpec::session),
-    ]
-}
-
-fn policy() -> impl Strategy<Value = Policy> {
-    (
-        prop_oneof![Just(0i64), 0i64..150],
-        prop_oneof![Just(0i64), 0i64..400],
-        prop_oneof![Just(EmitMode::Final), Just(EmitMode::Updates)],
-    )
-        .prop_map(|(d, l, e)| Policy::new(d, l, e))
 }
 
 /// Window specs that also reach far beyond the timer ring (4096 ms ahead of
