@@ -16,7 +16,7 @@ mod common;
 use proptest::prelude::*;
 use tidemark_sources::{
     DecodeConfig, Decoder, FieldMapping, FileSource, FileSourceConfig, Format, MemorySource,
-    TimeFormat,
+    NamedField, TimeFormat,
 };
 
 fn configs() -> Vec<Decoder> {
@@ -47,6 +47,27 @@ fn configs() -> Vec<Decoder> {
         let mut optional = json.clone();
         optional.require_value = false;
         out.push(Decoder::new(&optional));
+        // Named fields, nested and flat, and a compound key.
+        let named = |name: &str, number: bool| NamedField {
+            name: name.into(),
+            number,
+        };
+        let mut fields = json.clone();
+        fields.named = vec![
+            named("m.ts", true),
+            named("other", false),
+            named("m.x", false),
+        ];
+        fields.compound_key = vec!["key".into(), "k\u{e9}y".into()];
+        out.push(Decoder::new(&fields));
+        let mut flat_fields = json.clone();
+        flat_fields.read_value = false;
+        flat_fields.named = vec![named("value", true), named("other", false)];
+        out.push(Decoder::new(&flat_fields));
+        let mut csv_fields = csv.clone();
+        csv_fields.named = vec![named("4", true), named("1", false)];
+        csv_fields.compound_key = vec!["0".into(), "5".into()];
+        out.push(Decoder::new(&csv_fields));
         let mut optional = csv.clone();
         optional.require_value = false;
         out.push(Decoder::new(&optional));

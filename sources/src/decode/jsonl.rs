@@ -14,9 +14,14 @@ use super::{Fields, Scalar, Slot};
 pub(super) struct JsonFields {
     /// Every mapped field as its path segments.
     paths: Vec<(Slot, Vec<String>)>,
-    /// Whether every path is a single top-level name (the fast path's case).
+    /// Whether every path is a single top-level name (the flat scanner's
+    /// case; nested paths take the nested scanner).
     flat: bool,
 }
+
+/// How deep the fast path follows nested values before it leaves the line
+/// to the general path.
+const MAX_DEPTH: usize = 32;
 
 impl JsonFields {
     #[cfg(test)]
@@ -38,12 +43,10 @@ impl JsonFields {
         JsonFields { paths, flat }
     }
 
-    /// The fast path: a flat object whose strings hold no escapes and whose
-    /// values are not nested. `None` hands the line to the general path.
+    /// The fast path: an object whose strings hold no escapes, whose mapped
+    /// fields are scalars, and whose other values may be anything (skipped
+    /// without being built). `None` hands the line to the general path.
     pub(super) fn fast<'a>(&self, text: &'a str) -> Option<Fields<'a>> {
-        if !self.flat {
-            return None;
-        }
         let mut scan = Scanner {
             bytes: text.as_bytes(),
             text,
@@ -51,16 +54,44 @@ impl JsonFields {
         };
         let mut fields = Fields::default();
         scan.skip_ws();
+        if self.flat {
+            self.flat_object(&mut scan, &mut fields)?;
+        } else {
+            if self.paths.len() > 64 {
+                return None;
+            }
+            let all = u64::MAX >> (64 - self.paths.len());
+            self.nested_object(&mut scan, 0, all, &mut fields)?;
+        }
+        scan.skip_ws();
+        (scan.pos == scan.bytes.len()).then_some(fields)
+    }
+
+    /// An object read for top-level names only.
+    fn flat_object<'a>(&self, scan: &mut Scanner<'a>, fields: &mut Fields<'a>) -> Option<()> {
         scan.expect(b'{')?;
         scan.skip_ws();
         if scan.peek() == Some(b'}') {
             scan.pos += 1;
-        } else {
-            loop {
-                let name = scan.string()?;
-                scan.skip_ws();
-                scan.expect(b':')?;
-                scan.skip_ws();
+            return Some(());
+        }
+        loop {
+            let name = scan.string()?;
+            scan.skip_ws();
+            scan.expect(b':')?;
+            scan.skip_ws();
+            if let Some(b'{' | b'[') = scan.peek() {
+                // A nested value no field maps to is skipped; one a field
+                // maps to is not a scalar: the general path says so.
+                if self
+                    .paths
+                    .iter()
+                    .any(|(_, p)| p.first().map(String::as_str) == Some(name))
+                {
+                    return None;
+                }
+                scan.skip_value(0)?;
+            } else {
                 let value = scan.value()?;
                 // Later duplicates win, as in `serde_json::Value`.
                 for (slot, path) in &self.paths {
@@ -68,16 +99,80 @@ impl JsonFields {
                         fields.set(*slot, value.clone());
                     }
                 }
-                scan.skip_ws();
-                match scan.next()? {
-                    b',' => scan.skip_ws(),
-                    b'}' => break,
-                    _ => return None,
-                }
+            }
+            scan.skip_ws();
+            match scan.next()? {
+                b',' => scan.skip_ws(),
+                b'}' => return Some(()),
+                _ => return None,
             }
         }
+    }
+
+    /// An object at `depth` of the paths in `candidates` (a bit per path,
+    /// those whose first `depth` segments led here): scalars of the paths
+    /// ending here are set, objects on the way to longer paths are entered,
+    /// everything else is skipped. Where `serde_json::Value` would keep only
+    /// the later of two duplicate names that lead into objects, this leaves
+    /// the line to the general path.
+    fn nested_object<'a>(
+        &self,
+        scan: &mut Scanner<'a>,
+        depth: usize,
+        candidates: u64,
+        fields: &mut Fields<'a>,
+    ) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        scan.expect(b'{')?;
         scan.skip_ws();
-        (scan.pos == scan.bytes.len()).then_some(fields)
+        if scan.peek() == Some(b'}') {
+            scan.pos += 1;
+            return Some(());
+        }
+        let mut entered: u64 = 0;
+        loop {
+            let name = scan.string()?;
+            scan.skip_ws();
+            scan.expect(b':')?;
+            scan.skip_ws();
+            let (mut leaf, mut deeper) = (0u64, 0u64);
+            for (i, (_, path)) in self.paths.iter().enumerate() {
+                if candidates & (1 << i) != 0 && path.get(depth).map(String::as_str) == Some(name) {
+                    if path.len() == depth + 1 {
+                        leaf |= 1 << i;
+                    } else {
+                        deeper |= 1 << i;
+                    }
+                }
+            }
+            if entered & deeper != 0 {
+                return None;
+            }
+            match scan.peek()? {
+                b'{' if leaf == 0 && deeper != 0 => {
+                    entered |= deeper;
+                    self.nested_object(scan, depth + 1, deeper, fields)?;
+                }
+                b'{' | b'[' if leaf != 0 => return None,
+                b'{' | b'[' => scan.skip_value(depth)?,
+                _ => {
+                    let value = scan.value()?;
+                    for (i, (slot, _)) in self.paths.iter().enumerate() {
+                        if leaf & (1 << i) != 0 {
+                            fields.set(*slot, value.clone());
+                        }
+                    }
+                }
+            }
+            scan.skip_ws();
+            match scan.next()? {
+                b',' => scan.skip_ws(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
     }
 
     /// The general path: parse with `serde_json`, then follow each path.
@@ -192,6 +287,56 @@ impl<'a> Scanner<'a> {
             b'f' => self.literal("false", "boolean"),
             b'n' => self.literal("null", "null"),
             _ => None,
+        }
+    }
+
+    /// Skips one value of any kind (objects and arrays whole), checking it
+    /// as the general path would; `None` when it is invalid, holds an
+    /// escape, or nests deeper than [`MAX_DEPTH`].
+    fn skip_value(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'{' => {
+                self.pos += 1;
+                self.skip_ws();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.string()?;
+                    self.skip_ws();
+                    self.expect(b':')?;
+                    self.skip_ws();
+                    self.skip_value(depth + 1)?;
+                    self.skip_ws();
+                    match self.next()? {
+                        b',' => self.skip_ws(),
+                        b'}' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.pos += 1;
+                self.skip_ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    self.skip_ws();
+                    match self.next()? {
+                        b',' => self.skip_ws(),
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => self.value().map(drop),
         }
     }
 

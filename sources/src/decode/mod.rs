@@ -3,13 +3,15 @@
 //! A [`Decoder`] is built from a [`DecodeConfig`] (format, field names, time
 //! format, maximum line length). Each format has two paths that must agree:
 //!
-//! - a hand-written fast path for the common line (a flat JSON object
-//!   without escapes or nesting, a CSV record without line breaks whose
-//!   fields are plain or wholly quoted) that scans bytes and allocates
-//!   nothing but the key, and
-//! - a general path on `serde_json` / `csv` for everything else (nested
-//!   paths, escapes, quoted line breaks), which also produces the error
-//!   messages and rejects stray CSV quotes.
+//! - a hand-written fast path for the common line (a JSON object without
+//!   escapes whose mapped fields are scalars, nested objects followed along
+//!   mapped paths such as `meta.ts` and other nested values skipped
+//!   unbuilt; a CSV record without line breaks whose fields are plain or
+//!   wholly quoted) that scans bytes and allocates nothing but the key
+//!   (and the named fields a job reads), and
+//! - a general path on `serde_json` / `csv` for everything else (escapes,
+//!   duplicate names leading into objects, quoted line breaks), which also
+//!   produces the error messages and rejects stray CSV quotes.
 //!
 //! The fast path never rejects a line: when it is not sure, it hands the line
 //! to the general path, so both give the same answer for every input (the
