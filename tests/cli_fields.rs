@@ -548,3 +548,37 @@ fn sliding_and_session_rows_do_not_depend_on_workers_or_batches() {
         assert_eq!(outputs[0], outputs[1], "{window}");
     }
 }
+
+/// The shipped job over named fields (`examples/pages.toml`) runs on the
+/// shipped click log, with its columns, the same on 1 and 3 workers.
+#[test]
+fn the_shipped_pages_job_runs() {
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pages.toml");
+    let mut outputs = Vec::new();
+    for workers in ["1", "3"] {
+        let out = tempfile::tempdir().unwrap();
+        let run = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .arg("run")
+            .arg("--job")
+            .arg(&job)
+            .args(["--workers", workers, "--quiet", "--late"])
+            .arg(out.path().join("late.jsonl"))
+            .arg("--dead-letter")
+            .arg(out.path().join("dead.jsonl"))
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        outputs.push(String::from_utf8(run.stdout).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let first = outputs[0].lines().next().unwrap();
+    assert!(
+        first.starts_with(r#"{"key":"/","start":"2026-11-02T08:59:00.000Z","end":"2026-11-02T09:00:00.000Z","requests":1,"revenue":42,"count_distinct_user":1,"max_amount":42,"latest_user":"grace","#),
+        "{first}"
+    );
+    assert_eq!(outputs[0].matches("\"kind\":\"final\"").count(), 20);
+}
