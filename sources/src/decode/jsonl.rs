@@ -68,6 +68,7 @@ impl JsonFields {
     }
 
     /// An object read for top-level names only.
+    #[inline]
     fn flat_object<'a>(&self, scan: &mut Scanner<'a>, fields: &mut Fields<'a>) -> Option<()> {
         scan.expect(b'{')?;
         scan.skip_ws();
@@ -279,6 +280,8 @@ impl<'a> Scanner<'a> {
         self.text.get(start..close)
     }
 
+    // Inlined into the flat scanner, the hot loop of every JSON job.
+    #[inline(always)]
     fn value(&mut self) -> Option<Scalar<'a>> {
         match self.peek()? {
             b'"' => self.string().map(|s| Scalar::Str(Cow::Borrowed(s))),
@@ -348,6 +351,7 @@ impl<'a> Scanner<'a> {
         })
     }
 
+    #[inline(always)]
     fn number(&mut self) -> Option<Scalar<'a>> {
         let start = self.pos;
         while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.peek() {
@@ -357,8 +361,14 @@ impl<'a> Scanner<'a> {
         if let Some(i) = simple_int(digits) {
             return Some(Scalar::Int(i));
         }
-        // Anything but a short plain integer is left to serde_json so both
-        // paths read every number the same way.
+        self.general_number(start)
+    }
+
+    /// Anything but a short plain integer is left to serde_json, so both
+    /// paths read every number the same way.
+    #[cold]
+    #[inline(never)]
+    fn general_number(&self, start: usize) -> Option<Scalar<'a>> {
         let text = self.text.get(start..self.pos)?;
         serde_json::from_str::<Number>(text)
             .ok()
