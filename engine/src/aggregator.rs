@@ -58,14 +58,7 @@ use crate::json_text::push_json_string;
 /// assert_eq!(row, ",\"largest\":7");
 /// ```
 pub trait JobAggregator:
-    Aggregator<
-        Input: FromRecord,
-        Acc: Send + Sync + Serialize + DeserializeOwned + 'static,
-        Output: Send + Sync + Serialize + DeserializeOwned + std::fmt::Debug + 'static,
-    > + Clone
-    + Send
-    + Sync
-    + 'static
+    Aggregator<Input: FromRecord, Acc: JobAcc, Output: JobOutput> + Clone + Send + Sync + 'static
 {
     /// The names of the output's fields, in the order rows show them; at
     /// least one.
@@ -129,6 +122,17 @@ pub trait JobAggregator:
             .collect()
     }
 }
+
+/// What a job's accumulator must be: it crosses workers and processes
+/// and is kept in checkpoints.
+pub trait JobAcc: Send + Sync + Serialize + DeserializeOwned + 'static {}
+
+impl<T: Send + Sync + Serialize + DeserializeOwned + 'static> JobAcc for T {}
+
+/// What a job's output must be: a [`JobAcc`] that can be shown.
+pub trait JobOutput: JobAcc + std::fmt::Debug {}
+
+impl<T: JobAcc + std::fmt::Debug> JobOutput for T {}
 
 /// The JSON value of each named field of `out` (see [`JobAggregator`]).
 fn json_fields<O: Serialize>(names: &[String], out: &O) -> Vec<serde_json::Value> {
@@ -197,11 +201,8 @@ impl<A: Aggregator> Aggregator for Named<A> {
 
 impl<A> JobAggregator for Named<A>
 where
-    A: Aggregator<
-            Input: FromRecord,
-            Acc: Send + Sync + Serialize + DeserializeOwned + 'static,
-            Output: Send + Sync + Serialize + DeserializeOwned + std::fmt::Debug + 'static,
-        > + Clone
+    A: Aggregator<Input: FromRecord, Acc: JobAcc, Output: JobOutput>
+        + Clone
         + Send
         + Sync
         + 'static,

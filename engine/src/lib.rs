@@ -62,7 +62,7 @@ pub mod sink;
 pub mod stats;
 pub mod typed;
 
-pub use aggregator::{JobAggregator, Named};
+pub use aggregator::{JobAcc, JobAggregator, JobOutput, Named};
 pub use checkpoint::{Checkpoint, CheckpointDir, CheckpointError, CheckpointId, JobFingerprint};
 pub use collection::{changelog, Changelog};
 pub use config::{

@@ -18,7 +18,6 @@ use std::marker::PhantomData;
 
 use serde::de::value::{Error as DeError, MapDeserializer};
 use serde::de::{DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
-use serde::Serialize;
 use tidemark_windows::{Aggregator, Field, Rec};
 
 use crate::aggregator::JobAggregator;
@@ -148,11 +147,8 @@ impl<E: DeserializeOwned, A: Aggregator<Input = E>> Aggregator for Typed<E, A> {
 impl<E, A> JobAggregator for Typed<E, A>
 where
     E: DeserializeOwned + 'static,
-    A: Aggregator<
-            Input = E,
-            Acc: Send + Sync + Serialize + DeserializeOwned + 'static,
-            Output: Send + Sync + Serialize + DeserializeOwned + std::fmt::Debug + 'static,
-        > + Clone
+    A: Aggregator<Input = E, Acc: crate::aggregator::JobAcc, Output: crate::aggregator::JobOutput>
+        + Clone
         + Send
         + Sync
         + 'static,

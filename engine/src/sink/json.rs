@@ -149,28 +149,13 @@ impl LateJson {
 
 impl Encode<LateRecord> for LateJson {
     fn encode(&self, item: &LateRecord, out: &mut String) {
-        let _ = write!(
+        push_record(
+            &item.event,
+            self.times,
+            &self.key_names,
+            &self.field_names,
             out,
-            "{{\"partition\":{},\"offset\":{},",
-            item.event.partition, item.event.offset
         );
-        push_key(&item.event.key, &self.key_names, out);
-        out.push_str(",\"ts\":");
-        self.times.push(item.event.time, out);
-        let _ = write!(out, ",\"value\":{}", item.event.value);
-        if !self.field_names.is_empty() {
-            out.push_str(",\"fields\":{");
-            for (i, (name, value)) in self.field_names.iter().zip(&item.event.fields).enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_json_string(name, out);
-                out.push(':');
-                crate::aggregator::push_cell(&value.clone().into(), out);
-            }
-            out.push('}');
-        }
-        out.push('}');
         push_missed(&item.missed, self.times, out);
         // Reopen the object for the reason.
         out.pop();
@@ -183,29 +168,46 @@ impl Encode<LateRecord> for LateJson {
 /// Formats a record as the input it was: partition, offset, key, event time
 /// and value.
 pub(crate) fn format_event(event: &Event, out: &mut String) {
-    push_event(event, TimeText::EpochMs, out);
+    push_record(event, TimeText::EpochMs, &[], &[], out);
 }
 
-/// [`format_event`] with the event time written as `times` says.
-fn push_event(event: &Event, times: TimeText, out: &mut String) {
+/// Appends a record as the input it was: partition, offset, the key (one
+/// member per part with `key_names`), event time as `times` says, value,
+/// and its named fields (an object with `field_names`, else a list).
+fn push_record(
+    event: &Event,
+    times: TimeText,
+    key_names: &[String],
+    field_names: &[String],
+    out: &mut String,
+) {
     let _ = write!(
         out,
-        "{{\"partition\":{},\"offset\":{},\"key\":",
+        "{{\"partition\":{},\"offset\":{},",
         event.partition, event.offset
     );
-    push_json_string(&event.key, out);
+    push_key(&event.key, key_names, out);
     out.push_str(",\"ts\":");
     times.push(event.time, out);
     let _ = write!(out, ",\"value\":{}", event.value);
     if !event.fields.is_empty() {
-        out.push_str(",\"fields\":[");
+        let named = !field_names.is_empty();
+        out.push_str(if named {
+            ",\"fields\":{"
+        } else {
+            ",\"fields\":["
+        });
         for (i, field) in event.fields.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
+            if let Some(name) = field_names.get(i).filter(|_| named) {
+                push_json_string(name, out);
+                out.push(':');
+            }
             crate::aggregator::push_cell(&field.clone().into(), out);
         }
-        out.push(']');
+        out.push(if named { '}' } else { ']' });
     }
     out.push('}');
 }
@@ -216,7 +218,7 @@ pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
 }
 
 fn push_late(event: &Event, missed: &[Window], times: TimeText, out: &mut String) {
-    push_event(event, times, out);
+    push_record(event, times, &[], &[], out);
     push_missed(missed, times, out);
 }
 
