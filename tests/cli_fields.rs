@@ -128,7 +128,7 @@ fn write_log(dir: &Path, lines: &[Line]) {
 }
 
 /// Runs the binary; returns (results, late, dead letters).
-fn run(dir: &Path, out: &Path, args: &[&str]) -> (String, String, String) {
+fn run<S: AsRef<std::ffi::OsStr>>(dir: &Path, out: &Path, args: &[S]) -> (String, String, String) {
     let status = Command::new(env!("CARGO_BIN_EXE_tidemark"))
         .arg("run")
         .args(args)
@@ -142,7 +142,11 @@ fn run(dir: &Path, out: &Path, args: &[&str]) -> (String, String, String) {
         .current_dir(dir)
         .status()
         .unwrap();
-    assert!(status.success(), "{args:?}");
+    assert!(
+        status.success(),
+        "{:?}",
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>()
+    );
     let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
     (read("rows.jsonl"), read("late.jsonl"), read("dead.jsonl"))
 }
@@ -181,16 +185,8 @@ fn compound_key_and_five_aggregations_match_an_independent_computation() {
     let three = tempfile::tempdir().unwrap();
     let args1 = flags("1");
     let args3 = flags("3");
-    let (rows, late, dead) = run(
-        dir.path(),
-        one.path(),
-        &args1.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let again = run(
-        dir.path(),
-        three.path(),
-        &args3.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let (rows, late, dead) = run(dir.path(), one.path(), &args1);
+    let again = run(dir.path(), three.path(), &args3);
     assert_eq!(
         (&rows, &late, &dead),
         (&again.0, &again.1, &again.2),
@@ -346,11 +342,7 @@ workers = 3
     let from_flags = tempfile::tempdir().unwrap();
     let a = run(dir.path(), from_file.path(), &["--job", "job.toml"]);
     let args = flags("2");
-    let b = run(
-        dir.path(),
-        from_flags.path(),
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let b = run(dir.path(), from_flags.path(), &args);
     assert_eq!(a, b);
     assert!(a.0.lines().count() > 100);
 }
@@ -471,11 +463,7 @@ fn csv_columns_give_the_json_rows() {
     let json_out = tempfile::tempdir().unwrap();
     let csv_out = tempfile::tempdir().unwrap();
     let args = flags("2");
-    let json = run(
-        dir.path(),
-        json_out.path(),
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let json = run(dir.path(), json_out.path(), &args);
     let csv_agg = AGG.replace("meta.latency", "latency");
     let csv = run(
         dir.path(),
@@ -537,11 +525,7 @@ fn sliding_and_session_rows_do_not_depend_on_workers_or_batches() {
                 ]
                 .map(str::to_owned),
             );
-            outputs.push(run(
-                dir.path(),
-                out.path(),
-                &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            ));
+            outputs.push(run(dir.path(), out.path(), &args));
         }
         assert!(outputs[0].0.lines().count() > 100, "{window}");
         assert!(outputs[0].0.contains("\"kind\":\"update\""), "{window}");
@@ -581,4 +565,38 @@ fn the_shipped_pages_job_runs() {
         "{first}"
     );
     assert_eq!(outputs[0].matches("\"kind\":\"final\"").count(), 20);
+}
+
+/// A job whose aggregations name their fields does not read `value`: a
+/// malformed value is no dead letter there, and is one for `sum`.
+#[test]
+fn value_is_read_only_when_an_aggregation_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "{\"key\":\"a\",\"ts\":1,\"value\":\"oops\",\"user\":\"u\"}\n\
+         {\"key\":\"a\",\"ts\":2,\"value\":1,\"user\":\"v\"}\n\
+         {\"key\":\"a\",\"ts\":3,\"value\":2,\"user\":\"u\"}\n",
+    )
+    .unwrap();
+    for (agg, count, dead) in [("count,count_distinct(user)", 3, 0), ("count,sum", 2, 1)] {
+        let out = tempfile::tempdir().unwrap();
+        let (results, _, dead_letters) = run(
+            dir.path(),
+            out.path(),
+            &[
+                "--input",
+                "in.jsonl",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                agg,
+            ],
+        );
+        assert!(
+            results.contains(&format!("\"count\":{count},")),
+            "{agg}: {results}"
+        );
+        assert_eq!(dead_letters.lines().count(), dead, "{agg}");
+    }
 }
