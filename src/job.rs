@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tidemark_engine::table::{EnrichDef, TableDef, Tables};
 use tidemark_engine::{
     BadRecords, CheckpointConfig, EmitFrom, EngineConfig, EngineError, JobAggregator, LateRecord,
     Options, Output, Parallelism, Position, Row, Sink, Sinks, StateSnapshot, Stats, Summary,
@@ -136,6 +137,8 @@ pub struct JobBuilder<A: JobAggregator = Metrics> {
     stats_log: Option<tidemark_engine::StatsLog>,
     /// The engine's options, set by the setters below.
     options: Options,
+    /// Tables and enrichment steps.
+    tables: Tables,
     problem: Option<String>,
 }
 
@@ -155,6 +158,7 @@ impl Default for JobBuilder {
             replay_decisions: None,
             stats_log: None,
             options: Options::default(),
+            tables: Tables::default(),
             problem: None,
         }
     }
@@ -210,8 +214,39 @@ impl<A: JobAggregator> JobBuilder<A> {
             replay_decisions: self.replay_decisions,
             stats_log: self.stats_log,
             options: self.options,
+            tables: self.tables,
             problem,
         }
+    }
+    /// Adds a table: a keyed changelog read from its own source, whose
+    /// versions [`enrich`](JobBuilder::enrich) steps attach to the stream's
+    /// records as of their event time.
+    pub fn table(mut self, table: TableDef) -> Self {
+        self.tables.tables.push(table);
+        self
+    }
+    /// Adds an enrichment step: each stream record is joined with the
+    /// version of a table valid at its event time. The attached fields are
+    /// record fields the aggregations may read and the key may name
+    /// ([`key_fields`](JobBuilder::key_fields)).
+    pub fn enrich(mut self, step: EnrichDef) -> Self {
+        self.tables.enrich.push(step);
+        self
+    }
+    /// With tables: the names of the named fields the stream's source
+    /// decodes, in order (default:
+    /// [`Tables::decode_fields`](tidemark_engine::table::Tables::decode_fields)
+    /// of the aggregations' fields and the key).
+    pub fn stream_fields<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.tables.stream_fields = names.into_iter().map(Into::into).collect();
+        self
+    }
+    /// With tables: the fields the window key is made of, when it names a
+    /// field a table attaches (`["country"]`); the key is then made after
+    /// the join. By default the key is the stream source's own.
+    pub fn key_fields<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.tables.key_fields = names.into_iter().map(Into::into).collect();
+        self
     }
     /// Reads from `source`.
     pub fn source(mut self, source: Arc<dyn Source>) -> Self {
@@ -463,6 +498,12 @@ impl<A: JobAggregator> JobBuilder<A> {
         config.emit_from = self.emit_from;
         config.replay_decisions = self.replay_decisions;
         config.stats_log = self.stats_log;
+        let mut tables = self.tables;
+        if !tables.is_empty() && tables.stream_fields.is_empty() {
+            let record_fields = config.aggregator.record_fields();
+            tables.stream_fields = tables.decode_fields(&record_fields, &tables.key_fields).0;
+        }
+        config.tables = tables;
         config.validate()?;
         Ok(Job {
             source,

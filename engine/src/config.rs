@@ -106,6 +106,9 @@ pub struct EngineConfig<A: JobAggregator = Metrics> {
     /// see [`Options`]). `config.batch_size` reads and sets them
     /// through `Deref`.
     pub options: Options,
+    /// Tables and the enrichment of the stream from them (none by default;
+    /// see [`Tables`](crate::table::Tables)).
+    pub tables: crate::table::Tables,
 }
 
 /// A stats log: at the first multiple of `every` ms of stream time after
@@ -247,6 +250,7 @@ impl<A: JobAggregator> Clone for EngineConfig<A> {
             replay_decisions: self.replay_decisions.clone(),
             stats_log: self.stats_log.clone(),
             options: self.options.clone(),
+            tables: self.tables.clone(),
         }
     }
 }
@@ -305,6 +309,7 @@ impl<A: JobAggregator> EngineConfig<A> {
             replay_decisions: None,
             stats_log: None,
             options: Options::default(),
+            tables: crate::table::Tables::default(),
         }
     }
 

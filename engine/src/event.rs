@@ -53,6 +53,11 @@ pub struct LateRecord {
     pub missed: Vec<Window>,
     /// Why it is on the late output.
     pub reason: LateReason,
+    /// The table it concerns: a table update too late for its table, or a
+    /// stream record its lookup in this table refused (`None`: a record
+    /// too late for its windows).
+    #[serde(default)]
+    pub table: Option<String>,
 }
 
 /// Why a record is on the late output.
@@ -64,6 +69,15 @@ pub enum LateReason {
     /// Its event time lies in no window (sliding windows whose slide is
     /// larger than their size leave gaps).
     NoWindow,
+    /// A table update whose watermark had passed its time by more than the
+    /// table's lateness: it never entered the table.
+    TableTooLate,
+    /// A stream record for which the table (inner join) had no version at
+    /// its time.
+    NoTableRow,
+    /// A stream record older than the table's history: the versions of
+    /// its time may be gone.
+    OlderThanHistory,
 }
 
 impl LateReason {
@@ -72,6 +86,9 @@ impl LateReason {
         match self {
             LateReason::TooLate => "too late",
             LateReason::NoWindow => "in no window",
+            LateReason::TableTooLate => "table update too late",
+            LateReason::NoTableRow => "no table row",
+            LateReason::OlderThanHistory => "older than table history",
         }
     }
 }
@@ -200,6 +217,9 @@ pub(crate) enum Ingest {
     ///
     /// [`CheckpointEvery::Records`]: crate::CheckpointEvery::Records
     Cut { dest: u32, at: EventTime },
+    /// A record the enrichment sends to the late output (for worker `dest`,
+    /// which passes it on).
+    Late { dest: u32, late: Box<LateRecord> },
 }
 
 /// What one window operator reports when it passes checkpoint cuts: its

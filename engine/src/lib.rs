@@ -60,6 +60,7 @@ mod plan;
 mod prepare;
 pub mod sink;
 pub mod stats;
+pub mod table;
 pub mod typed;
 
 pub use aggregator::{JobAcc, JobAggregator, JobOutput, Named};

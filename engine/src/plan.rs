@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 
 use tidemark_sources::{Key, Source};
 use tidemark_windows::{EventTime, WindowState};
-use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::vec::{Broadcast, Map};
+use timely::dataflow::operators::{Concatenate, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::worker::Worker;
 
@@ -32,6 +33,7 @@ use crate::config::{CheckpointEvery, EngineConfig, Parallelism, StatsLog};
 use crate::error::Result;
 use crate::operators::checkpointer::Checkpointer;
 use crate::operators::cuts::{CutTracker, Schedule};
+use crate::operators::enrich::{enrich, EnrichSettings, TableItem};
 use crate::operators::ingest::{ingest, IngestSettings};
 use crate::operators::sink::{sink, SinkEnd, SinkSettings};
 use crate::operators::stats_log::StatsLogWriter;
@@ -109,10 +111,134 @@ pub(crate) struct OutputPlan<A: JobAggregator> {
     stats_log_resumed: Option<crate::checkpoint::StatsLogState>,
 }
 
+/// The tables of the plan: each table read in time is one more input,
+/// broadcast to every worker's enrichment; static tables are read here,
+/// before the run.
+pub(crate) struct TablePlan {
+    inputs: Vec<IngestSettings>,
+    enrich: EnrichSettings,
+    /// Each table's name and fields, for the late output.
+    fields: Vec<(String, Vec<String>)>,
+}
+
+impl TablePlan {
+    /// Checks the job's tables, reads the static ones, and shifts the
+    /// windows' delay by Δ.
+    fn prepare<A: JobAggregator>(
+        config: &mut EngineConfig<A>,
+        parallelism: &Parallelism,
+        stats: &Stats,
+    ) -> Result<Option<TablePlan>> {
+        if config.tables.is_empty() {
+            return Ok(None);
+        }
+        let refuse = |what: &str| {
+            Err(crate::error::EngineError::Config(format!(
+                "{what} is not supported with tables yet (table state is not kept in checkpoints)"
+            )))
+        };
+        if config.checkpoint.is_some() {
+            return refuse("a checkpoint directory (--checkpoint-dir)");
+        }
+        if config.emit_from.is_some() {
+            return refuse("reprocessing from a point (--emit-from)");
+        }
+        if config.replay_decisions.is_some() {
+            return refuse("replaying time decisions");
+        }
+        if config.initial_state.is_some() {
+            return refuse("an initial window state");
+        }
+        if matches!(parallelism, Parallelism::Cluster { .. }) {
+            return refuse("cluster mode");
+        }
+        let span = match config.window {
+            tidemark_windows::WindowSpec::Tumbling { size, .. }
+            | tidemark_windows::WindowSpec::Sliding { size, .. } => size,
+            tidemark_windows::WindowSpec::Session { gap } => gap,
+        };
+        let record_fields = config.aggregator.record_fields();
+        let resolved = config.tables.resolve(
+            &record_fields,
+            config.policy.delay,
+            config.policy.lateness,
+            Some(span),
+            true,
+        )?;
+        let shift = resolved.shift;
+        let job_delay = config.policy.delay;
+        config.policy.delay = job_delay.saturating_add(shift);
+        let defs = &config.tables.tables;
+        stats.tables.declare(
+            &defs
+                .iter()
+                .zip(&resolved.delays)
+                .map(|(t, d)| (t.name.clone(), *d))
+                .collect::<Vec<_>>(),
+        );
+        let mut statics = Vec::new();
+        let mut static_dead = Vec::new();
+        let mut inputs = Vec::new();
+        for (i, def) in defs.iter().enumerate() {
+            if def.is_static {
+                let (table, dead) = crate::table::load_static(def, i as u32)?;
+                let size = table.size();
+                let name: Arc<str> = Arc::from(def.name.as_str());
+                stats.tables.update(i, |s| {
+                    s.records = size.versions + dead.len() as u64;
+                    s.dead_letters = dead.len() as u64;
+                    s.keys = size.keys;
+                    s.versions = size.versions;
+                    s.peak_versions = size.peak_versions;
+                    s.ended = true;
+                });
+                Stats::add(&stats.counts.dead_letters, dead.len() as u64);
+                static_dead.extend(dead.into_iter().map(|mut d| {
+                    d.table = Some(Arc::clone(&name));
+                    d
+                }));
+                statics.push(Some(Arc::new(table)));
+            } else {
+                statics.push(None);
+                inputs.push(IngestSettings {
+                    source: Arc::clone(&def.source),
+                    partitions: def.source.partitions()?,
+                    start: BTreeMap::new(),
+                    options: config.options.clone(),
+                    cut_every_offsets: None,
+                    replay: None,
+                    resumed_at: None,
+                    stride: def.fields.len(),
+                    table: Some(i),
+                    local: true,
+                    shift,
+                });
+            }
+        }
+        let enrich = EnrichSettings {
+            names: defs.iter().map(|t| Arc::from(t.name.as_str())).collect(),
+            resolved: Arc::new(resolved),
+            statics,
+            static_dead,
+            delay: job_delay,
+            stride: record_fields.len(),
+        };
+        Ok(Some(TablePlan {
+            inputs,
+            enrich,
+            fields: defs
+                .iter()
+                .map(|t| (t.name.clone(), t.fields.clone()))
+                .collect(),
+        }))
+    }
+}
+
 /// A run's plan.
 pub(crate) struct Plan<A: JobAggregator> {
     pub(crate) layout: Layout,
     input: InputPlan,
+    tables: Option<TablePlan>,
     window: WindowPlan<A>,
     outputs: OutputPlan<A>,
     /// Where the run started from, for its summary.
@@ -141,6 +267,7 @@ impl<A: JobAggregator> Plan<A> {
     ) -> Result<Prepared<A>> {
         config.validate()?;
         let mut config = config;
+        let tables = TablePlan::prepare(&mut config, parallelism, stats)?;
         let partitions = source.partitions()?;
         let delay = config.policy.delay;
         stats
@@ -229,7 +356,14 @@ impl<A: JobAggregator> Plan<A> {
                     _ => None,
                 },
                 resumed_at: begin.resumed.map(|(_, at)| at),
-                stride: config.aggregator.record_fields().len(),
+                stride: if tables.is_some() {
+                    config.tables.stream_fields.len()
+                } else {
+                    config.aggregator.record_fields().len()
+                },
+                table: None,
+                local: tables.is_some(),
+                shift: 0,
             },
         };
         let outputs = OutputPlan {
@@ -251,6 +385,7 @@ impl<A: JobAggregator> Plan<A> {
         let plan = Plan {
             layout,
             input,
+            tables,
             window,
             outputs,
             start: begin,
@@ -276,6 +411,7 @@ impl<A: JobAggregator> Plan<A> {
                 &begin.sink_states,
                 true,
                 config.output_times,
+                &[],
             )?;
         }
         if let Some((id, _)) = begin.resumed {
@@ -348,10 +484,14 @@ impl<A: JobAggregator> Plan<A> {
             sample_every: self.config().sample_state.map(|ms| ms.max(1)),
         };
         let ingest_settings = self.input.settings.clone();
+        let tables = self
+            .tables
+            .as_ref()
+            .map(|t| (t.inputs.clone(), t.enrich.clone()));
         let control = Arc::clone(control);
         worker.dataflow::<EventTime, _, _>(move |scope| {
             let probe = ProbeHandle::new();
-            let records = ingest(
+            let mut records = ingest(
                 scope,
                 ingest_settings,
                 Arc::clone(&control),
@@ -359,6 +499,37 @@ impl<A: JobAggregator> Plan<A> {
                 peers,
                 probe.clone(),
             );
+            if let Some((inputs, settings)) = tables {
+                let updates: Vec<_> = inputs
+                    .into_iter()
+                    .map(|input| {
+                        let table = input.table.unwrap_or_default() as u32;
+                        ingest(
+                            scope,
+                            input,
+                            Arc::clone(&control),
+                            index,
+                            peers,
+                            probe.clone(),
+                        )
+                        .map(move |item| TableItem {
+                            table,
+                            from: index as u32,
+                            item,
+                        })
+                        .broadcast()
+                    })
+                    .collect();
+                let updates = scope.concatenate(updates);
+                records = enrich(
+                    records,
+                    updates,
+                    settings,
+                    Arc::clone(&control),
+                    index,
+                    peers,
+                );
+            }
             let emitted =
                 window(records, window_settings, Arc::clone(&control.stats)).probe_with(&probe);
             sink(emitted, sink_settings, control)
@@ -376,6 +547,7 @@ impl<A: JobAggregator> Plan<A> {
             &self.outputs.sink_states,
             self.outputs.tracking,
             config.output_times,
+            self.tables.as_ref().map_or(&[][..], |t| &t.fields[..]),
         ) {
             Ok(open) => Some(open),
             Err(e) => {

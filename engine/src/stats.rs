@@ -73,6 +73,8 @@ pub struct Stats {
     /// What the job's caller asks of it through this handle, apart from
     /// the counts.
     requests: Requests,
+    /// The job's tables, each as its readers and lookups report it.
+    pub tables: crate::table::TableStats,
 }
 
 /// What the caller holding a job's [`Stats`] asks of the job: stop, look
@@ -123,6 +125,7 @@ impl Default for Stats {
             delay: AtomicI64::new(0),
             oldest: Default::default(),
             requests: Requests::default(),
+            tables: Default::default(),
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct DeadLetter {
     /// The start of the input, lossily decoded as UTF-8 and cut to at most
     /// [`RAW_LIMIT`] bytes (on a character boundary).
     pub raw: String,
+    /// The table whose input held it (`None`: the stream's input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Arc<str>>,
 }
 
 impl DeadLetter {
@@ -56,6 +59,7 @@ impl DeadLetter {
             line: None,
             reason: reason.into(),
             raw: truncate_raw(raw),
+            table: None,
         }
     }
 

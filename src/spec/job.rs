@@ -734,6 +734,36 @@ pub struct JobSpec {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_decisions: Option<PathBuf>,
+
+    /// Tables: keyed changelogs whose versions enrich the stream's records
+    /// as of their event time (`[[table]]` in a job file).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long = "table",
+            value_name = "KEYS",
+            value_parser = super::tables::parse_table_flag,
+            help_heading = "Tables",
+            help = "A table, with the keys of a job file's [[table]] as an inline TOML table: name, input, key, time (\"none\": a static table read whole first), fields (a record with none of them is a tombstone), delay, lateness, history, format, header, time-format, partition-field, partition-glob. E.g. --table 'name = \"users\", input = \"users.jsonl\", key = \"user\", fields = [\"country\"]'. Repeat for several tables"
+        )
+    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table: Vec<super::tables::TableSpec>,
+
+    /// Enrichment steps: each stream record joined with a table's version
+    /// valid at its event time (`[[enrich]]` in a job file).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long = "enrich",
+            value_name = "KEYS",
+            value_parser = super::tables::parse_enrich_flag,
+            help_heading = "Tables",
+            help = "An enrichment step, with the keys of a job file's [[enrich]]: table, on (the record field matched with the table's key), mode (inner: a record without a version goes to the late output; left: its table fields are null or the defaults), defaults. E.g. --enrich 'table = \"users\", on = \"user\", mode = \"inner\"'. The attached fields may be the --key or read by --agg"
+        )
+    )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrich: Vec<super::tables::EnrichSpec>,
 }
 
 impl JobSpec {
@@ -774,6 +804,7 @@ impl JobSpec {
             stats: self.stats.map(rebase),
             checkpoint_dir: self.checkpoint_dir.map(rebase),
             replay_decisions: self.replay_decisions.map(rebase),
+            table: self.table.into_iter().map(|t| t.relative_to(dir)).collect(),
             ..self
         }
     }
@@ -822,6 +853,8 @@ impl JobSpec {
             from_offsets,
             from_time,
             replay_decisions,
+            table,
+            enrich,
         } = other;
         JobSpec {
             input: input.or(self.input),
@@ -863,6 +896,12 @@ impl JobSpec {
             from_offsets: from_offsets.or(self.from_offsets),
             from_time: from_time.or(self.from_time),
             replay_decisions: replay_decisions.or(self.replay_decisions),
+            table: if table.is_empty() { self.table } else { table },
+            enrich: if enrich.is_empty() {
+                self.enrich
+            } else {
+                enrich
+            },
         }
     }
 
@@ -958,6 +997,15 @@ impl JobSpec {
 
     /// The input source this spec names.
     pub fn source(&self) -> Result<Arc<dyn Source>, JobError> {
+        self.source_with(|| self.decode_config())
+    }
+
+    /// The input source this spec names, its lines decoded as `decode`
+    /// says.
+    fn source_with(
+        &self,
+        decode: impl FnOnce() -> Result<DecodeConfig, JobError>,
+    ) -> Result<Arc<dyn Source>, JobError> {
         let input = self
             .input
             .as_ref()
@@ -977,9 +1025,9 @@ impl JobSpec {
             }
             Input::Path(path) => path.clone(),
             Input::Stdin => PathBuf::from("-"),
-            Input::Kafka(kafka) => return self.kafka_source(kafka),
+            Input::Kafka(kafka) => return self.kafka_source(kafka, decode()?),
         };
-        let decode = self.decode_config()?;
+        let decode = decode()?;
         let format = decode.format;
         let mut config = FileSourceConfig::new(path, format);
         config.decode = decode;
@@ -1056,11 +1104,92 @@ impl JobSpec {
             decode.compound_key = keys;
         }
         decode.named = self.named_fields();
+        if !self.table.is_empty() {
+            let (names, key_from_stream) = self.decode_fields(
+                &decode
+                    .named
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .collect::<Vec<_>>(),
+            );
+            decode.named = names
+                .into_iter()
+                .map(|name| {
+                    let number = decode.named.iter().any(|f| f.name == name && f.number);
+                    tidemark_sources::NamedField { name, number }
+                })
+                .collect();
+            if !key_from_stream {
+                decode.read_key = false;
+                decode.compound_key = Vec::new();
+            }
+        }
         // The value field is read only when an aggregation reads it (a
         // count, or aggregations over named fields, need none).
         decode.read_value = self.agg.as_ref().is_none_or(|a| a.aggs().reads_value());
         decode.require_value = decode.read_value;
         Ok(decode)
+    }
+
+    /// With tables: the named fields the stream decodes itself (the
+    /// aggregations read `record_fields`), and whether the key is the
+    /// stream's own.
+    fn decode_fields(&self, record_fields: &[String]) -> (Vec<String>, bool) {
+        let enrich: Vec<_> = self.enrich.iter().map(|e| e.to_def()).collect();
+        let tables: Vec<(&str, &[String])> = self
+            .table
+            .iter()
+            .map(|t| (t.name.as_str(), t.fields.as_slice()))
+            .collect();
+        tidemark_engine::table::decode_fields(&enrich, &tables, record_fields, &self.key_fields())
+    }
+
+    /// The source of table `t`: its own input and field mapping, read as
+    /// the job's input is (followed with `--follow`, unless static).
+    fn table_source(&self, t: &super::tables::TableSpec) -> Result<Arc<dyn Source>, JobError> {
+        if matches!(t.input, Input::Gen(_) | Input::Stdin) {
+            return Err(SpecError(format!(
+                "table \"{}\": its input must be a file, a directory or a Kafka topic",
+                t.name
+            ))
+            .into());
+        }
+        let view = JobSpec {
+            input: Some(t.input.clone()),
+            partition_glob: t.partition_glob.clone(),
+            format: t.format,
+            header: t.header,
+            key: t.key.clone(),
+            time: t.time.clone().filter(|_| !t.is_static()),
+            value: Some("0".into()),
+            partition_field: t.partition_field.clone(),
+            time_format: t.time_format,
+            max_partitions: self.max_partitions,
+            follow: self.follow.filter(|_| !t.is_static()),
+            ..JobSpec::default()
+        };
+        view.source_with(|| {
+            let mut decode = view.decode_config()?;
+            decode.compound_key = Vec::new();
+            decode.read_value = false;
+            decode.require_value = false;
+            decode.read_time = !t.is_static();
+            decode.named = t
+                .fields
+                .iter()
+                .map(|name| tidemark_sources::NamedField {
+                    name: name.clone(),
+                    number: false,
+                })
+                .collect();
+            Ok(decode)
+        })
+        .map_err(|e| match e {
+            JobError::Spec(SpecError(reason)) => {
+                SpecError(format!("table \"{}\": {reason}", t.name)).into()
+            }
+            other => other,
+        })
     }
 
     /// The key's fields: `key` split at its commas.
@@ -1082,7 +1211,11 @@ impl JobSpec {
     }
 
     /// A Kafka topic as the source (feature `kafka`).
-    fn kafka_source(&self, kafka: &super::values::KafkaInput) -> Result<Arc<dyn Source>, JobError> {
+    fn kafka_source(
+        &self,
+        kafka: &super::values::KafkaInput,
+        decode: DecodeConfig,
+    ) -> Result<Arc<dyn Source>, JobError> {
         for (flag, set) in [
             ("--partition-field", self.partition_field.is_some()),
             ("--header", self.header == Some(true)),
@@ -1096,7 +1229,7 @@ impl JobSpec {
         }
         let decode = DecodeConfig {
             header: false,
-            ..self.decode_config()?
+            ..decode
         };
         #[cfg(feature = "kafka")]
         {
@@ -1385,8 +1518,36 @@ impl JobSpec {
             }
             other => b.results(other.target().unwrap_or(Target::Discard)),
         };
+        if !self.table.is_empty() || !self.enrich.is_empty() {
+            b = self.with_tables(b, &agg)?;
+        }
         Ok(b.late(Self::target(&self.late))
             .dead_letters(Self::target(&self.dead_letter)))
+    }
+
+    /// `b` with this spec's tables and enrichment steps.
+    fn with_tables<A: JobAggregator>(
+        &self,
+        mut b: JobBuilder<A>,
+        agg: &A,
+    ) -> Result<JobBuilder<A>, JobError> {
+        for t in &self.table {
+            let table = tidemark_engine::table::TableDef {
+                name: t.name.clone(),
+                source: self.table_source(t)?,
+                fields: t.fields.clone(),
+                delay: t.delay.map(DurationMs::millis),
+                lateness: t.lateness.map_or(0, DurationMs::millis),
+                history: t.history.map(DurationMs::millis),
+                is_static: t.is_static(),
+            };
+            b = b.table(table);
+        }
+        for e in &self.enrich {
+            b = b.enrich(e.to_def());
+        }
+        let (stream_fields, _) = self.decode_fields(&agg.record_fields());
+        Ok(b.stream_fields(stream_fields).key_fields(self.key_fields()))
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod gen;
 mod job;
+pub mod tables;
 mod values;
 
 pub use gen::GenSpec;

@@ -86,6 +86,8 @@ pub mod aggregate;
 pub mod assign;
 pub mod change;
 pub mod fields;
+#[doc(hidden)]
+pub mod join_reference;
 pub mod key;
 pub mod log;
 mod panes;
@@ -94,6 +96,7 @@ pub mod policy;
 pub mod reference;
 pub mod sketch;
 pub mod state;
+pub mod table;
 pub mod time;
 mod timers;
 pub mod watermark;

@@ -53,17 +53,22 @@ pub(crate) struct IngestSettings {
     pub(crate) resumed_at: Option<EventTime>,
     /// How many named fields each record carries to the aggregation.
     pub(crate) stride: usize,
+    /// What the input is: the stream, or table `i` (whose counts go to
+    /// its own report, and which holds no window back by itself).
+    pub(crate) table: Option<usize>,
+    /// Send every record and marker to this worker's own next operator
+    /// (an enrichment, which routes them on) instead of splitting them by
+    /// key over the window operators.
+    pub(crate) local: bool,
+    /// A table: how long after its stream time a stream record is looked
+    /// up (an idle table holds its frontier that far past the stream's).
+    pub(crate) shift: EventTime,
 }
 
 /// How far (in stream time) a worker's ingest may run ahead of what the
 /// window operators have completed. Only flow control: it bounds buffering
 /// when one worker's partitions are faster, and never changes results.
 const MAX_LEAD: EventTime = 1_000;
-
-/// The markers that tell every window operator this ingest stops at `at`.
-fn stop_markers(at: EventTime, peers: usize) -> impl Iterator<Item = Ingest> {
-    (0..peers).map(move |d| Ingest::Stop { dest: d as u32, at })
-}
 
 /// What becomes of the ingest's capability after an activation.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,6 +99,9 @@ struct IngestOperator {
     max_future_skew: Option<EventTime>,
     cut_every: Option<u64>,
     replay_stop: Option<EventTime>,
+    table: Option<usize>,
+    local: bool,
+    shift: EventTime,
     /// The capability's time before the last batch was sent.
     lead_from: EventTime,
     decoded: Vec<Decoded>,
@@ -140,12 +148,20 @@ impl IngestOperator {
                 Err(e) => control.fail(e.into()),
             }
         }
-        Stats::add(&control.stats.partitions, parts.len() as u64);
-        for part in &parts {
-            control.stats.report_partition(part.id, |live| {
-                live.next_offset = part.reader.position();
-                live.stream_time = part.stream_time.get();
+        if let Some(t) = settings.table {
+            control.stats.tables.update(t, |s| {
+                for part in &parts {
+                    s.parts.insert(part.id, (part.stream_time.get(), false));
+                }
             });
+        } else {
+            Stats::add(&control.stats.partitions, parts.len() as u64);
+            for part in &parts {
+                control.stats.report_partition(part.id, |live| {
+                    live.next_offset = part.reader.position();
+                    live.stream_time = part.stream_time.get();
+                });
+            }
         }
         IngestOperator {
             parts,
@@ -159,6 +175,9 @@ impl IngestOperator {
             max_future_skew: settings.options.max_future_skew,
             cut_every: settings.cut_every_offsets.filter(|&n| n > 0),
             replay_stop: settings.replay.as_ref().and_then(|r| r.stop),
+            table: settings.table,
+            local: settings.local,
+            shift: settings.shift,
             lead_from: EventTime::MIN,
             decoded: Vec::new(),
             batches: Vec::new(),
@@ -183,6 +202,16 @@ impl IngestOperator {
         // worker holding that frontier back is never made to wait).
         // Measured from where the last batch started, so one batch that
         // spans more than the lead (sparse input) never waits for itself.
+        // A table is measured against the stream's readers instead: the
+        // windows wait for the table, so waiting for them would wait for
+        // itself.
+        let completed = match self.table {
+            Some(_) => self
+                .control
+                .least_hold()
+                .map(|h| h.saturating_add(self.shift)),
+            None => completed,
+        };
         if completed.is_some_and(|done| self.lead_from > done.saturating_add(MAX_LEAD)) {
             return Next::Wait(Duration::from_micros(200));
         }
@@ -209,10 +238,21 @@ impl IngestOperator {
             caught_up |= c;
         }
         self.control.stats.counts.add(&Counts {
-            records,
+            records: if self.table.is_some() { 0 } else { records },
             dead_letters: dead,
             ..Counts::default()
         });
+        if let Some(t) = self.table {
+            let parts = &self.parts;
+            self.control.stats.tables.update(t, |s| {
+                s.records += records;
+                s.dead_letters += dead;
+                for p in parts {
+                    s.parts
+                        .insert(p.id, (p.stream_time.get(), p.ended || p.idle));
+                }
+            });
+        }
         if self.control.stopping() {
             // Stopped while reading (a bad record with `fail`, an I/O
             // error): the capability stays where it is until the window
@@ -232,7 +272,12 @@ impl IngestOperator {
         held: EventTime,
         out: &mut Vec<Ingest>,
     ) -> (u64, u64, bool) {
-        let peers = self.peers;
+        // Where records may go, and which workers markers are for.
+        let (peers, first) = if self.local {
+            (1, self.index as u32)
+        } else {
+            (self.peers, 0)
+        };
         let control = &self.control;
         let part = &mut self.parts[i];
         let decoded = &mut self.decoded;
@@ -289,7 +334,7 @@ impl IngestOperator {
             (decoded.len() / peers + decoded.len() / (4 * peers) + 16).min(decoded.len());
         let stride = self.stride;
         batches.extend(
-            (0..peers).map(|d| Batch::with_capacity(d as u32, partition, capacity, stride)),
+            (0..peers).map(|d| Batch::with_capacity(first + d as u32, partition, capacity, stride)),
         );
         for d in decoded.drain(..) {
             let at_offset = match &d {
@@ -348,7 +393,10 @@ impl IngestOperator {
                     // below it, at this capability).
                     if let Some(st) = part.stream_time.get() {
                         let at = st.saturating_add(1);
-                        extra.extend((0..peers).map(|d| Ingest::Cut { dest: d as u32, at }));
+                        extra.extend((0..peers).map(|d| Ingest::Cut {
+                            dest: first + d as u32,
+                            at,
+                        }));
                     }
                 }
             }
@@ -366,9 +414,19 @@ impl IngestOperator {
         if reached_end {
             part.ended = true;
             extra.extend((0..peers).map(|d| Ingest::End {
-                dest: d as u32,
+                dest: first + d as u32,
                 partition,
             }));
+        }
+        if self.table.is_some() {
+            out.extend(
+                batches
+                    .drain(..)
+                    .filter(|b| b.len() > 0)
+                    .map(Ingest::Records),
+            );
+            out.append(extra);
+            return (records, dead, caught_up);
         }
         control.stats.report_partition(partition, |live| {
             live.next_offset = part.reader.position();
@@ -395,12 +453,28 @@ impl IngestOperator {
         (records, dead, caught_up)
     }
 
+    /// The markers that tell every window operator (or with `local`, this
+    /// worker's next operator) this ingest stops at `at`.
+    fn stop_markers(&self, at: EventTime) -> Vec<Ingest> {
+        if self.local {
+            return vec![Ingest::Stop {
+                dest: self.index as u32,
+                at,
+            }];
+        }
+        (0..self.peers)
+            .map(|d| Ingest::Stop { dest: d as u32, at })
+            .collect()
+    }
+
     /// Stops at `held`: tells every window operator, and lets the
     /// capability go.
     fn stop(&mut self, held: EventTime, out: &mut Vec<Ingest>) -> Next {
-        out.extend(stop_markers(held, self.peers));
-        report_stopped(&self.control.stats, &self.parts);
-        self.control.publish_hold(self.index, None);
+        out.extend(self.stop_markers(held));
+        if self.table.is_none() {
+            report_stopped(&self.control.stats, &self.parts);
+            self.control.publish_hold(self.index, None);
+        }
         Next::Release
     }
 
@@ -411,13 +485,28 @@ impl IngestOperator {
     fn hold(&mut self, held: EventTime, caught_up: bool, out: &mut Vec<Ingest>) -> Next {
         let open = || self.parts.iter().filter(|p| !p.ended);
         let own = open().filter(|p| !p.idle).map(Partition::hold).min();
-        self.control.publish_hold(self.index, own);
+        if self.table.is_none() {
+            self.control.publish_hold(self.index, own);
+        }
         // Every open partition idle: hold the capability at the newest
         // stream time seen, or where the process's other workers hold the
         // frontier if that is further (this worker then does not hold it
         // back; the global frontier is still the least over every worker).
         let hold = own.or_else(|| {
             let newest = open().map(Partition::hold).max();
+            if self.table.is_some() {
+                // An idle table follows the stream: it holds no lookup
+                // back (a stream record is looked up `shift` after its
+                // stream time).
+                let stream = self
+                    .control
+                    .least_hold()
+                    .map(|h| h.saturating_add(self.shift));
+                return match (newest, stream) {
+                    (Some(n), Some(s)) => Some(n.max(s)),
+                    (n, _) => n,
+                };
+            }
             match (newest, self.control.others_hold(self.index)) {
                 (Some(n), Some(o)) => Some(n.max(o)),
                 (n, _) => n,
@@ -426,7 +515,7 @@ impl IngestOperator {
         if let Some(stop) = self.replay_stop {
             if hold.is_none_or(|t| t >= stop) {
                 // Replaying a run that was stopped: stop where it did.
-                out.extend(stop_markers(stop, self.peers));
+                out.extend(self.stop_markers(stop));
                 return Next::Release;
             }
         }
@@ -437,8 +526,10 @@ impl IngestOperator {
                 Next::Hold(t, caught_up.then_some(Duration::from_millis(10)))
             }
             None => {
-                Stats::add(&self.control.stats.partitions_done, self.parts.len() as u64);
-                self.control.publish_hold(self.index, None);
+                if self.table.is_none() {
+                    Stats::add(&self.control.stats.partitions_done, self.parts.len() as u64);
+                    self.control.publish_hold(self.index, None);
+                }
                 Next::Release
             }
         }

@@ -8,6 +8,7 @@
 
 pub(crate) mod checkpointer;
 pub(crate) mod cuts;
+pub(crate) mod enrich;
 pub(crate) mod ingest;
 pub(crate) mod observe;
 mod partition;
@@ -92,6 +93,16 @@ impl Control {
             .enumerate()
             .filter(|(i, _)| *i != me)
             .map(|(_, h)| h.load(Ordering::Relaxed))
+            .filter(|&h| h != NOT_HOLDING)
+            .min()
+    }
+
+    /// The lowest hold of every worker of this process whose stream
+    /// partitions hold the frontier, if any does.
+    pub(crate) fn least_hold(&self) -> Option<i64> {
+        self.holds
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
             .filter(|&h| h != NOT_HOLDING)
             .min()
     }

@@ -151,6 +151,8 @@ impl<A: JobAggregator> WindowOperator<A> {
                     c.mark(at);
                 }
             }
+            // At or above the capability, as a dead letter.
+            Ingest::Late { late, .. } => self.emitted.push(Emit::Late(*late)),
         }
     }
 
@@ -380,6 +382,7 @@ fn apply_record<A: JobAggregator>(
                     event: b.event(i),
                     missed: Vec::new(),
                     reason: LateReason::NoWindow,
+                    table: None,
                 }));
             } else if outcome.is_dropped() {
                 tally.applied.late_dropped += 1;
@@ -388,6 +391,7 @@ fn apply_record<A: JobAggregator>(
                     event: b.event(i),
                     missed: missed.clone(),
                     reason: LateReason::TooLate,
+                    table: None,
                 }));
             }
         }
@@ -412,6 +416,7 @@ fn dead_record<O>(b: &Batch, i: usize, step: EventTime, reason: String) -> Emit<
             line: None,
             reason,
             raw,
+            table: None,
         },
     }
 }
@@ -427,9 +432,10 @@ pub(crate) fn window<'scope, A: JobAggregator>(
     let pact = Exchange::new(|item: &Ingest| match item {
         Ingest::Records(b) => u64::from(b.dest),
         Ingest::Dead { letter, .. } => letter.partition as u64,
-        Ingest::End { dest, .. } | Ingest::Stop { dest, .. } | Ingest::Cut { dest, .. } => {
-            u64::from(*dest)
-        }
+        Ingest::End { dest, .. }
+        | Ingest::Stop { dest, .. }
+        | Ingest::Cut { dest, .. }
+        | Ingest::Late { dest, .. } => u64::from(*dest),
     });
     let mut op = WindowOperator::new(settings, stats);
     let scope = input.scope();

@@ -152,6 +152,7 @@ mod tests {
             },
             missed: vec![Window::new(0, 10)],
             reason: LateReason::TooLate,
+            table: None,
         };
         let mut text = String::new();
         LateJson::of(&aggs, TimeText::EpochMs).encode(&late, &mut text);

@@ -134,6 +134,9 @@ pub struct LateJson {
     /// The names of the record's named fields
     /// ([`JobAggregator::record_fields`]).
     pub field_names: Vec<String>,
+    /// Each table's name and fields: a table update too late is written
+    /// with its table's fields.
+    pub tables: Vec<(String, Vec<String>)>,
 }
 
 impl LateJson {
@@ -143,25 +146,42 @@ impl LateJson {
             times,
             key_names: agg.key_names().to_vec(),
             field_names: agg.record_fields(),
+            tables: Vec::new(),
         }
     }
 }
 
 impl Encode<LateRecord> for LateJson {
     fn encode(&self, item: &LateRecord, out: &mut String) {
-        push_record(
-            &item.event,
-            self.times,
-            &self.key_names,
-            &self.field_names,
-            out,
-        );
+        let table_fields = match (&item.table, item.reason) {
+            (Some(name), crate::event::LateReason::TableTooLate) => self
+                .tables
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, fields)| fields.as_slice()),
+            _ => None,
+        };
+        match table_fields {
+            Some(fields) => push_record(&item.event, self.times, &[], fields, out),
+            None => push_record(
+                &item.event,
+                self.times,
+                &self.key_names,
+                &self.field_names,
+                out,
+            ),
+        }
         push_missed(&item.missed, self.times, out);
         // Reopen the object for the reason.
         out.pop();
         out.push_str(",\"reason\":\"");
         out.push_str(item.reason.name());
-        out.push_str("\"}");
+        out.push('"');
+        if let Some(table) = &item.table {
+            out.push_str(",\"table\":");
+            push_json_string(table, out);
+        }
+        out.push('}');
     }
 }
 
@@ -270,6 +290,10 @@ pub fn format_dead(letter: &DeadLetter, out: &mut String) {
     push_json_string(&letter.reason, out);
     out.push_str(",\"raw\":");
     push_json_string(&letter.raw, out);
+    if let Some(table) = &letter.table {
+        out.push_str(",\"table\":");
+        push_json_string(table, out);
+    }
     out.push('}');
 }
 

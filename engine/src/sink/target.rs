@@ -421,7 +421,8 @@ impl<O: 'static> Sinks<O> {
     /// field names. With `tracked` (checkpoints), file and buffer outputs
     /// keep a digest, and with `resume` they are cut back to the committed
     /// positions first (and sinks get their own recovery `states` back, by
-    /// output).
+    /// output). Late table updates are written with the fields of their
+    /// table in `tables` (name, fields).
     pub(crate) fn open<A: JobAggregator<Output = O>>(
         self,
         agg: &A,
@@ -429,6 +430,7 @@ impl<O: 'static> Sinks<O> {
         states: &BTreeMap<String, SinkState>,
         tracked: bool,
         times: super::json::TimeText,
+        tables: &[(String, Vec<String>)],
     ) -> Result<OpenSinks<O>> {
         let mode = |pos: Option<OutputPosition>| match (tracked, resume) {
             (false, _) => Resume::No,
@@ -444,7 +446,10 @@ impl<O: 'static> Sinks<O> {
                 states.get("results"),
             )?,
             late: self.late.open(
-                LateJson::of(agg, times),
+                LateJson {
+                    tables: tables.to_vec(),
+                    ..LateJson::of(agg, times)
+                },
                 "late records",
                 mode(c.late),
                 states.get("late records"),

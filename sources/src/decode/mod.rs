@@ -200,6 +200,16 @@ pub struct DecodeConfig {
     /// `false` it is not looked at, and every record's value is
     /// `Value::Int(1)`: for jobs whose aggregations read only named fields.
     pub read_value: bool,
+    /// Whether the key field is read at all (default `true`). When `false`
+    /// it is not looked at and every record's key is empty: for inputs whose
+    /// key is made later from named fields (a stream enriched from a table
+    /// and grouped by an attached field).
+    pub read_key: bool,
+    /// Whether the event-time field is read at all (default `true`). When
+    /// `false` it is not looked at and every record's event time is
+    /// [`MIN_EVENT_TIME`](crate::MIN_EVENT_TIME): for static reference
+    /// tables, whose records have no time.
+    pub read_time: bool,
     /// The fields of a compound key, in order (two or more; then
     /// `fields.key` is not read). The record's key joins their texts (see
     /// [`join_key`](crate::join_key)); a missing one makes the record a
@@ -223,6 +233,8 @@ impl Default for DecodeConfig {
             max_line_len: DEFAULT_MAX_LINE_LEN,
             require_value: true,
             read_value: true,
+            read_key: true,
+            read_time: true,
             compound_key: Vec::new(),
             named: Vec::new(),
         }
@@ -359,7 +371,13 @@ pub(crate) fn mapped(config: &DecodeConfig) -> Vec<(Slot, &str)> {
         .key_fields()
         .first()
         .map_or(f.key.as_str(), String::as_str);
-    let mut slots = vec![(Slot::Key, key), (Slot::Time, f.time.as_str())];
+    let mut slots = Vec::with_capacity(4 + config.named.len());
+    if config.read_key || config.compound_key.len() > 1 {
+        slots.push((Slot::Key, key));
+    }
+    if config.read_time {
+        slots.push((Slot::Time, f.time.as_str()));
+    }
     if config.read_value {
         slots.push((Slot::Value, f.value.as_str()));
     }
@@ -532,6 +550,7 @@ impl Decoder {
             _ if self.config.compound_key.len() > 1 => {
                 self.compound_key(&mut fields).map_err(dead)?
             }
+            _ if !self.config.read_key => Key::default(),
             _ => convert::key(fields.take(Slot::Key), &f.key).map_err(dead)?,
         };
         let event_time = match message {
@@ -540,6 +559,7 @@ impl Decoder {
                     .ok_or_else(|| dead("the message has no timestamp (@timestamp)".to_owned()))?;
                 convert::time(Some(Scalar::Int(ms)), TIMESTAMP_FIELD, TimeFormat::EpochMs)
             }
+            _ if !self.config.read_time => Ok(crate::MIN_EVENT_TIME),
             _ => convert::time(fields.take(Slot::Time), &f.time, self.config.time_format),
         }
         .map_err(dead)?;
