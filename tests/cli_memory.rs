@@ -167,3 +167,79 @@ fn a_partition_of_bad_lines_does_not_hold_its_dead_letters_in_memory() {
     assert!(dead.lines().next().unwrap().contains("\"offset\":0,"));
     assert!(dead.lines().last().unwrap().contains("\"offset\":299999,"));
 }
+
+#[test]
+fn a_table_with_many_updates_per_key_stays_within_a_memory_limit() {
+    // 300 000 table updates on 50 keys over 300 s, beside a stream over
+    // the same time: a table keeps per key only the versions a lookup can
+    // still need (those of the last delay plus history, and the latest
+    // before them), so its size follows the live keys, not the updates.
+    let tmp = tempfile::tempdir().unwrap();
+    let stream = tmp.path().join("clicks");
+    let users = tmp.path().join("users");
+    fs::create_dir_all(&stream).unwrap();
+    fs::create_dir_all(&users).unwrap();
+    let mut f = std::io::BufWriter::new(fs::File::create(stream.join("part-0.jsonl")).unwrap());
+    for i in 0..50_000i64 {
+        writeln!(f, "{{\"user\":\"u{}\",\"ts\":{}}}", i % 50, i * 6).unwrap();
+    }
+    drop(f);
+    let mut f = std::io::BufWriter::new(fs::File::create(users.join("part-0.jsonl")).unwrap());
+    for i in 0..300_000i64 {
+        writeln!(
+            f,
+            "{{\"user\":\"u{}\",\"ts\":{},\"country\":\"c{}\"}}",
+            i % 50,
+            i,
+            i % 7
+        )
+        .unwrap();
+    }
+    drop(f);
+    let (ok, stderr) = run_limited(
+        tmp.path(),
+        64 * 1024,
+        &[
+            "--input",
+            "clicks",
+            "--window",
+            "tumbling:1s",
+            "--key",
+            "country",
+            "--agg",
+            "count",
+            "--table",
+            r#"name = "users", input = "users", key = "user", fields = ["country"]"#,
+            "--enrich",
+            r#"table = "users", on = "user""#,
+            "--output",
+            "out.jsonl",
+            "--summary-json",
+            "summary.json",
+        ],
+    );
+    assert!(ok, "failed under a 64 MiB address-space limit: {stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(tmp.path().join("summary.json")).unwrap())
+            .unwrap();
+    let table = &summary["tables"][0];
+    assert_eq!(table["records"], 300_000, "{summary}");
+    assert_eq!(table["lookups"], 50_000, "{summary}");
+    let peak = table["peak_versions"].as_u64().unwrap();
+    // One update per key every 50 ms, kept for about the window (1 s)
+    // plus the delays: tens, against 6 000 without trimming.
+    assert!(
+        (1..200).contains(&peak),
+        "peak versions per key {peak}: {summary}"
+    );
+    let rows = fs::read_to_string(tmp.path().join("out.jsonl")).unwrap();
+    let counted: u64 = rows
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(counted, 50_000);
+}

@@ -115,6 +115,26 @@ late: partition 0 offset 5 (ts 50) missed [Window { start: 0, end: 1000 }]
     assert_eq!(out, expected);
 }
 
+#[test]
+fn enrich_counts_each_click_in_its_users_country_at_the_clicks_time() {
+    // ann moved to de at 09:01; bob was deleted at 09:01:30 (the default
+    // country); cid's move to fr came too late for the table.
+    assert_eq!(
+        stdout_of("enrich", &[]),
+        "\
+09:00 fr       clicks 2 revenue 15 region europe (final)
+09:00 jp       clicks 1 revenue 4 region asia (final)
+09:00 us       clicks 1 revenue 6 region americas (final)
+09:01 de       clicks 2 revenue 10 region europe (final)
+09:01 unknown  clicks 1 revenue 8 region unknown (final)
+09:01 us       clicks 1 revenue 2 region americas (final)
+late: cid fr at 09:00:30: table update too late (table users)
+table users: 6 records, 1 too late, 8 lookups
+table countries: 4 records, 0 too late, 8 lookups
+"
+    );
+}
+
 /// The records of `examples/timely_fragment.rs`, as a log.
 fn fragment_log() -> MemorySource {
     let part = |times: &[i64]| -> Vec<Record> {

@@ -132,25 +132,32 @@ impl TablePlan {
         if config.tables.is_empty() {
             return Ok(None);
         }
-        let refuse = |what: &str| {
+        let refuse = |what: &str, why: &str| {
             Err(crate::error::EngineError::Config(format!(
-                "{what} is not supported with tables yet (table state is not kept in checkpoints)"
+                "{what} is not supported with tables yet ({why})"
             )))
         };
+        let state = "table state is not kept in checkpoints";
         if config.checkpoint.is_some() {
-            return refuse("a checkpoint directory (--checkpoint-dir)");
+            return refuse("a checkpoint directory (--checkpoint-dir)", state);
         }
         if config.emit_from.is_some() {
-            return refuse("reprocessing from a point (--emit-from)");
+            return refuse(
+                "reprocessing from a point (--from-time, --from-offsets)",
+                state,
+            );
         }
         if config.replay_decisions.is_some() {
-            return refuse("replaying time decisions");
+            return refuse("replaying time decisions (--replay-decisions)", state);
         }
         if config.initial_state.is_some() {
-            return refuse("an initial window state");
+            return refuse("an initial window state", state);
         }
         if matches!(parallelism, Parallelism::Cluster { .. }) {
-            return refuse("cluster mode");
+            return refuse(
+                "cluster mode",
+                "every worker holds every table, and a table's readers run in one process",
+            );
         }
         let span = match config.window {
             tidemark_windows::WindowSpec::Tumbling { size, .. }
@@ -166,6 +173,9 @@ impl TablePlan {
             true,
         )?;
         let shift = resolved.shift;
+        stats
+            .shift
+            .store(shift, std::sync::atomic::Ordering::Relaxed);
         let job_delay = config.policy.delay;
         config.policy.delay = job_delay.saturating_add(shift);
         let defs = &config.tables.tables;

@@ -68,6 +68,9 @@ pub struct Stats {
     /// The job's watermark delay (set by [`run`](crate::run)): the
     /// snapshot's watermarks are stream times minus it.
     pub(crate) delay: AtomicI64,
+    /// With tables: how much later than their stream time the windows see
+    /// records (Δ, part of `delay`); 0 without.
+    pub(crate) shift: AtomicI64,
     /// Per worker: its oldest open window (end, keys) when it last looked.
     oldest: std::sync::Mutex<std::collections::BTreeMap<usize, Option<(i64, u64)>>>,
     /// What the job's caller asks of it through this handle, apart from
@@ -123,6 +126,7 @@ impl Default for Stats {
             peak_state_bytes: AtomicU64::new(0),
             partitions_live: Default::default(),
             delay: AtomicI64::new(0),
+            shift: AtomicI64::new(0),
             oldest: Default::default(),
             requests: Requests::default(),
             tables: Default::default(),
@@ -197,6 +201,14 @@ pub struct StatsSnapshot {
     pub watermark: Option<i64>,
     /// The partition that holds the watermark (the smallest id on a tie).
     pub held_by: Option<u32>,
+    /// The table that holds the watermark back, when one does (a table
+    /// whose stream time is behind the stream's; see
+    /// [`TableSnapshot`](crate::table::TableSnapshot)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by_table: Option<String>,
+    /// The job's tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<crate::table::TableSnapshot>,
     /// Event-time lag: the newest stream time of any partition minus the
     /// global watermark, ms.
     pub event_time_lag_ms: Option<i64>,
@@ -304,6 +316,10 @@ impl Stats {
     /// the job runs.
     pub fn snapshot(&self) -> StatsSnapshot {
         let delay = self.delay.load(Relaxed);
+        // Partitions' watermarks are their stream time minus the job's
+        // delay; the windows see records `shift` later with that much more
+        // delay.
+        let partition_delay = delay.saturating_sub(self.shift.load(Relaxed));
         let partitions: Vec<PartitionSnapshot> = self
             .partitions_live
             .lock()
@@ -313,7 +329,7 @@ impl Stats {
                         partition,
                         next_offset: p.next_offset,
                         stream_time: p.stream_time,
-                        watermark: p.stream_time.map(|t| t.saturating_sub(delay)),
+                        watermark: p.stream_time.map(|t| t.saturating_sub(partition_delay)),
                         records: p.records,
                         dead_letters: p.dead_letters,
                         late: p.late,
@@ -328,7 +344,31 @@ impl Stats {
             .map(|p| (p.watermark.unwrap_or(i64::MIN), p.partition))
             .min();
         let newest = partitions.iter().filter_map(|p| p.stream_time).max();
-        let watermark = holding.map(|(w, _)| w).filter(|&w| w > i64::MIN);
+        let tables = self.tables.snapshot();
+        // A versioned table not ended holds the windows at its stream time
+        // minus the delay the windows have (a static one is read before).
+        let table_hold = tables
+            .iter()
+            .filter(|t| !t.ended && !t.parts.is_empty())
+            .map(|t| {
+                (
+                    t.stream_time
+                        .map_or(i64::MIN, |st| st.saturating_sub(delay)),
+                    t.name.clone(),
+                )
+            })
+            .min();
+        let held_by_table = match (&table_hold, holding) {
+            (Some((t, name)), Some((w, _))) if *t < w => Some(name.clone()),
+            (Some((_, name)), None) => Some(name.clone()),
+            _ => None,
+        };
+        let holding = holding.filter(|_| held_by_table.is_none());
+        let watermark = match (&held_by_table, &table_hold) {
+            (Some(_), Some((t, _))) => Some(*t),
+            _ => holding.map(|(w, _)| w),
+        }
+        .filter(|&w| w > i64::MIN);
         let frontier = self.frontier.load(Relaxed);
         let oldest = self.oldest.lock().ok().and_then(|o| {
             let end = o.values().flatten().map(|(e, _)| *e).min()?;
@@ -350,6 +390,8 @@ impl Stats {
             partitions,
             watermark,
             held_by: holding.map(|(_, p)| p),
+            held_by_table,
+            tables,
             event_time_lag_ms: match (newest, watermark) {
                 (Some(n), Some(w)) => Some(n.saturating_sub(w)),
                 _ => None,
@@ -475,6 +517,7 @@ impl Stats {
             resumed_from: None,
             records_before: 0,
             already_complete: false,
+            tables: self.tables.snapshot(),
         }
     }
 }
@@ -535,6 +578,9 @@ pub struct Summary {
     /// (with `process` and `cluster` `None`). `None` otherwise, and when
     /// the totals could not be gathered (a peer went away after the job).
     pub cluster: Option<Box<Summary>>,
+    /// The job's tables: records, refusals, lookups, size.
+    #[serde(default)]
+    pub tables: Vec<crate::table::TableSnapshot>,
 }
 
 impl Summary {

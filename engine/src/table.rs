@@ -126,6 +126,9 @@ pub(crate) enum FieldRef {
     Stream(usize),
     /// Field `field` of what step `step` attached.
     Attached { step: usize, field: usize },
+    /// The stream record's own key (a step joining on the stream's key
+    /// field reads it without decoding it twice).
+    Key,
 }
 
 /// An enrichment step with its names resolved.
@@ -244,11 +247,18 @@ impl Tables {
             }
         }
         // Each field name is attached by one step only.
-        let mut scope: Vec<(String, FieldRef)> = stream_fields
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), FieldRef::Stream(i)))
-            .collect();
+        let mut scope: Vec<(String, FieldRef)> = Vec::new();
+        if let [key] = key_fields.as_slice() {
+            if key_from_stream {
+                scope.push((key.clone(), FieldRef::Key));
+            }
+        }
+        scope.extend(
+            stream_fields
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), FieldRef::Stream(i))),
+        );
         let mut steps = Vec::new();
         let mut used = Vec::new();
         for (s, e) in self.enrich.iter().enumerate() {
@@ -325,11 +335,13 @@ impl Tables {
         let fields = record_fields
             .iter()
             .map(|f| {
-                lookup(&scope, f).ok_or_else(|| {
-                    config(format!(
-                        "the aggregation reads \"{f}\", which is not a field of the record"
-                    ))
-                })
+                lookup(&scope, f)
+                    .filter(|r| *r != FieldRef::Key)
+                    .ok_or_else(|| {
+                        config(format!(
+                            "the aggregation reads \"{f}\", which is not a field of the record"
+                        ))
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         let key = if key_from_stream {
@@ -403,13 +415,18 @@ pub fn decode_fields(
 ) -> (Vec<String>, bool) {
     let attached = attached(enrich, tables);
     let key_from_stream = !key_fields.iter().any(|k| attached.contains(&k.as_str()));
+    // A step on the stream's own key field reads the record's key.
+    let own_key = match key_fields {
+        [key] if key_from_stream => Some(key.as_str()),
+        _ => None,
+    };
     let mut out: Vec<String> = Vec::new();
     let mut add = |name: &str| {
         if !attached.contains(&name) && !out.iter().any(|n| n == name) {
             out.push(name.to_owned());
         }
     };
-    for e in enrich {
+    for e in enrich.iter().filter(|e| Some(e.on.as_str()) != own_key) {
         add(&e.on);
     }
     for f in record_fields {

@@ -17,6 +17,9 @@ pub const RAW_LIMIT: usize = 256;
 /// It takes its offset like any record, so the offsets of a partition stay
 /// dense and a dead letter can be found again in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Every field is serialized, absent or not: dead letters cross between
+/// workers and processes in a format that is not self-describing.
 pub struct DeadLetter {
     /// The partition the input was read from.
     pub partition: PartitionId,
@@ -25,13 +28,13 @@ pub struct DeadLetter {
     /// The file the input was read from, when it came from a file (the
     /// path as configured, joined with the file name for a directory;
     /// `<stdin>` for standard input).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub file: Option<Arc<str>>,
     /// The 1-based line of that file where the input starts, counting every
     /// line of the file (a CSV header, the lines of other partitions in a
     /// one-file layout). It differs from `offset`, which counts only the
     /// partition's records.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub line: Option<u64>,
     /// Why it was rejected, e.g. `missing field "ts"`.
     pub reason: String,
@@ -39,7 +42,7 @@ pub struct DeadLetter {
     /// [`RAW_LIMIT`] bytes (on a character boundary).
     pub raw: String,
     /// The table whose input held it (`None`: the stream's input).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub table: Option<Arc<str>>,
 }
 

@@ -479,6 +479,7 @@ pub fn render(s: &StatsSnapshot) -> String {
         "1 for a partition's reader state (reading, caught_up, idle, ended)",
         state,
     );
+    table_metrics(&mut registry, s);
     let mut out = String::new();
     let _ = encode(&mut out, &registry);
     // The process's figures go under their standard names, without the
@@ -492,4 +493,99 @@ pub fn render(s: &StatsSnapshot) -> String {
     }
     out.push_str(&tail);
     out
+}
+
+/// Each table's counts, size and watermark, labelled by its name.
+fn table_metrics(registry: &mut Registry, s: &StatsSnapshot) {
+    if s.tables.is_empty() {
+        return;
+    }
+    type TableLabel = [(&'static str, String); 1];
+    let counter = |registry: &mut Registry,
+                   name: &str,
+                   help: &str,
+                   value: fn(&tidemark::engine::table::TableSnapshot) -> u64| {
+        let family: Family<TableLabel, Counter<u64>> = Family::default();
+        for t in &s.tables {
+            family
+                .get_or_create(&[("table", t.name.clone())])
+                .inc_by(value(t));
+        }
+        registry.register(name, help, family);
+    };
+    counter(
+        registry,
+        "table_records",
+        "Records read from a table's input",
+        |t| t.records,
+    );
+    counter(
+        registry,
+        "table_too_late",
+        "Table updates too late for their table (on the late output)",
+        |t| t.too_late,
+    );
+    counter(
+        registry,
+        "table_lookups",
+        "Stream records looked up in a table",
+        |t| t.lookups,
+    );
+    counter(
+        registry,
+        "table_no_row",
+        "Stream records an inner join found no version for (on the late output)",
+        |t| t.no_row,
+    );
+    counter(
+        registry,
+        "table_older_than_history",
+        "Stream records older than a table's history (on the late output)",
+        |t| t.older_than_history,
+    );
+    let gauge = |registry: &mut Registry,
+                 name: &str,
+                 help: &str,
+                 value: fn(&tidemark::engine::table::TableSnapshot) -> u64| {
+        let family: Family<TableLabel, Gauge> = Family::default();
+        for t in &s.tables {
+            family
+                .get_or_create(&[("table", t.name.clone())])
+                .set(i64::try_from(value(t)).unwrap_or(i64::MAX));
+        }
+        registry.register(name, help, family);
+    };
+    gauge(registry, "table_keys", "Keys a table holds", |t| t.keys);
+    gauge(registry, "table_versions", "Versions a table holds", |t| {
+        t.versions
+    });
+    gauge(
+        registry,
+        "table_peak_versions",
+        "The most versions one key of a table held",
+        |t| t.peak_versions,
+    );
+    let watermark: Family<TableLabel, Gauge<f64, AtomicU64>> = Family::default();
+    for t in &s.tables {
+        if let Some(w) = t.watermark {
+            watermark
+                .get_or_create(&[("table", t.name.clone())])
+                .set(seconds(w));
+        }
+    }
+    registry.register_with_unit(
+        "table_watermark",
+        "A versioned table's watermark: its stream time minus its delay",
+        Unit::Seconds,
+        watermark,
+    );
+    let held: Family<TableLabel, Gauge> = Family::default();
+    if let Some(t) = &s.held_by_table {
+        held.get_or_create(&[("table", t.clone())]).set(1);
+    }
+    registry.register(
+        "watermark_held_by_table",
+        "1 for the table that holds the global watermark back",
+        held,
+    );
 }

@@ -358,6 +358,14 @@ fn summary_object(s: &Summary) -> serde_json::Value {
     if let Some(p) = s.process {
         map.insert("process".into(), p.into());
     }
+    if !s.tables.is_empty() {
+        // Sizes at the end (after the last trim) and the peak versions of
+        // one key during the run.
+        map.insert(
+            "tables".into(),
+            serde_json::to_value(&s.tables).unwrap_or_default(),
+        );
+    }
     if let Some(total) = &s.cluster {
         map.insert("cluster".into(), summary_object(total));
     }
@@ -544,6 +552,9 @@ fn print_details(s: &Summary, to: &Destinations) {
         "  late dropped {}, late applied {}, dead letters {} (records)",
         s.late_dropped, s.late_applied, s.dead_letters
     );
+    for t in &s.tables {
+        eprintln!("  {}", table_line(t));
+    }
     for note in summary_notes(s, to) {
         eprintln!("  {note}");
     }
@@ -554,6 +565,33 @@ fn print_details(s: &Summary, to: &Destinations) {
         );
     }
     print_watermark(s);
+}
+
+/// A table's line in the summary: what it read and refused, the
+/// lookups, and its size.
+pub(crate) fn table_line(t: &tidemark::engine::table::TableSnapshot) -> String {
+    let mut line = format!("table {}: {} records", t.name, t.records);
+    if t.too_late > 0 {
+        line.push_str(&format!(", {} too late for the table", t.too_late));
+    }
+    if t.dead_letters > 0 {
+        line.push_str(&format!(", {} dead letters", t.dead_letters));
+    }
+    line.push_str(&format!("; {} lookups", t.lookups));
+    if t.no_row > 0 {
+        line.push_str(&format!(", {} without a row", t.no_row));
+    }
+    if t.older_than_history > 0 {
+        line.push_str(&format!(
+            ", {} older than its history",
+            t.older_than_history
+        ));
+    }
+    line.push_str(&format!(
+        "; {} keys, {} versions (at most {} per key)",
+        t.keys, t.versions, t.peak_versions
+    ));
+    line
 }
 
 fn print_watermark(s: &Summary) {
@@ -675,6 +713,14 @@ pub(crate) fn progress_line(
     }
     parts.push((0, head));
     match (snap.watermark, snap.held_by) {
+        (Some(w), _) if snap.held_by_table.is_some() => {
+            let table = snap.held_by_table.as_deref().unwrap_or_default();
+            parts.push((1, format!("watermark {} held by table {table}", utc(w))));
+        }
+        (None, _) if snap.held_by_table.is_some() => {
+            let table = snap.held_by_table.as_deref().unwrap_or_default();
+            parts.push((1, format!("no watermark yet (table {table} has no record)")));
+        }
         (Some(w), Some(p)) => {
             // The partition holding the watermark back is the one to look
             // at when a window does not close: it stays with the watermark.
@@ -834,6 +880,8 @@ mod tests {
                 .collect(),
             watermark: Some(1_793_609_995_000),
             held_by: Some(0),
+            held_by_table: None,
+            tables: Vec::new(),
             event_time_lag_ms: Some(11),
             output_frontier: None,
             output_watermark: None,
@@ -883,6 +931,25 @@ mod tests {
         // Data from years ago says nothing of the wall clock.
         let old = progress_line(&snapshot(), &recent, None, elapsed, Some(now * 2), 400);
         assert!(!old.contains("wall clock"), "{old}");
+    }
+
+    #[test]
+    fn a_table_that_holds_the_watermark_is_named() {
+        let recent = std::collections::VecDeque::new();
+        let mut snap = snapshot();
+        snap.held_by = None;
+        snap.held_by_table = Some("users".into());
+        let line = progress_line(&snap, &recent, None, Duration::from_secs(1), None, 400);
+        assert!(
+            line.contains("watermark 2026-11-02T08:59:55.000Z held by table users"),
+            "{line}"
+        );
+        snap.watermark = None;
+        let line = progress_line(&snap, &recent, None, Duration::from_secs(1), None, 400);
+        assert!(
+            line.contains("no watermark yet (table users has no record)"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -1417,7 +1417,16 @@ impl JobSpec {
         self.check_outputs()?;
         let window = self
             .window
-            .ok_or_else(|| SpecError(format!("missing --window ({})", JobWindow::USAGE)))?;
+            .ok_or_else(|| {
+                SpecError(if self.table.is_empty() {
+                    format!("missing --window ({})", JobWindow::USAGE)
+                } else {
+                    format!(
+                        "missing --window ({}): a job with tables windows the joined records (an output of the joined records alone, without a window, is not supported yet)",
+                        JobWindow::USAGE
+                    )
+                })
+            })?;
         let workers = self.workers.unwrap_or(defaults::WORKERS);
         if workers == 0 {
             return Err(SpecError("invalid --workers: must be at least 1".into()).into());

@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use tidemark_sources::{DeadLetter, Key};
 use tidemark_windows::table::{accepts, VersionedTable};
 use tidemark_windows::{EventTime, Field};
@@ -86,14 +87,14 @@ struct Enrich {
     /// The trim horizon last used, per table.
     trimmed: Vec<EventTime>,
     tally: Vec<Tally>,
-    /// The record's attached fields, per step (scratch).
-    attached: Vec<Option<Box<[Field]>>>,
+    /// Records made dead letters (a null key after the join) since the
+    /// last report.
+    dead: u64,
 }
 
 impl Enrich {
     fn new(s: EnrichSettings, index: usize, peers: usize) -> Self {
         let n = s.names.len();
-        let steps = s.resolved.steps.len();
         Enrich {
             s,
             index,
@@ -103,7 +104,7 @@ impl Enrich {
             table_stop: None,
             trimmed: vec![EventTime::MIN; n],
             tally: vec![Tally::default(); n],
-            attached: vec![None; steps],
+            dead: 0,
         }
     }
 
@@ -148,7 +149,11 @@ impl Enrich {
                 out.push(Ingest::Dead { at, letter });
             }
             Ingest::Stop { at, .. } => {
+                // The tables are complete below `at` only: so are the
+                // windows' records (a record is released at e(r) <= the
+                // tables' frontier).
                 self.table_stop = Some(self.table_stop.map_or(at, |s| s.min(at)));
+                out.extend((0..self.peers).map(|d| Ingest::Stop { dest: d as u32, at }));
             }
             _ => {}
         }
@@ -193,8 +198,9 @@ impl Enrich {
         while i < self.queue.len() {
             let (cap, batch, pos) = &mut self.queue[i];
             let stride = self.s.stride;
+            let capacity = (batch.len() - *pos) / self.peers + 16;
             let mut routed: Vec<Batch> = (0..self.peers)
-                .map(|d| Batch::with_capacity(d as u32, batch.partition, 0, stride))
+                .map(|d| Batch::with_capacity(d as u32, batch.partition, capacity, stride))
                 .collect();
             while *pos < batch.len() {
                 let e = batch.stream_times[*pos].saturating_add(shift);
@@ -204,7 +210,6 @@ impl Enrich {
                 let done = lookup(
                     &self.s,
                     &self.tables,
-                    &mut self.attached,
                     &mut self.tally,
                     self.index,
                     self.peers,
@@ -213,6 +218,9 @@ impl Enrich {
                     &mut routed,
                 );
                 if let Err(item) = done {
+                    if matches!(*item, Ingest::Dead { .. }) {
+                        self.dead += 1;
+                    }
                     out.push(*item);
                 }
                 *pos += 1;
@@ -226,7 +234,10 @@ impl Enrich {
             if !out.is_empty() {
                 send(cap, &mut out);
             }
-            if *pos >= batch.len() {
+            // Tables that stopped early: what lies beyond is never looked
+            // up (the windows stop there too).
+            let stopped = tables.is_none() && self.table_stop.is_some();
+            if *pos >= batch.len() || stopped {
                 self.queue.remove(i);
             } else {
                 i += 1;
@@ -273,6 +284,10 @@ impl Enrich {
 
     /// Reports this activation's counts, and (worker 0) the tables' sizes.
     fn report(&mut self, control: &Control) {
+        let dead = std::mem::take(&mut self.dead);
+        if dead > 0 {
+            crate::stats::Stats::add(&control.stats.counts.dead_letters, dead);
+        }
         for (t, tally) in self.tally.iter_mut().enumerate() {
             let tally = std::mem::take(tally);
             let size = (self.index == 0).then(|| match &self.s.statics[t] {
@@ -298,25 +313,45 @@ impl Enrich {
     }
 }
 
+/// The fields each step attached to a record (`None`: none, or the
+/// step's defaults).
+type Attached<'a> = SmallVec<[Option<&'a [Field]>; 4]>;
+
 /// The value of field `r` of record `i` of `b`, with the steps' attached
-/// fields so far.
+/// fields so far (a step that attached none gives its defaults).
+#[inline]
 fn field_of<'a>(
     r: FieldRef,
     b: &'a Batch,
     i: usize,
-    attached: &'a [Option<Box<[Field]>>],
-    defaults: &'a [&'a [Field]],
+    attached: &[Option<&'a [Field]>],
+    steps: &'a [crate::table::Step],
 ) -> &'a Field {
     const NULL: &Field = &Field::Null;
     match r {
         FieldRef::Stream(f) => b.fields(i).get(f).unwrap_or(NULL),
+        // Read through `on_key` instead; never an aggregation's field.
+        FieldRef::Key => NULL,
         FieldRef::Attached { step, field } => attached
             .get(step)
-            .and_then(|a| a.as_deref())
-            .or_else(|| defaults.get(step).copied())
+            .copied()
+            .flatten()
+            .or_else(|| steps.get(step).map(|s| &*s.defaults))
             .and_then(|a| a.get(field))
             .unwrap_or(NULL),
     }
+}
+
+/// The version of `on`'s key at `time` in `table` (text keys are looked up
+/// without a copy).
+#[inline]
+fn version<'t>(table: &'t Versions, on: &Field, time: EventTime) -> Option<&'t [Field]> {
+    match on {
+        Field::Text(t) => table.lookup(t.as_str(), time),
+        Field::Null => None,
+        other => key_text(other).and_then(|k| table.lookup(k.as_str(), time)),
+    }
+    .map(|v| &**v)
 }
 
 /// Looks record `i` of `b` up in every table and routes it to its window
@@ -326,7 +361,6 @@ fn field_of<'a>(
 fn lookup(
     s: &EnrichSettings,
     tables: &[Versions],
-    attached: &mut [Option<Box<[Field]>>],
     tally: &mut [Tally],
     index: usize,
     peers: usize,
@@ -337,7 +371,7 @@ fn lookup(
     let r = &s.resolved;
     let (st, time) = (b.stream_times[i], b.times[i]);
     let e = st.saturating_add(r.shift);
-    let late = |reason: LateReason, table: usize, attached: &[Option<Box<[Field]>>]| {
+    let late = |reason: LateReason, table: usize, attached: &[Option<&[Field]>]| {
         Box::new(Ingest::Late {
             dest: index as u32,
             late: Box::new(LateRecord {
@@ -353,61 +387,41 @@ fn lookup(
         if let Some(history) = r.history[step.table] {
             if st.saturating_sub(s.delay).saturating_sub(time) > history {
                 tally[step.table].too_old += 1;
-                attached.iter_mut().for_each(|a| *a = None);
-                return Err(late(LateReason::OlderThanHistory, step.table, attached));
+                return Err(late(LateReason::OlderThanHistory, step.table, &[]));
             }
         }
     }
-    let defaults: Vec<&[Field]> = r.steps.iter().map(|st| &*st.defaults).collect();
-    for (n, step) in r.steps.iter().enumerate() {
+    let mut attached: Attached<'_> = SmallVec::new();
+    for step in &r.steps {
         tally[step.table].lookups += 1;
-        let on = field_of(step.on, b, i, attached, &defaults);
-        let version = key_text(on).and_then(|k| match &s.statics[step.table] {
-            Some(table) => table.lookup(k.as_str(), EventTime::MIN),
-            None => tables[step.table].lookup(k.as_str(), time),
-        });
-        match (version, step.mode) {
-            (Some(v), _) => attached[n] = Some(v.clone()),
-            (None, JoinMode::Left) => attached[n] = None,
-            (None, JoinMode::Inner) => {
-                tally[step.table].no_row += 1;
-                for a in attached[n..].iter_mut() {
-                    *a = None;
-                }
-                return Err(late(LateReason::NoTableRow, step.table, &attached[..n]));
-            }
+        let (table, at) = match &s.statics[step.table] {
+            Some(table) => (&**table, EventTime::MIN),
+            None => (&tables[step.table], time),
+        };
+        let found = if step.on == FieldRef::Key {
+            table.lookup(b.keys[i].as_str(), at).map(|v| &**v)
+        } else {
+            version(table, field_of(step.on, b, i, &attached, &r.steps), at)
+        };
+        if found.is_none() && step.mode == JoinMode::Inner {
+            tally[step.table].no_row += 1;
+            return Err(late(LateReason::NoTableRow, step.table, &attached));
         }
+        attached.push(found);
     }
     let fields: Vec<Field> = r
         .fields
         .iter()
-        .map(|&f| field_of(f, b, i, attached, &defaults).clone())
+        .map(|&f| field_of(f, b, i, &attached, &r.steps).clone())
         .collect();
     let key: Key = match &r.key {
         None => b.keys[i].clone(),
         Some(parts) => {
             let mut texts = Vec::with_capacity(parts.len());
             for (f, name) in parts {
-                match key_text(field_of(*f, b, i, attached, &defaults)) {
+                match key_text(field_of(*f, b, i, &attached, &r.steps)) {
                     Some(t) => texts.push(t),
-                    None => {
-                        let mut raw = String::new();
-                        crate::sink::json::format_event(&b.event(i), &mut raw);
-                        return Err(Box::new(Ingest::Dead {
-                            at: e,
-                            letter: DeadLetter {
-                                partition: b.partition,
-                                offset: b.offsets[i],
-                                file: None,
-                                line: None,
-                                reason: format!(
-                                    "the key field \"{name}\" is null after the join (give the table a default for it, or use mode = \"inner\")"
-                                ),
-                                raw,
-                                table: None,
-                            },
-                        }));
-                    }
+                    None => return Err(null_key(b, i, e, name)),
                 }
             }
             if texts.len() == 1 {
@@ -426,23 +440,45 @@ fn lookup(
     Ok(())
 }
 
+/// The dead letter of record `i` of `b`, whose key field `name` is null
+/// after the join.
+#[cold]
+fn null_key(b: &Batch, i: usize, e: EventTime, name: &str) -> Box<Ingest> {
+    let mut raw = String::new();
+    crate::sink::json::format_event(&b.event(i), &mut raw);
+    Box::new(Ingest::Dead {
+        at: e,
+        letter: DeadLetter {
+            partition: b.partition,
+            offset: b.offsets[i],
+            file: None,
+            line: None,
+            reason: format!(
+                "the key field \"{name}\" is null after the join (give the table a default for it, or use mode = \"inner\")"
+            ),
+            raw,
+            table: None,
+        },
+    })
+}
+
 /// A stream record the join refused, as the late output writes it: its
 /// fields in the job's order (those a table would have attached null).
+#[cold]
 fn rejected_event(
     s: &EnrichSettings,
     b: &Batch,
     i: usize,
     e: EventTime,
-    attached: &[Option<Box<[Field]>>],
+    attached: &[Option<&[Field]>],
 ) -> Event {
-    let none: Vec<&[Field]> = Vec::new();
     let fields = s
         .resolved
         .fields
         .iter()
         .map(|&f| match f {
-            FieldRef::Stream(_) => field_of(f, b, i, attached, &none).clone(),
-            FieldRef::Attached { .. } => Field::Null,
+            FieldRef::Stream(_) => field_of(f, b, i, attached, &[]).clone(),
+            FieldRef::Attached { .. } | FieldRef::Key => Field::Null,
         })
         .collect();
     Event {

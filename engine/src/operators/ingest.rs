@@ -206,10 +206,7 @@ impl IngestOperator {
         // windows wait for the table, so waiting for them would wait for
         // itself.
         let completed = match self.table {
-            Some(_) => self
-                .control
-                .least_hold()
-                .map(|h| h.saturating_add(self.shift)),
+            Some(_) => Some(self.control.least_stream_cap().saturating_add(self.shift)),
             None => completed,
         };
         if completed.is_some_and(|done| self.lead_from > done.saturating_add(MAX_LEAD)) {
@@ -474,6 +471,7 @@ impl IngestOperator {
         if self.table.is_none() {
             report_stopped(&self.control.stats, &self.parts);
             self.control.publish_hold(self.index, None);
+            self.control.publish_stream_cap(self.index, None);
         }
         Next::Release
     }
@@ -498,14 +496,8 @@ impl IngestOperator {
                 // An idle table follows the stream: it holds no lookup
                 // back (a stream record is looked up `shift` after its
                 // stream time).
-                let stream = self
-                    .control
-                    .least_hold()
-                    .map(|h| h.saturating_add(self.shift));
-                return match (newest, stream) {
-                    (Some(n), Some(s)) => Some(n.max(s)),
-                    (n, _) => n,
-                };
+                let stream = self.control.least_stream_cap().saturating_add(self.shift);
+                return newest.map(|n| n.max(stream));
             }
             match (newest, self.control.others_hold(self.index)) {
                 (Some(n), Some(o)) => Some(n.max(o)),
@@ -518,6 +510,9 @@ impl IngestOperator {
                 out.extend(self.stop_markers(stop));
                 return Next::Release;
             }
+        }
+        if self.table.is_none() {
+            self.control.publish_stream_cap(self.index, hold);
         }
         match hold {
             Some(t) => {

@@ -42,6 +42,10 @@ pub(crate) struct Control {
     /// it has none), so that a worker whose partitions are all idle can
     /// follow the others instead of holding the frontier.
     holds: Vec<AtomicI64>,
+    /// Per worker of this process: where its stream ingest holds its
+    /// capability (`i64::MIN` before it starts, `i64::MAX` once it let it
+    /// go), which an idle table follows.
+    stream_caps: Vec<AtomicI64>,
 }
 
 /// A worker's entry in [`Control`]'s holds when none of its partitions
@@ -57,6 +61,9 @@ impl Control {
             error: Mutex::new(None),
             abort: AtomicBool::new(false),
             written: AtomicI64::new(i64::MIN),
+            stream_caps: (0..workers.max(1))
+                .map(|_| AtomicI64::new(i64::MIN))
+                .collect(),
             holds: (0..workers.max(1))
                 .map(|_| AtomicI64::new(NOT_HOLDING))
                 .collect(),
@@ -97,14 +104,22 @@ impl Control {
             .min()
     }
 
-    /// The lowest hold of every worker of this process whose stream
-    /// partitions hold the frontier, if any does.
-    pub(crate) fn least_hold(&self) -> Option<i64> {
-        self.holds
+    /// Publishes where worker `index`'s stream ingest holds its capability
+    /// (`None`: it let it go).
+    pub(crate) fn publish_stream_cap(&self, index: usize, at: Option<i64>) {
+        let slot = &self.stream_caps[index % self.stream_caps.len()];
+        slot.store(at.unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// The least capability of this process's stream ingests: no stream
+    /// record with a lower stream time is still to come from them
+    /// (`i64::MAX` once they all ended).
+    pub(crate) fn least_stream_cap(&self) -> i64 {
+        self.stream_caps
             .iter()
             .map(|h| h.load(Ordering::Relaxed))
-            .filter(|&h| h != NOT_HOLDING)
             .min()
+            .unwrap_or(i64::MAX)
     }
 
     /// Records a time decision; a log that cannot be written stops the job
