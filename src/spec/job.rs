@@ -744,7 +744,7 @@ pub struct JobSpec {
             value_name = "KEYS",
             value_parser = super::tables::parse_table_flag,
             help_heading = "Tables",
-            help = "A table, with the keys of a job file's [[table]] as an inline TOML table: name, input, key, time (\"none\": a static table read whole first), fields (a record with none of them is a tombstone), delay, lateness, history, format, header, time-format, partition-field, partition-glob. E.g. --table 'name = \"users\", input = \"users.jsonl\", key = \"user\", fields = [\"country\"]'. Repeat for several tables"
+            help = "A table, with the keys of a job file's [[table]] as an inline TOML table: name, input, key, time (\"none\": a static table read whole first), fields (a record with none of them is a tombstone), delay, lateness, history, format, header, time-format, partition-field, partition-glob. E.g. --table 'name = \"users\", input = \"users.jsonl\", key = \"user\", fields = [\"country\"]'. Repeat for several tables; given as flags, they replace a job file's [[table]] entries"
         )
     )]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -759,7 +759,7 @@ pub struct JobSpec {
             value_name = "KEYS",
             value_parser = super::tables::parse_enrich_flag,
             help_heading = "Tables",
-            help = "An enrichment step, with the keys of a job file's [[enrich]]: table, on (the record field matched with the table's key), mode (inner: a record without a version goes to the late output; left: its table fields are null or the defaults), defaults. E.g. --enrich 'table = \"users\", on = \"user\", mode = \"inner\"'. The attached fields may be the --key or read by --agg"
+            help = "An enrichment step, with the keys of a job file's [[enrich]]: table, on (the record field matched with the table's key), mode (inner: a record without a version goes to the late output; left: its table fields are null or the defaults), defaults. E.g. --enrich 'table = \"users\", on = \"user\", mode = \"inner\"'. The attached fields may be the --key or read by --agg. Repeat for several steps, in order; given as flags, they replace a job file's [[enrich]] entries"
         )
     )]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1500,6 +1500,9 @@ impl JobSpec {
             }
             (None, None) => {}
         }
+        if !self.table.is_empty() || !self.enrich.is_empty() {
+            b = self.with_tables(b, &agg)?;
+        }
         b = match self.output.as_ref().unwrap_or(&defaults::OUTPUT) {
             OutputPath::Kafka { bootstrap, topic } => {
                 #[cfg(feature = "kafka")]
@@ -1527,9 +1530,6 @@ impl JobSpec {
             }
             other => b.results(other.target().unwrap_or(Target::Discard)),
         };
-        if !self.table.is_empty() || !self.enrich.is_empty() {
-            b = self.with_tables(b, &agg)?;
-        }
         Ok(b.late(Self::target(&self.late))
             .dead_letters(Self::target(&self.dead_letter)))
     }

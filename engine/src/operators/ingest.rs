@@ -415,31 +415,25 @@ impl IngestOperator {
                 partition,
             }));
         }
-        if self.table.is_some() {
-            out.extend(
-                batches
-                    .drain(..)
-                    .filter(|b| b.len() > 0)
-                    .map(Ingest::Records),
-            );
-            out.append(extra);
-            return (records, dead, caught_up);
+        // A table's partitions are reported with the table (see
+        // `on_activation`).
+        if self.table.is_none() {
+            control.stats.report_partition(partition, |live| {
+                live.next_offset = part.reader.position();
+                live.stream_time = part.stream_time.get();
+                live.records += records;
+                live.dead_letters += dead;
+                live.state = if part.ended {
+                    crate::stats::PartitionState::Ended
+                } else if part.idle {
+                    crate::stats::PartitionState::Idle
+                } else if caught_up {
+                    crate::stats::PartitionState::CaughtUp
+                } else {
+                    crate::stats::PartitionState::Reading
+                };
+            });
         }
-        control.stats.report_partition(partition, |live| {
-            live.next_offset = part.reader.position();
-            live.stream_time = part.stream_time.get();
-            live.records += records;
-            live.dead_letters += dead;
-            live.state = if part.ended {
-                crate::stats::PartitionState::Ended
-            } else if part.idle {
-                crate::stats::PartitionState::Idle
-            } else if caught_up {
-                crate::stats::PartitionState::CaughtUp
-            } else {
-                crate::stats::PartitionState::Reading
-            };
-        });
         out.extend(
             batches
                 .drain(..)
