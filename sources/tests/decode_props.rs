@@ -71,6 +71,23 @@ fn configs() -> Vec<Decoder> {
         let mut optional = csv.clone();
         optional.require_value = false;
         out.push(Decoder::new(&optional));
+        // A stream whose key is made after a table join (no key read), and
+        // a static table (no time, no value, the table's fields named).
+        let mut keyless = json.clone();
+        keyless.read_key = false;
+        keyless.named = vec![named("key", false), named("m.x", false)];
+        out.push(Decoder::new(&keyless));
+        let mut timeless = json.clone();
+        timeless.read_time = false;
+        timeless.read_value = false;
+        timeless.require_value = false;
+        timeless.named = vec![named("value", false), named("other", false)];
+        out.push(Decoder::new(&timeless));
+        let mut csv_timeless = csv.clone();
+        csv_timeless.read_time = false;
+        csv_timeless.read_value = false;
+        csv_timeless.named = vec![named("2", false)];
+        out.push(Decoder::new(&csv_timeless));
     }
     out
 }
@@ -266,4 +283,27 @@ proptest! {
         }
         prop_assert_eq!(from_file, from_memory);
     }
+}
+
+#[test]
+fn a_keyless_or_timeless_config_does_not_read_those_fields() {
+    let mut config = DecodeConfig::new(Format::Jsonl);
+    config.read_key = false;
+    config.read_time = false;
+    config.read_value = false;
+    config.named = vec![NamedField {
+        name: "country".into(),
+        number: false,
+    }];
+    let decoder = Decoder::new(&config);
+    // Neither a key nor a time: not a dead letter.
+    let r = decoder.decode(0, 4, br#"{"country":"fr"}"#).unwrap();
+    assert_eq!(r.key, "");
+    assert_eq!(r.event_time, tidemark_sources::MIN_EVENT_TIME);
+    assert_eq!(r.fields, vec![tidemark_sources::Field::Text("fr".into())]);
+    // A key or time present is not looked at, even malformed.
+    let r = decoder
+        .decode(0, 5, br#"{"key":[1],"ts":"soon","country":null}"#)
+        .unwrap();
+    assert_eq!(r.fields, vec![tidemark_sources::Field::Null]);
 }
