@@ -1,8 +1,8 @@
 //! Tables and the stream–table join at event time: what a job declares
 //! ([`Tables`]: its [`TableDef`]s and [`EnrichDef`] steps, by field
 //! name), how those names resolve against the stream's fields and the
-//! aggregation's ([`Resolved`]), static tables read whole before the
-//! stream starts ([`load_static`]), and the counts a run reports per table
+//! aggregation's (`Resolved`), static tables read whole before the
+//! stream starts (`load_static`), and the counts a run reports per table
 //! ([`TableSnapshot`]).
 //!
 //! A table is a keyed changelog read like any input: each record holds a

@@ -207,7 +207,7 @@ pub struct DecodeConfig {
     pub read_key: bool,
     /// Whether the event-time field is read at all (default `true`). When
     /// `false` it is not looked at and every record's event time is
-    /// [`MIN_EVENT_TIME`](crate::MIN_EVENT_TIME): for static reference
+    /// [`MIN_EVENT_TIME`]: for static reference
     /// tables, whose records have no time.
     pub read_time: bool,
     /// The fields of a compound key, in order (two or more; then
