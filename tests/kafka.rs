@@ -841,3 +841,72 @@ fn start_latest_reads_only_what_is_written_after_the_job_starts() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs a Kafka broker: see the module docs"]
+fn a_topic_as_a_table_gives_the_results_of_the_same_table_in_files() {
+    // A users table with moves and deletes (a message whose payload has no
+    // country), in two partitions, as a topic and as files; the stream of
+    // clicks from files, grouped by the country the table attaches.
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
+    let topic = topic("users");
+    create_topic(&topic, 2);
+    let mut table_lines = vec![Vec::new(), Vec::new()];
+    let mut msgs = Vec::new();
+    for i in 0..300i64 {
+        let p = (i % 2) as i32;
+        let ts = 1_700_000_000_000 + i * 100 - (i % 5) * 40;
+        let user = format!("u{}", i % 7);
+        let line = if i % 9 == 4 {
+            format!("{{\"user\":\"{user}\",\"ts\":{ts}}}")
+        } else {
+            format!(
+                "{{\"user\":\"{user}\",\"ts\":{ts},\"country\":\"c{}\"}}",
+                i % 3
+            )
+        };
+        table_lines[p as usize].push(line.clone());
+        msgs.push((p, None, line, None));
+    }
+    produce(&topic, &msgs, &[], 2);
+    write_parts(&tmp.join("users"), &table_lines);
+    let clicks: Vec<Vec<String>> = (0..2)
+        .map(|p| {
+            (0..1_500i64)
+                .map(|i| {
+                    format!(
+                        "{{\"user\":\"u{}\",\"ts\":{},\"value\":1}}",
+                        (i * 3 + p) % 7,
+                        1_700_000_000_000 + i * 20
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    write_parts(&tmp.join("clicks"), &clicks);
+    let run = |table_input: &str, out: &str| {
+        let table = format!(
+            "name = \"users\", input = \"{table_input}\", key = \"user\", fields = [\"country\"]"
+        );
+        run_job(
+            tmp.join("clicks").to_str().unwrap(),
+            &tmp.join(out),
+            &[
+                "--key",
+                "country",
+                "--table",
+                &table,
+                "--enrich",
+                "table = \"users\", on = \"user\", mode = \"inner\"",
+            ],
+        )
+    };
+    let (want, _) = run(tmp.join("users").to_str().unwrap(), "files-out");
+    assert!(!want.is_empty());
+    let (got, stderr) = run(&format!("kafka://{}/{topic}", bootstrap()), "kafka-out");
+    assert!(got == want, "results differ\n{stderr}");
+    let late = |out: &str| std::fs::read_to_string(tmp.join(out).join("late.jsonl")).unwrap();
+    assert_eq!(late("kafka-out"), late("files-out"));
+    assert!(late("files-out").contains("\"table\":\"users\""));
+}
