@@ -105,6 +105,25 @@ fn bench(c: &mut Criterion) {
             found
         })
     });
+    // As the engine holds it: trimmed to the last second, a version or two
+    // per key; lookups within that second.
+    let mut trimmed = filled(&ups);
+    let newest = UPDATES as i64 * 10;
+    trimmed.trim(newest - 1_000);
+    let recent: Vec<(compact_str::CompactString, i64)> = probes
+        .iter()
+        .map(|(k, t)| (k.clone(), newest - 1_000 + t % 1_000))
+        .collect();
+    group.bench_function("lookup 1M as of a time, trimmed", |b| {
+        b.iter(|| {
+            let mut found = 0usize;
+            for (k, t) in &recent {
+                found += usize::from(trimmed.lookup(k.as_str(), *t).is_some());
+            }
+            assert!(found > LOOKUPS / 2);
+            found
+        })
+    });
     group.finish();
 }
 
