@@ -191,7 +191,10 @@ impl TablePlan {
         let mut inputs = Vec::new();
         for (i, def) in defs.iter().enumerate() {
             if def.is_static {
-                let (table, dead) = crate::table::load_static(def, i as u32)?;
+                let in_table = |e: crate::error::EngineError| {
+                    crate::error::EngineError::Config(format!("table \"{}\": {e}", def.name))
+                };
+                let (table, dead) = crate::table::load_static(def, i as u32).map_err(in_table)?;
                 let size = table.size();
                 let name: Arc<str> = Arc::from(def.name.as_str());
                 stats.tables.update(i, |s| {
@@ -212,7 +215,9 @@ impl TablePlan {
                 statics.push(None);
                 inputs.push(IngestSettings {
                     source: Arc::clone(&def.source),
-                    partitions: def.source.partitions()?,
+                    partitions: def.source.partitions().map_err(|e| {
+                        crate::error::EngineError::Config(format!("table \"{}\": {e}", def.name))
+                    })?,
                     start: BTreeMap::new(),
                     options: config.options.clone(),
                     cut_every_offsets: None,

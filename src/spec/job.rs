@@ -1188,6 +1188,7 @@ impl JobSpec {
             JobError::Spec(SpecError(reason)) => {
                 SpecError(format!("table \"{}\": {reason}", t.name)).into()
             }
+            JobError::Engine(e) => SpecError(format!("table \"{}\": {e}", t.name)).into(),
             other => other,
         })
     }
