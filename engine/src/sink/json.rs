@@ -162,16 +162,20 @@ impl Encode<LateRecord> for LateJson {
             _ => None,
         };
         match table_fields {
-            Some(fields) => push_record(&item.event, self.times, &[], fields, out),
-            None => push_record(
-                &item.event,
-                self.times,
-                &self.key_names,
-                &self.field_names,
-                out,
-            ),
+            // A table update has no value and misses no window.
+            Some(fields) => push_record(&item.event, self.times, &[], fields, false, out),
+            None => {
+                push_record(
+                    &item.event,
+                    self.times,
+                    &self.key_names,
+                    &self.field_names,
+                    true,
+                    out,
+                );
+                push_missed(&item.missed, self.times, out);
+            }
         }
-        push_missed(&item.missed, self.times, out);
         // Reopen the object for the reason.
         out.pop();
         out.push_str(",\"reason\":\"");
@@ -188,17 +192,19 @@ impl Encode<LateRecord> for LateJson {
 /// Formats a record as the input it was: partition, offset, key, event time
 /// and value.
 pub(crate) fn format_event(event: &Event, out: &mut String) {
-    push_record(event, TimeText::EpochMs, &[], &[], out);
+    push_record(event, TimeText::EpochMs, &[], &[], true, out);
 }
 
 /// Appends a record as the input it was: partition, offset, the key (one
 /// member per part with `key_names`), event time as `times` says, value,
 /// and its named fields (an object with `field_names`, else a list).
+/// Without `value` the value is left out (a table record has none).
 fn push_record(
     event: &Event,
     times: TimeText,
     key_names: &[String],
     field_names: &[String],
+    value: bool,
     out: &mut String,
 ) {
     let _ = write!(
@@ -209,7 +215,9 @@ fn push_record(
     push_key(&event.key, key_names, out);
     out.push_str(",\"ts\":");
     times.push(event.time, out);
-    let _ = write!(out, ",\"value\":{}", event.value);
+    if value {
+        let _ = write!(out, ",\"value\":{}", event.value);
+    }
     if !event.fields.is_empty() {
         let named = !field_names.is_empty();
         out.push_str(if named {
@@ -238,7 +246,7 @@ pub fn format_late(event: &Event, missed: &[Window], out: &mut String) {
 }
 
 fn push_late(event: &Event, missed: &[Window], times: TimeText, out: &mut String) {
-    push_record(event, times, &[], &[], out);
+    push_record(event, times, &[], &[], true, out);
     push_missed(missed, times, out);
 }
 
