@@ -365,14 +365,15 @@ impl Tables {
             .iter()
             .map(|t| t.delay.unwrap_or(job_delay))
             .collect();
-        let shift = 1 + self
+        let shift = self
             .tables
             .iter()
             .zip(&delays)
             .filter(|(t, _)| !t.is_static)
             .map(|(_, d)| *d)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .saturating_add(1);
         let default_history = job_lateness.saturating_add(span.unwrap_or(0));
         Ok(Resolved {
             steps,

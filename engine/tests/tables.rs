@@ -474,3 +474,67 @@ fn results_do_not_depend_on_workers_or_batches() {
         }
     }
 }
+
+#[test]
+fn a_bounded_stream_ends_the_job_although_its_followed_table_never_ends() {
+    // The table is a channel kept open (followed, never ended); once the
+    // stream has ended and the idle table was released, nothing is left to
+    // wait for.
+    let table = tidemark_sources::ChannelSource::new(1, 16).unwrap();
+    let sender = table.sender(0).unwrap();
+    sender.push("u1", 500, Value::Int(1)).unwrap();
+    let mut config = EngineConfig::with_aggregator(
+        WindowSpec::tumbling(100),
+        Policy::new(0, 0, EmitMode::Final),
+        Aggs::parse(&["count", "latest(country)"]).unwrap(),
+    );
+    config.idle_after = Some(std::time::Duration::from_millis(50));
+    config.tables = Tables {
+        tables: vec![TableDef {
+            name: "users".into(),
+            source: Arc::new(table),
+            fields: vec!["country".into()],
+            delay: None,
+            lateness: 0,
+            history: None,
+            is_static: false,
+        }],
+        enrich: vec![EnrichDef {
+            table: "users".into(),
+            on: "user".into(),
+            mode: JoinMode::Left,
+            defaults: BTreeMap::new(),
+        }],
+        stream_fields: vec!["user".into()],
+        key_fields: Vec::new(),
+    };
+    let stream: Vec<Vec<Record>> = vec![(0..50)
+        .map(|i| Record {
+            partition: 0,
+            offset: 0,
+            key: "u1".into(),
+            event_time: i * 20,
+            value: Value::Int(1),
+            fields: vec![text("u1")],
+        })
+        .collect()];
+    let (outputs, [rows, _, _]) = outputs();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let summary = run(
+            Arc::new(MemorySource::new(stream)),
+            config,
+            Parallelism::Workers(2),
+            outputs,
+            Arc::new(Stats::default()),
+        );
+        let _ = done.send(summary.map(|s| s.records));
+    });
+    let records = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the job ended")
+        .unwrap();
+    assert_eq!(records, 50);
+    assert_eq!(lines(&rows).len(), 10, "every window fired");
+    drop(sender);
+}

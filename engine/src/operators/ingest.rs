@@ -490,8 +490,13 @@ impl IngestOperator {
                 // An idle table follows the stream: it holds no lookup
                 // back (a stream record is looked up `shift` after its
                 // stream time).
-                let stream = self.control.least_stream_cap().saturating_add(self.shift);
-                return newest.map(|n| n.max(stream));
+                let stream = self.control.least_stream_cap();
+                if stream == EventTime::MAX {
+                    // Every stream reader ended: no lookup is left to
+                    // hold back, and the idle table ends too.
+                    return None;
+                }
+                return newest.map(|n| n.max(stream.saturating_add(self.shift)));
             }
             match (newest, self.control.others_hold(self.index)) {
                 (Some(n), Some(o)) => Some(n.max(o)),
