@@ -452,7 +452,7 @@ fn write_dead_letters<O: 'static>(
                 Pending::Late(_) => None,
             })
             .collect();
-        dead.sort_by_key(|d| (d.partition, d.offset));
+        dead.sort_by(|a, b| dead_order(a).cmp(&dead_order(b)));
         for d in &dead {
             s.dead_letters
                 .write(d)
@@ -504,8 +504,8 @@ fn write_ready<O: 'static>(
                 Pending::Dead(d) => dead.push(d),
             }
         }
-        late.sort_by_key(|l| (l.event.partition, l.event.offset));
-        dead.sort_by_key(|d| (d.partition, d.offset));
+        late.sort_by(|a, b| late_order(a).cmp(&late_order(b)));
+        dead.sort_by(|a, b| dead_order(a).cmp(&dead_order(b)));
         for l in &late {
             s.late
                 .write(l)
@@ -521,4 +521,22 @@ fn write_ready<O: 'static>(
         }
     }
     Ok(())
+}
+
+/// Where a dead letter goes among those of its time: a table's before the
+/// stream's (the event order ranks tables first), then by partition and
+/// offset. A table's and the stream's may share both, so the input is part
+/// of the order, or arrival would decide it.
+fn dead_order(d: &DeadLetter) -> (bool, Option<&str>, u32, u64) {
+    (d.table.is_none(), d.table.as_deref(), d.partition, d.offset)
+}
+
+/// [`dead_order`] for late records.
+fn late_order(l: &crate::event::LateRecord) -> (bool, Option<&str>, u32, u64) {
+    (
+        l.table.is_none(),
+        l.table.as_deref(),
+        l.event.partition,
+        l.event.offset,
+    )
 }
